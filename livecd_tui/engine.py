@@ -1,0 +1,518 @@
+"""The engine: runs the stages' steps, logs them, records state, skips what is up to date.
+
+One engine serves both the headless ``build`` command and the TUI. It reports what happens
+through listener callbacks (plain dataclass events); listeners are called from the thread
+that runs the build, so a UI must hand them over to its own thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import sh
+
+from livecd_tui import __version__
+from livecd_tui.build import WORK_MARKER, Build
+from livecd_tui.profile import write_atomically
+from livecd_tui.steps import Action, Command, Step
+
+Status = Literal["pending", "running", "done", "failed", "interrupted", "skipped"]
+
+#: How many output lines a failure report quotes.
+TAIL_LINES = 20
+#: Seconds between SIGTERM and SIGKILL when stopping a command.
+KILL_GRACE = 5.0
+
+
+class StepFailed(Exception):
+    """Raised by an Action (or the engine) when a step cannot do its job."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class BuildError(Exception):
+    """The build cannot start: bad selection, missing earlier outputs, busy work dir."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage: what it is, which options and earlier stages it uses, and its planner."""
+
+    name: str
+    title: str
+    describe: str
+    plan: Callable[[Build], list[Step]]
+    #: Option keys or key prefixes (``"bootloader."``) whose values the stage reads.
+    reads: tuple[str, ...] = ()
+    #: Earlier stages whose outputs this one reads.
+    uses: tuple[str, ...] = ()
+    #: Files or dirs whose contents the stage reads (fingerprinted by size and mtime).
+    inputs: Callable[[Build], list[Path]] = field(default=lambda build: [])
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a stage failed, in the terms a user can act on."""
+
+    stage: str
+    step: int
+    describe: str
+    command: str
+    exit_code: int | None
+    signal: str | None
+    tail: list[str]
+    hint: str = ""
+
+    def report(self) -> str:
+        """A readable multi-line report: what failed, the command, the output's end, a hint."""
+        how = (
+            f"killed by {self.signal}" if self.signal
+            else f"exit code {self.exit_code}" if self.exit_code is not None
+            else "failed"
+        )
+        lines = [f"stage {self.stage} failed at step {self.step + 1} ({self.describe}): {how}",
+                 f"  command: {self.command}"]
+        if self.tail:
+            lines.append("  last lines of output:")
+            lines += [f"    {line}" for line in self.tail]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+@dataclass
+class StageState:
+    """What the work dir remembers about one stage."""
+
+    name: str
+    status: Status = "pending"
+    started: float | None = None
+    ended: float | None = None
+    fingerprint: str = ""
+    log: str = ""
+    failure: dict[str, Any] | None = None
+    facts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+
+# -- events handed to listeners --------------------------------------------------------
+@dataclass(frozen=True)
+class StageStarted:
+    stage: str
+    steps: int
+
+
+@dataclass(frozen=True)
+class StageSkipped:
+    stage: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    stage: str
+    index: int
+    total: int
+    describe: str
+    command: str
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    stage: str
+    line: str
+
+
+@dataclass(frozen=True)
+class StageFinished:
+    stage: str
+    status: Status
+    duration: float
+    failure: Failure | None = None
+
+
+Event = StageStarted | StageSkipped | StepStarted | OutputLine | StageFinished
+Listener = Callable[[Event], None]
+
+
+@dataclass
+class StepContext:
+    """What an Action gets: the build, its stage's output dir, and a way to log."""
+
+    build: Build
+    stage: str
+    out: Path
+    log: Callable[[str], None]
+
+
+def load_state(build: Build, name: str) -> StageState:
+    """The recorded state of one stage (``pending`` if it never ran)."""
+    path = build.state_path(name)
+    try:
+        data = json.loads(path.read_text())
+        return StageState(**{k: v for k, v in data.items() if k in StageState.__annotations__})
+    except (OSError, ValueError, TypeError):
+        return StageState(name=name)
+
+
+def save_state(build: Build, state: StageState) -> None:
+    write_atomically(build.state_path(state.name),
+                     json.dumps(asdict(state), indent=1, sort_keys=True).encode())
+
+
+def fingerprint(build: Build, stage: Stage, steps: Sequence[Step]) -> str:
+    """A digest of everything a stage's result depends on.
+
+    The plan's own text covers the option values that reach commands; ``reads`` adds the
+    options used inside actions; inputs are fingerprinted by path, size and mtime (cheap
+    enough for a system root); earlier stages by their own recorded fingerprints.
+    """
+    digest = hashlib.sha256()
+    digest.update(f"livecd-tui {__version__}\n".encode())
+    for step in steps:
+        digest.update(("\n".join(step.script_lines()) + "\n").encode())
+    for key, value in sorted(build.profile.values.items()):
+        if any(key == r or (r.endswith(".") and key.startswith(r)) for r in stage.reads):
+            digest.update(f"{key}={value!r}\n".encode())
+    for path in stage.inputs(build):
+        _digest_tree(digest, path, skip=build.work)
+    for name in stage.uses:
+        digest.update(f"uses {name} {load_state(build, name).fingerprint}\n".encode())
+    return digest.hexdigest()
+
+
+def _digest_tree(digest: Any, top: Path, skip: Path) -> None:
+    try:
+        st = top.lstat()
+    except OSError:
+        digest.update(f"missing {top}\n".encode())
+        return
+    digest.update(f"{top} {st.st_mode} {st.st_size} {st.st_mtime_ns}\n".encode())
+    if not top.is_dir() or top.is_symlink():
+        return
+    for dirpath, dirnames, filenames in os.walk(top):
+        if Path(dirpath) == skip:
+            dirnames.clear()
+            continue
+        dirnames.sort()
+        for name in sorted(filenames) + dirnames:
+            path = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                digest.update(f"{path} {st.st_mode} {st.st_size} {st.st_mtime_ns}\n".encode())
+
+
+def prepare_work_dir(work: Path) -> None:
+    """Create the work dir with its marker; refuse a non-empty dir that lacks the marker,
+    because the build deletes things inside its work dir."""
+    if work.exists():
+        if not work.is_dir():
+            raise BuildError(f"work dir {work} exists and is not a directory")
+        if not (work / WORK_MARKER).exists() and any(work.iterdir()):
+            raise BuildError(
+                f"work dir {work} is not empty and was not made by livecd-tui "
+                f"(no {WORK_MARKER} file in it); choose an empty or new directory")
+    for sub in ("stages", "logs", "state", "out"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARKER).write_text("This directory is a livecd-tui work dir.\n")
+
+
+class Engine:
+    """Runs a build's stages in order, one at a time, and can be stopped from another thread."""
+
+    def __init__(self, build: Build, stages: Sequence[Stage],
+                 listeners: Iterable[Listener] = ()) -> None:
+        self.build = build
+        self.stages = list(stages)
+        self.listeners = list(listeners)
+        self._process: Any = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- selection ---------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise BuildError(f"unknown stage {name!r}; stages are: {', '.join(self.names())}")
+
+    def select(self, only: Sequence[str] = (), start: str | None = None,
+               resume: bool = False) -> list[Stage]:
+        """Which stages to consider, from the ``--only``/``--from``/``--resume`` options."""
+        for name in [*only, *([start] if start else [])]:
+            self.stage(name)
+        if only:
+            return [s for s in self.stages if s.name in only]
+        if resume:
+            for s in self.stages:
+                if load_state(self.build, s.name).status in ("failed", "interrupted"):
+                    start = s.name
+                    break
+            else:
+                raise BuildError("nothing to resume: no stage failed or was interrupted "
+                                 "in " + str(self.build.work))
+        if start:
+            index = self.names().index(start)
+            return self.stages[index:]
+        return list(self.stages)
+
+    # -- running -----------------------------------------------------------------------
+    def run(self, selected: Sequence[Stage], force: Sequence[str] = (),
+            force_all: bool = False) -> bool:
+        """Run the selected stages; True when all succeeded or were up to date."""
+        prepare_work_dir(self.build.work)
+        self._stopping.clear()
+        selected_names = {s.name for s in selected}
+        for stage in selected:
+            missing = [u for u in stage.uses if u not in selected_names
+                       and load_state(self.build, u).status not in ("done", "skipped")]
+            if missing:
+                raise BuildError(f"stage {stage.name} needs the output of "
+                                 f"{', '.join(missing)}; build that first")
+        for stage in selected:
+            if self._stopping.is_set():
+                return False
+            forced = force_all or stage.name in force
+            if not self._run_stage(stage, forced):
+                return False
+        return True
+
+    def stop(self) -> None:
+        """Stop the build: kill the running command's whole process group."""
+        self._stopping.set()
+        with self._lock:
+            process = self._process
+        if process is not None:
+            kill_process_group(process.pid)
+
+    def _emit(self, event: Event) -> None:
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):  # a broken listener must not stop a build
+                listener(event)
+
+    def _run_stage(self, stage: Stage, forced: bool) -> bool:
+        build = self.build
+        previous = load_state(build, stage.name)
+        build.facts.update(previous.facts)
+        steps = stage.plan(build)
+        print_fp = fingerprint(build, stage, steps)
+        if (not forced and previous.status in ("done", "skipped")
+                and previous.fingerprint == print_fp and build.done_dir(stage.name).exists()):
+            previous.status = "skipped"
+            save_state(build, previous)
+            self._emit(StageSkipped(stage.name, "up to date"))
+            return True
+
+        partial = build.partial_dir(stage.name)
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        log_path = build.log_path(stage.name)
+        state = StageState(name=stage.name, status="running", started=time.time(),
+                           fingerprint=print_fp, log=str(log_path))
+        save_state(build, state)
+        self._emit(StageStarted(stage.name, len(steps)))
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        with open(log_path, "w", encoding="utf-8", errors="replace") as log:
+            def write(line: str) -> None:
+                line = line.rstrip("\n")
+                log.write(line + "\n")
+                log.flush()
+                tail.append(line)
+                self._emit(OutputLine(stage.name, line))
+
+            failure = self._run_steps(stage, steps, partial, write, tail)
+            status: Status
+            if failure is None and not self._stopping.is_set():
+                done = build.done_dir(stage.name)
+                shutil.rmtree(done, ignore_errors=True)
+                partial.rename(done)
+                status = "done"
+                write(f"== {stage.name}: done in {time.time() - state.started:.1f} s")
+            else:
+                status = "interrupted" if self._stopping.is_set() else "failed"
+                if failure:
+                    write(failure.report())
+        state.status = status
+        state.ended = time.time()
+        state.failure = asdict(failure) if failure else None
+        state.facts = {k: v for k, v in build.facts.items() if k.startswith(stage.name + ".")}
+        save_state(build, state)
+        self._emit(StageFinished(stage.name, status, state.ended - state.started, failure))
+        return status == "done"
+
+    def _run_steps(self, stage: Stage, steps: Sequence[Step], partial: Path,
+                   write: Callable[[str], None], tail: deque[str]) -> Failure | None:
+        for index, step in enumerate(steps):
+            if self._stopping.is_set():
+                return None
+            write(f"$ {step.shell_line()}" if isinstance(step, Command)
+                  else f"# {step.describe}")
+            self._emit(StepStarted(stage.name, index, len(steps), step.describe,
+                                   step.shell_line()))
+            if isinstance(step, Action):
+                try:
+                    step.run(StepContext(self.build, stage.name, partial, write))
+                except StepFailed as err:
+                    return Failure(stage.name, index, step.describe, step.describe, None, None,
+                                   [*tail, str(err)][-TAIL_LINES:], err.hint)
+                except OSError as err:
+                    return Failure(stage.name, index, step.describe, step.describe, None, None,
+                                   [*tail, f"{type(err).__name__}: {err}"][-TAIL_LINES:])
+                continue
+            failure = self._run_command(stage.name, index, step, write, tail)
+            if failure:
+                return failure
+        return None
+
+    def _run_command(self, stage: str, index: int, step: Command,
+                     write: Callable[[str], None], tail: deque[str]) -> Failure | None:
+        env = dict(os.environ)
+        env["SOURCE_DATE_EPOCH"] = str(self.build.epoch)
+        env["LC_ALL"] = "C.UTF-8"
+        env.update(dict(step.env))
+
+        def on_output(line: str) -> None:
+            # Called from sh's own thread: never let an exception escape there.
+            with contextlib.suppress(Exception):
+                write(line)
+
+        def failed(code: int | None, sig: str | None, extra: str = "") -> Failure:
+            lines = list(tail) + ([extra] if extra else [])
+            return Failure(stage, index, step.describe, step.shell_line(), code, sig,
+                           lines[-TAIL_LINES:], step.hint)
+
+        try:
+            program = sh.Command(step.argv[0])
+        except sh.CommandNotFound:
+            return failed(127, None, f"{step.argv[0]}: command not found")
+        files: list[Any] = []
+        kwargs: dict[str, Any] = dict(
+            _bg=True, _bg_exc=False, _new_session=True, _env=env, _tty_out=False,
+            _decode_errors="replace", _ok_code=list(range(256)),
+        )
+        if step.cwd:
+            kwargs["_cwd"] = str(step.cwd)
+        try:
+            if step.stdin:
+                files.append(open(step.stdin, "rb"))  # noqa: SIM115 - closed below
+                kwargs["_in"] = files[-1]
+            if step.stdout:
+                files.append(open(step.stdout, "wb"))  # noqa: SIM115 - closed below
+                kwargs["_out"] = files[-1]
+                kwargs["_err"] = on_output
+            else:
+                kwargs["_out"] = on_output
+                kwargs["_err_to_out"] = True
+        except OSError as err:
+            for f in files:
+                f.close()
+            return failed(None, None, f"cannot open redirection: {err}")
+        try:
+            with self._lock:
+                if self._stopping.is_set():
+                    return None
+                self._process = program(*step.argv[1:], **kwargs)
+            try:
+                self._process.wait()
+                code = self._process.exit_code
+            except sh.SignalException as err:
+                code = -abs(getattr(err, "exit_code", 0) or 0)
+            except sh.ErrorReturnCode as err:
+                code = err.exit_code
+        except (OSError, sh.ForkException) as err:
+            return failed(None, None, f"cannot start {step.argv[0]}: {err}")
+        finally:
+            with self._lock:
+                self._process = None
+            for f in files:
+                f.close()
+        if code == 0:
+            return None
+        if code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return failed(None, name)
+        return failed(code, None)
+
+
+def kill_process_group(pid: int, grace: float = KILL_GRACE) -> None:
+    """SIGTERM a process group, then SIGKILL it if it is still there after ``grace``."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def render_script(build: Build, stages: Sequence[Stage]) -> str:
+    """The whole build as a standalone, commented bash script: the method by hand."""
+    from livecd_tui.options import format_value
+
+    lines = [
+        "#!/bin/bash",
+        f"# Live CD build for profile {build.profile.name!r}, written by livecd-tui "
+        f"{__version__}.",
+        "# Each stage writes into WORK/stages/NAME.partial, renamed to NAME when it succeeds,",
+        "# exactly as livecd-tui does it. Run as root (reading a whole system root needs it).",
+        "set -euo pipefail",
+        f"export SOURCE_DATE_EPOCH={build.epoch}",
+        "export LC_ALL=C.UTF-8",
+        f"WORK={shlex.quote(str(build.work))}",
+        'mkdir -p "$WORK/stages" "$WORK/out"',
+        "",
+    ]
+    for stage in stages:
+        lines += [f"# {'=' * 76}", f"# Stage {stage.name}: {stage.title}"]
+        lines += [f"# {text}" for text in _wrap(stage.describe)]
+        reads = [f"#   {k} = {format_value(v)}" for k, v in build.profile.values.items()
+                 if any(k == r or (r.endswith(".") and k.startswith(r)) for r in stage.reads)]
+        if reads:
+            lines += ["# Options it reads:", *reads]
+        partial = shlex.quote(str(build.partial_dir(stage.name)))
+        done = shlex.quote(str(build.done_dir(stage.name)))
+        lines += [f"rm -rf {partial}", f"mkdir -p {partial}"]
+        for step in stage.plan(build):
+            lines.append(f"# {step.describe}")
+            lines += step.script_lines()
+        lines += [f"rm -rf {done}", f"mv {partial} {done}", ""]
+    lines.append(f"echo {shlex.quote('ISO: ' + str(build.iso_path))}")
+    return "\n".join(lines) + "\n"
+
+
+def _wrap(text: str, width: int = 88) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width)

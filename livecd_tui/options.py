@@ -1,0 +1,778 @@
+"""Every option a profile can hold, declared once.
+
+This table is the single source of truth: the TOML reader and validator, the TUI's menu tree,
+``livecd-tui options`` and ``docs/options.md`` are all generated from it. Adding an option
+means adding one ``Option`` here and reading it in the stage that uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["bool", "int", "str", "path", "choice", "list"]
+
+#: Longest string a profile may hold; anything longer is a mistake, not a value.
+MAX_STRING = 4096
+#: Longest list a profile may hold.
+MAX_LIST = 1024
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its TOML key, how it looks in the menus, its type and its meaning."""
+
+    key: str
+    title: str
+    kind: Kind
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    unit: str = ""
+    #: (other key, values): the option is shown and used only when the other option has
+    #: one of these values.
+    depends_on: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    #: For paths: an empty value means "find it automatically"; a set value must exist.
+    must_exist: bool = False
+    #: For lists: each item must be one of these (empty: any string).
+    item_choices: tuple[str, ...] = ()
+    max_length: int = MAX_STRING
+
+    @property
+    def section(self) -> str:
+        """The menu this option lives in, as a dotted key prefix (``kernel.drivers``)."""
+        return self.key.rpartition(".")[0]
+
+    @property
+    def name(self) -> str:
+        """The last part of the key, as written inside its TOML table."""
+        return self.key.rpartition(".")[2]
+
+
+@dataclass(frozen=True)
+class Menu:
+    """A menu of the tree: its key prefix, title and one line on what it is for."""
+
+    key: str
+    title: str
+    help: str = ""
+    children: tuple[str, ...] = field(default=())
+
+
+def _auto_cpus() -> str:
+    return f"0 means all CPUs ({os.cpu_count() or 1} here)."
+
+
+_MENUS: tuple[Menu, ...] = (
+    Menu("kernel", "Kernel", "Which kernel boots the CD, where its modules and config are."),
+    Menu(
+        "kernel.drivers",
+        "Driver groups",
+        "Drivers chosen by what the CD is for, as the article picks them.",
+    ),
+    Menu("initrd", "Initrd", "The small first root that finds the CD and mounts the system."),
+    Menu("system", "System", "Which installed system is packed into the squashfs image."),
+    Menu("writable", "Writable dirs", "How the read-only system becomes writable at boot."),
+    Menu("bootloader", "Boot loader", "What the firmware starts and the menu it shows."),
+    Menu("iso", "ISO image", "The image file and the marker that identifies the medium."),
+    Menu("boottest", "Boot test", "Booting the ISO in QEMU before anyone burns a disc."),
+    Menu("build", "Build", "Where and how the build runs."),
+)
+
+_OPTIONS: tuple[Option, ...] = (
+    # ---------------------------------------------------------------- Kernel
+    Option(
+        "kernel.source",
+        "Kernel source",
+        "choice",
+        "prebuilt",
+        "Where the CD's kernel comes from. 'prebuilt' takes an already built kernel image "
+        "(the running system's from /boot by default). 'tree' builds one from a kernel "
+        "source tree with make, as the article does for a dedicated live-CD kernel.",
+        choices=("prebuilt", "tree"),
+    ),
+    Option(
+        "kernel.image",
+        "Kernel image",
+        "path",
+        "",
+        "The kernel image (bzImage/vmlinuz) to put on the CD. Empty: the newest "
+        "/boot/vmlinuz-* of the system root.",
+        depends_on=(("kernel.source", ("prebuilt",)),),
+        must_exist=True,
+    ),
+    Option(
+        "kernel.modules_dir",
+        "Modules directory",
+        "path",
+        "",
+        "The kernel's modules, /lib/modules/RELEASE. Empty: found from the image's release. "
+        "The initrd takes the drivers it loads from here, and the live system gets them all "
+        "so it can load drivers after boot.",
+        depends_on=(("kernel.source", ("prebuilt",)),),
+        must_exist=True,
+    ),
+    Option(
+        "kernel.config",
+        "Kernel config",
+        "path",
+        "",
+        "The kernel's .config, used to check that the kernel can boot this CD. Empty: "
+        "/boot/config-RELEASE, the modules dir's build/.config, /proc/config.gz, or the copy "
+        "built into the image (IKCONFIG).",
+        must_exist=True,
+    ),
+    Option(
+        "kernel.tree",
+        "Source tree",
+        "path",
+        "/usr/src/linux",
+        "A configured kernel source tree. The kernel stage runs 'make bzImage modules' in "
+        "it and installs the modules into the work dir; make only rebuilds what changed.",
+        depends_on=(("kernel.source", ("tree",)),),
+        must_exist=True,
+    ),
+    Option(
+        "kernel.jobs",
+        "Make jobs",
+        "int",
+        0,
+        "Parallel jobs for make (-j). " + _auto_cpus(),
+        minimum=0,
+        maximum=1024,
+        depends_on=(("kernel.source", ("tree",)),),
+    ),
+    Option(
+        "kernel.extra_modules",
+        "Extra modules",
+        "list",
+        [],
+        "More kernel modules (by name) for the initrd to load at boot, with their "
+        "dependencies, besides those the method and the driver groups need.",
+    ),
+    Option(
+        "kernel.drivers.disk",
+        "Disk drivers",
+        "bool",
+        True,
+        "SATA/AHCI, NVMe, SCSI and virtio disks: a rescue CD needs them to reach the "
+        "machine's disks, and the CD itself may sit behind one of them.",
+    ),
+    Option(
+        "kernel.drivers.usb",
+        "USB drivers",
+        "bool",
+        True,
+        "USB host controllers and USB storage, so the ISO also boots from a USB stick.",
+    ),
+    Option(
+        "kernel.drivers.network",
+        "Network drivers",
+        "bool",
+        False,
+        "Checks that the kernel has networking and common network card drivers, for a "
+        "CD that must reach the network. The live system gets all modules either way.",
+    ),
+    Option(
+        "kernel.drivers.sound",
+        "Sound drivers",
+        "bool",
+        False,
+        "Checks that the kernel has sound support, for a desktop CD.",
+    ),
+    # ---------------------------------------------------------------- Initrd
+    Option(
+        "initrd.format",
+        "Initrd format",
+        "choice",
+        "initramfs",
+        "'initramfs': a cpio archive the kernel unpacks into RAM; its /init mounts the "
+        "system and switch_roots into it (the modern way, needs no RAM-disk driver). "
+        "'classic': the article's ext2 RAM-disk image whose /linuxrc pivot_roots; it needs "
+        "BLK_DEV_RAM and ext2 built into the kernel and a kernel older than 7.0.",
+        choices=("initramfs", "classic"),
+    ),
+    Option(
+        "initrd.size_mib",
+        "Image size",
+        "int",
+        8,
+        "Size of the classic ext2 RAM-disk image. It must hold the shell, modules and "
+        "libraries, and be no bigger than the kernel's RAM disk (BLK_DEV_RAM_SIZE or "
+        "ramdisk_size=), which the boot loader entry sets to match.",
+        minimum=1,
+        maximum=1024,
+        unit="MiB",
+        depends_on=(("initrd.format", ("classic",)),),
+    ),
+    Option(
+        "initrd.shell",
+        "Shell",
+        "choice",
+        "busybox",
+        "The shell that runs the init script. busybox is one static binary that also "
+        "provides every command the script needs; bash needs its libraries and the "
+        "commands copied in one by one.",
+        choices=("busybox", "bash"),
+    ),
+    Option(
+        "initrd.busybox",
+        "Busybox binary",
+        "path",
+        "",
+        "The busybox to put into the initrd. Empty: found in the system root or on PATH "
+        "(Debian: busybox-static). A static build needs no libraries.",
+        must_exist=True,
+    ),
+    Option(
+        "initrd.device_manager",
+        "Device manager",
+        "choice",
+        "devtmpfs",
+        "Who fills /dev. 'devtmpfs': the kernel does (enough when the initrd loads the "
+        "drivers itself). 'mdev': busybox's small hotplug helper. 'udev': the article's "
+        "choice, loads drivers by hardware; needs udevd and its rules in the initrd.",
+        choices=("devtmpfs", "mdev", "udev"),
+    ),
+    Option(
+        "initrd.extra_binaries",
+        "Extra binaries",
+        "list",
+        [],
+        "More programs (paths in the system root) to copy into the initrd with the "
+        "libraries they need, e.g. for debugging in the rescue shell.",
+    ),
+    Option(
+        "initrd.firmware",
+        "Include firmware",
+        "bool",
+        False,
+        "Copy the firmware files the initrd's modules ask for from /lib/firmware.",
+    ),
+    Option(
+        "initrd.compression",
+        "Compression",
+        "choice",
+        "gzip",
+        "How the initrd is compressed. The kernel must have the matching decompressor "
+        "built in (RD_GZIP, RD_XZ, RD_ZSTD). gzip is what every kernel can read.",
+        choices=("gzip", "xz", "zstd"),
+    ),
+    Option(
+        "initrd.wait",
+        "Wait for medium",
+        "int",
+        10,
+        "How long the init script keeps looking for the CD or USB stick; USB devices "
+        "can take seconds to appear.",
+        minimum=1,
+        maximum=600,
+        unit="s",
+    ),
+    # ---------------------------------------------------------------- System
+    Option(
+        "system.source",
+        "System source",
+        "choice",
+        "root",
+        "'root': pack an installed system (the directory below). 'busybox': pack a tiny "
+        "system made from a static busybox, for trying the method in a minute.",
+        choices=("root", "busybox"),
+    ),
+    Option(
+        "system.root",
+        "System root",
+        "path",
+        "/",
+        "The root directory of the installed system to pack (the article packs the "
+        "running system, '/').",
+        depends_on=(("system.source", ("root",)),),
+        must_exist=True,
+    ),
+    Option(
+        "system.dirs",
+        "Directories",
+        "list",
+        ["bin", "lib", "sbin", "usr"],
+        "Top-level directories packed into the squashfs, as in the article. On merged-/usr "
+        "systems bin, lib and sbin are links into usr and are kept as links; lib64 is "
+        "added when the root has it, because the dynamic loader is found through it.",
+    ),
+    Option(
+        "system.excludes",
+        "Excludes",
+        "list",
+        [],
+        "Paths (relative to the root, e.g. 'usr/share/doc') left out of the squashfs. The "
+        "work dir and /proc /sys /dev /run /tmp are always left out.",
+    ),
+    Option(
+        "system.compressor",
+        "Squashfs compressor",
+        "choice",
+        "zstd",
+        "mksquashfs's compressor. zstd packs nearly as small as xz at the speed of gzip; "
+        "gzip is the most widely supported; lz4 boots fastest and packs largest. The "
+        "kernel needs the matching SQUASHFS_* option.",
+        choices=("gzip", "xz", "zstd", "lz4"),
+    ),
+    Option(
+        "system.block_size",
+        "Block size",
+        "int",
+        128,
+        "Squashfs block size. Larger blocks pack smaller, smaller blocks read faster "
+        "at random.",
+        minimum=4,
+        maximum=1024,
+        unit="KiB",
+    ),
+    Option(
+        "system.cpus",
+        "CPUs",
+        "int",
+        0,
+        "Processors mksquashfs uses. " + _auto_cpus(),
+        minimum=0,
+        maximum=1024,
+    ),
+    Option(
+        "system.keep_owners",
+        "Keep owners",
+        "bool",
+        True,
+        "Keep files' owners and groups as in the root. Off: every file belongs to root, "
+        "which suits a tree built by an unprivileged user.",
+    ),
+    # ---------------------------------------------------------------- Writable
+    Option(
+        "writable.strategy",
+        "Strategy",
+        "choice",
+        "overlay",
+        "'overlay': the squashfs is the lower layer of an overlayfs whose upper layer is a "
+        "tmpfs, so every directory is writable (modern). 'classic': the article's way: a "
+        "tmpfs root with links to the squashfs's directories, /etc unpacked from an "
+        "archive on the CD, /home /root /var made empty at boot.",
+        choices=("overlay", "classic"),
+    ),
+    Option(
+        "writable.archive_dirs",
+        "Archived dirs",
+        "list",
+        ["etc"],
+        "Directories packed into the archive on the CD and unpacked into the tmpfs root "
+        "at boot (the article packs /etc).",
+        depends_on=(("writable.strategy", ("classic",)),),
+    ),
+    Option(
+        "writable.empty_dirs",
+        "Empty dirs",
+        "list",
+        ["home", "root", "var"],
+        "Directories made empty on the tmpfs root at boot. /var also gets run, log and "
+        "lock and the login records (utmp, wtmp, btmp, lastlog).",
+        depends_on=(("writable.strategy", ("classic",)),),
+    ),
+    Option(
+        "writable.overrides",
+        "/etc overrides",
+        "path",
+        "",
+        "A directory whose files replace or add to the live system's /etc, e.g. an "
+        "inittab with a getty on the serial console or an fstab for the live system. "
+        "Empty: none.",
+        must_exist=True,
+    ),
+    Option(
+        "writable.archive_compression",
+        "Archive compression",
+        "choice",
+        "bzip2",
+        "How the /etc archive is compressed (the article uses bzip2). busybox tar in the "
+        "initrd unpacks all three.",
+        choices=("bzip2", "gzip", "xz"),
+    ),
+    Option(
+        "writable.tmpfs_size",
+        "Tmpfs size",
+        "str",
+        "",
+        "Size of the tmpfs that holds every change made in the live system, as mount's "
+        "size= takes it ('512m', '50%'). Empty: the kernel's default, half the RAM.",
+        max_length=16,
+    ),
+    Option(
+        "writable.copy_to_ram",
+        "Copy to RAM",
+        "bool",
+        False,
+        "Copy the system image into RAM at boot, so the CD can be removed and the system "
+        "runs faster. Needs RAM larger than the image. The boot menu always has an entry "
+        "for it; this makes it the default.",
+    ),
+    # ---------------------------------------------------------------- Boot loader
+    Option(
+        "bootloader.type",
+        "Boot loader",
+        "choice",
+        "grub2",
+        "'grub2': one image that boots from BIOS and UEFI, from CD and USB stick. "
+        "'isolinux': small and BIOS only, also as a USB image (isohybrid). 'grub-legacy': "
+        "the article's stage2_eltorito with a menu.lst, BIOS CD only.",
+        choices=("grub2", "isolinux", "grub-legacy"),
+    ),
+    Option(
+        "bootloader.title",
+        "Menu title",
+        "str",
+        "Live system",
+        "The name of the boot menu entries.",
+        max_length=128,
+    ),
+    Option(
+        "bootloader.timeout",
+        "Timeout",
+        "int",
+        5,
+        "Seconds the boot menu waits before it starts the first entry.",
+        minimum=0,
+        maximum=3600,
+        unit="s",
+    ),
+    Option(
+        "bootloader.entries",
+        "Menu entries",
+        "list",
+        ["normal", "toram", "debug"],
+        "Entries of the boot menu: 'normal', 'toram' (copy the system to RAM) and "
+        "'debug' (stop in a shell before switching to the live system, with verbose "
+        "output). The first is the default.",
+        item_choices=("normal", "toram", "debug"),
+    ),
+    Option(
+        "bootloader.cmdline",
+        "Kernel command line",
+        "str",
+        "",
+        "Extra kernel parameters for every entry, e.g. 'quiet' or 'nomodeset'.",
+        max_length=1024,
+    ),
+    Option(
+        "bootloader.serial",
+        "Serial console",
+        "bool",
+        True,
+        "Boot menu and kernel console on the first serial port too, so the CD can be used "
+        "headless and the boot test can read it.",
+    ),
+    Option(
+        "bootloader.serial_speed",
+        "Serial speed",
+        "int",
+        115200,
+        "Baud rate of the serial console.",
+        minimum=1200,
+        maximum=921600,
+        unit="baud",
+        depends_on=(("bootloader.serial", (True,)),),
+    ),
+    Option(
+        "bootloader.stage2_eltorito",
+        "stage2_eltorito",
+        "path",
+        "",
+        "GRUB legacy's El Torito stage 2. Empty: looked for under /usr/lib/grub and "
+        "/boot/grub. Debian: apt-get download grub-legacy, then dpkg-deb -x.",
+        depends_on=(("bootloader.type", ("grub-legacy",)),),
+        must_exist=True,
+    ),
+    # ---------------------------------------------------------------- ISO
+    Option(
+        "iso.tool",
+        "ISO tool",
+        "choice",
+        "xorriso",
+        "The program that writes the ISO 9660 image. xorriso makes hybrid BIOS/UEFI "
+        "images; genisoimage and mkisofs are the article's tool (GRUB legacy, isolinux).",
+        choices=("xorriso", "genisoimage", "mkisofs"),
+    ),
+    Option(
+        "iso.volume_label",
+        "Volume label",
+        "str",
+        "LIVECD",
+        "The ISO 9660 volume id (up to 32 characters), shown by blkid and file managers.",
+        max_length=32,
+    ),
+    Option(
+        "iso.marker",
+        "Medium marker",
+        "str",
+        "livecd-tui",
+        "Text written to the LABEL file at the root of the CD. The init script mounts "
+        "each CD or disk and keeps the one whose LABEL file holds this text, so another "
+        "disc or a USB stick is never taken for this one.",
+        max_length=256,
+    ),
+    Option(
+        "iso.output",
+        "Output path",
+        "path",
+        "",
+        "Where the finished ISO goes. Empty: out/PROFILE.iso in the work dir.",
+    ),
+    Option(
+        "iso.hybrid",
+        "USB-bootable hybrid",
+        "bool",
+        True,
+        "Give the ISO a partition table and MBR boot code so the same file can be "
+        "written to a USB stick with dd (grub2, isolinux).",
+    ),
+    Option(
+        "iso.checksum",
+        "Checksum file",
+        "bool",
+        True,
+        "Write ISO.sha256 beside the ISO, to check a download or a burnt disc.",
+    ),
+    # ---------------------------------------------------------------- Boot test
+    Option(
+        "boottest.enabled",
+        "Boot test",
+        "bool",
+        True,
+        "Boot the finished ISO in QEMU with a serial console and wait for the success "
+        "marker, before anyone burns a disc.",
+    ),
+    Option(
+        "boottest.firmware",
+        "Firmware",
+        "choice",
+        "bios",
+        "Boot the test machine with a PC BIOS (SeaBIOS) or UEFI (OVMF).",
+        choices=("bios", "uefi"),
+        depends_on=(("boottest.enabled", (True,)),),
+    ),
+    Option(
+        "boottest.medium",
+        "Medium",
+        "choice",
+        "cdrom",
+        "Attach the ISO as a CD-ROM, or as a USB disk (tests the hybrid image).",
+        choices=("cdrom", "usb"),
+        depends_on=(("boottest.enabled", (True,)),),
+    ),
+    Option(
+        "boottest.memory_mib",
+        "Memory",
+        "int",
+        1024,
+        "RAM of the test machine. Copy-to-RAM needs more than the system image.",
+        minimum=64,
+        maximum=65536,
+        unit="MiB",
+        depends_on=(("boottest.enabled", (True,)),),
+    ),
+    Option(
+        "boottest.timeout",
+        "Timeout",
+        "int",
+        300,
+        "Seconds to wait for the success marker. Without KVM, QEMU emulates the CPU and "
+        "a boot takes tens of seconds.",
+        minimum=5,
+        maximum=7200,
+        unit="s",
+        depends_on=(("boottest.enabled", (True,)),),
+    ),
+    Option(
+        "boottest.marker",
+        "Success marker",
+        "str",
+        "login:",
+        "Text on the serial console that proves the live system came up, e.g. the "
+        "getty's 'login:' prompt.",
+        max_length=256,
+        depends_on=(("boottest.enabled", (True,)),),
+    ),
+    Option(
+        "boottest.accel",
+        "Accelerator",
+        "choice",
+        "auto",
+        "'auto' uses KVM only when a test guest really runs with it, else TCG (software "
+        "emulation, slower but always works).",
+        choices=("auto", "kvm", "tcg"),
+        depends_on=(("boottest.enabled", (True,)),),
+    ),
+    # ---------------------------------------------------------------- Build
+    Option(
+        "build.work_dir",
+        "Work dir",
+        "path",
+        "",
+        "Where the build keeps its files, logs and state. Empty: "
+        "$XDG_CACHE_HOME/livecd-tui/PROFILE. Never inside the packed system.",
+    ),
+    Option(
+        "build.source_date_epoch",
+        "SOURCE_DATE_EPOCH",
+        "int",
+        0,
+        "A fixed time (seconds since 1970) for every timestamp in the images, so two "
+        "builds of the same inputs are byte-identical. 0: taken from the environment's "
+        "SOURCE_DATE_EPOCH, else the build time.",
+        minimum=0,
+        maximum=2**32 - 1,
+    ),
+    Option(
+        "build.jobs",
+        "Jobs",
+        "int",
+        0,
+        "Parallel jobs for the build's own tools. " + _auto_cpus(),
+        minimum=0,
+        maximum=1024,
+    ),
+)
+
+OPTIONS: Mapping[str, Option] = {option.key: option for option in _OPTIONS}
+MENUS: Mapping[str, Menu] = {menu.key: menu for menu in _MENUS}
+SECTIONS: tuple[str, ...] = tuple(menu.key for menu in _MENUS if "." not in menu.key)
+
+
+def defaults() -> dict[str, Any]:
+    """A fresh copy of every option's default value."""
+    return {key: _copy(option.default) for key, option in OPTIONS.items()}
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def options_in(menu: str) -> list[Option]:
+    """The options directly inside a menu, in declaration order."""
+    return [option for option in _OPTIONS if option.section == menu]
+
+
+def submenus_of(menu: str) -> list[Menu]:
+    """The menus directly inside a menu (or the top-level menus for ``""``)."""
+    return [m for m in _MENUS if m.key.rpartition(".")[0] == menu]
+
+
+def is_active(option: Option, values: Mapping[str, Any]) -> bool:
+    """Whether an option's ``depends_on`` holds, so it is shown and used."""
+    return all(values.get(other) in allowed for other, allowed in option.depends_on)
+
+
+def dependents_of(key: str) -> list[Option]:
+    """Options that are only shown when ``key`` has certain values."""
+    return [o for o in _OPTIONS if any(other == key for other, _ in o.depends_on)]
+
+
+def describe_type(option: Option) -> str:
+    """A short human description of what values an option takes."""
+    if option.kind == "choice":
+        return "one of " + ", ".join(option.choices)
+    if option.kind == "int":
+        unit = f" {option.unit}" if option.unit else ""
+        return f"integer {option.minimum}..{option.maximum}{unit}"
+    if option.kind == "list":
+        if option.item_choices:
+            return "list of " + ", ".join(option.item_choices)
+        return "list of strings"
+    if option.kind == "path":
+        return "path" + (" (empty: automatic)" if option.default == "" else "")
+    if option.kind == "str":
+        return f"string (up to {option.max_length} characters)"
+    return "boolean"
+
+
+def format_value(value: Any) -> str:
+    """A value as TOML would spell it, for messages and docs."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
+    """Check one value against its option; return (value, None) or (None, reason).
+
+    Existence of paths is checked by the profile, which knows the file's directory.
+    """
+    kind = option.kind
+    if kind == "bool":
+        if not isinstance(value, bool):
+            return None, f"expected true or false, got {_typename(value)}"
+        return value, None
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None, f"expected an integer, got {_typename(value)}"
+        if option.minimum is not None and value < option.minimum:
+            return None, f"{value} is below the minimum {option.minimum}{_unit(option)}"
+        if option.maximum is not None and value > option.maximum:
+            return None, f"{value} is above the maximum {option.maximum}{_unit(option)}"
+        return value, None
+    if kind in ("str", "path", "choice"):
+        if not isinstance(value, str):
+            return None, f"expected a string, got {_typename(value)}"
+        problem = _string_problem(value, option.max_length)
+        if problem:
+            return None, problem
+        if kind == "choice" and value not in option.choices:
+            return None, f"{format_value(value)} is not one of: " + ", ".join(option.choices)
+        return value, None
+    # list
+    if not isinstance(value, list):
+        return None, f"expected a list of strings, got {_typename(value)}"
+    if len(value) > MAX_LIST:
+        return None, f"list has {len(value)} items, more than {MAX_LIST}"
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            return None, f"item {index + 1} should be a string, got {_typename(item)}"
+        problem = _string_problem(item, option.max_length)
+        if problem:
+            return None, f"item {index + 1}: {problem}"
+        if option.item_choices and item not in option.item_choices:
+            return None, (
+                f"item {format_value(item)} is not one of: " + ", ".join(option.item_choices)
+            )
+    return list(value), None
+
+
+def _string_problem(value: str, max_length: int) -> str | None:
+    if len(value) > max_length:
+        return f"too long ({len(value)} characters, at most {max_length})"
+    if "\n" in value or "\r" in value:
+        return "must be a single line (it contains a line break)"
+    if "\x00" in value:
+        return "contains a NUL character"
+    return None
+
+
+def _unit(option: Option) -> str:
+    return f" {option.unit}" if option.unit else ""
+
+
+def _typename(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a table"}
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return f"{name} ({format_value(value) if not isinstance(value, dict) else '{...}'})"
+    return type(value).__name__
+
+
+def option_choices_text(option: Option) -> Sequence[str]:
+    """Allowed values, for help texts (empty when any value of the type goes)."""
+    return option.choices or option.item_choices

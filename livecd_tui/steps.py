@@ -1,0 +1,80 @@
+"""The two kinds of step a stage is made of, and how each reads as a shell line.
+
+A ``Command`` is an argv list run as is, never through a shell, so a profile value with
+spaces, quotes or ``$(...)`` reaches the program unchanged. An ``Action`` is a small named
+piece of Python (writing a config file, packing a cpio archive) with the bash lines that do
+the same by hand, for ``plan`` and ``export-script``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from livecd_tui.engine import StepContext
+
+
+@dataclass(frozen=True)
+class Command:
+    """Run ``argv``; optionally read stdin from a file and/or write stdout to a file."""
+
+    argv: tuple[str, ...]
+    describe: str
+    cwd: Path | None = None
+    stdin: Path | None = None
+    stdout: Path | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    #: Package hint shown when the program is missing or fails.
+    hint: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.argv or not all(isinstance(a, str) for a in self.argv):
+            raise TypeError(f"argv must be a non-empty sequence of strings: {self.argv!r}")
+
+    def shell_line(self) -> str:
+        """The command as one copy-pasteable bash line (cd, env and redirections included)."""
+        line = shlex.join(self.argv)
+        if self.env:
+            line = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env) + " " + line
+        if self.stdin:
+            line += " < " + shlex.quote(str(self.stdin))
+        if self.stdout:
+            line += " > " + shlex.quote(str(self.stdout))
+        if self.cwd:
+            line = f"(cd {shlex.quote(str(self.cwd))} && {line})"
+        return line
+
+    def script_lines(self) -> list[str]:
+        return [self.shell_line()]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A named piece of Python run by the engine, with its bash equivalent for scripts."""
+
+    describe: str
+    run: Callable[[StepContext], None] = field(compare=False)
+    script: tuple[str, ...] = ()
+
+    def shell_line(self) -> str:
+        return f"# {self.describe}"
+
+    def script_lines(self) -> list[str]:
+        return list(self.script) or [f": # {self.describe} (done by livecd-tui itself)"]
+
+
+Step = Command | Action
+
+
+def command(argv: Sequence[str | Path], describe: str, **kwargs: object) -> Command:
+    """Build a Command from strings and paths (paths become their text)."""
+    return Command(tuple(str(a) for a in argv), describe, **kwargs)  # type: ignore[arg-type]
+
+
+def q(value: str | Path) -> str:
+    """Quote one word for the bash equivalents of actions."""
+    return shlex.quote(str(value))
