@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -180,12 +180,14 @@ def save_state(build: Build, state: StageState) -> None:
                      json.dumps(asdict(state), indent=1, sort_keys=True).encode())
 
 
-def fingerprint(build: Build, stage: Stage, steps: Sequence[Step]) -> str:
+def fingerprint(build: Build, stage: Stage, steps: Sequence[Step],
+                upstream: Mapping[str, str] | None = None) -> str:
     """A digest of everything a stage's result depends on.
 
     The plan's own text covers the option values that reach commands; ``reads`` adds the
     options used inside actions; inputs are fingerprinted by path, size and mtime (cheap
-    enough for a system root); earlier stages by their own recorded fingerprints.
+    enough for a system root); earlier stages by their own fingerprints (``upstream``, by
+    default those recorded in the work dir).
     """
     digest = hashlib.sha256()
     digest.update(f"livecd-tui {__version__}\n".encode())
@@ -197,8 +199,18 @@ def fingerprint(build: Build, stage: Stage, steps: Sequence[Step]) -> str:
     for path in stage.inputs(build):
         _digest_tree(digest, path, skip=build.work)
     for name in stage.uses:
-        digest.update(f"uses {name} {load_state(build, name).fingerprint}\n".encode())
+        used = upstream[name] if upstream is not None else load_state(build, name).fingerprint
+        digest.update(f"uses {name} {used}\n".encode())
     return digest.hexdigest()
+
+
+def plan_fingerprints(build: Build, stages: Sequence[Stage]) -> dict[str, str]:
+    """Every stage's fingerprint as planned now, earlier stages feeding later ones, without
+    running anything: which stages a change of options would re-run."""
+    prints: dict[str, str] = {}
+    for stage in stages:
+        prints[stage.name] = fingerprint(build, stage, stage.plan(build), prints)
+    return prints
 
 
 def _digest_tree(digest: Any, top: Path, skip: Path) -> None:
@@ -337,7 +349,7 @@ class Engine:
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         with open(log_path, "w", encoding="utf-8", errors="replace") as log:
             def write(line: str) -> None:
-                line = line.rstrip("\n")
+                line = line.rstrip("\r\n")
                 log.write(line + "\n")
                 log.flush()
                 tail.append(line)
@@ -393,16 +405,23 @@ class Engine:
         env["SOURCE_DATE_EPOCH"] = str(self.build.epoch)
         env["LC_ALL"] = "C.UTF-8"
         env.update(dict(step.env))
+        matched = threading.Event()
+        timed_out = threading.Event()
+        lines = LineSplitter(write)
 
-        def on_output(line: str) -> None:
+        def on_output(chunk: str) -> None:
             # Called from sh's own thread: never let an exception escape there.
             with contextlib.suppress(Exception):
-                write(line)
+                lines.feed(chunk)
+                if step.until is not None and not matched.is_set() and \
+                        step.until in lines.recent():
+                    matched.set()
+                    self._kill_current_later()
 
         def failed(code: int | None, sig: str | None, extra: str = "") -> Failure:
-            lines = list(tail) + ([extra] if extra else [])
+            found = list(tail) + ([extra] if extra else [])
             return Failure(stage, index, step.describe, step.shell_line(), code, sig,
-                           lines[-TAIL_LINES:], step.hint)
+                           found[-TAIL_LINES:], step.hint)
 
         try:
             program = sh.Command(step.argv[0])
@@ -411,7 +430,8 @@ class Engine:
         files: list[Any] = []
         kwargs: dict[str, Any] = dict(
             _bg=True, _bg_exc=False, _new_session=True, _env=env, _tty_out=False,
-            _decode_errors="replace", _ok_code=list(range(256)),
+            _decode_errors="replace", _ok_code=list(range(256)), _out_bufsize=0,
+            _err_bufsize=0,
         )
         if step.cwd:
             kwargs["_cwd"] = str(step.cwd)
@@ -430,11 +450,20 @@ class Engine:
             for f in files:
                 f.close()
             return failed(None, None, f"cannot open redirection: {err}")
+        timer = None
         try:
             with self._lock:
                 if self._stopping.is_set():
                     return None
                 self._process = program(*step.argv[1:], **kwargs)
+            if step.timeout:
+                def expire() -> None:
+                    timed_out.set()
+                    self._kill_current_later()
+
+                timer = threading.Timer(step.timeout, expire)
+                timer.daemon = True
+                timer.start()
             try:
                 self._process.wait()
                 code = self._process.exit_code
@@ -445,10 +474,21 @@ class Engine:
         except (OSError, sh.ForkException) as err:
             return failed(None, None, f"cannot start {step.argv[0]}: {err}")
         finally:
+            if timer:
+                timer.cancel()
             with self._lock:
                 self._process = None
             for f in files:
                 f.close()
+            lines.flush()
+        if matched.is_set():
+            write(f"== found {step.until!r}: success")
+            return None
+        if timed_out.is_set():
+            what = f" without seeing {step.until!r}" if step.until is not None else ""
+            return failed(None, None, f"timed out after {step.timeout:g} s{what}")
+        if code == 0 and step.until is not None:
+            return failed(0, None, f"exited before {step.until!r} appeared")
         if code == 0:
             return None
         if code is not None and code < 0:
@@ -458,6 +498,40 @@ class Engine:
                 name = f"signal {-code}"
             return failed(None, name)
         return failed(code, None)
+
+    def _kill_current_later(self) -> None:
+        """Kill the running command from a helper thread (never block sh's threads)."""
+        with self._lock:
+            process = self._process
+        if process is not None:
+            threading.Thread(target=kill_process_group, args=(process.pid, 2.0),
+                             daemon=True).start()
+
+
+class LineSplitter:
+    """Turns output chunks into lines; a carriage return (progress bars) also ends one."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.emit = emit
+        self.pending = ""
+        self._last = ""
+
+    def feed(self, chunk: str) -> None:
+        text = self.pending + chunk.replace("\r\n", "\n")
+        *complete, self.pending = text.replace("\r", "\n").split("\n")
+        for line in complete:
+            if line:
+                self.emit(line)
+                self._last = line
+
+    def recent(self) -> str:
+        """The last complete line plus the unfinished one (a prompt has no newline)."""
+        return self._last + "\n" + self.pending
+
+    def flush(self) -> None:
+        if self.pending:
+            self.emit(self.pending)
+            self.pending = ""
 
 
 def kill_process_group(pid: int, grace: float = KILL_GRACE) -> None:

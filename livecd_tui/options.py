@@ -303,6 +303,17 @@ _OPTIONS: tuple[Option, ...] = (
         "added when the root has it, because the dynamic loader is found through it.",
     ),
     Option(
+        "system.modules",
+        "Kernel modules",
+        "choice",
+        "all",
+        "Which of the kernel's modules the live system gets under /lib/modules: 'all', so "
+        "it can load any driver after boot; 'initrd', only those the initrd loads (a "
+        "smaller, faster image); 'none'. With a system root that already holds the "
+        "kernel's modules, 'all' packs them as they are.",
+        choices=("all", "initrd", "none"),
+    ),
+    Option(
         "system.excludes",
         "Excludes",
         "list",

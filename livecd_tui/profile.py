@@ -20,7 +20,7 @@ from typing import Any
 import tomli_w
 
 from livecd_tui import __version__
-from livecd_tui.options import OPTIONS, Option, defaults, is_active, validate_value
+from livecd_tui.options import MENUS, OPTIONS, Option, defaults, is_active, validate_value
 
 PROFILE_SUFFIX = ".toml"
 
@@ -224,7 +224,11 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
         line = lines.get(key)
         option = OPTIONS.get(key)
         if option is None:
-            problems.append(Problem(shown, line, key, "unknown option" + _hint(key)))
+            if key in MENUS:
+                problems.append(Problem(shown, line, key, f"[{key}] is a table of options, "
+                                        "not a value"))
+            else:
+                problems.append(Problem(shown, line, key, "unknown option" + _hint(key)))
             continue
         checked, reason = validate_value(option, value)
         if reason is not None:

@@ -30,6 +30,10 @@ class Command:
     env: tuple[tuple[str, str], ...] = ()
     #: Package hint shown when the program is missing or fails.
     hint: str = ""
+    #: Succeed (and stop the program) as soon as an output line contains this text.
+    until: str | None = None
+    #: Fail (and stop the program) after this many seconds.
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(a, str) for a in self.argv):
@@ -49,7 +53,14 @@ class Command:
         return line
 
     def script_lines(self) -> list[str]:
-        return [self.shell_line()]
+        if self.until is None and self.timeout is None:
+            return [self.shell_line()]
+        line = self.shell_line()
+        if self.timeout:
+            line = f"timeout {int(self.timeout)} {line}"
+        if self.until is not None:
+            line += f" | tee /dev/stderr | grep -m1 -F -- {shlex.quote(self.until)}"
+        return [line]
 
 
 @dataclass(frozen=True)

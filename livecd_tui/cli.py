@@ -1,0 +1,314 @@
+"""The ``livecd-tui`` command: the TUI by default, and headless commands on the same core.
+
+Exit codes: 0 success; 1 the build (or a check) failed; 2 a bad profile or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from livecd_tui import __version__
+from livecd_tui.build import Build
+from livecd_tui.engine import (
+    BuildError,
+    Engine,
+    Event,
+    OutputLine,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+    StepStarted,
+    load_state,
+    render_script,
+)
+from livecd_tui.options import (
+    MENUS,
+    OPTIONS,
+    dependents_of,
+    describe_type,
+    format_value,
+)
+from livecd_tui.profile import Profile, ProfileError, find_profile, load_profile
+from livecd_tui.stages import STAGE_NAMES, STAGES
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_PROFILE = "demo"
+COMMANDS = ("build", "plan", "export-script", "check", "status", "options")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help", "--version")):
+        return open_tui(args)
+    parser = make_parser()
+    options = parser.parse_args(args)
+    try:
+        result: int = options.func(options)
+        return result
+    except ProfileError as err:
+        print_problems(err)
+        return EXIT_USAGE
+    except BuildError as err:
+        print(f"livecd-tui: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+def print_problems(err: ProfileError) -> None:
+    print(f"livecd-tui: the profile has {len(err.problems)} problem(s):", file=sys.stderr)
+    for problem in err.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="livecd-tui",
+        description="Turn an installed Linux system into a bootable live ISO. Without a "
+                    "command, opens the TUI on PROFILE (default: demo).",
+        epilog="Exit codes: 0 ok, 1 build or check failed, 2 bad profile or usage.")
+    parser.add_argument("--version", action="version", version=f"livecd-tui {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text)
+
+    build = add("build", "Build the live ISO of a profile (stages up to date are skipped).")
+    build.add_argument("profile", help="profile file or name")
+    build.add_argument("--work-dir", type=Path, help="work dir (default: from the profile, "
+                       "else $XDG_CACHE_HOME/livecd-tui/PROFILE)")
+    build.add_argument("--only", metavar="STAGE,...", help="run only these stages")
+    build.add_argument("--from", dest="start", metavar="STAGE",
+                       help="run from this stage on")
+    build.add_argument("--force", nargs="?", const="*", metavar="STAGE",
+                       help="rebuild all stages, or only STAGE, even if up to date")
+    build.add_argument("--resume", action="store_true",
+                       help="continue from the stage that failed or was interrupted")
+    build.add_argument("-q", "--quiet", action="store_true",
+                       help="print only stage results, not each command's output")
+    build.set_defaults(func=cmd_build)
+
+    plan = add("plan", "Print every step of every stage as it would run, running nothing.")
+    plan.add_argument("profile")
+    plan.add_argument("--work-dir", type=Path)
+    plan.set_defaults(func=cmd_plan)
+
+    export = add("export-script", "Write the build as a standalone, commented bash script.")
+    export.add_argument("profile")
+    export.add_argument("--work-dir", type=Path)
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.set_defaults(func=cmd_export)
+
+    check = add("check", "Check a profile, the tools it needs and the kernel's config.")
+    check.add_argument("profile")
+    check.set_defaults(func=cmd_check)
+
+    status = add("status", "Show each stage's state in a work dir.")
+    status.add_argument("target", help="work dir, or a profile (its default work dir)")
+    status.set_defaults(func=cmd_status)
+
+    options = add("options", "List every option: key, type, default and help.")
+    options.add_argument("--markdown", action="store_true",
+                         help="print the reference as Markdown (docs/options.md)")
+    options.set_defaults(func=cmd_options)
+    return parser
+
+
+def open_profile(name: str) -> Profile:
+    return load_profile(find_profile(name))
+
+
+def open_tui(args: list[str]) -> int:
+    """Open the TUI on a profile (the demo profile by default)."""
+    if len(args) > 1:
+        print("usage: livecd-tui [PROFILE] | livecd-tui COMMAND ... (see --help)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        path = find_profile(args[0] if args else DEFAULT_PROFILE)
+        profile = load_profile(path)
+    except ProfileError as err:
+        print_problems(err)
+        return EXIT_USAGE
+    try:
+        from livecd_tui.tui.app import LiveCDApp
+    except ImportError as err:
+        print(f"livecd-tui: the TUI is not available ({err}); use the headless commands: "
+              "livecd-tui --help", file=sys.stderr)
+        return EXIT_USAGE
+    LiveCDApp(profile).run()
+    return EXIT_OK
+
+
+# -- build -----------------------------------------------------------------------------
+class ConsoleReporter:
+    """Prints engine events for a terminal or a log file."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StageStarted):
+            print(f"==> {event.stage}: {event.steps} step(s)", flush=True)
+        elif isinstance(event, StageSkipped):
+            print(f"==> {event.stage}: {event.reason}, skipped", flush=True)
+        elif isinstance(event, StepStarted) and not self.quiet:
+            print(f"[{event.stage}] ({event.index + 1}/{event.total}) {event.describe}",
+                  flush=True)
+        elif isinstance(event, OutputLine) and not self.quiet:
+            print(f"[{event.stage}] {event.line}", flush=True)
+        elif isinstance(event, StageFinished):
+            print(f"==> {event.stage}: {event.status} ({event.duration:.1f} s)", flush=True)
+            if event.failure:
+                print(event.failure.report(), file=sys.stderr, flush=True)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    profile = open_profile(args.profile)
+    build = Build.for_profile(profile, args.work_dir)
+    engine = Engine(build, STAGES, [ConsoleReporter(args.quiet)])
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else []
+    selected = engine.select(only=only, start=args.start, resume=args.resume)
+    force_all = args.force == "*"
+    force = [] if force_all or not args.force else [engine.stage(args.force).name]
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        print(f"\nlivecd-tui: {signal.Signals(signum).name}: stopping the build",
+              file=sys.stderr)
+        engine.stop()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM,
+                                                    signal.SIGHUP)}
+    started = time.monotonic()
+    try:
+        ok = engine.run(selected, force=force, force_all=force_all)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    elapsed = time.monotonic() - started
+    if not ok:
+        print(f"livecd-tui: build failed after {elapsed:.1f} s; logs in {build.work / 'logs'}; "
+              f"fix and run: livecd-tui build {args.profile} --resume", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"livecd-tui: build finished in {elapsed:.1f} s")
+    if build.iso_path.exists():
+        print(f"ISO: {build.iso_path}")
+    return EXIT_OK
+
+
+# -- plan, export-script ---------------------------------------------------------------
+def cmd_plan(args: argparse.Namespace) -> int:
+    profile = open_profile(args.profile)
+    build = Build.for_profile(profile, args.work_dir)
+    print(f"# profile {profile.path}, work dir {build.work}")
+    for stage in STAGES:
+        print(f"\n== {stage.name}: {stage.title}")
+        for number, step in enumerate(stage.plan(build), start=1):
+            print(f"  {number}. {step.describe}")
+            for line in step.script_lines():
+                print(f"       {line}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    profile = open_profile(args.profile)
+    build = Build.for_profile(profile, args.work_dir)
+    script = render_script(build, STAGES)
+    if args.output:
+        args.output.write_text(script)
+        args.output.chmod(0o755)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(script)
+    return EXIT_OK
+
+
+# -- check -----------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from livecd_tui.checks import run_checks
+
+    profile = open_profile(args.profile)
+    report = run_checks(profile)
+    for line in report.lines:
+        print(line)
+    print(f"\n{len(report.problems)} problem(s)" if report.problems else "\nall checks passed")
+    return EXIT_FAILED if report.problems else EXIT_OK
+
+
+# -- status ----------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    target = Path(args.target)
+    if target.is_dir():
+        build = Build(profile=_placeholder_profile(), work=target.resolve())
+    else:
+        build = Build.for_profile(open_profile(args.target))
+    if not (build.work / "state").is_dir():
+        print(f"livecd-tui: {build.work} holds no build", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"work dir {build.work}")
+    print(f"{'stage':11} {'state':12} {'duration':>9}  log")
+    for name in STAGE_NAMES:
+        state = load_state(build, name)
+        duration = f"{state.duration:.1f} s" if state.duration is not None else "-"
+        print(f"{name:11} {state.status:12} {duration:>9}  {state.log or '-'}")
+        if state.failure:
+            print(f"{'':11} failed: {state.failure.get('command', '')}")
+    return EXIT_OK
+
+
+def _placeholder_profile() -> Profile:
+    from livecd_tui.profile import new_profile
+
+    return new_profile()
+
+
+# -- options ---------------------------------------------------------------------------
+def cmd_options(args: argparse.Namespace) -> int:
+    sys.stdout.write(options_markdown() if args.markdown else options_text())
+    return EXIT_OK
+
+
+def options_text() -> str:
+    lines = []
+    for option in OPTIONS.values():
+        lines.append(f"{option.key} = {format_value(option.default)}    # {option.title}; "
+                     f"{describe_type(option)}")
+    return "\n".join(lines) + "\n"
+
+
+def options_markdown() -> str:
+    """The option reference, generated from the schema (written to docs/options.md)."""
+    out = ["# Options", "",
+           "Every option a profile can hold, generated from the schema by "
+           "`livecd-tui options --markdown`. A profile is a TOML file; each section below "
+           "is a TOML table (`[kernel]`, `[kernel.drivers]`...).", ""]
+    for menu_key, menu in MENUS.items():
+        depth = menu_key.count(".") + 2
+        out += [f"{'#' * depth} {menu.title} (`[{menu_key}]`)", "", menu.help, ""]
+        for option in OPTIONS.values():
+            if option.section != menu_key:
+                continue
+            out += [f"- **`{option.key}`**: {option.title}. {describe_type(option)}; default "
+                    f"`{format_value(option.default)}`.", f"  {option.help}"]
+            if option.depends_on:
+                cond = " and ".join(f"`{k}` is {' or '.join(format_value(v) for v in vals)}"
+                                    for k, vals in option.depends_on)
+                out.append(f"  Used only when {cond}.")
+            deps = dependents_of(option.key)
+            if deps:
+                out.append("  Shows: " + ", ".join(f"`{d.key}`" for d in deps) + ".")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

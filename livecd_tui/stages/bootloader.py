@@ -1,0 +1,113 @@
+"""Stage ``bootloader``: the boot loader's files and menu (method step 10).
+
+GRUB 2 gets a BIOS El Torito image, a UEFI image inside a FAT boot image and a grub.cfg;
+isolinux gets isolinux.bin, ldlinux.c32 and isolinux.cfg; GRUB legacy, as in the article,
+gets stage2_eltorito and a menu.lst. The menu has the entries the profile asks for (normal,
+copy to RAM, debug shell) and, with a serial console, works over a serial line too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from livecd_tui import bootconf, tools
+from livecd_tui.build import Build
+from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.steps import Action, Step, command, q
+
+KERNEL_ON_CD = "/boot/vmlinuz"
+INITRD_ON_CD = "/boot/initrd.img"
+
+
+def kernel_cmdline(build: Build) -> str:
+    """The command line shared by every entry: the profile's words plus what the method
+    needs (a RAM disk as big as the classic initrd)."""
+    p = build.profile
+    words = []
+    if p["initrd.format"] == "classic":
+        # The kernel's RAM disk must hold the whole ext2 image; /dev/ram0 is its root.
+        words += [f"ramdisk_size={int(p['initrd.size_mib']) * 1024}", "root=/dev/ram0", "rw"]
+    if p["writable.copy_to_ram"]:
+        words.append("livecd.toram")
+    if p["bootloader.cmdline"]:
+        words.append(p["bootloader.cmdline"])
+    return " ".join(words)
+
+
+def config_text(build: Build) -> tuple[str, str]:
+    """(path in the CD tree, text) of the boot menu."""
+    p = build.profile
+    args = dict(title=p["bootloader.title"], timeout=int(p["bootloader.timeout"]),
+                entries=list(p["bootloader.entries"]) or ["normal"],
+                cmdline=kernel_cmdline(build), serial=bool(p["bootloader.serial"]),
+                serial_speed=int(p["bootloader.serial_speed"]), kernel=KERNEL_ON_CD,
+                initrd=INITRD_ON_CD)
+    loader = p["bootloader.type"]
+    if loader == "grub2":
+        return "boot/grub/grub.cfg", bootconf.grub_cfg(**args)  # type: ignore[arg-type]
+    if loader == "isolinux":
+        return "isolinux/isolinux.cfg", bootconf.isolinux_cfg(**args)  # type: ignore[arg-type]
+    return "boot/grub/menu.lst", bootconf.menu_lst(**args)  # type: ignore[arg-type]
+
+
+def find_stage2(build: Build) -> Path | None:
+    configured = build.profile.resolve_path("bootloader.stage2_eltorito")
+    if configured:
+        return configured
+    found = tools.STAGE2.find()
+    return Path(found) if found else None
+
+
+def plan_bootloader(build: Build) -> list[Step]:
+    """Write the menu, then gather or make the loader's images."""
+    p = build.profile
+    out = build.partial_dir("bootloader")
+    cfg_path, text = config_text(build)
+
+    def write_config(ctx: StepContext) -> None:
+        target = ctx.out / cfg_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        ctx.log(f"{cfg_path}:")
+        for line in text.splitlines():
+            ctx.log(f"  {line}")
+
+    steps: list[Step] = [Action(
+        f"write the boot menu {cfg_path}", write_config,
+        (f"mkdir -p {q((out / cfg_path).parent)}",
+         f"cat > {q(out / cfg_path)} <<'EOF'\n{text.rstrip()}\nEOF"))]
+    loader = p["bootloader.type"]
+    if loader == "grub2":
+        steps += [command(argv, describe) for argv, describe in bootconf.grub2_image_steps(
+            out, epoch=build.epoch)]
+    elif loader == "isolinux":
+        for tool in (tools.ISOLINUX_BIN, tools.LDLINUX):
+            found = tool.find() or f"/usr/lib/ISOLINUX/{tool.name}"
+            steps.append(command(["cp", found, out / "isolinux" / tool.name],
+                                 f"copy {tool.name}", hint=f"Debian: {tool.debian}"))
+    else:
+        stage2 = find_stage2(build)
+
+        def need_stage2(ctx: StepContext) -> None:
+            raise StepFailed("GRUB legacy's stage2_eltorito was not found",
+                             hint="Debian: apt-get download grub-legacy && dpkg-deb -x "
+                                  "grub-legacy_*.deb DIR; then set bootloader.stage2_eltorito")
+
+        if stage2 is None:
+            steps.append(Action("find stage2_eltorito", need_stage2))
+        else:
+            steps.append(command(["cp", stage2, out / "boot" / "grub" / "stage2_eltorito"],
+                                 "copy GRUB legacy's stage2_eltorito"))
+    return steps
+
+
+STAGE = Stage(
+    name="bootloader",
+    title="Boot loader",
+    describe="Write the boot menu (grub.cfg, isolinux.cfg or menu.lst) and gather or make "
+             "the boot loader's images.",
+    plan=plan_bootloader,
+    reads=("bootloader.", "initrd.format", "initrd.size_mib", "writable.copy_to_ram"),
+    inputs=lambda build: [p for p in [find_stage2(build)] if p is not None]
+    if build.profile["bootloader.type"] == "grub-legacy" else [],
+)

@@ -1,0 +1,42 @@
+"""Stage ``boottest``: boot the ISO in QEMU before anyone burns a disc (method step 12).
+
+QEMU runs headless with the serial console on its standard output, so the console is the
+stage's log; the stage succeeds when the profile's success marker appears and fails on
+timeout with the last console lines. KVM is used only when a test guest really runs with it.
+"""
+
+from __future__ import annotations
+
+from livecd_tui import qemu, tools
+from livecd_tui.build import Build
+from livecd_tui.engine import Stage
+from livecd_tui.steps import Step, command
+
+
+def accelerator(build: Build) -> str:
+    choice = build.profile["boottest.accel"]
+    return qemu.detect_accel() if choice == "auto" else choice
+
+
+def plan_boottest(build: Build) -> list[Step]:
+    p = build.profile
+    if not p["boottest.enabled"]:
+        return [command(["true"], "the boot test is turned off (boottest.enabled)")]
+    ovmf = qemu.find_ovmf() if p["boottest.firmware"] == "uefi" else None
+    argv = qemu.qemu_argv(build.iso_path, firmware=p["boottest.firmware"],
+                          medium=p["boottest.medium"], memory_mib=int(p["boottest.memory_mib"]),
+                          accel=accelerator(build), ovmf=ovmf)
+    return [command(argv, f"boot the ISO ({p['boottest.firmware']}, {p['boottest.medium']}) "
+                          f"and wait for {p['boottest.marker']!r} on the serial console",
+                    until=p["boottest.marker"], timeout=float(p["boottest.timeout"]),
+                    hint=f"Debian: {tools.QEMU.debian}; the serial log is the stage's log")]
+
+
+STAGE = Stage(
+    name="boottest",
+    title="Boot test",
+    describe="Boot the ISO in QEMU with a serial console and wait for the success marker.",
+    plan=plan_boottest,
+    reads=("boottest.",),
+    uses=("iso",),
+)

@@ -1,0 +1,118 @@
+"""Stage ``iso``: lay out the CD and write the ISO image (method steps 7 and 11).
+
+The CD tree is assembled from the earlier stages' outputs with hard links (no copies of the
+big squashfs), with the ``LABEL`` marker file at its root, then written by xorriso,
+genisoimage or mkisofs with the boot loader's El Torito (and, for hybrid images, MBR and
+EFI) boot records. The ISO is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from livecd_tui import bootconf
+from livecd_tui.build import Build
+from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.stages.initrd import MARKER_FILE, SQUASHFS_ON_CD
+from livecd_tui.stages.writable import archive_name
+from livecd_tui.steps import Action, Step, command, q
+
+
+def iso_argv(build: Build, tree: Path, output: Path) -> list[str]:
+    """The image writer's argv for the profile's tool and boot loader."""
+    p = build.profile
+    label = p["iso.volume_label"]
+    tool = p["iso.tool"]
+    loader = p["bootloader.type"]
+    if loader == "grub2":
+        return bootconf.xorriso_grub2_argv(tree, output, label, hybrid=bool(p["iso.hybrid"]),
+                                           tool=tool)
+    if loader == "isolinux":
+        return bootconf.xorriso_isolinux_argv(tree, output, label,
+                                              hybrid=bool(p["iso.hybrid"]), tool=tool)
+    return bootconf.mkisofs_grub_legacy_argv(tool, tree, output, label)
+
+
+def publish(ctx: StepContext, built: Path, target: Path, checksum: bool) -> None:
+    """Move the finished ISO to its final name (atomically) and write its checksum."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with open(built, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    temporary = target.with_name(f".{target.name}.partial")
+    try:
+        os.replace(built, temporary)
+    except OSError:  # another filesystem: copy under the temporary name
+        import shutil
+
+        shutil.copyfile(built, temporary)
+        built.unlink()
+    os.replace(temporary, target)
+    line = f"{digest.hexdigest()}  {target.name}\n"
+    if checksum:
+        sums = target.with_name(target.name + ".sha256")
+        sums.write_text(line)
+        ctx.log(f"wrote {sums}")
+    (ctx.out / "sha256").write_text(line)
+    ctx.log(f"ISO {target} ({target.stat().st_size // 1024} KiB), sha256 {digest.hexdigest()}")
+
+
+def plan_iso(build: Build) -> list[Step]:
+    p = build.profile
+    out = build.partial_dir("iso")
+    tree = out / "tree"
+    built = out / "image.iso"
+    marker = p["iso.marker"]
+
+    def write_marker(ctx: StepContext) -> None:
+        (tree / MARKER_FILE.lstrip("/")).write_text(marker + "\n")
+
+    links = [
+        (build.done_dir("kernel") / "vmlinuz", "boot/vmlinuz"),
+        (build.done_dir("initrd") / "initrd.img", "boot/initrd.img"),
+        (build.done_dir("system") / "system.squashfs", SQUASHFS_ON_CD.lstrip("/")),
+    ]
+    if archive_name(build):
+        links.append((build.done_dir("writable") / archive_name(build),
+                      f"live/{archive_name(build)}"))
+    steps: list[Step] = [
+        command(["mkdir", "-p", tree / "boot", tree / "live"], "make the CD tree"),
+        command(["cp", "-al", f"{build.done_dir('bootloader')}/.", tree],
+                "link the boot loader's files into the CD tree"),
+    ]
+    steps += [command(["ln", source, tree / dest], f"link {dest} into the CD tree")
+              for source, dest in links]
+    steps.append(Action(
+        f"write the marker file {MARKER_FILE} the init script looks for", write_marker,
+        (f"printf '%s\\n' {q(marker)} > {q(tree / MARKER_FILE.lstrip('/'))}",)))
+    steps.append(command(iso_argv(build, tree, built), "write the ISO image",
+                         hint="Debian: xorriso or genisoimage; the option is iso.tool"))
+    target = build.iso_path
+
+    def finish(ctx: StepContext) -> None:
+        if not built.is_file():
+            raise StepFailed(f"the image writer made no {built}")
+        publish(ctx, built, target, bool(p["iso.checksum"]))
+
+    steps.append(Action(
+        f"move the ISO to {target}" + (" and write its sha256" if p["iso.checksum"] else ""),
+        finish,
+        (f"mkdir -p {q(target.parent)}", f"mv {q(built)} {q(target)}",
+         *((f"(cd {q(target.parent)} && sha256sum {q(target.name)} > "
+            f"{q(target.name + '.sha256')})",) if p["iso.checksum"] else ()))))
+    steps.append(command(["rm", "-rf", tree], "remove the CD tree (only links)"))
+    return steps
+
+
+STAGE = Stage(
+    name="iso",
+    title="ISO image",
+    describe="Lay out the CD (kernel, initrd, system image, archive, boot loader, LABEL "
+             "marker) and write the bootable ISO image.",
+    plan=plan_iso,
+    reads=("iso.", "bootloader.type"),
+    uses=("kernel", "system", "initrd", "writable", "bootloader"),
+)

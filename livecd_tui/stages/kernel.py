@@ -1,0 +1,224 @@
+"""Stage ``kernel``: get the kernel image, its release and modules, and check its config.
+
+A prebuilt kernel is copied; a source tree is built with ``make``. Either way the config is
+checked against what the chosen method needs before anything else is built, because a
+missing option is the most common reason a home-made live CD does not boot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from livecd_tui import kconfig
+from livecd_tui.build import Build, find_prebuilt_kernel
+from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.steps import Action, Step, command, q
+
+#: Placeholder for values only known once a kernel has been built from a tree.
+UNKNOWN_RELEASE = "$(make -s kernelrelease)"
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """The kernel a build uses: its image, release, modules dir and config."""
+
+    image: Path
+    release: str
+    modules_dir: Path | None
+    config: Path | None
+
+
+def kernel_info(build: Build) -> KernelInfo:
+    """What the kernel stage produced, or (before it ran) what it will produce."""
+    done = build.done_dir("kernel")
+    if (done / "release").is_file():
+        release = (done / "release").read_text().strip()
+        modules = (done / "modules_dir").read_text().strip() if (
+            done / "modules_dir").is_file() else ""
+        return KernelInfo(done / "vmlinuz", release, Path(modules) if modules else None,
+                          done / "config" if (done / "config").is_file() else None)
+    return planned_kernel(build)
+
+
+def planned_kernel(build: Build) -> KernelInfo:
+    """The kernel as the profile describes it, found without building anything."""
+    profile = build.profile
+    if profile["kernel.source"] == "tree":
+        tree = profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
+        release = _tree_release(tree) or UNKNOWN_RELEASE
+        modules = build.done_dir("kernel") / "modules" / "lib" / "modules" / release
+        config = profile.resolve_path("kernel.config") or tree / ".config"
+        return KernelInfo(tree / "arch" / "x86" / "boot" / "bzImage", release, modules, config)
+    image = profile.resolve_path("kernel.image")
+    release = ""
+    if image is None:
+        found = find_prebuilt_kernel(build.host_root)
+        if found:
+            image, release = found
+        else:
+            image = build.host_root / "boot" / "vmlinuz"
+    if not release:
+        from_image = kconfig.kernel_release_from_image(image) if image.is_file() else None
+        release = from_image or "unknown"
+    modules = profile.resolve_path("kernel.modules_dir") or (
+        build.host_root / "lib" / "modules" / release)
+    config = profile.resolve_path("kernel.config")
+    return KernelInfo(image, release, modules, config)
+
+
+def _tree_release(tree: Path) -> str | None:
+    """The release of an already built tree (include/config/kernel.release), if any."""
+    path = tree / "include" / "config" / "kernel.release"
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def requirements_for(build: Build) -> list[kconfig.Requirement]:
+    """The kernel symbols the profile's method needs."""
+    p = build.profile
+    media = ["cdrom"]
+    if p["kernel.drivers.usb"] or p["boottest.medium"] == "usb":
+        media.append("usb")
+    if p["kernel.drivers.disk"]:
+        media += ["sata", "virtio", "nvme"]
+    uefi = p["bootloader.type"] == "grub2"
+    return kconfig.requirements(
+        initrd_format=p["initrd.format"], writable=p["writable.strategy"],
+        squashfs_compressor=p["system.compressor"], initrd_compression=p["initrd.compression"],
+        media=media, uefi=uefi, initrd_size_mib=p["initrd.size_mib"])
+
+
+def check_kernel_config(ctx: StepContext, info: KernelInfo, config_text: tuple[str, str] | None,
+                        out: Path) -> None:
+    """Check the config against the method's requirements; fail early with the symbols."""
+    reqs = requirements_for(ctx.build)
+    if config_text is None:
+        ctx.log("no kernel config found (.config, /boot/config-RELEASE, build/.config, "
+                "/proc/config.gz, IKCONFIG in the image): checking modules.builtin and "
+                "modules.dep instead, so this result is partial")
+        if info.modules_dir is None or not info.modules_dir.is_dir():
+            raise StepFailed("cannot check the kernel: no config and no modules dir",
+                             hint="set kernel.config to the kernel's .config")
+        findings = kconfig.check_from_modules(info.modules_dir, reqs)
+    else:
+        source, text = config_text
+        ctx.log(f"kernel config: {source}")
+        (out / "config").write_text(text)
+        findings = kconfig.check(kconfig.parse_config(text), reqs, info.release)
+    bad = []
+    for finding in findings:
+        ctx.log(f"  {finding.state:8} {finding.requirement.symbol:24} {finding.message}")
+        if finding.state in ("missing", "wrong"):
+            bad.append(finding)
+    if bad:
+        raise StepFailed(
+            "the kernel cannot boot this CD: "
+            + "; ".join(f"{f.requirement.symbol} ({f.message})" for f in bad),
+            hint="build a kernel with these options (kernel.source = \"tree\"), or choose "
+                 "initrd.format = \"initramfs\" and writable.strategy = \"overlay\"")
+
+
+def plan_kernel(build: Build) -> list[Step]:
+    """Copy or build the kernel, record its release and modules dir, check its config."""
+    out = build.partial_dir("kernel")
+    profile = build.profile
+    steps: list[Step] = []
+    info = planned_kernel(build)
+
+    if profile["kernel.source"] == "tree":
+        tree = profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
+        jobs = int(profile["kernel.jobs"]) or build.jobs
+        modular = _tree_is_modular(tree)
+        targets = ["bzImage", "modules"] if modular else ["bzImage"]
+        steps.append(command(["make", "-C", tree, f"-j{jobs}", *targets],
+                             "build the kernel image" + (" and modules" if modular else ""),
+                             hint="the tree must be configured (make menuconfig) first"))
+        steps.append(command(["make", "-s", "-C", tree, "kernelrelease"],
+                             "record the kernel release", stdout=out / "release"))
+        if modular:
+            steps.append(command(
+                ["make", "-C", tree, f"INSTALL_MOD_PATH={out / 'modules'}", "modules_install"],
+                "install the modules into the work dir"))
+        steps.append(command(["cp", info.image, out / "vmlinuz"], "copy the kernel image"))
+
+        def record_tree(ctx: StepContext) -> None:
+            release = (ctx.out / "release").read_text().strip()
+            modules = build.done_dir("kernel") / "modules" / "lib" / "modules" / release
+            (ctx.out / "modules_dir").write_text(str(modules) if modular else "")
+            staged = ctx.out / "modules" / "lib" / "modules" / release
+            config = _read_config(tree / ".config")
+            info_now = KernelInfo(ctx.out / "vmlinuz", release,
+                                  staged if modular else None, tree / ".config")
+            check_kernel_config(ctx, info_now, config, ctx.out)
+
+        steps.append(Action("check the kernel config against the method", record_tree,
+                            (f"grep -E '^CONFIG_' {q(tree / '.config')}  "
+                             "# compare with docs/method.md's kernel symbols",)))
+        return steps
+
+    steps.append(command(["cp", info.image, out / "vmlinuz"], "copy the kernel image",
+                         hint="set kernel.image to the kernel to put on the CD"))
+
+    def record_prebuilt(ctx: StepContext) -> None:
+        if info.release == "unknown":
+            raise StepFailed(f"cannot tell the release of {info.image}",
+                             hint="set kernel.modules_dir to its /lib/modules/RELEASE")
+        if info.modules_dir is None or not info.modules_dir.is_dir():
+            raise StepFailed(f"the kernel's modules dir {info.modules_dir} does not exist",
+                             hint="set kernel.modules_dir")
+        (ctx.out / "release").write_text(info.release + "\n")
+        (ctx.out / "modules_dir").write_text(str(info.modules_dir))
+        ctx.log(f"kernel {info.image}, release {info.release}, modules {info.modules_dir}")
+        configured = profile.resolve_path("kernel.config")
+        found = (_read_config(configured) if configured else
+                 kconfig.find_config(info.image, info.release, None, info.modules_dir))
+        check_kernel_config(ctx, info, found, ctx.out)
+
+    steps.append(Action(
+        "record the release and modules dir, check the kernel config", record_prebuilt,
+        (f"echo {q(info.release)} > {q(out / 'release')}",
+         f"echo {q(info.modules_dir or '')} > {q(out / 'modules_dir')}",
+         f"grep -E '^CONFIG_' {q(info.config or f'/boot/config-{info.release}')}  "
+         "# compare with docs/method.md's kernel symbols")))
+    return steps
+
+
+def _read_config(path: Path) -> tuple[str, str] | None:
+    try:
+        return str(path), path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def _tree_is_modular(tree: Path) -> bool:
+    config = _read_config(tree / ".config")
+    return config is None or kconfig.parse_config(config[1]).get("MODULES") == "y"
+
+
+def kernel_inputs(build: Build) -> list[Path]:
+    info = planned_kernel(build)
+    paths = [info.image]
+    if build.profile["kernel.source"] == "tree":
+        tree = build.profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
+        paths.append(tree / ".config")
+    elif info.config:
+        paths.append(info.config)
+    if info.modules_dir and build.profile["kernel.source"] == "prebuilt":
+        paths.append(info.modules_dir / "modules.dep")
+    return paths
+
+
+STAGE = Stage(
+    name="kernel",
+    title="Kernel",
+    describe="Copy the kernel image (or build it from a source tree), find its release, "
+             "modules and config, and check the config has what the live CD needs.",
+    plan=plan_kernel,
+    reads=("kernel.", "initrd.format", "initrd.compression", "initrd.size_mib",
+           "writable.strategy", "system.compressor", "bootloader.type", "boottest.medium"),
+    inputs=kernel_inputs,
+)
+

@@ -1,0 +1,95 @@
+"""Stage ``preflight``: find every tool the profile needs and check the work dir has room.
+
+Nothing is built here; a missing tool is reported with the Debian package and the LFS/BLFS
+package that provide it, before an hour of building finds out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+
+from livecd_tui import tools
+from livecd_tui.build import Build
+from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.stages.system import squashfs_sources
+from livecd_tui.steps import Action, Step, q
+
+MIB = 1024 * 1024
+
+
+def check_tools(ctx: StepContext) -> None:
+    """Log each needed tool with its path and version; fail listing every missing one."""
+    needed = tools.required_tools(ctx.build.profile)
+    for tool in needed:
+        found = tool.find()
+        if found:
+            ctx.log(f"  ok       {tool.name:24} {found}  {tool.version(found)}")
+        else:
+            ctx.log(f"  MISSING  {tool.name:24} {tool.why}")
+    missing = tools.missing_report(needed)
+    if missing:
+        for line in missing:
+            ctx.log(line)
+        raise StepFailed(f"{len(missing)} tool(s) missing: "
+                         + ", ".join(t.name for t in needed if t.find() is None),
+                         hint="install the packages named above")
+
+
+def estimate_space(build: Build) -> int:
+    """Bytes the build will need: the packed dirs (compressed to about half), the ISO
+    (as big again), the kernel's modules when copied, and headroom for the initrd."""
+    total = 0
+    if build.profile["system.source"] == "root":
+        root = build.system_root
+        for name in squashfs_sources(build, root):
+            total += _tree_size(root / name, skip=str(build.work))
+    else:
+        total += 64 * MIB
+    return int(total * 0.5 * 2) + 128 * MIB
+
+
+def _tree_size(top: os.PathLike[str] | str, skip: str) -> int:
+    size = 0
+    for dirpath, dirnames, filenames in os.walk(top):
+        if dirpath == skip:
+            dirnames.clear()
+            continue
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                size += os.lstat(os.path.join(dirpath, name)).st_size
+    return size
+
+
+def check_space(ctx: StepContext) -> None:
+    build = ctx.build
+    needed = estimate_space(build)
+    free = shutil.disk_usage(build.work).free
+    ctx.log(f"work dir {build.work}: {free // MIB} MiB free, the build needs about "
+            f"{needed // MIB} MiB")
+    if free < needed:
+        raise StepFailed(f"not enough space in {build.work}: {free // MIB} MiB free, about "
+                         f"{needed // MIB} MiB needed",
+                         hint="free some space or set build.work_dir to a larger disk")
+
+
+def plan_preflight(build: Build) -> list[Step]:
+    names = " ".join(t.name for t in tools.required_tools(build.profile) if not t.paths)
+    return [
+        Action("find every tool the profile needs, with its version", check_tools,
+               (f"for t in {names}; do command -v \"$t\" || echo \"missing: $t\"; done",)),
+        Action("estimate the space the build needs and check the work dir has it",
+               check_space, (f"df -h {q(build.work)}",)),
+    ]
+
+
+STAGE = Stage(
+    name="preflight",
+    title="Preflight",
+    describe="Find every tool the profile needs (with versions and the packages that provide "
+             "missing ones) and check the work dir has room for the build.",
+    plan=plan_preflight,
+    reads=("kernel.source", "initrd.", "writable.", "bootloader.", "iso.", "boottest.",
+           "system."),
+)

@@ -1,0 +1,242 @@
+"""Stage ``system``: pack the installed system into a squashfs image (method step 4).
+
+``mksquashfs bin lib sbin usr SYSTEM`` as in the article, from the profile's root, with the
+chosen compressor on all CPUs, fixed timestamps (SOURCE_DATE_EPOCH) so the image is
+reproducible, and always without the work dir or the kernel's virtual filesystems.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from livecd_tui import elf
+from livecd_tui.build import Build
+from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.stages.kernel import kernel_info
+from livecd_tui.steps import Action, Step, command, q
+
+#: Never packed, whatever the profile lists: the kernel fills them at boot.
+ALWAYS_EXCLUDED = ("proc", "sys", "dev", "run", "tmp")
+#: Links the dynamic loader path needs on merged-/usr systems (added when the root has them).
+LOADER_DIRS = ("lib64", "lib32", "libx32")
+#: Mount points the live system needs; made empty in the image.
+MOUNT_POINTS = ("dev", "proc", "sys", "run", "tmp", "mnt", "media", "home", "root", "var")
+
+INITTAB = """\
+# /etc/inittab of the tiny busybox live system made by livecd-tui
+::sysinit:/etc/init.d/rcS
+ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100
+tty1::respawn:/sbin/getty 38400 tty1
+::ctrlaltdel:/sbin/reboot
+::shutdown:/bin/umount -a -r
+"""
+
+RCS = """\
+#!/bin/sh
+# Bring up the tiny live system: kernel filesystems, hostname, a line the boot test can see.
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sysfs /sys 2>/dev/null
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null
+hostname -F /etc/hostname
+echo "livecd-tui: live system up, root is $(awk '$2 == "/" {print $3}' /proc/mounts | tail -n 1)"
+"""
+
+
+def squashfs_sources(build: Build, root: Path) -> list[str]:
+    """The top-level names packed: the profile's dirs, the loader links, /etc for overlay."""
+    names = list(build.profile["system.dirs"])
+    if build.profile["writable.strategy"] == "overlay" and "etc" not in names:
+        names.append("etc")
+    for extra in LOADER_DIRS:
+        if extra not in names and os.path.lexists(root / extra):
+            names.append(extra)
+    return [n for n in names if n not in ALWAYS_EXCLUDED]
+
+
+def find_busybox(build: Build) -> Path:
+    """The busybox the profile names, or one from the system root or PATH."""
+    configured = build.profile.resolve_path("initrd.busybox")
+    if configured:
+        return configured
+    for candidate in ("bin/busybox", "usr/bin/busybox", "sbin/busybox"):
+        path = build.host_root / candidate
+        if path.is_file():
+            return path
+    found = shutil.which("busybox")
+    return Path(found) if found else Path("/bin/busybox")
+
+
+def make_busybox_root(ctx: StepContext, busybox: Path) -> None:
+    """A tiny but complete live system: busybox, its applet links, an inittab and a getty."""
+    root = ctx.out / "root"
+    if not busybox.is_file():
+        raise StepFailed(f"busybox not found at {busybox}",
+                         hint="Debian: apt-get install busybox-static; or set initrd.busybox")
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "lib", *MOUNT_POINTS):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    os.chmod(root / "tmp", 0o1777)
+    os.chmod(root / "root", 0o700)
+    shutil.copy2(busybox, root / "bin" / "busybox")
+    os.chmod(root / "bin" / "busybox", 0o755)
+    for lib in elf.resolve_libraries([str(busybox)]):
+        elf.install_path(Path("/"), lib, root)
+    applets = _busybox_applets(root / "bin" / "busybox")
+    for applet in applets:
+        link = root / applet.lstrip("/")
+        if link.name == "busybox" or os.path.lexists(link):
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(root / "bin" / "busybox", link.parent))
+    files = {
+        "etc/inittab": INITTAB,
+        "etc/init.d/rcS": RCS,
+        "etc/passwd": "root::0:0:root:/root:/bin/sh\n",
+        "etc/group": "root:x:0:\nutmp:x:43:\n",
+        "etc/hostname": "livecd\n",
+        "etc/fstab": "# the live system's root is set up by the initrd\n",
+        "etc/shells": "/bin/sh\n",
+        "etc/issue": "livecd-tui demo live system (busybox)\n\n",
+    }
+    for name, text in files.items():
+        (root / name).write_text(text)
+    os.chmod(root / "etc/init.d/rcS", 0o755)
+    ctx.log(f"made a busybox system with {len(applets)} applets in {root}")
+
+
+def _busybox_applets(busybox: Path) -> list[str]:
+    import subprocess
+
+    result = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise StepFailed(f"{busybox} --list-full failed: {result.stderr.strip()}")
+    return sorted(line.strip() for line in result.stdout.splitlines() if line.strip())
+
+
+def plan_system(build: Build) -> list[Step]:
+    """Make or find the root, add the kernel's modules if needed, run mksquashfs."""
+    p = build.profile
+    out = build.partial_dir("system")
+    steps: list[Step] = []
+    busybox_source = p["system.source"] == "busybox"
+    root = out / "root" if busybox_source else build.system_root
+    kernel = kernel_info(build)
+
+    if busybox_source:
+        busybox = find_busybox(build)
+        steps.append(Action(
+            "make a tiny system from busybox",
+            lambda ctx: make_busybox_root(ctx, busybox),
+            (f"mkdir -p {q(out / 'root')}/{{bin,sbin,usr/bin,usr/sbin,etc/init.d,lib}}",
+             f"cp {q(busybox)} {q(out / 'root/bin/busybox')}",
+             f"chroot {q(out / 'root')} /bin/busybox --install -s",
+             "# then write etc/inittab, etc/init.d/rcS, etc/passwd, etc/group, etc/hostname")))
+
+    modules_mode = p["system.modules"]
+    target = root / "lib" / "modules" / kernel.release
+    if modules_mode != "none" and kernel.modules_dir is not None:
+        if busybox_source:
+            steps += _copy_modules_steps(build, kernel.modules_dir, target, modules_mode)
+        elif not _same_dir(kernel.modules_dir, target):
+            steps.append(Action(
+                "check the root has the kernel's modules",
+                lambda ctx: _refuse_foreign_modules(kernel.modules_dir, target),
+                (f"test -d {q(target)}",)))
+
+    mksquashfs_argv = mksquashfs_command(build, root)
+    steps.append(command(mksquashfs_argv, "pack the system into a squashfs image", cwd=root,
+                         hint="Debian: squashfs-tools; LFS: build squashfs-tools from source"))
+    return steps
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _refuse_foreign_modules(modules: Path | None, target: Path) -> None:
+    if not target.is_dir():
+        raise StepFailed(
+            f"the system root has no {target} for the CD's kernel; its modules are in "
+            f"{modules}",
+            hint="install the kernel's modules into the root (make modules_install), or "
+                 "set system.modules = \"none\"")
+
+
+def _copy_modules_steps(build: Build, modules: Path, target: Path, mode: str) -> list[Step]:
+    if mode == "all":
+        return [command(["mkdir", "-p", target.parent], "make /lib/modules in the root"),
+                command(["cp", "-a", modules, target],
+                        "give the live system all the kernel's modules")]
+    from livecd_tui.stages.initrd import initrd_modules
+
+    def copy_selected(ctx: StepContext) -> None:
+        relpaths = initrd_modules(build, ctx.log)
+        for rel in relpaths:
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(modules / rel, dest)
+        for name in os.listdir(modules):
+            if name.startswith("modules.") and (modules / name).is_file():
+                shutil.copy2(modules / name, target / name)
+        ctx.log(f"copied {len(relpaths)} modules the initrd loads into {target}")
+
+    return [Action("give the live system the modules the initrd loads", copy_selected,
+                   (f"# copy each module of the initrd (see the initrd stage) under {q(target)}",
+                    f"cp {q(modules)}/modules.* {q(target)}/"))]
+
+
+def mksquashfs_command(build: Build, root: Path) -> list[str]:
+    """The mksquashfs argv: sources relative to the root, reproducible, all CPUs."""
+    p = build.profile
+    out = build.partial_dir("system") / "system.squashfs"
+    sources = squashfs_sources(build, root)
+    cpus = int(p["system.cpus"]) or os.cpu_count() or 1
+    argv = ["mksquashfs", *sources, str(out), "-noappend",
+            "-comp", p["system.compressor"], "-b", f"{int(p['system.block_size'])}K",
+            "-processors", str(cpus),
+            "-mkfs-time", str(build.epoch), "-all-time", str(build.epoch),
+            "-root-mode", "755", "-no-progress"]
+    if not p["system.keep_owners"] or p["system.source"] == "busybox":
+        argv.append("-all-root")
+    excludes = [e.strip("/") for e in p["system.excludes"] if e.strip("/")]
+    excludes += _work_dir_excludes(build, root)
+    if excludes:
+        argv += ["-e", *excludes]
+    return argv
+
+
+def _work_dir_excludes(build: Build, root: Path) -> list[str]:
+    """The work dir and the ISO's directory, relative to the root, when they lie inside it."""
+    found = []
+    for path in (build.work, build.iso_path.parent):
+        try:
+            rel = path.resolve().relative_to(root.resolve())
+        except ValueError:
+            continue
+        if str(rel) != ".":
+            found.append(str(rel))
+    return found
+
+
+def system_inputs(build: Build) -> list[Path]:
+    if build.profile["system.source"] == "busybox":
+        return [find_busybox(build)]
+    root = build.system_root
+    return [root / name for name in squashfs_sources(build, root)]
+
+
+STAGE = Stage(
+    name="system",
+    title="System image",
+    describe="Pack the system's directories into a compressed squashfs image, the "
+             "read-only root of the live system.",
+    plan=plan_system,
+    reads=("system.", "writable.strategy", "initrd.busybox", "kernel."),
+    uses=("kernel",),
+    inputs=system_inputs,
+)

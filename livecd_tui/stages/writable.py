@@ -1,0 +1,94 @@
+"""Stage ``writable``: what makes the read-only system writable at boot (method step 9).
+
+Classic strategy (the article): the directories in ``writable.archive_dirs`` (``/etc``) are
+copied, the profile's ``/etc`` overrides laid over them, and packed into ``etc.tar.bz2``,
+which ``/linuxrc`` unpacks into the tmpfs root. Overlay strategy: the whole system is already
+writable through overlayfs, so only the overrides (if any) are packed; ``/init`` unpacks them
+into the overlay before switching root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from livecd_tui.build import Build
+from livecd_tui.engine import Stage
+from livecd_tui.stages.system import squashfs_sources
+from livecd_tui.steps import Step, command
+
+TAR_FLAGS = {"bzip2": "-j", "gzip": "-z", "xz": "-J"}
+TAR_EXTENSIONS = {"bzip2": "bz2", "gzip": "gz", "xz": "xz"}
+
+
+def archive_name(build: Build) -> str:
+    """The archive's file name in /live on the CD, or "" when there is nothing to pack."""
+    p = build.profile
+    if p["writable.strategy"] == "classic":
+        return f"etc.tar.{TAR_EXTENSIONS[p['writable.archive_compression']]}"
+    return "etc.tar.gz" if p["writable.overrides"] else ""
+
+
+def link_dirs(build: Build) -> list[str]:
+    """Classic: the squashfs's top-level dirs linked from the tmpfs root (bin lib sbin usr)."""
+    p = build.profile
+    skip = set(p["writable.archive_dirs"]) | set(p["writable.empty_dirs"])
+    return [d for d in squashfs_sources(build, build.system_root) if d not in skip]
+
+
+def plan_writable(build: Build) -> list[Step]:
+    """Copy the archived dirs, lay the overrides over /etc, pack them with tar."""
+    p = build.profile
+    out = build.partial_dir("writable")
+    name = archive_name(build)
+    if not name:
+        return [command(["touch", out / "nothing-to-pack"],
+                        "overlay without /etc overrides: nothing to pack")]
+    tree = out / "tree"
+    steps: list[Step] = [command(["mkdir", "-p", tree], "make the archive's tree")]
+    members: list[str] = []
+    if p["writable.strategy"] == "classic":
+        root = build.system_root
+        for d in p["writable.archive_dirs"]:
+            d = d.strip("/")
+            steps.append(command(["cp", "-a", root / d, tree / d],
+                                 f"copy /{d} of the system"))
+            members.append(d)
+        compression = p["writable.archive_compression"]
+    else:
+        compression = "gzip"
+    overrides = p.resolve_path("writable.overrides")
+    if overrides:
+        steps.append(command(["mkdir", "-p", tree / "etc"], "make etc in the archive's tree"))
+        steps.append(command(["cp", "-a", f"{overrides}/.", tree / "etc"],
+                             "lay the /etc overrides over it"))
+        if "etc" not in members:
+            members.append("etc")
+    steps.append(command(
+        ["tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner",
+         f"--mtime=@{build.epoch}", "--clamp-mtime", "-C", tree,
+         TAR_FLAGS[compression], "-cf", out / name, "--", *members],
+        f"pack {', '.join('/' + m for m in members)} into {name}"))
+    steps.append(command(["rm", "-rf", tree], "remove the archive's tree"))
+    return steps
+
+
+def writable_inputs(build: Build) -> list[Path]:
+    p = build.profile
+    paths = []
+    if p["writable.strategy"] == "classic":
+        paths += [build.system_root / d.strip("/") for d in p["writable.archive_dirs"]]
+    overrides = p.resolve_path("writable.overrides")
+    if overrides:
+        paths.append(overrides)
+    return paths
+
+
+STAGE = Stage(
+    name="writable",
+    title="Writable dirs",
+    describe="Pack what the live system needs writable at boot: the /etc archive of the "
+             "classic method, or the /etc overrides for the overlay method.",
+    plan=plan_writable,
+    reads=("writable.", "system.source", "system.root"),
+    inputs=writable_inputs,
+)
