@@ -33,6 +33,8 @@ Status = Literal["pending", "running", "done", "failed", "interrupted", "skipped
 
 #: How many output lines a failure report quotes.
 TAIL_LINES = 20
+#: Files up to this size are fingerprinted by content, bigger ones by size and mtime.
+SMALL_FILE = 32 * 1024 * 1024
 #: Seconds between SIGTERM and SIGKILL when stopping a command.
 KILL_GRACE = 5.0
 
@@ -104,6 +106,8 @@ class StageState:
     started: float | None = None
     ended: float | None = None
     fingerprint: str = ""
+    #: Digest of the stage's outputs: later stages re-run only when this changes.
+    output: str = ""
     log: str = ""
     failure: dict[str, Any] | None = None
     facts: dict[str, str] = field(default_factory=dict)
@@ -199,7 +203,7 @@ def fingerprint(build: Build, stage: Stage, steps: Sequence[Step],
     for path in stage.inputs(build):
         _digest_tree(digest, path, skip=build.work)
     for name in stage.uses:
-        used = upstream[name] if upstream is not None else load_state(build, name).fingerprint
+        used = upstream[name] if upstream is not None else load_state(build, name).output
         digest.update(f"uses {name} {used}\n".encode())
     return digest.hexdigest()
 
@@ -211,6 +215,27 @@ def plan_fingerprints(build: Build, stages: Sequence[Stage]) -> dict[str, str]:
     for stage in stages:
         prints[stage.name] = fingerprint(build, stage, stage.plan(build), prints)
     return prints
+
+
+def output_digest(top: Path) -> str:
+    """A digest of a finished stage's outputs: contents of small files, size and mtime of
+    big ones (a re-run that makes the same kernel or config does not cascade)."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, top)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                digest.update(f"{rel} -> {os.readlink(path)}\n".encode())
+            elif st.st_size <= SMALL_FILE:
+                with open(path, "rb") as handle:
+                    digest.update(f"{rel} {hashlib.sha256(handle.read()).hexdigest()}\n"
+                                  .encode())
+            else:
+                digest.update(f"{rel} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _digest_tree(digest: Any, top: Path, skip: Path) -> None:
@@ -361,6 +386,7 @@ class Engine:
                 done = build.done_dir(stage.name)
                 shutil.rmtree(done, ignore_errors=True)
                 partial.rename(done)
+                state.output = output_digest(done)
                 status = "done"
                 write(f"== {stage.name}: done in {time.time() - state.started:.1f} s")
             else:
@@ -430,8 +456,7 @@ class Engine:
         files: list[Any] = []
         kwargs: dict[str, Any] = dict(
             _bg=True, _bg_exc=False, _new_session=True, _env=env, _tty_out=False,
-            _decode_errors="replace", _ok_code=list(range(256)), _out_bufsize=0,
-            _err_bufsize=0,
+            _decode_errors="replace", _ok_code=list(range(256)),
         )
         if step.cwd:
             kwargs["_cwd"] = str(step.cwd)
@@ -443,8 +468,10 @@ class Engine:
                 files.append(open(step.stdout, "wb"))  # noqa: SIM115 - closed below
                 kwargs["_out"] = files[-1]
                 kwargs["_err"] = on_output
+                kwargs["_err_bufsize"] = 0
             else:
                 kwargs["_out"] = on_output
+                kwargs["_out_bufsize"] = 0  # chunks: a prompt without newline still counts
                 kwargs["_err_to_out"] = True
         except OSError as err:
             for f in files:

@@ -142,7 +142,7 @@ def plan_kernel(build: Build) -> list[Step]:
             steps.append(command(
                 ["make", "-C", tree, f"INSTALL_MOD_PATH={out / 'modules'}", "modules_install"],
                 "install the modules into the work dir"))
-        steps.append(command(["cp", info.image, out / "vmlinuz"], "copy the kernel image"))
+        steps.append(command(["cp", "--preserve=timestamps", info.image, out / "vmlinuz"], "copy the kernel image"))
 
         def record_tree(ctx: StepContext) -> None:
             release = (ctx.out / "release").read_text().strip()
@@ -159,7 +159,7 @@ def plan_kernel(build: Build) -> list[Step]:
                              "# compare with docs/method.md's kernel symbols",)))
         return steps
 
-    steps.append(command(["cp", info.image, out / "vmlinuz"], "copy the kernel image",
+    steps.append(command(["cp", "--preserve=timestamps", info.image, out / "vmlinuz"], "copy the kernel image",
                          hint="set kernel.image to the kernel to put on the CD"))
 
     def record_prebuilt(ctx: StepContext) -> None:

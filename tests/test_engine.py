@@ -1,0 +1,238 @@
+"""The engine with small, real stages: skipping, resume, --only/--from, stop, failures.
+
+These stages run real commands (echo, sh, sleep, printf); only the stage list is made up.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from livecd_tui.build import WORK_MARKER, Build
+from livecd_tui.engine import (
+    BuildError,
+    Engine,
+    Event,
+    Stage,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+    load_state,
+    render_script,
+)
+from livecd_tui.profile import new_profile
+from livecd_tui.steps import Action, command
+
+SHELL_NASTY = "a b;$(touch pwned) `id` 'q' \"dq\" | & > < * ? ~ \\ $HOME é 日本"
+
+
+def make_stages(flag: Path) -> list[Stage]:
+    def first(build: Build) -> list:
+        out = build.partial_dir("first")
+        return [command(["printf", "%s", build.profile["iso.marker"]], "print the marker",
+                        stdout=out / "marker")]
+
+    def second(build: Build) -> list:
+        return [command(["test", "-e", flag], "fail unless the flag exists"),
+                command(["cp", build.done_dir("first") / "marker",
+                         build.partial_dir("second") / "copy"], "copy")]
+
+    def third(build: Build) -> list:
+        return [command(["echo", build.profile["bootloader.title"]], "say the title")]
+
+    return [
+        Stage("first", "First", "writes the marker", first, reads=("iso.marker",)),
+        Stage("second", "Second", "needs a flag", second, uses=("first",)),
+        Stage("third", "Third", "says the title", third, reads=("bootloader.title",),
+              uses=("second",)),
+    ]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def ran(self) -> list[str]:
+        return [e.stage for e in self.events if isinstance(e, StageStarted)]
+
+    def skipped(self) -> list[str]:
+        return [e.stage for e in self.events if isinstance(e, StageSkipped)]
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    profile = new_profile()
+    build = Build(profile=profile, work=tmp_path / "work")
+    flag = tmp_path / "flag"
+    flag.touch()
+    return build, flag
+
+
+def run(build: Build, stages: list[Stage], **kwargs) -> tuple[bool, Recorder]:
+    recorder = Recorder()
+    engine = Engine(build, stages, [recorder])
+    select = {k: kwargs.pop(k) for k in ("only", "start", "resume") if k in kwargs}
+    ok = engine.run(engine.select(**select), **kwargs)
+    return ok, recorder
+
+
+def test_second_run_skips_everything_and_changes_rerun_only_dependents(setup) -> None:
+    build, flag = setup
+    stages = make_stages(flag)
+    ok, rec = run(build, stages)
+    assert ok and rec.ran() == ["first", "second", "third"]
+    assert (build.work / WORK_MARKER).exists()
+    ok, rec = run(build, stages)
+    assert ok and rec.ran() == [] and rec.skipped() == ["first", "second", "third"]
+    build.profile.set("bootloader.title", "new title")
+    ok, rec = run(build, stages)
+    assert rec.ran() == ["third"]
+    build.profile.set("iso.marker", "other")
+    ok, rec = run(build, stages)
+    assert rec.ran() == ["first", "second", "third"]
+    assert (build.done_dir("second") / "copy").read_text() == "other"
+
+
+def test_unchanged_output_does_not_cascade(setup) -> None:
+    build, flag = setup
+    stages = make_stages(flag)
+    run(build, stages)
+    ok, rec = run(build, stages, force=["first"])
+    assert rec.ran() == ["first"], "same output: later stages stay up to date"
+
+
+def test_failure_report_and_resume(setup) -> None:
+    build, flag = setup
+    flag.unlink()
+    stages = make_stages(flag)
+    ok, rec = run(build, stages)
+    assert not ok and rec.ran() == ["first", "second"]
+    finished = [e for e in rec.events if isinstance(e, StageFinished)]
+    failure = finished[-1].failure
+    assert failure is not None and failure.exit_code == 1
+    assert failure.command == f"test -e {flag}"
+    assert "exit code 1" in failure.report()
+    state = load_state(build, "second")
+    assert state.status == "failed" and state.failure["step"] == 0
+    assert not build.done_dir("second").exists(), "a failed stage publishes nothing"
+    flag.touch()
+    ok, rec = run(build, stages, resume=True)
+    assert ok and rec.ran() == ["second", "third"]
+    with pytest.raises(BuildError, match="nothing to resume"):
+        run(build, stages, resume=True)
+
+
+def test_only_and_from(setup) -> None:
+    build, flag = setup
+    stages = make_stages(flag)
+    with pytest.raises(BuildError, match="needs the output of first"):
+        run(build, stages, only=["second"])
+    run(build, stages, only=["first"])
+    ok, rec = run(build, stages, only=["second"])
+    assert ok and rec.ran() == ["second"]
+    ok, rec = run(build, stages, start="second", force_all=True)
+    assert rec.ran() == ["second", "third"]
+    with pytest.raises(BuildError, match="unknown stage"):
+        run(build, stages, only=["nope"])
+
+
+def test_argv_values_arrive_unchanged(setup, tmp_path: Path) -> None:
+    build, flag = setup
+    build.profile.set("iso.marker", SHELL_NASTY)
+    os.chdir(tmp_path)
+    ok, _ = run(build, make_stages(flag))
+    assert ok
+    assert (build.done_dir("first") / "marker").read_text() == SHELL_NASTY
+    assert not (tmp_path / "pwned").exists()
+    # The exported script quotes it so bash passes it through unchanged too.
+    script = tmp_path / "build.sh"
+    script.write_text(render_script(build, make_stages(flag)))
+    import subprocess
+
+    subprocess.run(["bash", str(script)], check=True, cwd=tmp_path, capture_output=True)
+    assert (build.done_dir("first") / "marker").read_text() == SHELL_NASTY
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_stop_kills_the_whole_process_group(setup, tmp_path: Path) -> None:
+    build, _ = setup
+    pidfile = tmp_path / "child.pid"
+
+    def slow(b: Build) -> list:
+        return [command(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], "sleep")]
+
+    engine = Engine(build, [Stage("slow", "Slow", "sleeps", slow)])
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(engine.run(engine.stages)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    engine.stop()
+    thread.join(15)
+    assert result == [False]
+    assert load_state(build, "slow").status == "interrupted"
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+
+
+def test_until_and_timeout(setup) -> None:
+    build, _ = setup
+
+    def watch(b: Build) -> list:
+        return [command(["sh", "-c", "echo booting; printf 'box login: '; sleep 60"],
+                        "wait for a prompt", until="login:", timeout=30)]
+
+    def never(b: Build) -> list:
+        return [command(["sh", "-c", "echo booting; sleep 60"], "wait in vain",
+                        until="login:", timeout=1)]
+
+    started = time.monotonic()
+    ok, _ = run(build, [Stage("watch", "Watch", "prompt", watch)])
+    assert ok and time.monotonic() - started < 20
+    ok, rec = run(build, [Stage("never", "Never", "no prompt", never)])
+    assert not ok
+    failure = [e for e in rec.events if isinstance(e, StageFinished)][0].failure
+    assert failure is not None and "timed out after 1 s" in failure.tail[-1]
+    assert "booting" in failure.tail
+
+
+def test_missing_program_and_failing_action(setup) -> None:
+    build, _ = setup
+
+    def missing(b: Build) -> list:
+        return [command(["no-such-tool-xyz", "--x"], "run a tool", hint="apt install xyz")]
+
+    ok, rec = run(build, [Stage("m", "M", "missing", missing)])
+    failure = [e for e in rec.events if isinstance(e, StageFinished)][0].failure
+    assert not ok and failure is not None and failure.exit_code == 127
+    assert "command not found" in failure.report() and "apt install xyz" in failure.report()
+
+    def boom(ctx) -> None:
+        from livecd_tui.engine import StepFailed
+
+        raise StepFailed("it broke", hint="fix it")
+
+    ok, rec = run(build, [Stage("a", "A", "action", lambda b: [Action("break", boom)])])
+    failure = [e for e in rec.events if isinstance(e, StageFinished)][0].failure
+    assert not ok and failure is not None and "it broke" in failure.tail[-1]
+
+
+def test_refuses_foreign_non_empty_work_dir(tmp_path: Path) -> None:
+    work = tmp_path / "precious"
+    work.mkdir()
+    (work / "thesis.tex").write_text("do not delete")
+    build = Build(profile=new_profile(), work=work)
+    with pytest.raises(BuildError, match="not made by livecd-tui"):
+        Engine(build, []).run([])
+    assert (work / "thesis.tex").exists()
