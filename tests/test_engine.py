@@ -104,7 +104,7 @@ def test_unchanged_output_does_not_cascade(setup) -> None:
     build, flag = setup
     stages = make_stages(flag)
     run(build, stages)
-    ok, rec = run(build, stages, force=["first"])
+    _ok, rec = run(build, stages, force=["first"])
     assert rec.ran() == ["first"], "same output: later stages stay up to date"
 
 
@@ -202,7 +202,7 @@ def test_until_and_timeout(setup) -> None:
     assert ok and time.monotonic() - started < 20
     ok, rec = run(build, [Stage("never", "Never", "no prompt", never)])
     assert not ok
-    failure = [e for e in rec.events if isinstance(e, StageFinished)][0].failure
+    failure = next(e for e in rec.events if isinstance(e, StageFinished)).failure
     assert failure is not None and "timed out after 1 s" in failure.tail[-1]
     assert "booting" in failure.tail
 
@@ -214,7 +214,7 @@ def test_missing_program_and_failing_action(setup) -> None:
         return [command(["no-such-tool-xyz", "--x"], "run a tool", hint="apt install xyz")]
 
     ok, rec = run(build, [Stage("m", "M", "missing", missing)])
-    failure = [e for e in rec.events if isinstance(e, StageFinished)][0].failure
+    failure = next(e for e in rec.events if isinstance(e, StageFinished)).failure
     assert not ok and failure is not None and failure.exit_code == 127
     assert "command not found" in failure.report() and "apt install xyz" in failure.report()
 
@@ -224,7 +224,7 @@ def test_missing_program_and_failing_action(setup) -> None:
         raise StepFailed("it broke", hint="fix it")
 
     ok, rec = run(build, [Stage("a", "A", "action", lambda b: [Action("break", boom)])])
-    failure = [e for e in rec.events if isinstance(e, StageFinished)][0].failure
+    failure = next(e for e in rec.events if isinstance(e, StageFinished)).failure
     assert not ok and failure is not None and "it broke" in failure.tail[-1]
 
 

@@ -34,10 +34,15 @@ def kernel_info(build: Build) -> KernelInfo:
     done = build.done_dir("kernel")
     if (done / "release").is_file():
         release = (done / "release").read_text().strip()
-        modules = (done / "modules_dir").read_text().strip() if (
-            done / "modules_dir").is_file() else ""
-        return KernelInfo(done / "vmlinuz", release, Path(modules) if modules else None,
-                          done / "config" if (done / "config").is_file() else None)
+        modules = (
+            (done / "modules_dir").read_text().strip() if (done / "modules_dir").is_file() else ""
+        )
+        return KernelInfo(
+            done / "vmlinuz",
+            release,
+            Path(modules) if modules else None,
+            done / "config" if (done / "config").is_file() else None,
+        )
     return planned_kernel(build)
 
 
@@ -62,7 +67,8 @@ def planned_kernel(build: Build) -> KernelInfo:
         from_image = kconfig.kernel_release_from_image(image) if image.is_file() else None
         release = from_image or "unknown"
     modules = profile.resolve_path("kernel.modules_dir") or (
-        build.host_root / "lib" / "modules" / release)
+        build.host_root / "lib" / "modules" / release
+    )
     config = profile.resolve_path("kernel.config")
     return KernelInfo(image, release, modules, config)
 
@@ -86,22 +92,32 @@ def requirements_for(build: Build) -> list[kconfig.Requirement]:
         media += ["sata", "virtio", "nvme"]
     uefi = p["bootloader.type"] == "grub2"
     return kconfig.requirements(
-        initrd_format=p["initrd.format"], writable=p["writable.strategy"],
-        squashfs_compressor=p["system.compressor"], initrd_compression=p["initrd.compression"],
-        media=media, uefi=uefi, initrd_size_mib=p["initrd.size_mib"])
+        initrd_format=p["initrd.format"],
+        writable=p["writable.strategy"],
+        squashfs_compressor=p["system.compressor"],
+        initrd_compression=p["initrd.compression"],
+        media=media,
+        uefi=uefi,
+        initrd_size_mib=p["initrd.size_mib"],
+    )
 
 
-def check_kernel_config(ctx: StepContext, info: KernelInfo, config_text: tuple[str, str] | None,
-                        out: Path) -> None:
+def check_kernel_config(
+    ctx: StepContext, info: KernelInfo, config_text: tuple[str, str] | None, out: Path
+) -> None:
     """Check the config against the method's requirements; fail early with the symbols."""
     reqs = requirements_for(ctx.build)
     if config_text is None:
-        ctx.log("no kernel config found (.config, /boot/config-RELEASE, build/.config, "
-                "/proc/config.gz, IKCONFIG in the image): checking modules.builtin and "
-                "modules.dep instead, so this result is partial")
+        ctx.log(
+            "no kernel config found (.config, /boot/config-RELEASE, build/.config, "
+            "/proc/config.gz, IKCONFIG in the image): checking modules.builtin and "
+            "modules.dep instead, so this result is partial"
+        )
         if info.modules_dir is None or not info.modules_dir.is_dir():
-            raise StepFailed("cannot check the kernel: no config and no modules dir",
-                             hint="set kernel.config to the kernel's .config")
+            raise StepFailed(
+                "cannot check the kernel: no config and no modules dir",
+                hint="set kernel.config to the kernel's .config",
+            )
         findings = kconfig.check_from_modules(info.modules_dir, reqs)
     else:
         source, text = config_text
@@ -117,8 +133,9 @@ def check_kernel_config(ctx: StepContext, info: KernelInfo, config_text: tuple[s
         raise StepFailed(
             "the kernel cannot boot this CD: "
             + "; ".join(f"{f.requirement.symbol} ({f.message})" for f in bad),
-            hint="build a kernel with these options (kernel.source = \"tree\"), or choose "
-                 "initrd.format = \"initramfs\" and writable.strategy = \"overlay\"")
+            hint='build a kernel with these options (kernel.source = "tree"), or choose '
+            'initrd.format = "initramfs" and writable.strategy = "overlay"',
+        )
 
 
 def plan_kernel(build: Build) -> list[Step]:
@@ -133,16 +150,33 @@ def plan_kernel(build: Build) -> list[Step]:
         jobs = int(profile["kernel.jobs"]) or build.jobs
         modular = _tree_is_modular(tree)
         targets = ["bzImage", "modules"] if modular else ["bzImage"]
-        steps.append(command(["make", "-C", tree, f"-j{jobs}", *targets],
-                             "build the kernel image" + (" and modules" if modular else ""),
-                             hint="the tree must be configured (make menuconfig) first"))
-        steps.append(command(["make", "-s", "-C", tree, "kernelrelease"],
-                             "record the kernel release", stdout=out / "release"))
+        steps.append(
+            command(
+                ["make", "-C", tree, f"-j{jobs}", *targets],
+                "build the kernel image" + (" and modules" if modular else ""),
+                hint="the tree must be configured (make menuconfig) first",
+            )
+        )
+        steps.append(
+            command(
+                ["make", "-s", "-C", tree, "kernelrelease"],
+                "record the kernel release",
+                stdout=out / "release",
+            )
+        )
         if modular:
-            steps.append(command(
-                ["make", "-C", tree, f"INSTALL_MOD_PATH={out / 'modules'}", "modules_install"],
-                "install the modules into the work dir"))
-        steps.append(command(["cp", "--preserve=timestamps", info.image, out / "vmlinuz"], "copy the kernel image"))
+            steps.append(
+                command(
+                    ["make", "-C", tree, f"INSTALL_MOD_PATH={out / 'modules'}", "modules_install"],
+                    "install the modules into the work dir",
+                )
+            )
+        steps.append(
+            command(
+                ["cp", "--preserve=timestamps", info.image, out / "vmlinuz"],
+                "copy the kernel image",
+            )
+        )
 
         def record_tree(ctx: StepContext) -> None:
             release = (ctx.out / "release").read_text().strip()
@@ -150,39 +184,65 @@ def plan_kernel(build: Build) -> list[Step]:
             (ctx.out / "modules_dir").write_text(str(modules) if modular else "")
             staged = ctx.out / "modules" / "lib" / "modules" / release
             config = _read_config(tree / ".config")
-            info_now = KernelInfo(ctx.out / "vmlinuz", release,
-                                  staged if modular else None, tree / ".config")
+            info_now = KernelInfo(
+                ctx.out / "vmlinuz", release, staged if modular else None, tree / ".config"
+            )
             check_kernel_config(ctx, info_now, config, ctx.out)
 
-        steps.append(Action("check the kernel config against the method", record_tree,
-                            (f"grep -E '^CONFIG_' {q(tree / '.config')}  "
-                             "# compare with docs/method.md's kernel symbols",)))
+        steps.append(
+            Action(
+                "check the kernel config against the method",
+                record_tree,
+                (
+                    f"grep -E '^CONFIG_' {q(tree / '.config')}  "
+                    "# compare with docs/method.md's kernel symbols",
+                ),
+            )
+        )
         return steps
 
-    steps.append(command(["cp", "--preserve=timestamps", info.image, out / "vmlinuz"], "copy the kernel image",
-                         hint="set kernel.image to the kernel to put on the CD"))
+    steps.append(
+        command(
+            ["cp", "--preserve=timestamps", info.image, out / "vmlinuz"],
+            "copy the kernel image",
+            hint="set kernel.image to the kernel to put on the CD",
+        )
+    )
 
     def record_prebuilt(ctx: StepContext) -> None:
         if info.release == "unknown":
-            raise StepFailed(f"cannot tell the release of {info.image}",
-                             hint="set kernel.modules_dir to its /lib/modules/RELEASE")
+            raise StepFailed(
+                f"cannot tell the release of {info.image}",
+                hint="set kernel.modules_dir to its /lib/modules/RELEASE",
+            )
         if info.modules_dir is None or not info.modules_dir.is_dir():
-            raise StepFailed(f"the kernel's modules dir {info.modules_dir} does not exist",
-                             hint="set kernel.modules_dir")
+            raise StepFailed(
+                f"the kernel's modules dir {info.modules_dir} does not exist",
+                hint="set kernel.modules_dir",
+            )
         (ctx.out / "release").write_text(info.release + "\n")
         (ctx.out / "modules_dir").write_text(str(info.modules_dir))
         ctx.log(f"kernel {info.image}, release {info.release}, modules {info.modules_dir}")
         configured = profile.resolve_path("kernel.config")
-        found = (_read_config(configured) if configured else
-                 kconfig.find_config(info.image, info.release, None, info.modules_dir))
+        found = (
+            _read_config(configured)
+            if configured
+            else kconfig.find_config(info.image, info.release, None, info.modules_dir)
+        )
         check_kernel_config(ctx, info, found, ctx.out)
 
-    steps.append(Action(
-        "record the release and modules dir, check the kernel config", record_prebuilt,
-        (f"echo {q(info.release)} > {q(out / 'release')}",
-         f"echo {q(info.modules_dir or '')} > {q(out / 'modules_dir')}",
-         f"grep -E '^CONFIG_' {q(info.config or f'/boot/config-{info.release}')}  "
-         "# compare with docs/method.md's kernel symbols")))
+    steps.append(
+        Action(
+            "record the release and modules dir, check the kernel config",
+            record_prebuilt,
+            (
+                f"echo {q(info.release)} > {q(out / 'release')}",
+                f"echo {q(info.modules_dir or '')} > {q(out / 'modules_dir')}",
+                f"grep -E '^CONFIG_' {q(info.config or f'/boot/config-{info.release}')}  "
+                "# compare with docs/method.md's kernel symbols",
+            ),
+        )
+    )
     return steps
 
 
@@ -215,10 +275,17 @@ STAGE = Stage(
     name="kernel",
     title="Kernel",
     describe="Copy the kernel image (or build it from a source tree), find its release, "
-             "modules and config, and check the config has what the live CD needs.",
+    "modules and config, and check the config has what the live CD needs.",
     plan=plan_kernel,
-    reads=("kernel.", "initrd.format", "initrd.compression", "initrd.size_mib",
-           "writable.strategy", "system.compressor", "bootloader.type", "boottest.medium"),
+    reads=(
+        "kernel.",
+        "initrd.format",
+        "initrd.compression",
+        "initrd.size_mib",
+        "writable.strategy",
+        "system.compressor",
+        "bootloader.type",
+        "boottest.medium",
+    ),
     inputs=kernel_inputs,
 )
-
