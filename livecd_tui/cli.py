@@ -27,13 +27,7 @@ from livecd_tui.engine import (
     load_state,
     render_script,
 )
-from livecd_tui.options import (
-    MENUS,
-    OPTIONS,
-    dependents_of,
-    describe_type,
-    format_value,
-)
+from livecd_tui.options import reference_markdown, reference_text
 from livecd_tui.profile import Profile, ProfileError, find_profile, load_profile
 from livecd_tui.stages import STAGE_NAMES, STAGES
 
@@ -273,41 +267,8 @@ def _placeholder_profile() -> Profile:
 
 # -- options ---------------------------------------------------------------------------
 def cmd_options(args: argparse.Namespace) -> int:
-    sys.stdout.write(options_markdown() if args.markdown else options_text())
+    sys.stdout.write(reference_markdown() if args.markdown else reference_text())
     return EXIT_OK
-
-
-def options_text() -> str:
-    lines = []
-    for option in OPTIONS.values():
-        lines.append(f"{option.key} = {format_value(option.default)}    # {option.title}; "
-                     f"{describe_type(option)}")
-    return "\n".join(lines) + "\n"
-
-
-def options_markdown() -> str:
-    """The option reference, generated from the schema (written to docs/options.md)."""
-    out = ["# Options", "",
-           "Every option a profile can hold, generated from the schema by "
-           "`livecd-tui options --markdown`. A profile is a TOML file; each section below "
-           "is a TOML table (`[kernel]`, `[kernel.drivers]`...).", ""]
-    for menu_key, menu in MENUS.items():
-        depth = menu_key.count(".") + 2
-        out += [f"{'#' * depth} {menu.title} (`[{menu_key}]`)", "", menu.help, ""]
-        for option in OPTIONS.values():
-            if option.section != menu_key:
-                continue
-            out += [f"- **`{option.key}`**: {option.title}. {describe_type(option)}; default "
-                    f"`{format_value(option.default)}`.", f"  {option.help}"]
-            if option.depends_on:
-                cond = " and ".join(f"`{k}` is {' or '.join(format_value(v) for v in vals)}"
-                                    for k, vals in option.depends_on)
-                out.append(f"  Used only when {cond}.")
-            deps = dependents_of(option.key)
-            if deps:
-                out.append("  Shows: " + ", ".join(f"`{d.key}`" for d in deps) + ".")
-        out.append("")
-    return "\n".join(out)
 
 
 if __name__ == "__main__":

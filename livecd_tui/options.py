@@ -7,7 +7,6 @@ means adding one ``Option`` here and reading it in the stage that uses it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -64,7 +63,7 @@ class Menu:
 
 
 def _auto_cpus() -> str:
-    return f"0 means all CPUs ({os.cpu_count() or 1} here)."
+    return "0 means all CPUs."
 
 
 _MENUS: tuple[Menu, ...] = (
@@ -787,3 +786,37 @@ def _typename(value: Any) -> str:
 def option_choices_text(option: Option) -> Sequence[str]:
     """Allowed values, for help texts (empty when any value of the type goes)."""
     return option.choices or option.item_choices
+
+
+def reference_text() -> str:
+    """One line per option: key = default, title and type (``livecd-tui options``)."""
+    lines = []
+    for option in OPTIONS.values():
+        lines.append(f"{option.key} = {format_value(option.default)}    # {option.title}; "
+                     f"{describe_type(option)}")
+    return "\n".join(lines) + "\n"
+
+
+def reference_markdown() -> str:
+    """The option reference, generated from the schema (written to docs/options.md)."""
+    out = ["# Options", "",
+           "Every option a profile can hold, generated from the schema by "
+           "`livecd-tui options --markdown`. A profile is a TOML file; each section below "
+           "is a TOML table (`[kernel]`, `[kernel.drivers]`...).", ""]
+    for menu_key, menu in MENUS.items():
+        depth = menu_key.count(".") + 2
+        out += [f"{'#' * depth} {menu.title} (`[{menu_key}]`)", "", menu.help, ""]
+        for option in OPTIONS.values():
+            if option.section != menu_key:
+                continue
+            out += [f"- **`{option.key}`**: {option.title}. {describe_type(option)}; default "
+                    f"`{format_value(option.default)}`.", f"  {option.help}"]
+            if option.depends_on:
+                cond = " and ".join(f"`{k}` is {' or '.join(format_value(v) for v in vals)}"
+                                    for k, vals in option.depends_on)
+                out.append(f"  Used only when {cond}.")
+            deps = dependents_of(option.key)
+            if deps:
+                out.append("  Shows: " + ", ".join(f"`{d.key}`" for d in deps) + ".")
+        out.append("")
+    return "\n".join(out)
