@@ -1,0 +1,557 @@
+"""The build screen: a list of stages with their state and one live log pane per stage.
+
+The engine runs in a thread worker. Its listener is called from that thread and from
+``sh``'s output threads, so it only appends to a deque; a timer on the UI thread drains the
+deque about 15 times a second and updates the widgets in batches. A stage printing a flood
+of lines costs one ``Log.write_lines`` per tick with at most ``MAX_LINES`` lines; the whole
+log is on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import shlex
+import subprocess
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult, SuspendNotSupported
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Header, Log, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option as ListOption
+
+from livecd_tui.build import Build
+from livecd_tui.engine import (
+    BuildError,
+    Engine,
+    Event,
+    Failure,
+    OutputLine,
+    Stage,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+    StepStarted,
+    load_state,
+)
+from livecd_tui.options import MENUS, OPTIONS
+
+if TYPE_CHECKING:
+    from livecd_tui.tui.app import LiveCDApp
+
+#: Lines each pane keeps in memory (the full log is in WORK/logs/STAGE.log).
+MAX_LINES = 2000
+#: Lines of an earlier run's log shown when the screen opens.
+TAIL_ON_OPEN = 200
+#: How often the event buffer is drained, per second.
+DRAIN_RATE = 15
+SPINNER = "|/-\\"
+
+_MKSQUASHFS = re.compile(r"\]\s+\d+/\d+\s+(\d{1,3})%\s*$")
+_XORRISO = re.compile(r"UPDATE\s*:\s*([\d.]+)%\s+done")
+
+
+def parse_progress(line: str) -> float | None:
+    """A percentage from a tool's progress line (mksquashfs, xorriso), else None."""
+    for pattern in (_MKSQUASHFS, _XORRISO):
+        found = pattern.search(line)
+        if found:
+            return min(100.0, float(found.group(1)))
+    return None
+
+
+def format_duration(seconds: float) -> str:
+    """``4.2s``, ``1m02s``, ``1h02m``: short enough for the stage list."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def option_for_failure(stage: Stage, failure: Failure | None) -> str | None:
+    """The option a user most likely changes to fix a failed stage: one named in the failure
+    text, else the first option or menu the stage reads."""
+    if failure is not None:
+        text = "\n".join([failure.command, failure.hint, *failure.tail])
+        for key in OPTIONS:
+            if key in text:
+                return key
+    for read in stage.reads:
+        key = read.rstrip(".")
+        if key in OPTIONS or key in MENUS:
+            return key
+    return None
+
+
+@dataclass(frozen=True)
+class BuildEnded:
+    """The worker's last word: whether every stage succeeded, or why the build could not
+    start."""
+
+    ok: bool
+    error: str | None = None
+
+
+@dataclass
+class StageView:
+    """What the screen knows about one stage; the list row and the pane are drawn from it."""
+
+    status: str = "pending"
+    started: float | None = None
+    duration: float | None = None
+    failure: Failure | None = None
+
+
+class StageList(OptionList):
+    """The stages, one row each; j/k move like the editor's tree."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+
+class StagePane(Vertical):
+    """One stage's output: the failure (if any), the current step, progress, the log."""
+
+    #: Set when the stage failed: shown at the top, with the command to copy.
+    failure: reactive[Failure | None] = reactive(None)
+    #: One line under the failure: what the stage is doing or did.
+    status_line: reactive[str] = reactive("")
+
+    def __init__(self, stage: Stage, log_hint: str = "") -> None:
+        super().__init__(id=f"pane-{stage.name}")
+        self.stage = stage
+        self.log_hint = log_hint
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="pane-failure")
+        yield Static(self.status_line, classes="pane-status")
+        yield ProgressBar(total=1, show_eta=False, classes="pane-progress")
+        yield Log(max_lines=MAX_LINES, classes="pane-log")
+
+    @property
+    def output(self) -> Log:
+        return self.query_one(Log)
+
+    @property
+    def bar(self) -> ProgressBar:
+        return self.query_one(ProgressBar)
+
+    def watch_status_line(self, line: str) -> None:
+        if self.is_mounted:
+            self.query_one(".pane-status", Static).update(Text(line))
+
+    def watch_failure(self, failure: Failure | None) -> None:
+        self.set_class(failure is not None, "-failed")
+        if failure is None:
+            return
+        how = (f"killed by {failure.signal}" if failure.signal
+               else f"exit code {failure.exit_code}" if failure.exit_code is not None
+               else "failed")
+        text = Text.assemble(
+            (f"FAILED at step {failure.step + 1} ({failure.describe}): {how}\n", "bold"),
+            failure.command if failure.command.startswith("#") else f"$ {failure.command}")
+        if failure.hint:
+            text.append(f"\nhint: {failure.hint}", style="italic")
+        if self.log_hint:
+            text.append(f"\nfull log: {self.log_hint}", style="dim")
+        self.query_one(".pane-failure", Static).update(text)
+
+
+class BuildScreen(Screen[None]):
+    """Run the stages and watch them; debug a failed one without leaving the app."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "build_all", "Build all", tooltip="Run every stage (up to date ones "
+                "are skipped)"),
+        Binding("f", "build_from", "From here", tooltip="Run from the selected stage on"),
+        Binding("o", "build_only", "Only this", tooltip="Run only the selected stage"),
+        Binding("F", "force", "Force", show=False, tooltip="Rebuild the selected stage even "
+                "if it is up to date"),
+        Binding("x", "stop", "Stop", tooltip="Stop the build (kills the running command)"),
+        Binding("r", "retry", "Retry", tooltip="Run again from the failed stage"),
+        Binding("e", "fix", "Fix option", tooltip="Go to the option to change, then come "
+                "back with b and retry"),
+        Binding("n", "skip", "Skip", tooltip="Go on with the stages after the failed one"),
+        Binding("t", "shell", "Shell", tooltip="A shell in the stage's work dir"),
+        Binding("y", "copy_command", "Copy cmd", show=False, tooltip="Copy the failing "
+                "command to the clipboard"),
+        Binding("v", "view_log", "Full log", show=False, tooltip="The whole log in a pager"),
+        Binding("escape,b", "editor", "Editor", tooltip="Back to the profile editor"),
+        Binding("q", "quit", "Quit", show=False, tooltip="Quit (asks first)"),
+    ]
+
+    app: LiveCDApp
+
+    #: Whether the engine is running; the keys on offer follow it.
+    running: reactive[bool] = reactive(False)
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        super().__init__()
+        self.stages = list(stages)
+        self.views: dict[str, StageView] = {s.name: StageView() for s in self.stages}
+        self.engine: Engine | None = None
+        #: Filled by the engine's threads, emptied by the UI's timer.
+        self._events: deque[tuple[float, Event | BuildEnded]] = deque()
+        self._frame = 0
+
+    # -- layout --------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        build = self._build()
+        yield Header()
+        with Horizontal():
+            yield StageList(*[ListOption(self._row(s.name), id=s.name) for s in self.stages],
+                            id="stage-list")
+            with ContentSwitcher(id="panes", initial=f"pane-{self.stages[0].name}"
+                                 if self.stages else None):
+                for stage in self.stages:
+                    yield StagePane(stage, self._shown_path(build.log_path(stage.name)))
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._load_previous(self._build())
+        stage_list = self.query_one(StageList)
+        stage_list.highlighted = 0
+        stage_list.focus()
+        self.set_interval(1 / DRAIN_RATE, self._drain)
+
+    def _build(self) -> Build:
+        """A Build of a snapshot of the profile: edits made while building do not leak in."""
+        profile = self.app.profile
+        snapshot = dataclasses.replace(profile, values=dict(profile.values))
+        return Build.for_profile(snapshot, self.app.work_dir)
+
+    @staticmethod
+    def _shown_path(path: Path) -> str:
+        """A path relative to the current dir when it is below it (short, and the same in
+        every test run), else absolute."""
+        relative = os.path.relpath(path)
+        return path.as_posix() if relative.startswith("..") else relative
+
+    def _load_previous(self, build: Build) -> None:
+        """Show what the work dir remembers: each stage's last state and its log's end."""
+        for stage in self.stages:
+            state = load_state(build, stage.name)
+            view = self.views[stage.name]
+            view.status = state.status
+            view.duration = state.duration
+            pane = self.pane(stage.name)
+            if state.failure:
+                with contextlib.suppress(TypeError):
+                    view.failure = Failure(**state.failure)
+                    pane.failure = view.failure
+            pane.status_line = f"{stage.title}: {self._status_words(view)}"
+            if state.status != "pending" and state.log:
+                with contextlib.suppress(OSError):
+                    lines = Path(state.log).read_text(errors="replace").splitlines()
+                    pane.output.write_lines(lines[-TAIL_ON_OPEN:])
+            self._update_row(stage.name)
+
+    def pane(self, name: str) -> StagePane:
+        return self.query_one(f"#pane-{name}", StagePane)
+
+    # -- the list rows -------------------------------------------------------------------
+    def _status_words(self, view: StageView) -> str:
+        if view.status == "running":
+            elapsed = self.app.clock() - (view.started or self.app.clock())
+            return f"running {format_duration(max(0.0, elapsed))}"
+        if view.status == "done":
+            return "done" + (f" {format_duration(view.duration)}" if view.duration is not None
+                             else "")
+        return {"skipped": "up to date", "failed": "FAILED", "interrupted": "stopped",
+                "pending": "pending"}.get(view.status, view.status)
+
+    def _row(self, name: str) -> Text:
+        view = self.views[name]
+        marks = {"done": ("+", "green"), "skipped": ("=", "green"), "failed": ("!", "bold red"),
+                 "interrupted": ("x", "yellow"), "pending": (" ", "")}
+        if view.status == "running":
+            mark, style = SPINNER[self._frame % len(SPINNER)], "bold"
+        else:
+            mark, style = marks.get(view.status, (" ", ""))
+        return Text.assemble((mark, style), " ", (f"{name:<10}", "bold" if style else ""),
+                             " ", (self._status_words(view), style))
+
+    def _update_row(self, name: str) -> None:
+        stage_list = self.query_one(StageList)
+        stage_list.replace_option_prompt(name, self._row(name))
+
+    @on(OptionList.OptionHighlighted, "#stage-list")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id:
+            self.query_one(ContentSwitcher).current = f"pane-{event.option.id}"
+        self.refresh_bindings()
+
+    @property
+    def selected(self) -> str | None:
+        """The highlighted stage's name."""
+        option = self.query_one(StageList).highlighted_option
+        return option.id if option else None
+
+    # -- running -------------------------------------------------------------------------
+    def start(self, names: Sequence[str], force: Sequence[str] = (),
+              force_all: bool = False) -> None:
+        """Run these stages (in order) in the build worker."""
+        if self.running:
+            self.notify("A build is already running", severity="warning")
+            return
+        problems = self.app.profile.problems()
+        if problems:
+            self.notify("\n".join(f"{p.key}: {p.message}" for p in problems[:3]),
+                        title="Fix the profile first (c lists the problems)",
+                        severity="error", timeout=8)
+            return
+        build = self._build()
+        clock = self.app.clock
+        events = self._events
+
+        def listen(event: Event) -> None:
+            # Called from the build thread and sh's threads: only append (deque is safe).
+            events.append((clock(), event))
+
+        self.engine = Engine(build, self.stages, [listen])
+        selected = [self.engine.stage(name) for name in names]
+        self.running = True
+        self._run(self.engine, selected, list(force), force_all)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="build")
+    def _run(self, engine: Engine, selected: list[Stage], force: list[str],
+             force_all: bool) -> None:
+        """The build thread: runs the engine, touches no widget."""
+        try:
+            ok = engine.run(selected, force=force, force_all=force_all)
+            self._events.append((self.app.clock(), BuildEnded(ok)))
+        except BuildError as err:
+            self._events.append((self.app.clock(), BuildEnded(False, str(err))))
+        except Exception as err:  # shown to the user instead of killing the app
+            self._events.append((self.app.clock(),
+                                 BuildEnded(False, f"{type(err).__name__}: {err}")))
+
+    def stop_build(self) -> None:
+        """Stop the running build; killing may take a few seconds, so it runs in a thread."""
+        if self.engine is not None and self.running:
+            for name, view in self.views.items():
+                if view.status == "running":
+                    self.pane(name).status_line = "stopping: killing the running command…"
+            self._stop(self.engine)
+
+    @work(thread=True, exit_on_error=False, group="stop")
+    def _stop(self, engine: Engine) -> None:
+        engine.stop()
+
+    def on_unmount(self) -> None:
+        self.stop_build()
+
+    # -- draining the engine's events ----------------------------------------------------
+    def _drain(self) -> None:
+        """Apply everything the build threads reported since the last tick."""
+        self._frame += 1
+        lines: dict[str, list[str]] = {}
+        while True:
+            try:
+                at, event = self._events.popleft()
+            except IndexError:
+                break
+            if isinstance(event, OutputLine):
+                percent = parse_progress(event.line)
+                if percent is not None:
+                    self._progress_within_step(event.stage, percent)
+                else:
+                    lines.setdefault(event.stage, []).append(event.line)
+                continue
+            self._write_lines(lines)
+            lines = {}
+            self._apply(at, event)
+        self._write_lines(lines)
+        for name, view in self.views.items():
+            if view.status == "running":
+                self._update_row(name)
+
+    def _write_lines(self, lines: dict[str, list[str]]) -> None:
+        for name, batch in lines.items():
+            self.pane(name).output.write_lines(batch[-MAX_LINES:])
+
+    def _progress_within_step(self, name: str, percent: float) -> None:
+        bar = self.pane(name).bar
+        step = int(bar.progress)
+        bar.update(progress=step + percent / 100)
+
+    def _apply(self, at: float, event: Event | BuildEnded) -> None:
+        if isinstance(event, BuildEnded):
+            self._ended(event)
+            return
+        name = event.stage
+        view = self.views[name]
+        pane = self.pane(name)
+        stage = self.engine.stage(name) if self.engine else None
+        title = stage.title if stage else name
+        if isinstance(event, StageStarted):
+            view.status, view.started, view.duration, view.failure = "running", at, None, None
+            pane.failure = None
+            pane.output.clear()
+            pane.bar.update(total=max(1, event.steps), progress=0)
+            pane.status_line = f"{title}: starting ({event.steps} steps)"
+            self.query_one(StageList).highlighted = self._index(name)
+        elif isinstance(event, StageSkipped):
+            view.status = "skipped"
+            pane.status_line = f"{title}: up to date, skipped ({event.reason})"
+            pane.bar.update(total=1, progress=1)
+        elif isinstance(event, StepStarted):
+            pane.bar.update(total=max(1, event.total), progress=event.index)
+            pane.status_line = f"step {event.index + 1}/{event.total}: {event.describe}"
+        elif isinstance(event, StageFinished):
+            view.status = event.status
+            view.duration = at - view.started if view.started is not None else event.duration
+            view.failure = event.failure
+            pane.failure = event.failure
+            if event.status == "done":
+                pane.bar.update(progress=pane.bar.total or 1)
+            words = {"done": "done", "failed": "failed", "interrupted": "stopped by the user",
+                     "skipped": "up to date"}
+            pane.status_line = f"{title}: {words.get(event.status, event.status)}"
+            if event.status == "interrupted":
+                pane.output.write_line("== stopped by the user: the command's process group "
+                                    "was killed")
+        self._update_row(name)
+        self.refresh_bindings()
+
+    def _ended(self, event: BuildEnded) -> None:
+        self.running = False
+        if event.error:
+            self.notify(event.error, title="The build did not start", severity="error",
+                        timeout=10)
+        elif event.ok:
+            self.notify("Every stage finished", title="Build done", timeout=5)
+        self.refresh_bindings()
+
+    def _index(self, name: str) -> int:
+        return [s.name for s in self.stages].index(name)
+
+    def watch_running(self) -> None:
+        self.refresh_bindings()
+
+    # -- actions -------------------------------------------------------------------------
+    def _selected_failure(self) -> Failure | None:
+        name = self.selected
+        return self.views[name].failure if name else None
+
+    def _selected_failed(self) -> bool:
+        name = self.selected
+        return name is not None and self.views[name].status == "failed"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer only the keys that make sense now (hidden ones stay out of the footer)."""
+        if action == "stop":
+            return self.running
+        if action in ("build_all", "force"):
+            return not self.running
+        if action in ("build_from", "build_only"):
+            return not self.running and not self._selected_failed()
+        if action in ("retry", "fix", "skip", "shell", "copy_command"):
+            return not self.running and self._selected_failed()
+        return True
+
+    def action_build_all(self) -> None:
+        self.start([s.name for s in self.stages])
+
+    def action_build_from(self) -> None:
+        if self.selected:
+            self.start([s.name for s in self.stages[self._index(self.selected):]])
+
+    def action_build_only(self) -> None:
+        if self.selected:
+            self.start([self.selected])
+
+    def action_force(self) -> None:
+        if self.selected:
+            self.start([self.selected], force=[self.selected])
+
+    def action_stop(self) -> None:
+        self.stop_build()
+
+    def action_retry(self) -> None:
+        if self.selected:
+            self.start([s.name for s in self.stages[self._index(self.selected):]])
+
+    def action_skip(self) -> None:
+        if self.selected:
+            later = [s.name for s in self.stages[self._index(self.selected) + 1:]]
+            if later:
+                self.start(later)
+            else:
+                self.notify("No stage after this one", severity="warning")
+
+    def action_fix(self) -> None:
+        name = self.selected
+        if not name:
+            return
+        key = option_for_failure(self._stage(name), self.views[name].failure)
+        if key is None:
+            self.notify("This stage reads no option", severity="warning")
+            return
+        self.app.jump_to_option(key)
+        self.app.notify(f"Change {key}, then press b and r to retry", timeout=6)
+
+    def action_copy_command(self) -> None:
+        failure = self._selected_failure()
+        if failure:
+            self.app.copy_to_clipboard(failure.command)
+            self.notify("Copied the failing command", timeout=2)
+
+    def _stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+    def _suspended(self, argv: list[str], cwd: Path, banner: str) -> None:
+        """Run a program on the terminal, the app hidden until it exits."""
+        try:
+            with self.app.suspend():
+                print(banner, flush=True)
+                subprocess.run(argv, cwd=cwd, check=False)
+        except SuspendNotSupported:
+            self.notify("Cannot leave the app in this terminal", severity="error")
+        except OSError as err:
+            self.notify(str(err), title=f"Cannot run {argv[0]}", severity="error")
+
+    def action_shell(self) -> None:
+        name = self.selected
+        if not name:
+            return
+        build = self._build()
+        where = next((d for d in (build.partial_dir(name), build.done_dir(name), build.work)
+                      if d.is_dir()), Path.cwd())
+        shell = os.environ.get("SHELL") or "/bin/sh"
+        self._suspended([shell], where, f"livecd-tui: a shell in {where} for stage {name}; "
+                                        "exit it to go back")
+
+    def action_view_log(self) -> None:
+        name = self.selected
+        if not name:
+            return
+        log = self._build().log_path(name)
+        if not log.exists():
+            self.notify("This stage has no log yet", severity="warning")
+            return
+        pager = shlex.split(os.environ.get("PAGER") or "less")
+        if Path(pager[0]).name == "less":
+            pager.append("+G")
+        self._suspended([*pager, str(log)], log.parent, "")
+
+    def action_editor(self) -> None:
+        self.app.pop_screen()
+
+    def action_quit(self) -> None:
+        self.app.quit_safely()
