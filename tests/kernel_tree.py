@@ -94,7 +94,9 @@ def _dependency_hint(tree: Path, name: str, config: dict[str, str]) -> str:
                 continue
             for follow in lines[i + 1 :]:
                 stripped = follow.strip()
-                if re.match(r"^(?:menu)?config\s|^(?:endmenu|endif|endchoice|choice|if)\b", stripped):
+                if re.match(
+                    r"^(?:menu)?config\s|^(?:endmenu|endif|endchoice|choice|if)\b", stripped
+                ):
                     break
                 if stripped.startswith("depends on"):
                     expr = stripped[len("depends on") :].strip()
