@@ -1,0 +1,423 @@
+"""Tests for the classic /linuxrc (livecd_tui/data/linuxrc).
+
+Static checks always run. The integration tests build the article's classic CD by hand with
+the real tools (ext2 initrd via mke2fs -d + debugfs, squashfs, etc.tar.bz2, GRUB legacy
+stage2_eltorito + menu.lst, genisoimage) around the cached 6.1 test kernel, and boot it in
+QEMU (TCG, headless). They skip when the test kernel has not been built yet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kernel_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+LINUXRC = ROOT / "livecd_tui" / "data" / "linuxrc"
+CONTRACT = ROOT / "docs" / "initrd-contract.md"
+EPOCH = 1700000000
+MARKER = "livecd-tui classic test"
+FIXED_UUID = "6c697665-6364-2d74-7569-000000000001"
+
+
+# ----------------------------------------------------------------------------- static
+
+
+def test_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.fail("shellcheck is not installed (Debian: apt-get install shellcheck)")
+    proc = subprocess.run(
+        [shellcheck, "-s", "sh", str(LINUXRC)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("shell", [["busybox", "sh"], ["dash"], ["bash", "--posix"]])
+def test_syntax(shell: list[str]) -> None:
+    if shutil.which(shell[0]) is None:
+        pytest.skip(f"{shell[0]} not installed")
+    proc = subprocess.run([*shell, "-n", str(LINUXRC)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_shebang_and_mode() -> None:
+    assert LINUXRC.read_text().startswith("#!/bin/sh\n")
+    assert os.access(LINUXRC, os.X_OK)
+
+
+def test_reads_every_contract_variable_and_word() -> None:
+    script = LINUXRC.read_text()
+    table = CONTRACT.read_text()
+    names = sorted(set(re.findall(r"`(LIVECD_[A-Z_]+)`", table)))
+    assert names, "no variables found in the contract"
+    missing = [n for n in names if f"${n}" not in script and f"${{{n}" not in script]
+    assert not missing, f"contract variables the script ignores: {missing}"
+    for word in ("livecd.debug", "livecd.toram", "livecd.verbose"):
+        assert word in script
+
+
+def test_messages_and_steps_present() -> None:
+    script = LINUXRC.read_text()
+    assert 'echo "livecd: $*"' in script  # msg() prefixes every message
+    for needle in (
+        'msg "rescue shell',
+        'msg "switching to the live system"',
+        "echo 0x0100 > /proc/sys/kernel/real-root-dev",
+        "pivot_root . initrd",
+        'mount --move "/initrd/$fs" "/$fs"',
+        ". /etc/livecd.conf",
+    ):
+        assert needle in script, needle
+
+
+# ----------------------------------------------------------------------------- integration
+
+TOOLS = [
+    "mksquashfs",
+    "mke2fs",
+    "debugfs",
+    "genisoimage",
+    "qemu-system-x86_64",
+    "busybox",
+    "dpkg-deb",
+    "apt-get",
+    "tar",
+    "bzip2",
+    "gzip",
+]
+
+
+def _run(
+    cmd: list[str] | str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> None:
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        text=True,
+        capture_output=True,
+        shell=isinstance(cmd, str),
+        check=False,
+    )
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+def _stage2(cache: Path) -> Path:
+    """GRUB legacy's stage2_eltorito from Debian's grub-legacy package, unpacked in cache."""
+    found = sorted(cache.glob("grub-legacy/usr/lib/grub/*-pc/stage2_eltorito"))
+    if found:
+        return found[0]
+    cache.mkdir(parents=True, exist_ok=True)
+    _run("apt-get download grub-legacy", cwd=cache)
+    debs = sorted(cache.glob("grub-legacy_*.deb"))
+    assert debs, "apt-get download grub-legacy gave no .deb"
+    _run(["dpkg-deb", "-x", str(debs[-1]), str(cache / "grub-legacy")])
+    found = sorted(cache.glob("grub-legacy/usr/lib/grub/*-pc/stage2_eltorito"))
+    assert found
+    return found[0]
+
+
+def _applets(busybox: str) -> list[str]:
+    out = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    return [a for a in out.stdout.split() if a not in ("busybox", "linuxrc")]
+
+
+def _busybox_dir(bindir: Path, busybox: str) -> None:
+    bindir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(busybox, bindir / "busybox")
+    for applet in _applets(busybox):
+        (bindir / applet).symlink_to("busybox")
+
+
+def _pin_times(tree: Path) -> None:
+    for path in [tree, *tree.rglob("*")]:
+        os.utime(path, (EPOCH, EPOCH), follow_symlinks=False)
+
+
+def build_classic_iso(work: Path, kernel: Path, marker: str, cmdline: str, stage2: Path) -> Path:
+    """The article's steps 4-11 with today's tools; returns the ISO."""
+    busybox = shutil.which("busybox")
+    assert busybox
+    iso = work / "iso"
+    (iso / "boot" / "grub").mkdir(parents=True)
+    (iso / "live").mkdir()
+
+    # step 4: the system (a busybox root), squashed as bin lib sbin usr
+    root = work / "root"
+    _busybox_dir(root / "bin", busybox)
+    for d in ("sbin", "lib", "usr/bin", "etc/init.d"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "sbin" / "init").symlink_to("../bin/busybox")
+    (root / "etc" / "inittab").write_text("::sysinit:/etc/init.d/rcS\nttyS0::respawn:-/bin/sh\n")
+    (root / "etc" / "init.d" / "rcS").write_text(
+        "#!/bin/sh\n"
+        "echo LIVECD-BOOT-OK\n"
+        "cat /etc/only-in-archive\n"
+        "[ -d /var/log ] && [ -d /var/run ] && [ -d /var/lock ] && echo LIVECD-VAR-OK\n"
+        "ls -ln /var/run/utmp /var/log/btmp /var/log/lastlog /var/log/wtmp\n"
+        "grep -q livecd.test_exit /proc/cmdline && reboot -f\n"
+    )
+    (root / "etc" / "init.d" / "rcS").chmod(0o755)
+    (root / "etc" / "only-in-archive").write_text("LIVECD-ETC-FROM-ARCHIVE\n")
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nutmp:x:43:\n")
+    _pin_times(root)
+    env_no_sde = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    proc = subprocess.run(
+        [
+            "mksquashfs",
+            "bin",
+            "lib",
+            "sbin",
+            "usr",
+            str(iso / "live" / "system.squashfs"),
+            "-noappend",
+            "-all-root",
+            "-comp",
+            "xz",
+            "-mkfs-time",
+            str(EPOCH),
+            "-all-time",
+            str(EPOCH),
+            "-no-progress",
+            "-quiet",
+        ],
+        cwd=root,
+        env=env_no_sde,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+    # step 9: the /etc archive
+    _run(
+        [
+            "tar",
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            f"--mtime=@{EPOCH}",
+            "-cjf",
+            str(iso / "live" / "etc.tar.bz2"),
+            "etc",
+        ],
+        cwd=root,
+    )
+
+    # steps 5-8: the ext2 initrd, no loop mount, no root needed for the device nodes
+    initrd = work / "initrd"
+    _busybox_dir(initrd / "bin", busybox)
+    for d in ("sbin", "etc", "dev", "proc", "sys", "lib/modules"):
+        (initrd / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(LINUXRC, initrd / "linuxrc")
+    (initrd / "linuxrc").chmod(0o755)
+    (initrd / "etc" / "fstab").write_text("")
+    conf = {
+        "LIVECD_MARKER": marker,
+        "LIVECD_MARKER_FILE": "/LABEL",
+        "LIVECD_SQUASHFS": "/live/system.squashfs",
+        "LIVECD_RELEASE": "",
+        "LIVECD_MODULES": "",
+        "LIVECD_DEVMGR": "devtmpfs",
+        "LIVECD_WAIT": "2",
+        "LIVECD_TMPFS_SIZE": "",
+        "LIVECD_TORAM": "0",
+        "LIVECD_ETC_ARCHIVE": "/live/etc.tar.bz2",
+        "LIVECD_LINK_DIRS": "bin lib sbin usr",
+        "LIVECD_EMPTY_DIRS": "home root var",
+        "LIVECD_INIT": "/sbin/init",
+    }
+    (initrd / "etc" / "livecd.conf").write_text(
+        "".join(f"{k}={shlex.quote(v)}\n" for k, v in conf.items())
+    )
+    _pin_times(initrd)
+    image = work / "initrd.img"
+    fake_time = {"E2FSPROGS_FAKE_TIME": str(EPOCH)}
+    _run(
+        [
+            "mke2fs",
+            "-q",
+            "-F",
+            "-t",
+            "ext2",
+            "-d",
+            str(initrd),
+            "-b",
+            "1024",
+            "-m",
+            "0",
+            "-N",
+            "1024",
+            "-L",
+            "initrd",
+            "-U",
+            FIXED_UUID,
+            "-E",
+            f"root_owner=0:0,hash_seed={FIXED_UUID}",
+            str(image),
+            "8M",
+        ],
+        env=fake_time,
+    )
+    # debugfs: mknod takes a name in the current directory (a path with "/" makes a broken
+    # entry), the mode comes separately; ctime is pinned because mke2fs -d copies it.
+    script = [
+        "cd /dev",
+        "mknod console c 5 1",
+        "sif console mode 020600",
+        "mknod null c 1 3",
+        "sif null mode 020666",
+        "cd /",
+        f"sif / ctime @{EPOCH}",
+    ]
+    for path in sorted(initrd.rglob("*")):
+        script.append(f'sif "/{path.relative_to(initrd)}" ctime @{EPOCH}')
+    _run(["debugfs", "-w", "-f", "-", str(image)], env=fake_time, stdin="\n".join(script) + "\n")
+    _run(["e2fsck", "-fn", str(image)])
+    with open(iso / "boot" / "initrd.img", "wb") as handle:
+        subprocess.run(["gzip", "-9", "-n", "-c", str(image)], stdout=handle, check=True)
+
+    # steps 7, 10, 11: marker, GRUB legacy, ISO
+    shutil.copy2(kernel, iso / "boot" / "vmlinuz")
+    (iso / "LABEL").write_text(MARKER + "\n")
+    # a fresh copy every time: genisoimage -boot-info-table patches the file in place
+    shutil.copyfile(stage2, iso / "boot" / "grub" / "stage2_eltorito")
+    (iso / "boot" / "grub" / "menu.lst").write_text(
+        "serial --unit=0 --speed=115200\n"
+        "terminal --timeout=0 serial\n"
+        "default 0\ntimeout 0\n"
+        "title livecd-tui classic\n"
+        f"kernel /boot/vmlinuz {cmdline}\n"
+        "initrd /boot/initrd.img\n"
+    )
+    out = work / "classic.iso"
+    _run(
+        [
+            "genisoimage",
+            "-quiet",
+            "-R",
+            "-b",
+            "boot/grub/stage2_eltorito",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            "-V",
+            "LIVECD_CLASSIC",
+            "-o",
+            str(out),
+            str(iso),
+        ]
+    )
+    return out
+
+
+def boot(iso: Path, log: Path, until: str, timeout: float) -> str:
+    """Boot the ISO headless under TCG until ``until`` shows up in the serial log (or QEMU
+    exits, or the timeout passes); return the log."""
+    log.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [
+            "timeout",
+            str(int(timeout) + 5),
+            "qemu-system-x86_64",
+            "-cdrom",
+            str(iso),
+            "-m",
+            "512",
+            "-nographic",
+            "-serial",
+            f"file:{log}",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    text = ""
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if until in text:
+                break
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=30)
+    return (log.read_text(errors="replace") if log.exists() else "").replace("\r", "")
+
+
+@pytest.fixture(scope="module")
+def classic_kernel() -> Path:
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"tools missing: {missing}")
+    if not kernel_tree.SOURCE_TARBALL.is_file():
+        pytest.skip("linux-source-6.1 not installed")
+    tree = kernel_tree.prepare_classic_kernel_tree(kernel_tree.default_cache_dir())
+    image = kernel_tree.built_kernel(tree)
+    if image is None:
+        pytest.skip(f"classic test kernel not built: make -C {tree} -j2 bzImage")
+    return image
+
+
+@pytest.fixture(scope="module")
+def stage2() -> Path:
+    try:
+        return _stage2(kernel_tree.default_cache_dir())
+    except AssertionError as err:
+        pytest.skip(f"no stage2_eltorito: {err}")
+
+
+@pytest.mark.integration
+def test_classic_cd_boots(tmp_path: Path, classic_kernel: Path, stage2: Path) -> None:
+    iso = build_classic_iso(
+        tmp_path, classic_kernel, MARKER, "console=ttyS0,115200 livecd.test_exit", stage2
+    )
+    log = boot(iso, tmp_path / "serial.log", "LIVECD-VAR-OK", 120)
+    assert "using deprecated initrd support" in log
+    assert "livecd: medium found on /dev/sr0" in log
+    assert "livecd: switching to the live system" in log
+    assert "LIVECD-BOOT-OK" in log
+    assert "LIVECD-ETC-FROM-ARCHIVE" in log
+    assert "LIVECD-VAR-OK" in log
+    assert re.search(r"-rw-rw-r-- +1 0 +43 .* /var/run/utmp", log), log[-2000:]
+    assert re.search(r"-rw------- +1 0 +0 .* /var/log/btmp", log), log[-2000:]
+
+
+@pytest.mark.integration
+def test_classic_wrong_marker_opens_rescue_shell(
+    tmp_path: Path, classic_kernel: Path, stage2: Path
+) -> None:
+    iso = build_classic_iso(
+        tmp_path, classic_kernel, "some other CD", "console=ttyS0,115200", stage2
+    )
+    log = boot(iso, tmp_path / "serial.log", "livecd: rescue shell", 120)
+    assert "livecd: ERROR: no medium found" in log
+    assert "livecd: looked for a medium whose /LABEL holds: some other CD" in log
+    assert f"/dev/sr0: iso9660, /LABEL holds '{MARKER}'" in log
+    assert "iso9660 label 'LIVECD_CLASSIC'" in log
+    assert "livecd: mounts:" in log and "livecd: modules:" in log
+    assert "livecd: rescue shell" in log
+    assert "Kernel panic" not in log
