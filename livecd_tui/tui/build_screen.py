@@ -46,6 +46,7 @@ from livecd_tui.engine import (
     load_state,
 )
 from livecd_tui.options import MENUS, OPTIONS
+from livecd_tui.tui.describe import shown_path
 
 if TYPE_CHECKING:
     from livecd_tui.tui.app import LiveCDApp
@@ -57,6 +58,7 @@ TAIL_ON_OPEN = 200
 #: How often the event buffer is drained, per second.
 DRAIN_RATE = 15
 SPINNER = "|/-\\"
+SPINNER_RATE = 8
 
 _MKSQUASHFS = re.compile(r"\]\s+\d+/\d+\s+(\d{1,3})%\s*$")
 _XORRISO = re.compile(r"UPDATE\s*:\s*([\d.]+)%\s+done")
@@ -207,7 +209,6 @@ class BuildScreen(Screen[None]):
         self.engine: Engine | None = None
         #: Filled by the engine's threads, emptied by the UI's timer.
         self._events: deque[tuple[float, Event | BuildEnded]] = deque()
-        self._frame = 0
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -219,7 +220,7 @@ class BuildScreen(Screen[None]):
             with ContentSwitcher(id="panes", initial=f"pane-{self.stages[0].name}"
                                  if self.stages else None):
                 for stage in self.stages:
-                    yield StagePane(stage, self._shown_path(build.log_path(stage.name)))
+                    yield StagePane(stage, shown_path(build.log_path(stage.name)))
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -234,13 +235,6 @@ class BuildScreen(Screen[None]):
         profile = self.app.profile
         snapshot = dataclasses.replace(profile, values=dict(profile.values))
         return Build.for_profile(snapshot, self.app.work_dir)
-
-    @staticmethod
-    def _shown_path(path: Path) -> str:
-        """A path relative to the current dir when it is below it (short, and the same in
-        every test run), else absolute."""
-        relative = os.path.relpath(path)
-        return path.as_posix() if relative.startswith("..") else relative
 
     def _load_previous(self, build: Build) -> None:
         """Show what the work dir remembers: each stage's last state and its log's end."""
@@ -280,7 +274,9 @@ class BuildScreen(Screen[None]):
         marks = {"done": ("+", "green"), "skipped": ("=", "green"), "failed": ("!", "bold red"),
                  "interrupted": ("x", "yellow"), "pending": (" ", "")}
         if view.status == "running":
-            mark, style = SPINNER[self._frame % len(SPINNER)], "bold"
+            # From the clock, not a tick count: a fixed clock gives the same picture.
+            frame = int(self.app.clock() * SPINNER_RATE)
+            mark, style = SPINNER[frame % len(SPINNER)], "bold"
         else:
             mark, style = marks.get(view.status, (" ", ""))
         return Text.assemble((mark, style), " ", (f"{name:<10}", "bold" if style else ""),
@@ -359,7 +355,6 @@ class BuildScreen(Screen[None]):
     # -- draining the engine's events ----------------------------------------------------
     def _drain(self) -> None:
         """Apply everything the build threads reported since the last tick."""
-        self._frame += 1
         lines: dict[str, list[str]] = {}
         while True:
             try:

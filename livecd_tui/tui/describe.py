@@ -7,7 +7,9 @@ tested without running an app.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -35,6 +37,13 @@ LEGEND = f"{MARK_CHANGED} changed  {MARK_INVALID} invalid  {MARK_HIDDEN} hidden"
 def short(text: str, width: int = VALUE_WIDTH) -> str:
     """``text`` cut to ``width`` characters, the cut shown with an ellipsis."""
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def shown_path(path: Path) -> str:
+    """A path relative to the current dir when it is below it (short, and the same in every
+    test run), else absolute."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else relative
 
 
 def value_text(option: Option, value: Any) -> str:

@@ -15,12 +15,13 @@ from textual.widgets import Footer, Header, TextArea
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, render_script
 from livecd_tui.profile import Profile
+from livecd_tui.tui.describe import shown_path
 from livecd_tui.tui.dialogs import PathScreen
 
 
 def plan_text(build: Build, stages: Sequence[Stage]) -> str:
     """Each stage's steps, numbered, with the shell lines that do them."""
-    lines = [f"# profile {build.profile.path or '(new)'}", f"# work dir {build.work}"]
+    lines = [f"# profile {build.profile.path or '(new)'}", f"# work dir {shown_path(build.work)}"]
     for stage in stages:
         lines += ["", f"== {stage.name}: {stage.title}"]
         try:

@@ -55,6 +55,7 @@ class MenuTree(Tree[str]):
         self.guide_depth = 2
         self._by_key: dict[str, TreeNode[str]] = {}
         self._problems: dict[str, str] = {}
+        self._pending_cursor: TreeNode[str] | None = None
 
     def on_mount(self) -> None:
         self.rebuild()
@@ -75,10 +76,12 @@ class MenuTree(Tree[str]):
         for key in expanded:
             if key in self._by_key:
                 self._by_key[key].expand()
-        if current:
-            self.call_after_refresh(self.move_to, current)
-        else:
-            self.call_after_refresh(setattr, self, "cursor_line", 0)
+        # Keep the cursor where it was; on the option's menu when the option went away.
+        section = OPTIONS[current].section if current and current in OPTIONS else None
+        if not (current and self.move_to(current)) and not (section and self.move_to(section)):
+            first = self.root.children[0] if self.root.children else None
+            if first is not None:
+                self._move_soon(first)
 
     def _add_menu(self, parent: TreeNode[str], menu: str) -> None:
         for sub in submenus_of(menu):
@@ -116,12 +119,19 @@ class MenuTree(Tree[str]):
         while parent is not None and parent is not self.root:
             parent.expand()
             parent = parent.parent
-        self.call_after_refresh(self._move_cursor_to, node)
+        self._move_soon(node)
         return True
 
-    def _move_cursor_to(self, node: TreeNode[str]) -> None:
-        self.move_cursor(node, animate=False)
-        self.scroll_to_node(node, animate=False)
+    def _move_soon(self, node: TreeNode[str]) -> None:
+        """Move the cursor once the tree has laid out its new lines; the latest wish wins."""
+        self._pending_cursor = node
+        self.call_after_refresh(self._move_pending)
+
+    def _move_pending(self) -> None:
+        node, self._pending_cursor = self._pending_cursor, None
+        if node is not None:
+            self.move_cursor(node, animate=False)
+            self.scroll_to_node(node, animate=False)
 
     # -- actions ---------------------------------------------------------------------
     @property
@@ -137,7 +147,7 @@ class MenuTree(Tree[str]):
         if node.data in MENUS:
             node.expand()
             if node.children:
-                self.call_after_refresh(self._move_cursor_to, node.children[0])
+                self._move_soon(node.children[0])
         else:
             self.post_message(self.EditRequested(node.data))
 
