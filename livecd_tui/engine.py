@@ -431,6 +431,8 @@ class Engine:
         env["SOURCE_DATE_EPOCH"] = str(self.build.epoch)
         env["LC_ALL"] = "C.UTF-8"
         env.update(dict(step.env))
+        for name in step.unset_env:
+            env.pop(name, None)
         matched = threading.Event()
         timed_out = threading.Event()
         lines = LineSplitter(write)

@@ -28,6 +28,8 @@ class Command:
     stdin: Path | None = None
     stdout: Path | None = None
     env: tuple[tuple[str, str], ...] = ()
+    #: Variables removed from the environment (a tool that refuses a flag and a variable).
+    unset_env: tuple[str, ...] = ()
     #: Package hint shown when the program is missing or fails.
     hint: str = ""
     #: Succeed (and stop the program) as soon as an output line contains this text.
@@ -44,6 +46,8 @@ class Command:
         line = shlex.join(self.argv)
         if self.env:
             line = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env) + " " + line
+        if self.unset_env:
+            line = "env " + " ".join(f"-u {k}" for k in self.unset_env) + " " + line
         if self.stdin:
             line += " < " + shlex.quote(str(self.stdin))
         if self.stdout:

@@ -25,8 +25,9 @@ def kernel_cmdline(build: Build) -> str:
     p = build.profile
     words = []
     if p["initrd.format"] == "classic":
-        # The kernel's RAM disk must hold the whole ext2 image; /dev/ram0 is its root.
-        words += [f"ramdisk_size={int(p['initrd.size_mib']) * 1024}", "root=/dev/ram0", "rw"]
+        # The kernel's RAM disk must hold the whole ext2 image. No root=: with root=/dev/ram0
+        # the kernel would run the image's /sbin/init and never /linuxrc.
+        words.append(f"ramdisk_size={int(p['initrd.size_mib']) * 1024}")
     if p["writable.copy_to_ram"]:
         words.append("livecd.toram")
     if p["bootloader.cmdline"]:

@@ -200,14 +200,34 @@ def populate_initrd(ctx: StepContext) -> None:
     os.chmod(tree / script, 0o755)
     (tree / "etc" / "livecd.conf").write_text(livecd_conf(build, modules))
     (tree / "etc" / "fstab").write_text("")
-    if p["initrd.format"] == "classic":
-        # The classic image is ext2: device nodes are made as real files here (root is
-        # needed for mknod) since mke2fs -d copies what it finds.
-        for node in DEVICE_NODES:
-            path = tree / node.path
-            if not path.exists():
-                os.mknod(path, node.mode | (0o020000 if node.kind == "c" else 0o060000),
-                         os.makedev(node.major, node.minor))
+    # mke2fs -d copies each file's times: pin them so the image is reproducible.
+    epoch = build.epoch
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (epoch, epoch), follow_symlinks=False)
+    os.utime(tree, (epoch, epoch))
+
+
+def write_debugfs_script(ctx: StepContext) -> None:
+    """Commands for debugfs that finish the ext2 image without root or a mount: the device
+    nodes, and every inode's ctime pinned (mke2fs -d copies the staging files' ctimes)."""
+    tree = ctx.out / "tree"
+    epoch = ctx.build.epoch
+    lines = ["cd /dev"]
+    for node in DEVICE_NODES:
+        name = Path(node.path).name
+        kind = 0o020000 if node.kind == "c" else 0o060000
+        lines += [f"mknod {name} {node.kind} {node.major} {node.minor}",
+                  f"sif {name} mode 0{kind | node.mode:o}",
+                  f"sif {name} mtime @{epoch}", f"sif {name} ctime @{epoch}",
+                  f"sif {name} atime @{epoch}"]
+    lines.append("cd /")
+    paths = ["/", *sorted("/" + str(p.relative_to(tree)) for p in tree.rglob("*"))]
+    for path in paths:
+        if '"' in path or "\n" in path:
+            raise StepFailed(f"cannot name {path!r} in a debugfs script")
+        lines.append(f'sif "{path}" ctime @{epoch}')
+    (ctx.out / "debugfs.cmds").write_text("\n".join(lines) + "\n")
 
 
 def _in_root(build: Build, path: str) -> str:
@@ -287,13 +307,23 @@ def plan_initrd(build: Build) -> list[Step]:
         steps.append(command(["rm", "-f", out / "initrd.cpio"], "remove the uncompressed archive"))
         return steps
     size_kib = int(p["initrd.size_mib"]) * 1024
+    image = out / "initrd.ext2"
+    fake_time = (("E2FSPROGS_FAKE_TIME", str(build.epoch)),)
     steps.append(command(
-        ["mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", "-m", "0", "-L", "initrd",
-         "-U", FIXED_UUID, "-E", f"root_owner=0:0,hash_seed={FIXED_UUID}", "-d", tree,
-         out / "initrd.ext2", f"{size_kib}k"],
+        ["mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", "-m", "0", "-N", "1024",
+         "-L", "initrd", "-U", FIXED_UUID, "-E", f"root_owner=0:0,hash_seed={FIXED_UUID}",
+         "-d", tree, image, f"{size_kib}k"],
         "make the ext2 RAM-disk image from the tree (no mount needed)",
-        env=(("E2FSPROGS_FAKE_TIME", str(build.epoch)),),
-        hint="raise initrd.size_mib if the tree does not fit"))
+        env=fake_time, hint="raise initrd.size_mib if the tree does not fit"))
+    steps.append(Action(
+        "write the debugfs commands: /dev/console, /dev/null, fixed ctimes",
+        write_debugfs_script,
+        (f"cat > {q(out / 'debugfs.cmds')} <<'EOF'\ncd /dev\nmknod console c 5 1\n"
+         "sif console mode 020600\nmknod null c 1 3\nsif null mode 020666\nEOF",
+         "# plus 'sif PATH ctime @$SOURCE_DATE_EPOCH' for every file, for a reproducible image")))
+    steps.append(command(["debugfs", "-w", "-f", out / "debugfs.cmds", image],
+                         "add the device nodes to the image without root", env=fake_time))
+    steps.append(command(["e2fsck", "-fn", image], "check the image"))
     steps.append(command(COMPRESSORS[p["initrd.compression"]], "compress the RAM-disk image",
                          stdin=out / "initrd.ext2", stdout=compressed))
     steps.append(command(["rm", "-f", out / "initrd.ext2"], "remove the uncompressed image"))

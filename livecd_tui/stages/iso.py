@@ -80,8 +80,9 @@ def plan_iso(build: Build) -> list[Step]:
                       f"live/{archive_name(build)}"))
     steps: list[Step] = [
         command(["mkdir", "-p", tree / "boot", tree / "live"], "make the CD tree"),
-        command(["cp", "-al", f"{build.done_dir('bootloader')}/.", tree],
-                "link the boot loader's files into the CD tree"),
+        # Copied, not linked: -boot-info-table patches the boot image in place.
+        command(["cp", "-a", f"{build.done_dir('bootloader')}/.", tree],
+                "copy the boot loader's files into the CD tree"),
     ]
     steps += [command(["ln", source, tree / dest], f"link {dest} into the CD tree")
               for source, dest in links]

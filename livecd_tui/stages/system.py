@@ -146,7 +146,9 @@ def plan_system(build: Build) -> list[Step]:
                 (f"test -d {q(target)}",)))
 
     mksquashfs_argv = mksquashfs_command(build, root)
+    # mksquashfs 4.5 refuses SOURCE_DATE_EPOCH together with the explicit time flags.
     steps.append(command(mksquashfs_argv, "pack the system into a squashfs image", cwd=root,
+                         unset_env=("SOURCE_DATE_EPOCH",),
                          hint="Debian: squashfs-tools; LFS: build squashfs-tools from source"))
     return steps
 
