@@ -81,7 +81,7 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
 
 def kernel_items(profile: Profile) -> list[CheckItem]:
     """The kernel-config requirements of the profile's method, each ok or not."""
-    from livecd_tui.stages.kernel import planned_kernel, requirements_for
+    from livecd_tui.stages.kernel import advised_requirements, planned_kernel, requirements_for
 
     build = Build.for_profile(profile)
     info = planned_kernel(build)
@@ -113,4 +113,12 @@ def kernel_items(profile: Profile) -> list[CheckItem]:
         ok = finding.state in ("ok", "module")
         items.append(CheckItem("kernel", ok, f"{finding.state:7} {finding.requirement.symbol}: "
                                              f"{finding.message}", None if ok else key))
+    advised = advised_requirements(build)
+    config = kconfig.parse_config(found[1]) if found else None
+    for finding in (kconfig.check(config, advised, info.release) if config is not None
+                    else kconfig.check_from_modules(info.modules_dir, advised)
+                    if info.modules_dir else []):
+        if finding.state in ("missing", "wrong"):
+            items.append(CheckItem("kernel", True, f"warning {finding.requirement.symbol}: "
+                                   f"{finding.message} (driver groups; not needed to boot)"))
     return items

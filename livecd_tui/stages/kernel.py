@@ -82,24 +82,30 @@ def _tree_release(tree: Path) -> str | None:
         return None
 
 
-def requirements_for(build: Build) -> list[kconfig.Requirement]:
-    """The kernel symbols the profile's method needs."""
+def requirements_for(build: Build, media: list[str] | None = None) -> list[kconfig.Requirement]:
+    """The kernel symbols the profile's method needs to boot from its medium (a CD, and a
+    USB disk when the boot test uses one)."""
+    p = build.profile
+    if media is None:
+        media = ["cdrom", *(["usb"] if p["boottest.medium"] == "usb" else [])]
+    return kconfig.requirements(
+        initrd_format=p["initrd.format"], writable=p["writable.strategy"],
+        squashfs_compressor=p["system.compressor"], initrd_compression=p["initrd.compression"],
+        media=media, uefi=p["bootloader.type"] == "grub2",
+        initrd_size_mib=p["initrd.size_mib"])
+
+
+def advised_requirements(build: Build) -> list[kconfig.Requirement]:
+    """Drivers the profile's driver groups ask for, beyond what booting needs: a kernel
+    without them still boots the CD, so they are warnings, not errors."""
     p = build.profile
     media = ["cdrom"]
-    if p["kernel.drivers.usb"] or p["boottest.medium"] == "usb":
+    if p["kernel.drivers.usb"]:
         media.append("usb")
     if p["kernel.drivers.disk"]:
         media += ["sata", "virtio", "nvme"]
-    uefi = p["bootloader.type"] == "grub2"
-    return kconfig.requirements(
-        initrd_format=p["initrd.format"],
-        writable=p["writable.strategy"],
-        squashfs_compressor=p["system.compressor"],
-        initrd_compression=p["initrd.compression"],
-        media=media,
-        uefi=uefi,
-        initrd_size_mib=p["initrd.size_mib"],
-    )
+    needed = {r.symbol for r in requirements_for(build)}
+    return [r for r in requirements_for(build, media) if r.symbol not in needed]
 
 
 def check_kernel_config(
@@ -107,6 +113,7 @@ def check_kernel_config(
 ) -> None:
     """Check the config against the method's requirements; fail early with the symbols."""
     reqs = requirements_for(ctx.build)
+    advised = advised_requirements(ctx.build)
     if config_text is None:
         ctx.log(
             "no kernel config found (.config, /boot/config-RELEASE, build/.config, "
@@ -119,16 +126,23 @@ def check_kernel_config(
                 hint="set kernel.config to the kernel's .config",
             )
         findings = kconfig.check_from_modules(info.modules_dir, reqs)
+        warnings = kconfig.check_from_modules(info.modules_dir, advised)
     else:
         source, text = config_text
         ctx.log(f"kernel config: {source}")
         (out / "config").write_text(text)
-        findings = kconfig.check(kconfig.parse_config(text), reqs, info.release)
+        config = kconfig.parse_config(text)
+        findings = kconfig.check(config, reqs, info.release)
+        warnings = kconfig.check(config, advised, info.release)
     bad = []
     for finding in findings:
         ctx.log(f"  {finding.state:8} {finding.requirement.symbol:24} {finding.message}")
         if finding.state in ("missing", "wrong"):
             bad.append(finding)
+    for finding in warnings:
+        if finding.state in ("missing", "wrong"):
+            ctx.log(f"  warning  {finding.requirement.symbol:24} {finding.message} "
+                    "(asked for by kernel.drivers; not needed to boot the CD)")
     if bad:
         raise StepFailed(
             "the kernel cannot boot this CD: "

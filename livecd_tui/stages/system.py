@@ -41,6 +41,9 @@ mount -t sysfs sysfs /sys 2>/dev/null
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null
 hostname -F /etc/hostname
 echo "livecd-tui: live system up, root is $(awk '$2 == "/" {print $3}' /proc/mounts | tail -n 1)"
+# What the live system got from the boot: /etc overrides (motd), /var made at boot.
+[ -f /etc/motd ] && cat /etc/motd
+for d in /var/log /var/run /var/lock; do [ -d "$d" ] && echo "livecd-tui: $d is there"; done
 """
 
 
