@@ -1,0 +1,648 @@
+"""Boot loader configuration text and ISO tool command lines.
+
+Everything here is a pure function of plain parameters: config file text for GRUB 2
+(``grub.cfg``), ISOLINUX (``isolinux.cfg``) and GRUB legacy (``menu.lst``), and argv lists
+(never shell strings) for ``grub-mkimage``, ``mformat``/``mcopy`` and ``xorriso``/``mkisofs``.
+The build stages write the text to files and run the argv lists; nothing here touches the disk.
+
+The commands were checked by hand on Debian 12 (GRUB 2.06, xorriso 1.5.4, mtools 4.0.32,
+ISOLINUX 6.04): the GRUB hybrid ISO boots from BIOS and UEFI, as a CD and as a USB disk, and
+two builds with the same ``SOURCE_DATE_EPOCH`` are byte-identical.
+
+ISO layout (see docs/initrd-contract.md): ``/LABEL``, ``/boot/vmlinuz``, ``/boot/initrd.img``,
+``/live/system.squashfs``, boot loader files under ``/boot/grub`` or ``/isolinux``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+# --------------------------------------------------------------------------------------------
+# Boot menu entries
+# --------------------------------------------------------------------------------------------
+
+#: The menu entries a live ISO can offer, in menu order.
+ENTRY_KINDS: tuple[str, ...] = ("normal", "toram", "debug")
+
+#: Kernel command line words each entry adds (read by the initramfs /init, see the contract).
+ENTRY_ARGS: dict[str, tuple[str, ...]] = {
+    "normal": (),
+    "toram": ("livecd.toram",),
+    "debug": ("livecd.debug", "livecd.verbose"),
+}
+
+#: Text appended to the title for each entry.
+ENTRY_SUFFIX: dict[str, str] = {
+    "normal": "",
+    "toram": " (copy to RAM)",
+    "debug": " (debug shell)",
+}
+
+#: ISOLINUX labels (typed at the ``boot:`` prompt) and GRUB 2 hotkeys of the entries.
+ENTRY_LABEL: dict[str, str] = {"normal": "live", "toram": "toram", "debug": "debug"}
+GRUB_HOTKEY: dict[str, str] = {"normal": "l", "toram": "t", "debug": "d"}
+
+# --------------------------------------------------------------------------------------------
+# Paths on the ISO and on a Debian build host
+# --------------------------------------------------------------------------------------------
+
+KERNEL_PATH = "/boot/vmlinuz"
+INITRD_PATH = "/boot/initrd.img"
+MARKER_FILE = "/LABEL"
+GRUB_PREFIX = "/boot/grub"
+GRUB_CFG_PATH = "boot/grub/grub.cfg"
+#: BIOS El Torito boot image (GRUB core made with ``-O i386-pc-eltorito``), inside the ISO.
+GRUB_ELTORITO_IMG = "boot/grub/i386-pc/eltorito.img"
+GRUB_BOOT_CATALOG = "boot/grub/boot.cat"
+#: Where the EFI FAT image goes inside the ISO when it is not an appended partition.
+EFI_IMAGE_IN_ISO = "boot/grub/efi.img"
+#: Name UEFI firmware looks for on removable media (x86-64).
+EFI_BOOT_BINARY = "EFI/BOOT/BOOTX64.EFI"
+ISOLINUX_CFG_PATH = "isolinux/isolinux.cfg"
+ISOLINUX_BIN_IN_ISO = "isolinux/isolinux.bin"
+ISOLINUX_BOOT_CATALOG = "isolinux/boot.cat"
+MENU_LST_PATH = "boot/grub/menu.lst"
+STAGE2_ELTORITO_IN_ISO = "boot/grub/stage2_eltorito"
+
+#: GRUB 2 platform directories (grub-pc-bin, grub-efi-amd64-bin).
+GRUB_I386_PC_DIR = Path("/usr/lib/grub/i386-pc")
+GRUB_X86_64_EFI_DIR = Path("/usr/lib/grub/x86_64-efi")
+#: MBR of a GRUB hybrid ISO: loads the El Torito core from the ISO when booted as a disk.
+GRUB_HYBRID_MBR = GRUB_I386_PC_DIR / "boot_hybrid.img"
+#: isohybrid MBR of ISOLINUX (Debian: package isolinux).
+ISOHYBRID_MBR = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
+#: GRUB legacy's El Torito stage 2 (Debian package grub-legacy, fetched with apt-get download).
+GRUB_LEGACY_STAGE2 = Path("/usr/lib/grub/x86_64-pc/stage2_eltorito")
+
+#: Files an ISOLINUX ISO needs: (path on a Debian host, path inside the ISO).
+#: isolinux.bin is the El Torito boot image; ldlinux.c32 is its core module, which it loads
+#: from its own directory before it can read isolinux.cfg. Nothing else is needed for a
+#: ``boot:`` prompt (a graphical menu would add menu.c32, libutil.c32, libcom32.c32).
+ISOLINUX_FILES: tuple[tuple[Path, str], ...] = (
+    (Path("/usr/lib/ISOLINUX/isolinux.bin"), ISOLINUX_BIN_IN_ISO),
+    (Path("/usr/lib/syslinux/modules/bios/ldlinux.c32"), "isolinux/ldlinux.c32"),
+)
+
+# GRUB modules linked into the core images. The images are self-contained: no module
+# directory is copied to the ISO, so every command grub.cfg uses must be in this list.
+GRUB_COMMON_MODULES: tuple[str, ...] = (
+    "normal",  # menu and grub.cfg interpreter (menuentry, set, if)
+    "configfile",  # configfile/source, for a user who wants to load another config by hand
+    "search",  # search command: the early config finds the ISO by its marker file
+    "search_fs_file",  # search --file
+    "search_label",  # search --label
+    "search_fs_uuid",  # search --fs-uuid
+    "linux",  # linux and initrd commands (bzImage boot protocol)
+    "echo",  # messages
+    "test",  # [ ... ] in the early config and grub.cfg
+    "serial",  # serial --unit --speed
+    "terminal",  # terminal_input / terminal_output
+    "ls",  # rescue: list devices and files at the grub> prompt
+    "cat",  # rescue: look at files
+    "halt",  # rescue: power off
+    "reboot",  # rescue: restart
+    "iso9660",  # the ISO filesystem (grub.cfg, kernel and initrd live on it)
+    "part_msdos",  # MBR partition table of the hybrid image on a USB disk
+    "part_gpt",  # GPT of the hybrid image (EFI system partition appended as GPT)
+    "fat",  # the EFI system partition / El Torito EFI image
+)
+#: BIOS core: adds the BIOS disk driver (CD and USB disk through INT 13h).
+GRUB_BIOS_MODULES: tuple[str, ...] = ("biosdisk", *GRUB_COMMON_MODULES)
+#: UEFI core: firmware disks need no driver; add video so Linux gets a framebuffer (efifb).
+GRUB_EFI_MODULES: tuple[str, ...] = (
+    *GRUB_COMMON_MODULES,
+    "all_video",  # efi_gop, efi_uga and the rest: sets a mode Linux can use for efifb
+    "efi_gop",  # explicit: UEFI Graphics Output Protocol
+)
+
+#: Fixed FAT volume serial of the EFI image (mformat -N), so the image is reproducible.
+FAT_SERIAL = "4c495645"
+#: FAT image geometry used by mformat: heads and sectors per track (sectors of 512 bytes).
+FAT_HEADS = 2
+FAT_SECTORS_PER_TRACK = 32
+
+# --------------------------------------------------------------------------------------------
+# Validation and quoting
+# --------------------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_GRUB_SAFE = re.compile(r"[A-Za-z0-9_./,:=+@%^-]+")
+
+
+def _check_text(what: str, value: str) -> str:
+    """Return *value*, or raise ValueError if it holds a newline or another control char."""
+    if _CONTROL.search(value):
+        raise ValueError(f"{what} must be one line without control characters: {value!r}")
+    return value
+
+
+def _check_path(what: str, value: str) -> str:
+    """Check a path used on a loader line: one line, absolute, no blanks."""
+    _check_text(what, value)
+    if not value.startswith("/") or re.search(r"\s", value):
+        raise ValueError(f"{what} must be an absolute path without blanks: {value!r}")
+    return value
+
+
+def _check_entries(entries: Sequence[str]) -> list[str]:
+    """Validate an entry list: known kinds, no duplicates, at least one."""
+    if isinstance(entries, str):
+        raise ValueError("entries must be a sequence of entry kinds, not a string")
+    result = list(entries)
+    if not result:
+        raise ValueError("at least one boot menu entry is needed")
+    for kind in result:
+        if kind not in ENTRY_ARGS:
+            raise ValueError(f"unknown entry {kind!r}; choose from {', '.join(ENTRY_KINDS)}")
+    if len(set(result)) != len(result):
+        raise ValueError(f"duplicate entries in {result!r}")
+    return result
+
+
+def _check_common(timeout: int, serial_speed: int) -> None:
+    if timeout < 0:
+        raise ValueError(f"timeout must be >= 0 seconds, not {timeout}")
+    if serial_speed <= 0:
+        raise ValueError(f"serial speed must be positive, not {serial_speed}")
+
+
+def grub_quote(word: str) -> str:
+    """Quote *word* as one word of GRUB 2 script.
+
+    Plain words stay bare; anything else is single-quoted, where GRUB (like sh) expands
+    nothing. A single quote becomes ``'\\''``. Newlines are rejected.
+    """
+    _check_text("GRUB word", word)
+    if _GRUB_SAFE.fullmatch(word):
+        return word
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+def split_kernel_cmdline(cmdline: str) -> list[str]:
+    """Split a kernel command line into words the way the kernel does.
+
+    Blanks separate words except inside double quotes (``name="a b"`` is one word).
+    Raises ValueError on control characters or an unbalanced double quote.
+    """
+    _check_text("kernel command line", cmdline)
+    words: list[str] = []
+    current: list[str] = []
+    in_quote = False
+    for char in cmdline:
+        if char == '"':
+            in_quote = not in_quote
+            current.append(char)
+        elif char.isspace() and not in_quote:
+            if current:
+                words.append("".join(current))
+                current = []
+        else:
+            current.append(char)
+    if in_quote:
+        raise ValueError(f"unbalanced double quote in kernel command line: {cmdline!r}")
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def kernel_args(cmdline: str, entry: str, serial: bool, serial_speed: int) -> list[str]:
+    """Kernel command line words for one menu entry.
+
+    The build's *cmdline*, then the entry's words (``livecd.toram``...), then, with *serial*,
+    ``console=tty0 console=ttyS0,SPEED``: the last console= is /dev/console, so the init
+    scripts and the rescue shell talk on the serial port.
+    """
+    if entry not in ENTRY_ARGS:
+        raise ValueError(f"unknown entry {entry!r}")
+    words = split_kernel_cmdline(cmdline)
+    words += ENTRY_ARGS[entry]
+    if serial:
+        words += ["console=tty0", f"console=ttyS0,{serial_speed}"]
+    return words
+
+
+def _grub_kernel_word(word: str) -> str:
+    """Render one kernel word for a GRUB 2 ``linux`` line.
+
+    GRUB 2.06 rebuilds the command line from its arguments: it wraps an argument holding a
+    blank in double quotes and puts a backslash before every ``"``, ``'`` and ``\\``, which
+    the kernel does not remove (checked in QEMU). So a kernel-quoted word ``name="a b"`` is
+    given to GRUB unquoted (``name=a b``), which GRUB passes as ``"name=a b"``, the same for
+    the kernel; single quotes and backslashes cannot be passed and raise ValueError.
+    """
+    if "'" in word or "\\" in word:
+        raise ValueError(
+            f"GRUB 2 cannot pass {word!r} to the kernel unchanged (it adds backslashes "
+            "before quotes and backslashes)"
+        )
+    return grub_quote(word.replace('"', ""))
+
+
+def _validate_label(volume_label: str) -> str:
+    _check_text("volume label", volume_label)
+    if not 1 <= len(volume_label) <= 32 or not volume_label.isascii():
+        raise ValueError(f"volume label must be 1 to 32 ASCII characters: {volume_label!r}")
+    return volume_label
+
+
+# --------------------------------------------------------------------------------------------
+# Config text
+# --------------------------------------------------------------------------------------------
+
+
+def grub_early_cfg(marker_file: str = MARKER_FILE, prefix: str = GRUB_PREFIX) -> str:
+    """Config embedded in the GRUB core images (``grub-mkimage -c``).
+
+    Booted from the EFI system partition of a USB disk, GRUB's root is that FAT partition,
+    where there is no grub.cfg: without this it stops at ``grub>`` (checked in QEMU). The
+    search finds the ISO filesystem by its marker file and points the prefix at it.
+    """
+    _check_path("marker file", marker_file)
+    _check_path("GRUB prefix", prefix)
+    return (
+        f"search --no-floppy --set=root --file {grub_quote(marker_file)}\n"
+        f"set prefix=($root){grub_quote(prefix)}\n"
+    )
+
+
+def grub_cfg(
+    title: str,
+    timeout: int,
+    entries: Sequence[str],
+    cmdline: str,
+    serial: bool,
+    serial_speed: int,
+    kernel: str = KERNEL_PATH,
+    initrd: str = INITRD_PATH,
+    marker_file: str = MARKER_FILE,
+) -> str:
+    """Text of a GRUB 2 ``grub.cfg`` for the live ISO.
+
+    *entries* are kinds from :data:`ENTRY_KINDS`; the first is the default. *timeout* is in
+    seconds (0 boots the default at once). With *serial* the menu is shown on the serial
+    port and the screen, and the kernel gets a serial console. Titles and command line words
+    are single-quoted where needed, so ``'``, ``$``, ``;`` cannot break the script.
+    """
+    _check_text("title", title)
+    _check_common(timeout, serial_speed)
+    kinds = _check_entries(entries)
+    _check_path("kernel", kernel)
+    _check_path("initrd", initrd)
+    _check_path("marker file", marker_file)
+    lines = ["# grub.cfg written by livecd-tui", ""]
+    if serial:
+        lines += [
+            f"serial --unit=0 --speed={serial_speed}",
+            "terminal_input serial console",
+            "terminal_output serial console",
+        ]
+    lines += [
+        "set default=0",
+        f"set timeout={timeout}",
+        f"search --no-floppy --set=root --file {grub_quote(marker_file)}",
+        "",
+    ]
+    for kind in kinds:
+        words = [_grub_kernel_word(w) for w in kernel_args(cmdline, kind, serial, serial_speed)]
+        lines += [
+            f"menuentry {grub_quote(title + ENTRY_SUFFIX[kind])} "
+            f"--hotkey={GRUB_HOTKEY[kind]} --id=livecd-{kind} {{",
+            "\t" + " ".join(["linux", grub_quote(kernel), *words]),
+            f"\tinitrd {grub_quote(initrd)}",
+            "}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def isolinux_cfg(
+    title: str,
+    timeout: int,
+    entries: Sequence[str],
+    cmdline: str,
+    serial: bool,
+    serial_speed: int,
+    kernel: str = KERNEL_PATH,
+    initrd: str = INITRD_PATH,
+    marker_file: str = MARKER_FILE,
+) -> str:
+    """Text of an ISOLINUX ``isolinux.cfg``: a ``boot:`` prompt, no menu module needed.
+
+    Labels are ``live``, ``toram`` and ``debug`` (see :data:`ENTRY_LABEL`); the first entry is
+    the default. ``SERIAL`` must be the first directive. ISOLINUX counts the timeout in tenths
+    of a second and takes 0 as "wait forever", so a 0 s timeout is written as ``PROMPT 0``
+    (boot the default unless Shift/Alt is held). APPEND is passed to the kernel as written.
+    *marker_file* is unused (ISOLINUX boots from the medium it was loaded from); it is here
+    so every generator takes the same parameters.
+    """
+    del marker_file
+    _check_text("title", title)
+    _check_common(timeout, serial_speed)
+    kinds = _check_entries(entries)
+    _check_path("kernel", kernel)
+    _check_path("initrd", initrd)
+    lines = []
+    if serial:
+        lines.append(f"SERIAL 0 {serial_speed}")
+    labels = ", ".join(ENTRY_LABEL[k] for k in kinds)
+    lines += [
+        "# isolinux.cfg written by livecd-tui",
+        f"DEFAULT {ENTRY_LABEL[kinds[0]]}",
+        f"PROMPT {1 if timeout > 0 else 0}",
+        f"TIMEOUT {timeout * 10}",
+        f"SAY {title}",
+        f"SAY Type one of: {labels} (then Enter). Default: {ENTRY_LABEL[kinds[0]]}.",
+        "",
+    ]
+    for kind in kinds:
+        args = " ".join(kernel_args(cmdline, kind, serial, serial_speed))
+        lines += [
+            f"LABEL {ENTRY_LABEL[kind]}",
+            f"  MENU LABEL {title}{ENTRY_SUFFIX[kind]}",
+            f"  LINUX {kernel}",
+            f"  INITRD {initrd}",
+        ]
+        if args:
+            lines.append(f"  APPEND {args}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def menu_lst(
+    title: str,
+    timeout: int,
+    entries: Sequence[str],
+    cmdline: str,
+    serial: bool,
+    serial_speed: int,
+    kernel: str = KERNEL_PATH,
+    initrd: str = INITRD_PATH,
+    marker_file: str = MARKER_FILE,
+) -> str:
+    """Text of a GRUB legacy (0.97) ``menu.lst`` for an El Torito CD (``stage2_eltorito``).
+
+    The CD is the device ``(cd)``. With *serial*, ``serial --unit=0 --speed=N`` and
+    ``terminal --timeout=0 serial`` put the menu on the serial port. GRUB legacy passes the
+    rest of a ``title`` or ``kernel`` line as written, so only newlines are rejected.
+    *marker_file* is unused: GRUB legacy boots from the CD it was loaded from.
+    """
+    del marker_file
+    _check_text("title", title)
+    _check_common(timeout, serial_speed)
+    kinds = _check_entries(entries)
+    _check_path("kernel", kernel)
+    _check_path("initrd", initrd)
+    lines = ["# menu.lst written by livecd-tui"]
+    if serial:
+        lines += [f"serial --unit=0 --speed={serial_speed}", "terminal --timeout=0 serial"]
+    lines += ["default 0", f"timeout {timeout}", ""]
+    for kind in kinds:
+        args = " ".join(kernel_args(cmdline, kind, serial, serial_speed))
+        lines += [
+            f"title {title}{ENTRY_SUFFIX[kind]}",
+            "root (cd)",
+            f"kernel {kernel}" + (f" {args}" if args else ""),
+            f"initrd {initrd}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Command lines (argv lists)
+# --------------------------------------------------------------------------------------------
+
+
+def grub_mkimage_bios_argv(
+    out: Path | str,
+    prefix: str = GRUB_PREFIX,
+    early_config: Path | str | None = None,
+    modules: Sequence[str] = GRUB_BIOS_MODULES,
+    grub_dir: Path | str = GRUB_I386_PC_DIR,
+) -> list[str]:
+    """argv of ``grub-mkimage`` for the BIOS El Torito core (``i386-pc-eltorito``).
+
+    The same image also boots the hybrid ISO from a USB disk: ``boot_hybrid.img`` in the MBR
+    loads it (xorriso ``--grub2-boot-info`` patches its location). *early_config* is the
+    file written from :func:`grub_early_cfg`.
+    """
+    argv = ["grub-mkimage", "-d", str(grub_dir), "-O", "i386-pc-eltorito", "-o", str(out)]
+    argv += ["-p", prefix]
+    if early_config is not None:
+        argv += ["-c", str(early_config)]
+    return argv + list(modules)
+
+
+def grub_mkimage_efi_argv(
+    out: Path | str,
+    prefix: str = GRUB_PREFIX,
+    early_config: Path | str | None = None,
+    modules: Sequence[str] = GRUB_EFI_MODULES,
+    grub_dir: Path | str = GRUB_X86_64_EFI_DIR,
+) -> list[str]:
+    """argv of ``grub-mkimage`` for the UEFI image (``x86_64-efi``), to become BOOTX64.EFI.
+
+    Give it *early_config* (:func:`grub_early_cfg`): from a USB disk the image starts on the
+    EFI system partition and must search for the ISO filesystem.
+    """
+    argv = ["grub-mkimage", "-d", str(grub_dir), "-O", "x86_64-efi", "-o", str(out)]
+    argv += ["-p", prefix]
+    if early_config is not None:
+        argv += ["-c", str(early_config)]
+    return argv + list(modules)
+
+
+def fat_image_sectors(payload_bytes: int, slack_kib: int = 256) -> int:
+    """Number of 512-byte sectors for a FAT image holding *payload_bytes* of files.
+
+    Adds *slack_kib* and room for the FAT, then rounds up to whole tracks of the geometry
+    given to mformat. The result is at least 2880 sectors (1.44 MB).
+    """
+    if payload_bytes < 0:
+        raise ValueError("payload size must be >= 0")
+    sectors = (payload_bytes + 511) // 512
+    sectors += sectors // 50 + slack_kib * 2 + 64
+    track = FAT_HEADS * FAT_SECTORS_PER_TRACK
+    sectors = (sectors + track - 1) // track * track
+    return max(sectors, 2880)
+
+
+def efi_fat_image_steps(
+    image: Path | str,
+    efi_tree: Path | str,
+    sectors: int,
+    serial: str = FAT_SERIAL,
+) -> list[list[str]]:
+    """argv lists that make the EFI FAT image with mtools, reproducibly.
+
+    *efi_tree* is a staging directory holding ``EFI/BOOT/BOOTX64.EFI``; the caller sets the
+    mtime of ``EFI``, ``EFI/BOOT`` and the file to SOURCE_DATE_EPOCH first, because
+    ``mcopy -s -m`` keeps them. *image* must not exist (``mformat -C`` creates it).
+    mtools 4.0.32 ignores SOURCE_DATE_EPOCH, so the steps avoid what stamps the current time:
+    no volume label (``-v`` writes a dated directory entry) and no ``mmd``; ``-N`` fixes the
+    volume serial. Result: FAT12/16, identical bytes on every build (checked).
+    """
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", serial):
+        raise ValueError(f"FAT serial must be 8 hex digits: {serial!r}")
+    track = FAT_HEADS * FAT_SECTORS_PER_TRACK
+    if sectors <= 0 or sectors % track:
+        raise ValueError(f"sectors must be a positive multiple of {track}: {sectors}")
+    img = str(image)
+    return [
+        ["mformat", "-i", img, "-C", "-T", str(sectors), "-h", str(FAT_HEADS),
+         "-s", str(FAT_SECTORS_PER_TRACK), "-N", serial.lower(), "::"],
+        ["mcopy", "-i", img, "-s", "-m", str(Path(efi_tree) / "EFI"), "::/"],
+    ]  # fmt: skip
+
+
+def xorriso_date_args(epoch: int) -> list[str]:
+    """xorriso (``-as mkisofs``) options that make every date in the ISO *epoch*.
+
+    xorriso 1.5.4 takes the volume dates from SOURCE_DATE_EPOCH but still records each
+    file's and directory's own mtime (checked: touching the tree changes the ISO), so the
+    file dates are set explicitly; with these two options the output is identical with or
+    without SOURCE_DATE_EPOCH in the environment.
+    """
+    if epoch < 0:
+        raise ValueError("epoch must be >= 0")
+    stamp = datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y%m%d%H%M%S00")
+    return [f"--modification-date={stamp}", "--set_all_file_dates", f"={epoch}"]
+
+
+def _xorriso_head(out: Path | str, volume_label: str, epoch: int | None) -> list[str]:
+    argv = [
+        "xorriso", "-as", "mkisofs",
+        "-o", str(out),
+        "-iso-level", "3",  # files over 4 GiB (a big system.squashfs)
+        "-r",  # Rock Ridge with sane owners and modes
+        "-J", "-joliet-long",  # readable names on Windows
+        "-V", _validate_label(volume_label),
+    ]  # fmt: skip
+    if epoch is not None:
+        argv += xorriso_date_args(epoch)
+    return argv
+
+
+def xorriso_grub2_argv(
+    iso_root: Path | str,
+    out: Path | str,
+    volume_label: str,
+    hybrid: bool,
+    efi: bool,
+    efi_image: Path | str | None = None,
+    mbr: Path | str = GRUB_HYBRID_MBR,
+    epoch: int | None = None,
+) -> list[str]:
+    """argv of ``xorriso -as mkisofs`` for a GRUB 2 ISO.
+
+    BIOS: El Torito boots ``boot/grub/i386-pc/eltorito.img`` (made by
+    :func:`grub_mkimage_bios_argv`). With *hybrid*, ``boot_hybrid.img`` goes into the MBR
+    so the same file boots as a USB disk. With *efi*: if *hybrid*, *efi_image* (the FAT
+    image on the build host) is appended as GPT partition 2 (type EF00, the EFI system
+    partition of the USB disk) and the El Torito EFI entry points into it; if not hybrid, the
+    caller copies the FAT image into the tree at :data:`EFI_IMAGE_IN_ISO`.
+    With *epoch* (SOURCE_DATE_EPOCH) every date in the ISO is fixed
+    (:func:`xorriso_date_args`) and two builds are byte-identical (checked).
+    """
+    argv = _xorriso_head(out, volume_label, epoch)
+    argv += [
+        "-c", GRUB_BOOT_CATALOG,
+        "-b", GRUB_ELTORITO_IMG,
+        "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
+        "--grub2-boot-info",  # patch the core's location into it and into the MBR
+    ]  # fmt: skip
+    if hybrid:
+        argv += ["--grub2-mbr", str(mbr)]
+    if efi:
+        if hybrid:
+            if efi_image is None:
+                raise ValueError("a hybrid EFI ISO needs efi_image (the FAT image to append)")
+            argv += [
+                "-append_partition", "2", "0xef", str(efi_image),
+                "-appended_part_as_gpt",
+                "-eltorito-alt-boot",
+                "-e", "--interval:appended_partition_2:all::",
+                "-no-emul-boot",
+            ]  # fmt: skip
+        else:
+            argv += ["-eltorito-alt-boot", "-e", EFI_IMAGE_IN_ISO, "-no-emul-boot"]
+    argv.append(str(iso_root))
+    return argv
+
+
+def xorriso_isolinux_argv(
+    iso_root: Path | str,
+    out: Path | str,
+    volume_label: str,
+    hybrid: bool = True,
+    efi: bool = False,
+    isohybrid_mbr: Path | str = ISOHYBRID_MBR,
+    epoch: int | None = None,
+) -> list[str]:
+    """argv of ``xorriso -as mkisofs`` for an ISOLINUX ISO; *epoch* as for the GRUB one.
+
+    Needs :data:`ISOLINUX_FILES` and ``isolinux/isolinux.cfg`` in *iso_root*. With *hybrid*
+    the isohybrid MBR makes it boot as a USB disk too. With *efi*, the tree must also hold
+    the GRUB EFI FAT image at :data:`EFI_IMAGE_IN_ISO` (and a grub.cfg): UEFI boots GRUB,
+    BIOS boots ISOLINUX; ``-isohybrid-gpt-basdat`` marks the FAT image as an EFI partition.
+    """
+    argv = _xorriso_head(out, volume_label, epoch)
+    if hybrid:
+        argv += ["-isohybrid-mbr", str(isohybrid_mbr)]
+    argv += [
+        "-c", ISOLINUX_BOOT_CATALOG,
+        "-b", ISOLINUX_BIN_IN_ISO,
+        "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
+    ]  # fmt: skip
+    if efi:
+        argv += ["-eltorito-alt-boot", "-e", EFI_IMAGE_IN_ISO, "-no-emul-boot"]
+        if hybrid:
+            argv.append("-isohybrid-gpt-basdat")
+    argv.append(str(iso_root))
+    return argv
+
+
+#: Tools that can make the GRUB legacy ISO, and the argv prefix of each.
+MKISOFS_TOOLS: dict[str, tuple[str, ...]] = {
+    "genisoimage": ("genisoimage",),
+    "mkisofs": ("mkisofs",),
+    "xorriso": ("xorriso", "-as", "mkisofs"),
+}
+
+
+def mkisofs_grub_legacy_argv(
+    tool: str,
+    iso_root: Path | str,
+    out: Path | str,
+    volume_label: str,
+) -> list[str]:
+    """argv of the article's ISO command for GRUB legacy (``stage2_eltorito``, no-emulation).
+
+    *tool* is ``genisoimage``, ``mkisofs`` or ``xorriso`` (run as ``xorriso -as mkisofs``).
+    The tree needs ``boot/grub/stage2_eltorito`` and ``boot/grub/menu.lst``.
+    """
+    if tool not in MKISOFS_TOOLS:
+        raise ValueError(f"unknown ISO tool {tool!r}; choose from {', '.join(MKISOFS_TOOLS)}")
+    return [
+        *MKISOFS_TOOLS[tool],
+        "-R",
+        "-b", STAGE2_ELTORITO_IN_ISO,
+        "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
+        "-V", _validate_label(volume_label),
+        "-o", str(out),
+        str(iso_root),
+    ]  # fmt: skip
+
+
+def reproducible_env(epoch: int) -> dict[str, str]:
+    """Environment for reproducible tool runs: ``SOURCE_DATE_EPOCH`` (xorriso reads it).
+
+    Do not pass it to mksquashfs 4.5 together with ``-all-time``/``-mkfs-time``: it refuses
+    to run when both are given.
+    """
+    if epoch < 0:
+        raise ValueError("SOURCE_DATE_EPOCH must be >= 0")
+    return {"SOURCE_DATE_EPOCH": str(epoch)}
