@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import subprocess
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from livecd_tui.engine import (
     load_state,
 )
 from livecd_tui.options import MENUS, OPTIONS
+from livecd_tui.profile import Profile
 from livecd_tui.tui.describe import shown_path
 
 if TYPE_CHECKING:
@@ -83,11 +85,20 @@ def format_duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def option_for_failure(stage: Stage, failure: Failure | None) -> str | None:
-    """The option a user most likely changes to fix a failed stage: one named in the failure
-    text, else the first option or menu the stage reads."""
+def option_for_failure(stage: Stage, failure: Failure | None,
+                       profile: Profile | None = None) -> str | None:
+    """The option a user most likely changes to fix a failed stage: the one that chooses a
+    missing tool named in the failure, one named in the failure text, else the first option
+    or menu the stage reads."""
     if failure is not None:
         text = "\n".join([failure.command, failure.hint, *failure.tail])
+        if profile is not None:
+            from livecd_tui import tools
+            from livecd_tui.checks import TOOL_OPTIONS
+
+            for tool in tools.required_tools(profile):
+                if tool.name in text and tool.find() is None:
+                    return TOOL_OPTIONS.get(tool.name, "bootloader.type")
         for key in OPTIONS:
             if key in text:
                 return key
@@ -96,6 +107,26 @@ def option_for_failure(stage: Stage, failure: Failure | None) -> str | None:
         if key in OPTIONS or key in MENUS:
             return key
     return None
+
+
+def failure_text(failure: Failure, log_hint: str = "") -> Text:
+    """The top of a failed stage's pane: what failed and how, the command to copy (or, for
+    a step livecd-tui does itself, its error), the hint and where the full log is."""
+    is_action = failure.command == failure.describe
+    how = (f"killed by {failure.signal}" if failure.signal
+           else f"exit code {failure.exit_code}" if failure.exit_code is not None
+           else "error")
+    text = Text.assemble(
+        (f"FAILED at step {failure.step + 1} ({failure.describe}): {how}\n", "bold"))
+    if is_action:
+        text.append(f"error: {failure.tail[-1] if failure.tail else '(no message)'}")
+    else:
+        text.append(f"$ {failure.command}")
+    if failure.hint:
+        text.append(f"\nhint: {failure.hint}", style="italic")
+    if log_hint:
+        text.append(f"\nfull log: {log_hint}", style="dim")
+    return text
 
 
 @dataclass(frozen=True)
@@ -159,19 +190,9 @@ class StagePane(Vertical):
 
     def watch_failure(self, failure: Failure | None) -> None:
         self.set_class(failure is not None, "-failed")
-        if failure is None:
-            return
-        how = (f"killed by {failure.signal}" if failure.signal
-               else f"exit code {failure.exit_code}" if failure.exit_code is not None
-               else "failed")
-        text = Text.assemble(
-            (f"FAILED at step {failure.step + 1} ({failure.describe}): {how}\n", "bold"),
-            failure.command if failure.command.startswith("#") else f"$ {failure.command}")
-        if failure.hint:
-            text.append(f"\nhint: {failure.hint}", style="italic")
-        if self.log_hint:
-            text.append(f"\nfull log: {self.log_hint}", style="dim")
-        self.query_one(".pane-failure", Static).update(text)
+        if failure is not None:
+            self.query_one(".pane-failure", Static).update(failure_text(failure,
+                                                                        self.log_hint))
 
 
 class BuildScreen(Screen[None]):
@@ -338,19 +359,22 @@ class BuildScreen(Screen[None]):
                                  BuildEnded(False, f"{type(err).__name__}: {err}")))
 
     def stop_build(self) -> None:
-        """Stop the running build; killing may take a few seconds, so it runs in a thread."""
-        if self.engine is not None and self.running:
-            for name, view in self.views.items():
-                if view.status == "running":
-                    self.pane(name).status_line = "stopping: killing the running command…"
-            self._stop(self.engine)
+        """Stop the running build; the running stage's pane says so."""
+        if self.engine is None or not self.running:
+            return
+        for name, view in self.views.items():
+            if view.status == "running":
+                self.pane(name).status_line = "stopping: killing the running command…"
+        self._kill_engine()
 
-    @work(thread=True, exit_on_error=False, group="stop")
-    def _stop(self, engine: Engine) -> None:
-        engine.stop()
+    def _kill_engine(self) -> None:
+        """Killing can take the engine's grace period, so it happens in a plain thread (a
+        worker of this screen would be cancelled when the screen goes)."""
+        if self.engine is not None and self.running:
+            threading.Thread(target=self.engine.stop, name="stop-build", daemon=True).start()
 
     def on_unmount(self) -> None:
-        self.stop_build()
+        self._kill_engine()
 
     # -- draining the engine's events ----------------------------------------------------
     def _drain(self) -> None:
@@ -494,7 +518,8 @@ class BuildScreen(Screen[None]):
         name = self.selected
         if not name:
             return
-        key = option_for_failure(self._stage(name), self.views[name].failure)
+        key = option_for_failure(self._stage(name), self.views[name].failure,
+                                 self.app.profile)
         if key is None:
             self.notify("This stage reads no option", severity="warning")
             return

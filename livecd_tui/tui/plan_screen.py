@@ -51,7 +51,8 @@ class PlanScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        area = TextArea("planning…", read_only=True, show_line_numbers=False, id="plan")
+        area = TextArea("planning…", read_only=True, show_line_numbers=False, soft_wrap=False,
+                        id="plan")
         area.border_title = "Plan: the commands each stage runs"
         yield area
         yield Footer()
