@@ -93,6 +93,8 @@ class CheckScreen(ModalScreen[str | None]):
             options += [None, ListOption(Text(title, style="bold underline"), disabled=True)]
             for number, item in enumerate(items):
                 mark, style = ("ok ", "dim") if item.ok else ("!! ", "bold red")
+                if kind == "kernel":  # the kernel findings start with their own state
+                    mark = "   " if item.ok else mark
                 line = Text.assemble((mark, style), item.message)
                 if item.key and not item.ok:
                     line.append(f"  → {item.key}", style="italic")
