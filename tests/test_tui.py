@@ -567,3 +567,21 @@ async def test_real_preflight_stage_streams(demo: Profile) -> None:
         assert screen.views["preflight"].status in ("done", "failed")
         lines = list(screen.pane("preflight").output.lines)
         assert any("busybox" in line for line in lines)
+
+
+@pilot_test
+async def test_a_stage_that_cannot_be_planned_says_so_in_its_pane(demo: Profile) -> None:
+    def broken(build) -> list[Step]:  # type: ignore[no-untyped-def]
+        raise RuntimeError("no plan today")
+
+    app = make_app(demo, [*echo_stages()[:1], Stage("broken", "Broken", "cannot plan", broken)])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b", "a")
+        await settle(pilot, app)
+        screen = app.screen
+        assert isinstance(screen, BuildScreen)
+        assert screen.views["first"].status == "done"
+        assert screen.selected == "broken"
+        assert any("no plan today" in line for line in screen.pane("broken").output.lines)
+        assert any(n.title == "The build stopped" for n in app._notifications)
+        assert not screen.running

@@ -230,6 +230,8 @@ class BuildScreen(Screen[None]):
         self.engine: Engine | None = None
         #: Filled by the engine's threads, emptied by the UI's timer.
         self._events: deque[tuple[float, Event | BuildEnded]] = deque()
+        #: The stages the current (or last) run was asked to run.
+        self._chosen: list[str] = []
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -342,6 +344,11 @@ class BuildScreen(Screen[None]):
 
         self.engine = Engine(build, self.stages, [listen])
         selected = [self.engine.stage(name) for name in names]
+        self._chosen = list(names)
+        for name in names:  # what will run starts from a clean slate
+            if self.views[name].status in ("failed", "interrupted"):
+                self.views[name].status = "pending"
+                self._update_row(name)
         self.running = True
         self._run(self.engine, selected, list(force), force_all)
 
@@ -451,8 +458,14 @@ class BuildScreen(Screen[None]):
     def _ended(self, event: BuildEnded) -> None:
         self.running = False
         if event.error:
-            self.notify(event.error, title="The build did not start", severity="error",
-                        timeout=10)
+            # Say it where the build stopped: the first chosen stage that did not run.
+            stuck = next((n for n in self._chosen if self.views[n].status == "pending"), None)
+            if stuck is not None:
+                pane = self.pane(stuck)
+                pane.status_line = "could not run: see the log"
+                pane.output.write_line(f"== could not run this stage: {event.error}")
+                self.query_one(StageList).highlighted = self._index(stuck)
+            self.notify(event.error, title="The build stopped", severity="error", timeout=15)
         elif event.ok:
             self.notify("Every stage finished", title="Build done", timeout=5)
         self.refresh_bindings()
