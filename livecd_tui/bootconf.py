@@ -15,6 +15,7 @@ ISO layout (see docs/initrd-contract.md): ``/LABEL``, ``/boot/vmlinuz``, ``/boot
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -118,6 +119,9 @@ GRUB_EFI_MODULES: tuple[str, ...] = (
     "efi_gop",  # explicit: UEFI Graphics Output Protocol
 )
 
+#: Size of the EFI FAT image in 512-byte sectors (4 MiB): GRUB's BOOTX64.EFI with the
+#: modules above is about 0.7 MB; the rest leaves room for more modules or a shim.
+EFI_FAT_SECTORS = 8192
 #: Fixed FAT volume serial of the EFI image (mformat -N), so the image is reproducible.
 FAT_SERIAL = "4c495645"
 #: FAT image geometry used by mformat: heads and sectors per track (sectors of 512 bytes).
@@ -512,18 +516,43 @@ def xorriso_date_args(epoch: int) -> list[str]:
     return [f"--modification-date={stamp}", "--set_all_file_dates", f"={epoch}"]
 
 
-def _xorriso_head(out: Path | str, volume_label: str, epoch: int | None) -> list[str]:
+#: Tools that write ISO images, and the argv prefix of each. Only xorriso can write the
+#: hybrid MBR/GPT of a USB-bootable image.
+MKISOFS_TOOLS: dict[str, tuple[str, ...]] = {
+    "xorriso": ("xorriso", "-as", "mkisofs"),
+    "genisoimage": ("genisoimage",),
+    "mkisofs": ("mkisofs",),
+}
+
+
+def _epoch_or_env(epoch: int | None) -> int | None:
+    """*epoch*, else SOURCE_DATE_EPOCH from the environment if it is a number, else None."""
+    if epoch is not None:
+        return epoch
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return int(value) if value.isdigit() else None
+
+
+def _iso_head(tool: str, out: Path | str, volume_label: str, epoch: int | None) -> list[str]:
+    if tool not in MKISOFS_TOOLS:
+        raise ValueError(f"unknown ISO tool {tool!r}; choose from {', '.join(MKISOFS_TOOLS)}")
     argv = [
-        "xorriso", "-as", "mkisofs",
+        *MKISOFS_TOOLS[tool],
         "-o", str(out),
         "-iso-level", "3",  # files over 4 GiB (a big system.squashfs)
         "-r",  # Rock Ridge with sane owners and modes
         "-J", "-joliet-long",  # readable names on Windows
         "-V", _validate_label(volume_label),
     ]  # fmt: skip
-    if epoch is not None:
+    epoch = _epoch_or_env(epoch)
+    if tool == "xorriso" and epoch is not None:
         argv += xorriso_date_args(epoch)
     return argv
+
+
+def _need_xorriso(tool: str, what: str) -> None:
+    if tool != "xorriso":
+        raise ValueError(f"{what} needs xorriso (iso.tool), {tool} cannot write it")
 
 
 def xorriso_grub2_argv(
@@ -531,37 +560,40 @@ def xorriso_grub2_argv(
     out: Path | str,
     volume_label: str,
     hybrid: bool,
-    efi: bool,
+    efi: bool = True,
     efi_image: Path | str | None = None,
     mbr: Path | str = GRUB_HYBRID_MBR,
     epoch: int | None = None,
+    tool: str = "xorriso",
 ) -> list[str]:
-    """argv of ``xorriso -as mkisofs`` for a GRUB 2 ISO.
+    """argv that writes a GRUB 2 ISO (``xorriso -as mkisofs`` unless *tool* says otherwise).
 
-    BIOS: El Torito boots ``boot/grub/i386-pc/eltorito.img`` (made by
-    :func:`grub_mkimage_bios_argv`). With *hybrid*, ``boot_hybrid.img`` goes into the MBR
-    so the same file boots as a USB disk. With *efi*: if *hybrid*, *efi_image* (the FAT
-    image on the build host) is appended as GPT partition 2 (type EF00, the EFI system
-    partition of the USB disk) and the El Torito EFI entry points into it; if not hybrid, the
-    caller copies the FAT image into the tree at :data:`EFI_IMAGE_IN_ISO`.
-    With *epoch* (SOURCE_DATE_EPOCH) every date in the ISO is fixed
-    (:func:`xorriso_date_args`) and two builds are byte-identical (checked).
+    BIOS: El Torito boots :data:`GRUB_ELTORITO_IMG` (made by :func:`grub_mkimage_bios_argv`).
+    With *hybrid*, ``boot_hybrid.img`` goes into the MBR so the same file boots as a USB
+    disk. With *efi*, the FAT image (*efi_image*, default the copy at
+    :data:`EFI_IMAGE_IN_ISO` in *iso_root*) becomes the El Torito EFI boot image; if
+    *hybrid*, it is appended as GPT partition 2 (the EFI system partition of the USB disk)
+    and the El Torito EFI entry points into that partition.
+    *epoch* (default: SOURCE_DATE_EPOCH from the environment) fixes every date in the ISO
+    (:func:`xorriso_date_args`): two builds are then byte-identical (checked).
+    genisoimage/mkisofs can only write the non-hybrid CD (ValueError if *hybrid*).
     """
-    argv = _xorriso_head(out, volume_label, epoch)
+    argv = _iso_head(tool, out, volume_label, epoch)
     argv += [
         "-c", GRUB_BOOT_CATALOG,
         "-b", GRUB_ELTORITO_IMG,
         "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
-        "--grub2-boot-info",  # patch the core's location into it and into the MBR
     ]  # fmt: skip
+    if tool == "xorriso":
+        argv.append("--grub2-boot-info")  # patch the core's location into it and the MBR
     if hybrid:
+        _need_xorriso(tool, "a hybrid (USB-bootable) GRUB 2 image")
         argv += ["--grub2-mbr", str(mbr)]
     if efi:
         if hybrid:
-            if efi_image is None:
-                raise ValueError("a hybrid EFI ISO needs efi_image (the FAT image to append)")
+            image = efi_image if efi_image is not None else Path(iso_root) / EFI_IMAGE_IN_ISO
             argv += [
-                "-append_partition", "2", "0xef", str(efi_image),
+                "-append_partition", "2", "0xef", str(image),
                 "-appended_part_as_gpt",
                 "-eltorito-alt-boot",
                 "-e", "--interval:appended_partition_2:all::",
@@ -581,16 +613,19 @@ def xorriso_isolinux_argv(
     efi: bool = False,
     isohybrid_mbr: Path | str = ISOHYBRID_MBR,
     epoch: int | None = None,
+    tool: str = "xorriso",
 ) -> list[str]:
-    """argv of ``xorriso -as mkisofs`` for an ISOLINUX ISO; *epoch* as for the GRUB one.
+    """argv that writes an ISOLINUX ISO; *epoch* and *tool* as for the GRUB 2 one.
 
     Needs :data:`ISOLINUX_FILES` and ``isolinux/isolinux.cfg`` in *iso_root*. With *hybrid*
-    the isohybrid MBR makes it boot as a USB disk too. With *efi*, the tree must also hold
-    the GRUB EFI FAT image at :data:`EFI_IMAGE_IN_ISO` (and a grub.cfg): UEFI boots GRUB,
-    BIOS boots ISOLINUX; ``-isohybrid-gpt-basdat`` marks the FAT image as an EFI partition.
+    the isohybrid MBR makes it boot as a USB disk too (xorriso only). With *efi*, the tree
+    must also hold the GRUB EFI FAT image at :data:`EFI_IMAGE_IN_ISO` and a grub.cfg: UEFI
+    boots GRUB, BIOS boots ISOLINUX; ``-isohybrid-gpt-basdat`` makes the FAT image a GPT
+    partition for USB boot.
     """
-    argv = _xorriso_head(out, volume_label, epoch)
+    argv = _iso_head(tool, out, volume_label, epoch)
     if hybrid:
+        _need_xorriso(tool, "a hybrid (USB-bootable) ISOLINUX image")
         argv += ["-isohybrid-mbr", str(isohybrid_mbr)]
     argv += [
         "-c", ISOLINUX_BOOT_CATALOG,
@@ -603,14 +638,6 @@ def xorriso_isolinux_argv(
             argv.append("-isohybrid-gpt-basdat")
     argv.append(str(iso_root))
     return argv
-
-
-#: Tools that can make the GRUB legacy ISO, and the argv prefix of each.
-MKISOFS_TOOLS: dict[str, tuple[str, ...]] = {
-    "genisoimage": ("genisoimage",),
-    "mkisofs": ("mkisofs",),
-    "xorriso": ("xorriso", "-as", "mkisofs"),
-}
 
 
 def mkisofs_grub_legacy_argv(
@@ -635,6 +662,58 @@ def mkisofs_grub_legacy_argv(
         "-o", str(out),
         str(iso_root),
     ]  # fmt: skip
+
+
+def grub2_image_steps(
+    out: Path | str,
+    epoch: int | None = None,
+    efi: bool = True,
+    marker_file: str = MARKER_FILE,
+    prefix: str = GRUB_PREFIX,
+    fat_sectors: int = EFI_FAT_SECTORS,
+) -> list[tuple[list[str], str]]:
+    """(argv, description) steps that make GRUB 2's boot images under *out*.
+
+    *out* becomes part of the CD tree: ``boot/grub/early.cfg`` (the config embedded in both
+    images, kept on the CD for reference), ``boot/grub/i386-pc/eltorito.img`` (BIOS),
+    ``EFI/BOOT/BOOTX64.EFI`` (UEFI; also on the ISO filesystem, as on Debian's ISOs) and
+    ``boot/grub/efi.img``, the FAT image holding it (the El Torito EFI image / ESP). With
+    *epoch*, the FAT image is byte-identical on every build. grub.cfg is written separately
+    (:func:`grub_cfg`).
+    """
+    root = Path(out)
+    grub = root / "boot" / "grub"
+    early = grub / "early.cfg"
+    efi_dir = root / "EFI"
+    efi_binary = root / EFI_BOOT_BINARY
+    fat = root / EFI_IMAGE_IN_ISO
+    write_early = ["sh", "-c", 'printf "%s" "$1" > "$2"', "sh"]
+    write_early += [grub_early_cfg(marker_file, prefix), str(early)]
+    steps: list[tuple[list[str], str]] = [
+        (["mkdir", "-p", str(grub / "i386-pc"), str(efi_binary.parent)], "make GRUB's directories"),
+        (write_early, f"write GRUB's built-in config (find the CD by {marker_file})"),
+        (
+            grub_mkimage_bios_argv(root / GRUB_ELTORITO_IMG, prefix, early),
+            "make GRUB's BIOS El Torito image (i386-pc-eltorito)",
+        ),
+    ]
+    if efi:
+        steps.append(
+            (
+                grub_mkimage_efi_argv(efi_binary, prefix, early),
+                "make GRUB's UEFI image BOOTX64.EFI (x86_64-efi)",
+            )
+        )
+        if epoch is not None:
+            touch = ["touch", "-h", "-d", f"@{epoch}", str(efi_dir), str(efi_binary.parent)]
+            steps.append(
+                ([*touch, str(efi_binary)], "date the EFI files (mcopy -m keeps the dates)")
+            )
+        steps.append((["rm", "-f", str(fat)], "remove an old EFI FAT image"))
+        mformat, mcopy = efi_fat_image_steps(fat, root, fat_sectors)
+        steps.append((mformat, "make the EFI FAT image (fixed serial, no label)"))
+        steps.append((mcopy, "copy EFI/BOOT/BOOTX64.EFI into the FAT image"))
+    return steps
 
 
 def reproducible_env(epoch: int) -> dict[str, str]:
