@@ -25,7 +25,12 @@ from livecd_tui.options import OPTIONS
 from livecd_tui.profile import Profile, load_profile
 from livecd_tui.steps import Action, Step, command
 from livecd_tui.tui.app import LiveCDApp
-from livecd_tui.tui.build_screen import BuildScreen, format_duration, parse_progress
+from livecd_tui.tui.build_screen import (
+    BuildScreen,
+    boot_progress,
+    format_duration,
+    parse_progress,
+)
 from livecd_tui.tui.describe import check_value, option_label, search, value_text
 from livecd_tui.tui.dialogs import ConfirmScreen, HelpScreen, SearchScreen
 from livecd_tui.tui.editor_screen import EditorScreen
@@ -110,6 +115,9 @@ def test_progress_and_durations() -> None:
     assert parse_progress("[=======/        ]  120/400  30%") == 30
     assert parse_progress("xorriso : UPDATE :  45.5% done") == 45.5
     assert parse_progress("compiling foo.c") is None
+    assert boot_progress("SeaBIOS (version 1.16)") == (0.2, "firmware")
+    assert boot_progress("Run /init as init process") == (0.8, "initrd")
+    assert boot_progress("random kernel chatter") is None
     assert format_duration(4.25) == "4.2s"
     assert format_duration(62) == "1m02s"
     assert format_duration(3720) == "1h02m"
@@ -466,6 +474,7 @@ async def test_build_streams_a_stage(demo: Profile) -> None:
         await pilot.press("a")
         await settle(pilot, app)
         assert screen.views["first"].status == "done"
+        assert screen.pane("first").objects == 0
         log = list(screen.pane("first").output.lines)
         assert "line 1" in log and "line 3" in log
         assert "done" in str(screen.query_one(OptionList).get_option_at_index(0).prompt)
@@ -585,3 +594,63 @@ async def test_a_stage_that_cannot_be_planned_says_so_in_its_pane(demo: Profile)
         assert any("no plan today" in line for line in screen.pane("broken").output.lines)
         assert any(n.title == "The build stopped" for n in app._notifications)
         assert not screen.running
+
+
+async def until(pilot, app: LiveCDApp, condition: Callable[[], bool]) -> None:  # type: ignore[no-untyped-def]
+    """Drain the build screen's events until ``condition`` holds (a condition wait with a
+    deadline, for states only a running build thread can reach)."""
+    for _ in range(1000):
+        screen = app.screen
+        if isinstance(screen, BuildScreen):
+            screen._drain()
+        if condition():
+            return
+        await pilot.pause(0.01)
+    raise AssertionError("condition not reached in 10 s")
+
+
+@pilot_test
+async def test_step_mode_waits_before_each_step(demo: Profile) -> None:
+    def two(build) -> list[Step]:  # type: ignore[no-untyped-def]
+        return [command(["echo", "one"], "say one"), command(["echo", "two"], "say two")]
+
+    app = make_app(demo, [Stage("two", "Two", "two steps", two)])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b", "s")
+        screen = app.screen
+        assert isinstance(screen, BuildScreen)
+        await until(pilot, app, lambda: screen.waiting == "two")
+        lines = list(screen.pane("two").output.lines)
+        assert lines[-1] == "$ echo one" and "one" not in lines
+        assert "waits" in screen.pane("two").status_line
+        await pilot.press("space")
+        await until(pilot, app, lambda: screen.waiting == "two"
+                    and "$ echo two" in screen.pane("two").output.lines)
+        assert "one" in screen.pane("two").output.lines
+        await pilot.press("x")
+        await settle(pilot, app)
+        assert screen.views["two"].status == "interrupted"
+        assert "two" not in screen.pane("two").output.lines
+        assert screen.waiting is None
+
+
+@pilot_test
+async def test_progress_lines_move_the_bar_instead_of_filling_the_log(demo: Profile) -> None:
+    script = ("printf '[==  ] 1/4 25%%\\r[=== ] 3/4 75%%\\r'; echo; "
+              "echo '  CC      init/main.o'; echo '  CC [M]  fs/x.o'; exec sleep 30")
+
+    def squash(build) -> list[Step]:  # type: ignore[no-untyped-def]
+        return [command(["sh", "-c", script], "pack")]
+
+    app = make_app(demo, [Stage("squash", "Squash", "packs", squash)])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b", "a")
+        screen = app.screen
+        assert isinstance(screen, BuildScreen)
+        pane = screen.pane("squash")
+        await until(pilot, app, lambda: pane.objects == 2)
+        assert pane.bar.progress == pytest.approx(0.75)
+        assert not any("%" in line for line in pane.output.lines if not line.startswith("$"))
+        assert "2 objects made" in pane.detail
+        await pilot.press("x")
+        await settle(pilot, app)

@@ -62,6 +62,8 @@ DRAIN_RATE = 15
 SPINNER = "|/-\\"
 SPINNER_RATE = 8
 
+#: kbuild's quiet output: one line per object made ("  CC [M]  drivers/foo.o").
+_MAKE_OBJECT = re.compile(r"^  (CC|LD|AR|AS|HOSTCC|HOSTLD)( \[M\])?\s")
 _MKSQUASHFS = re.compile(r"\]\s+\d+/\d+\s+(\d{1,3})%\s*$")
 _XORRISO = re.compile(r"UPDATE\s*:\s*([\d.]+)%\s+done")
 
@@ -73,6 +75,17 @@ def parse_progress(line: str) -> float | None:
         if found:
             return min(100.0, float(found.group(1)))
     return None
+
+
+def boot_progress(line: str) -> tuple[float, str] | None:
+    """How far a boot on the serial console got (0..1) and the phase's name, or None."""
+    from livecd_tui.qemu import BOOT_PHASES, boot_phase
+
+    phases = [p for p in BOOT_PHASES if p != "failed"]
+    phase = boot_phase(line)
+    if phase is None or phase not in phases:
+        return None
+    return (phases.index(phase) + 1) / len(phases), phase
 
 
 def format_duration(seconds: float) -> str:
@@ -138,6 +151,16 @@ class BuildEnded:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class StepWaiting:
+    """Step mode: the build thread is holding before a step until the user says go."""
+
+    stage: str
+    index: int
+    total: int
+    describe: str
+
+
 @dataclass
 class StageView:
     """What the screen knows about one stage; the list row and the pane are drawn from it."""
@@ -164,11 +187,15 @@ class StagePane(Vertical):
     failure: reactive[Failure | None] = reactive(None)
     #: One line under the failure: what the stage is doing or did.
     status_line: reactive[str] = reactive("")
+    #: What the tools say about their progress (objects made, boot phase), after the line.
+    detail: reactive[str] = reactive("")
 
     def __init__(self, stage: Stage, log_hint: str = "") -> None:
         super().__init__(id=f"pane-{stage.name}")
         self.stage = stage
         self.log_hint = log_hint
+        #: Objects kbuild reported made in this run of the stage.
+        self.objects = 0
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="pane-failure")
@@ -184,9 +211,45 @@ class StagePane(Vertical):
     def bar(self) -> ProgressBar:
         return self.query_one(ProgressBar)
 
-    def watch_status_line(self, line: str) -> None:
+    def watch_status_line(self) -> None:
+        self._show_status()
+
+    def watch_detail(self) -> None:
+        self._show_status()
+
+    def _show_status(self) -> None:
         if self.is_mounted:
+            line = self.status_line + (f" · {self.detail}" if self.detail else "")
             self.query_one(".pane-status", Static).update(Text(line))
+
+    def within_step(self, fraction: float) -> None:
+        """Move the bar inside the current step (tools that report percentages)."""
+        step = int(self.bar.progress)
+        self.bar.update(progress=step + min(max(fraction, 0.0), 0.999))
+
+    def track(self, line: str) -> bool:
+        """Read progress out of one output line; True when the line is only a progress
+        report (a bar redrawn with \\r), which the log then leaves out."""
+        percent = parse_progress(line)
+        if percent is not None:
+            self.within_step(percent / 100)
+            return True
+        if self.stage.name == "boottest":
+            boot = boot_progress(line)
+            if boot is not None:
+                self.within_step(boot[0])
+                self.detail = f"boot phase: {boot[1]}"
+        elif _MAKE_OBJECT.match(line):
+            self.objects += 1
+        return False
+
+    def reset(self, steps: int) -> None:
+        """A fresh run of the stage: empty log, no failure, bar at zero."""
+        self.failure = None
+        self.output.clear()
+        self.bar.update(total=max(1, steps), progress=0)
+        self.objects = 0
+        self.detail = ""
 
     def watch_failure(self, failure: Failure | None) -> None:
         self.set_class(failure is not None, "-failed")
@@ -205,6 +268,9 @@ class BuildScreen(Screen[None]):
         Binding("o", "build_only", "Only this", tooltip="Run only the selected stage"),
         Binding("F", "force", "Force", show=False, tooltip="Rebuild the selected stage even "
                 "if it is up to date"),
+        Binding("s", "step_mode", "Step", tooltip="Run the selected stage one step at a "
+                "time, waiting for Space before each"),
+        Binding("space", "next_step", "Run step", tooltip="Step mode: run the step shown"),
         Binding("x", "stop", "Stop", tooltip="Stop the build (kills the running command)"),
         Binding("r", "retry", "Retry", tooltip="Run again from the failed stage"),
         Binding("e", "fix", "Fix option", tooltip="Go to the option to change, then come "
@@ -222,6 +288,8 @@ class BuildScreen(Screen[None]):
 
     #: Whether the engine is running; the keys on offer follow it.
     running: reactive[bool] = reactive(False)
+    #: In step mode, the stage whose next step waits for Space.
+    waiting: reactive[str | None] = reactive(None)
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         super().__init__()
@@ -229,9 +297,11 @@ class BuildScreen(Screen[None]):
         self.views: dict[str, StageView] = {s.name: StageView() for s in self.stages}
         self.engine: Engine | None = None
         #: Filled by the engine's threads, emptied by the UI's timer.
-        self._events: deque[tuple[float, Event | BuildEnded]] = deque()
+        self._events: deque[tuple[float, Event | BuildEnded | StepWaiting]] = deque()
         #: The stages the current (or last) run was asked to run.
         self._chosen: list[str] = []
+        #: Step mode: the build thread waits on this before each step.
+        self._gate = threading.Event()
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -323,8 +393,9 @@ class BuildScreen(Screen[None]):
 
     # -- running -------------------------------------------------------------------------
     def start(self, names: Sequence[str], force: Sequence[str] = (),
-              force_all: bool = False) -> None:
-        """Run these stages (in order) in the build worker."""
+              force_all: bool = False, step_mode: bool = False) -> None:
+        """Run these stages (in order) in the build worker; in step mode the build waits
+        before each step until the user presses Space."""
         if self.running:
             self.notify("A build is already running", severity="warning")
             return
@@ -337,10 +408,19 @@ class BuildScreen(Screen[None]):
         build = self._build()
         clock = self.app.clock
         events = self._events
+        gate = self._gate
+        gate.set()
 
         def listen(event: Event) -> None:
             # Called from the build thread and sh's threads: only append (deque is safe).
             events.append((clock(), event))
+            if step_mode and isinstance(event, StepStarted):
+                # The engine calls listeners before it runs the step, from the build
+                # thread: holding here holds the build, until Space (or stop) opens the gate.
+                gate.clear()
+                events.append((clock(), StepWaiting(event.stage, event.index, event.total,
+                                                    event.describe)))
+                gate.wait()
 
         self.engine = Engine(build, self.stages, [listen])
         selected = [self.engine.stage(name) for name in names]
@@ -377,8 +457,15 @@ class BuildScreen(Screen[None]):
     def _kill_engine(self) -> None:
         """Killing can take the engine's grace period, so it happens in a plain thread (a
         worker of this screen would be cancelled when the screen goes)."""
-        if self.engine is not None and self.running:
-            threading.Thread(target=self.engine.stop, name="stop-build", daemon=True).start()
+        engine, gate = self.engine, self._gate
+        if engine is None or not self.running:
+            return
+
+        def stop() -> None:
+            engine.stop()
+            gate.set()  # a build held in step mode goes on, sees the stop and ends
+
+        threading.Thread(target=stop, name="stop-build", daemon=True).start()
 
     def on_unmount(self) -> None:
         self._kill_engine()
@@ -393,10 +480,7 @@ class BuildScreen(Screen[None]):
             except IndexError:
                 break
             if isinstance(event, OutputLine):
-                percent = parse_progress(event.line)
-                if percent is not None:
-                    self._progress_within_step(event.stage, percent)
-                else:
+                if not self.pane(event.stage).track(event.line):
                     lines.setdefault(event.stage, []).append(event.line)
                 continue
             self._write_lines(lines)
@@ -406,19 +490,23 @@ class BuildScreen(Screen[None]):
         for name, view in self.views.items():
             if view.status == "running":
                 self._update_row(name)
+                pane = self.pane(name)
+                if pane.objects:
+                    pane.detail = f"{pane.objects} objects made"
 
     def _write_lines(self, lines: dict[str, list[str]]) -> None:
         for name, batch in lines.items():
             self.pane(name).output.write_lines(batch[-MAX_LINES:])
 
-    def _progress_within_step(self, name: str, percent: float) -> None:
-        bar = self.pane(name).bar
-        step = int(bar.progress)
-        bar.update(progress=step + percent / 100)
-
-    def _apply(self, at: float, event: Event | BuildEnded) -> None:
+    def _apply(self, at: float, event: Event | BuildEnded | StepWaiting) -> None:
         if isinstance(event, BuildEnded):
             self._ended(event)
+            return
+        if isinstance(event, StepWaiting):
+            self.waiting = event.stage
+            self.pane(event.stage).status_line = (
+                f"step {event.index + 1}/{event.total} waits: Space runs it, x stops, "
+                "t opens a shell")
             return
         name = event.stage
         view = self.views[name]
@@ -427,9 +515,7 @@ class BuildScreen(Screen[None]):
         title = stage.title if stage else name
         if isinstance(event, StageStarted):
             view.status, view.started, view.duration, view.failure = "running", at, None, None
-            pane.failure = None
-            pane.output.clear()
-            pane.bar.update(total=max(1, event.steps), progress=0)
+            pane.reset(event.steps)
             pane.status_line = f"{title}: starting ({event.steps} steps)"
             self.query_one(StageList).highlighted = self._index(name)
         elif isinstance(event, StageSkipped):
@@ -457,6 +543,7 @@ class BuildScreen(Screen[None]):
 
     def _ended(self, event: BuildEnded) -> None:
         self.running = False
+        self.waiting = None
         if event.error:
             # Say it where the build stopped: the first chosen stage that did not run.
             stuck = next((n for n in self._chosen if self.views[n].status == "pending"), None)
@@ -476,6 +563,9 @@ class BuildScreen(Screen[None]):
     def watch_running(self) -> None:
         self.refresh_bindings()
 
+    def watch_waiting(self) -> None:
+        self.refresh_bindings()
+
     # -- actions -------------------------------------------------------------------------
     def _selected_failure(self) -> Failure | None:
         name = self.selected
@@ -491,8 +581,12 @@ class BuildScreen(Screen[None]):
             return self.running
         if action in ("build_all", "force"):
             return not self.running
-        if action in ("build_from", "build_only"):
+        if action in ("build_from", "build_only", "step_mode"):
             return not self.running and not self._selected_failed()
+        if action == "next_step":
+            return self.waiting is not None
+        if action == "shell" and self.waiting is not None:
+            return True
         if action in ("retry", "fix", "skip", "shell", "copy_command"):
             return not self.running and self._selected_failed()
         return True
@@ -511,6 +605,16 @@ class BuildScreen(Screen[None]):
     def action_force(self) -> None:
         if self.selected:
             self.start([self.selected], force=[self.selected])
+
+    def action_step_mode(self) -> None:
+        if self.selected:
+            self.start([self.selected], force=[self.selected], step_mode=True)
+
+    def action_next_step(self) -> None:
+        if self.waiting is not None:
+            self.pane(self.waiting).status_line = "running the step…"
+            self.waiting = None
+            self._gate.set()
 
     def action_stop(self) -> None:
         self.stop_build()
