@@ -77,7 +77,7 @@ FLEX = Tool("flex", "builds the kernel", "flex", "flex (LFS)")
 BISON = Tool("bison", "builds the kernel", "bison", "bison (LFS)")
 GRUB_MKIMAGE = Tool("grub-mkimage", "makes GRUB 2's boot images", "grub-common", "grub (LFS)")
 GRUB_PC = Tool("grub i386-pc modules", "GRUB 2 for BIOS", "grub-pc-bin", "grub (LFS)",
-               paths=("/usr/lib/grub/i386-pc/eltorito.img",))
+               paths=("/usr/lib/grub/i386-pc/modinfo.sh",))
 GRUB_EFI = Tool("grub x86_64-efi modules", "GRUB 2 for UEFI", "grub-efi-amd64-bin",
                 "grub (BLFS: GRUB-2 for EFI)",
                 paths=("/usr/lib/grub/x86_64-efi/modinfo.sh",))
