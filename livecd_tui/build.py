@@ -22,6 +22,8 @@ from pathlib import Path
 from livecd_tui.profile import Profile
 
 WORK_MARKER = ".livecd-tui-work"
+#: Where a work dir keeps the time its first build used for every timestamp.
+EPOCH_FILE = "state/epoch"
 
 
 def default_work_dir(profile: Profile) -> Path:
@@ -79,7 +81,14 @@ class Build:
         from_env = os.environ.get("SOURCE_DATE_EPOCH", "")
         if from_env.isdigit():
             return int(from_env)
-        return int(self.facts.setdefault("epoch", str(int(time.time()))))
+        if "epoch" not in self.facts:
+            # The first build's time, kept in the work dir: a rebuild with nothing changed
+            # must plan exactly the same commands, or nothing would ever be up to date.
+            try:
+                self.facts["epoch"] = (self.work / EPOCH_FILE).read_text().strip()
+            except OSError:
+                self.facts["epoch"] = str(int(time.time()))
+        return int(self.facts["epoch"])
 
     @property
     def jobs(self) -> int:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import sh
 
 from livecd_tui import __version__
-from livecd_tui.build import WORK_MARKER, Build
+from livecd_tui.build import EPOCH_FILE, WORK_MARKER, Build
 from livecd_tui.profile import write_atomically
 from livecd_tui.steps import Action, Command, Step
 
@@ -259,7 +259,7 @@ def _digest_tree(digest: Any, top: Path, skip: Path) -> None:
                 digest.update(f"{path} {st.st_mode} {st.st_size} {st.st_mtime_ns}\n".encode())
 
 
-def prepare_work_dir(work: Path) -> None:
+def prepare_work_dir(work: Path, epoch: int | None = None) -> None:
     """Create the work dir with its marker; refuse a non-empty dir that lacks the marker,
     because the build deletes things inside its work dir."""
     if work.exists():
@@ -272,6 +272,8 @@ def prepare_work_dir(work: Path) -> None:
     for sub in ("stages", "logs", "state", "out"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     (work / WORK_MARKER).write_text("This directory is a livecd-tui work dir.\n")
+    if epoch is not None and not (work / EPOCH_FILE).exists():
+        (work / EPOCH_FILE).write_text(f"{epoch}\n")
 
 
 class Engine:
@@ -320,7 +322,7 @@ class Engine:
     def run(self, selected: Sequence[Stage], force: Sequence[str] = (),
             force_all: bool = False) -> bool:
         """Run the selected stages; True when all succeeded or were up to date."""
-        prepare_work_dir(self.build.work)
+        prepare_work_dir(self.build.work, self.build.epoch)
         self._stopping.clear()
         selected_names = {s.name for s in selected}
         for stage in selected:

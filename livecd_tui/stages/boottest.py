@@ -7,6 +7,10 @@ timeout with the last console lines. KVM is used only when a test guest really r
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
 from livecd_tui import qemu, tools
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage
@@ -14,8 +18,29 @@ from livecd_tui.steps import Step, command
 
 
 def accelerator(build: Build) -> str:
+    """The profile's accelerator; for 'auto', whether KVM really works on this host.
+
+    Probing takes seconds when /dev/kvm exists, so the answer is kept per host boot
+    (keyed by the kernel's boot id) in the user's cache dir.
+    """
     choice = build.profile["boottest.accel"]
-    return qemu.detect_accel() if choice == "auto" else choice
+    if choice != "auto":
+        return str(choice)
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return qemu.detect_accel()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "livecd-tui"
+    remembered = cache / f"accel-{boot_id}"
+    with contextlib.suppress(OSError):
+        answer = remembered.read_text().strip()
+        if answer in qemu.ACCELS:
+            return answer
+    answer = qemu.detect_accel()
+    with contextlib.suppress(OSError):
+        cache.mkdir(parents=True, exist_ok=True)
+        remembered.write_text(answer + "\n")
+    return answer
 
 
 def plan_boottest(build: Build) -> list[Step]:
