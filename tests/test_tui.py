@@ -26,6 +26,7 @@ from livecd_tui.profile import Profile, load_profile
 from livecd_tui.steps import Action, Step, command
 from livecd_tui.tui.app import LiveCDApp
 from livecd_tui.tui.build_screen import (
+    MAX_LINES,
     BuildScreen,
     boot_progress,
     format_duration,
@@ -654,3 +655,21 @@ async def test_progress_lines_move_the_bar_instead_of_filling_the_log(demo: Prof
         assert "2 objects made" in pane.detail
         await pilot.press("x")
         await settle(pilot, app)
+
+
+@pilot_test
+async def test_a_flood_of_output_keeps_memory_bounded(demo: Profile) -> None:
+    def flood(build) -> list[Step]:  # type: ignore[no-untyped-def]
+        return [command(["seq", "1", "50000"], "print fifty thousand lines")]
+
+    app = make_app(demo, [Stage("flood", "Flood", "floods", flood)])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b", "a")
+        await settle(pilot, app)
+        screen = app.screen
+        assert isinstance(screen, BuildScreen)
+        log = screen.pane("flood").output
+        assert log.line_count <= MAX_LINES
+        assert "50000" in log.lines[-2:]
+        assert screen.views["flood"].status == "done"
+        assert len(Path("work/logs/flood.log").read_text().splitlines()) > 50000
