@@ -1,9 +1,10 @@
 """Write SVG screenshots of the main screens to ``screenshots/`` (for the README).
 
 Run from the repository: ``python -m livecd_tui.tui.screenshots [OUTPUT_DIR]``. Each picture
-is the app at 80x24 driven by the pilot, as the tests drive it: the demo profile, a fixed
-clock, the real stages (only ``preflight`` actually runs), and three small stages for the
-failed-stage picture, so it shows the debugging keys without breaking a real build.
+is the app at 80x24 driven by the pilot, as the tests drive it: the demo profile, the real
+stages (``preflight`` alone, then the whole demo build with its boot test),
+and three small stages for the failed-stage picture, so it shows the debugging keys without
+breaking a real build.
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ async def preflight(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+async def build_all(pilot: Pilot[None]) -> None:
+    await pilot.press("b", "a")
+    await settle(pilot)
+    await pilot.press("end")  # the boot test's pane: the live system's serial console
+
+
 async def failed(pilot: Pilot[None]) -> None:
     await pilot.press("b", "a")
     await settle(pilot)
@@ -123,6 +130,8 @@ SHOTS: list[tuple[str, Steps, bool]] = [
     ("plan", plan, False),
     ("build-preflight", preflight, False),
     ("build-failed", failed, True),
+    # The whole demo build, boot test included: a minute or so on a machine with the tools.
+    ("build-all", build_all, False),
 ]
 
 
@@ -130,7 +139,7 @@ async def shoot(name: str, steps: Steps, small: bool, out: Path, profile_path: P
                 work: Path) -> Path:
     """Drive a fresh app to one state and save it."""
     app = LiveCDApp(load_profile(profile_path), work_dir=work / name,
-                    stages=failing_stages() if small else None, clock=lambda: 1000.0)
+                    stages=failing_stages() if small else None)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await steps(pilot)
