@@ -31,7 +31,6 @@ class LiveCDApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "livecd-tui"
-    ENABLE_COMMAND_PALETTE = True
 
     #: The profile being edited; replaced as a whole when another one is opened.
     profile: reactive[Profile] = reactive(Profile({}, {}), always_update=True, init=False)

@@ -33,6 +33,10 @@ class MenuTree(Tree[str]):
                 "dependencies are not met"),
     ]
 
+    # Arrows the Linux console's fonts have (CP437), unlike Textual's default ▶.
+    ICON_NODE = "► "
+    ICON_NODE_EXPANDED = "▼ "
+
     #: Show options whose ``depends_on`` is unmet (greyed) instead of leaving them out.
     show_hidden: reactive[bool] = reactive(False)
 
