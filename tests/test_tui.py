@@ -25,17 +25,12 @@ from livecd_tui.options import OPTIONS
 from livecd_tui.profile import Profile, load_profile
 from livecd_tui.steps import Action, Step, command
 from livecd_tui.tui.app import LiveCDApp
-from livecd_tui.tui.build_screen import (
-    MAX_LINES,
-    BuildScreen,
-    boot_progress,
-    format_duration,
-    parse_progress,
-)
+from livecd_tui.tui.build_screen import BuildScreen, format_duration
 from livecd_tui.tui.describe import check_value, option_label, search, value_text
 from livecd_tui.tui.dialogs import ConfirmScreen, HelpScreen, SearchScreen
 from livecd_tui.tui.editor_screen import EditorScreen
 from livecd_tui.tui.editors import ChoiceEditor, ListEditor, ValueEditor
+from livecd_tui.tui.stage_pane import MAX_LINES, boot_progress, parse_progress
 from livecd_tui.tui.tree import MenuTree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -673,3 +668,19 @@ async def test_a_flood_of_output_keeps_memory_bounded(demo: Profile) -> None:
         assert "50000" in log.lines[-2:]
         assert screen.views["flood"].status == "done"
         assert len(Path("work/logs/flood.log").read_text().splitlines()) > 50000
+
+
+@pilot_test
+async def test_build_screen_shows_what_the_work_dir_remembers(demo: Profile) -> None:
+    app = make_app(demo, echo_stages())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b", "a")
+        await settle(pilot, app)
+    again = make_app(demo, echo_stages())
+    async with again.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        screen = again.screen
+        assert isinstance(screen, BuildScreen)
+        assert [v.status for v in screen.views.values()] == ["done", "failed", "pending"]
+        assert screen.pane("second").has_class("-failed")
+        assert "checking" in screen.pane("second").output.lines

@@ -12,12 +12,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import re
 import shlex
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -26,10 +25,10 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Header, Log, OptionList, ProgressBar, Static
+from textual.widgets import ContentSwitcher, Footer, Header, OptionList
 from textual.widgets.option_list import Option as ListOption
 
 from livecd_tui.build import Build
@@ -49,43 +48,17 @@ from livecd_tui.engine import (
 from livecd_tui.options import MENUS, OPTIONS
 from livecd_tui.profile import Profile
 from livecd_tui.tui.describe import shown_path
+from livecd_tui.tui.stage_pane import MAX_LINES, StageList, StagePane
 
 if TYPE_CHECKING:
     from livecd_tui.tui.app import LiveCDApp
 
-#: Lines each pane keeps in memory (the full log is in WORK/logs/STAGE.log).
-MAX_LINES = 2000
 #: Lines of an earlier run's log shown when the screen opens.
 TAIL_ON_OPEN = 200
 #: How often the event buffer is drained, per second.
 DRAIN_RATE = 15
 SPINNER = "|/-\\"
 SPINNER_RATE = 8
-
-#: kbuild's quiet output: one line per object made ("  CC [M]  drivers/foo.o").
-_MAKE_OBJECT = re.compile(r"^  (CC|LD|AR|AS|HOSTCC|HOSTLD)( \[M\])?\s")
-_MKSQUASHFS = re.compile(r"\]\s+\d+/\d+\s+(\d{1,3})%\s*$")
-_XORRISO = re.compile(r"UPDATE\s*:\s*([\d.]+)%\s+done")
-
-
-def parse_progress(line: str) -> float | None:
-    """A percentage from a tool's progress line (mksquashfs, xorriso), else None."""
-    for pattern in (_MKSQUASHFS, _XORRISO):
-        found = pattern.search(line)
-        if found:
-            return min(100.0, float(found.group(1)))
-    return None
-
-
-def boot_progress(line: str) -> tuple[float, str] | None:
-    """How far a boot on the serial console got (0..1) and the phase's name, or None."""
-    from livecd_tui.qemu import BOOT_PHASES, boot_phase
-
-    phases = [p for p in BOOT_PHASES if p != "failed"]
-    phase = boot_phase(line)
-    if phase is None or phase not in phases:
-        return None
-    return (phases.index(phase) + 1) / len(phases), phase
 
 
 def format_duration(seconds: float) -> str:
@@ -122,30 +95,10 @@ def option_for_failure(stage: Stage, failure: Failure | None,
     return None
 
 
-def failure_text(failure: Failure, log_hint: str = "") -> Text:
-    """The top of a failed stage's pane: what failed and how, the command to copy (or, for
-    a step livecd-tui does itself, its error), the hint and where the full log is."""
-    is_action = failure.command == failure.describe
-    how = (f"killed by {failure.signal}" if failure.signal
-           else f"exit code {failure.exit_code}" if failure.exit_code is not None
-           else "error")
-    text = Text.assemble(
-        (f"FAILED at step {failure.step + 1} ({failure.describe}): {how}\n", "bold"))
-    if is_action:
-        text.append(f"error: {failure.tail[-1] if failure.tail else '(no message)'}")
-    else:
-        text.append(f"$ {failure.command}")
-    if failure.hint:
-        text.append(f"\nhint: {failure.hint}", style="italic")
-    if log_hint:
-        text.append(f"\nfull log: {log_hint}", style="dim")
-    return text
-
-
 @dataclass(frozen=True)
 class BuildEnded:
-    """The worker's last word: whether every stage succeeded, or why the build could not
-    start."""
+    """The worker's last word: whether every stage succeeded, or the error that stopped
+    the build (a bad selection, a stage that could not be planned)."""
 
     ok: bool
     error: str | None = None
@@ -169,93 +122,6 @@ class StageView:
     started: float | None = None
     duration: float | None = None
     failure: Failure | None = None
-
-
-class StageList(OptionList):
-    """The stages, one row each; j/k move like the editor's tree."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-    ]
-
-
-class StagePane(Vertical):
-    """One stage's output: the failure (if any), the current step, progress, the log."""
-
-    #: Set when the stage failed: shown at the top, with the command to copy.
-    failure: reactive[Failure | None] = reactive(None)
-    #: One line under the failure: what the stage is doing or did.
-    status_line: reactive[str] = reactive("")
-    #: What the tools say about their progress (objects made, boot phase), after the line.
-    detail: reactive[str] = reactive("")
-
-    def __init__(self, stage: Stage, log_hint: str = "") -> None:
-        super().__init__(id=f"pane-{stage.name}")
-        self.stage = stage
-        self.log_hint = log_hint
-        #: Objects kbuild reported made in this run of the stage.
-        self.objects = 0
-
-    def compose(self) -> ComposeResult:
-        yield Static("", classes="pane-failure")
-        yield Static(self.status_line, classes="pane-status")
-        yield ProgressBar(total=1, show_eta=False, classes="pane-progress")
-        yield Log(max_lines=MAX_LINES, classes="pane-log")
-
-    @property
-    def output(self) -> Log:
-        return self.query_one(Log)
-
-    @property
-    def bar(self) -> ProgressBar:
-        return self.query_one(ProgressBar)
-
-    def watch_status_line(self) -> None:
-        self._show_status()
-
-    def watch_detail(self) -> None:
-        self._show_status()
-
-    def _show_status(self) -> None:
-        if self.is_mounted:
-            line = self.status_line + (f" · {self.detail}" if self.detail else "")
-            self.query_one(".pane-status", Static).update(Text(line))
-
-    def within_step(self, fraction: float) -> None:
-        """Move the bar inside the current step (tools that report percentages)."""
-        step = int(self.bar.progress)
-        self.bar.update(progress=step + min(max(fraction, 0.0), 0.999))
-
-    def track(self, line: str) -> bool:
-        """Read progress out of one output line; True when the line is only a progress
-        report (a bar redrawn with \\r), which the log then leaves out."""
-        percent = parse_progress(line)
-        if percent is not None:
-            self.within_step(percent / 100)
-            return True
-        if self.stage.name == "boottest":
-            boot = boot_progress(line)
-            if boot is not None:
-                self.within_step(boot[0])
-                self.detail = f"boot phase: {boot[1]}"
-        elif _MAKE_OBJECT.match(line):
-            self.objects += 1
-        return False
-
-    def reset(self, steps: int) -> None:
-        """A fresh run of the stage: empty log, no failure, bar at zero."""
-        self.failure = None
-        self.output.clear()
-        self.bar.update(total=max(1, steps), progress=0)
-        self.objects = 0
-        self.detail = ""
-
-    def watch_failure(self, failure: Failure | None) -> None:
-        self.set_class(failure is not None, "-failed")
-        if failure is not None:
-            self.query_one(".pane-failure", Static).update(failure_text(failure,
-                                                                        self.log_hint))
 
 
 class BuildScreen(Screen[None]):
@@ -334,7 +200,8 @@ class BuildScreen(Screen[None]):
         for stage in self.stages:
             state = load_state(build, stage.name)
             view = self.views[stage.name]
-            view.status = state.status
+            # "running" on disk means a build that died with its app: it did not finish.
+            view.status = "interrupted" if state.status == "running" else state.status
             view.duration = state.duration
             pane = self.pane(stage.name)
             if state.failure:
@@ -430,20 +297,22 @@ class BuildScreen(Screen[None]):
                 self.views[name].status = "pending"
                 self._update_row(name)
         self.running = True
-        self._run(self.engine, selected, list(force), force_all)
+
+        def ended(event: BuildEnded) -> None:
+            events.append((clock(), event))
+
+        self._run(self.engine, selected, list(force), force_all, ended)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="build")
-    def _run(self, engine: Engine, selected: list[Stage], force: list[str],
-             force_all: bool) -> None:
-        """The build thread: runs the engine, touches no widget."""
+    def _run(self, engine: Engine, selected: list[Stage], force: list[str], force_all: bool,
+             ended: Callable[[BuildEnded], None]) -> None:
+        """The build thread: runs the engine and reports how it ended; touches no widget."""
         try:
-            ok = engine.run(selected, force=force, force_all=force_all)
-            self._events.append((self.app.clock(), BuildEnded(ok)))
+            ended(BuildEnded(engine.run(selected, force=force, force_all=force_all)))
         except BuildError as err:
-            self._events.append((self.app.clock(), BuildEnded(False, str(err))))
+            ended(BuildEnded(False, str(err)))
         except Exception as err:  # shown to the user instead of killing the app
-            self._events.append((self.app.clock(),
-                                 BuildEnded(False, f"{type(err).__name__}: {err}")))
+            ended(BuildEnded(False, f"{type(err).__name__}: {err}"))
 
     def stop_build(self) -> None:
         """Stop the running build; the running stage's pane says so."""
@@ -520,7 +389,7 @@ class BuildScreen(Screen[None]):
             self.query_one(StageList).highlighted = self._index(name)
         elif isinstance(event, StageSkipped):
             view.status = "skipped"
-            pane.status_line = f"{title}: up to date, skipped ({event.reason})"
+            pane.status_line = f"{title}: skipped ({event.reason})"
             pane.bar.update(total=1, progress=1)
         elif isinstance(event, StepStarted):
             pane.bar.update(total=max(1, event.total), progress=event.index)
@@ -664,7 +533,7 @@ class BuildScreen(Screen[None]):
             self.notify(str(err), title=f"Cannot run {argv[0]}", severity="error")
 
     def action_shell(self) -> None:
-        name = self.selected
+        name = self.waiting or self.selected
         if not name:
             return
         build = self._build()
