@@ -37,8 +37,8 @@ class CheckReport:
 
     @property
     def lines(self) -> list[str]:
-        out = []
-        current = None
+        out: list[str] = []
+        current: str | None = None
         titles = {"profile": "Profile", "tool": "Tools", "kernel": "Kernel config"}
         for item in self.items:
             if item.kind != current:

@@ -42,9 +42,10 @@ KILL_GRACE = 5.0
 class StepFailed(Exception):
     """Raised by an Action (or the engine) when a step cannot do its job."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", option: str = "") -> None:
         super().__init__(message)
         self.hint = hint
+        self.option = option
 
 
 class BuildError(Exception):
@@ -79,6 +80,10 @@ class Failure:
     signal: str | None
     tail: list[str]
     hint: str = ""
+    #: "command" (a program livecd-tui ran) or "action" (one of livecd-tui's own steps).
+    kind: str = "command"
+    #: The option that most likely fixes it, when the step knows.
+    option: str = ""
 
     def report(self) -> str:
         """A readable multi-line report: what failed, the command, the output's end, a hint."""
@@ -87,13 +92,16 @@ class Failure:
             else f"exit code {self.exit_code}" if self.exit_code is not None
             else "failed"
         )
-        lines = [f"stage {self.stage} failed at step {self.step + 1} ({self.describe}): {how}",
-                 f"  command: {self.command}"]
+        lines = [f"stage {self.stage} failed at step {self.step + 1} ({self.describe}): {how}"]
+        if self.kind == "command":
+            lines.append(f"  command: {self.command}")
         if self.tail:
             lines.append("  last lines of output:")
             lines += [f"    {line}" for line in self.tail]
         if self.hint:
             lines.append(f"  hint: {self.hint}")
+        if self.option:
+            lines.append(f"  option: {self.option}")
         return "\n".join(lines)
 
 
@@ -369,16 +377,22 @@ class Engine:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         log_path = build.log_path(stage.name)
-        state = StageState(name=stage.name, status="running", started=time.time(),
+        started = time.time()
+        state = StageState(name=stage.name, status="running", started=started,
                            fingerprint=print_fp, log=str(log_path))
         save_state(build, state)
         self._emit(StageStarted(stage.name, len(steps)))
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         with open(log_path, "w", encoding="utf-8", errors="replace") as log:
+            last_flush = [0.0]
+
             def write(line: str) -> None:
                 line = line.rstrip("\r\n")
                 log.write(line + "\n")
-                log.flush()
+                now = time.monotonic()
+                if now - last_flush[0] > 0.2:  # a flood of lines must not cost a flush each
+                    log.flush()
+                    last_flush[0] = now
                 tail.append(line)
                 self._emit(OutputLine(stage.name, line))
 
@@ -390,17 +404,18 @@ class Engine:
                 partial.rename(done)
                 state.output = output_digest(done)
                 status = "done"
-                write(f"== {stage.name}: done in {time.time() - state.started:.1f} s")
+                write(f"== {stage.name}: done in {time.time() - started:.1f} s")
             else:
                 status = "interrupted" if self._stopping.is_set() else "failed"
                 if failure:
                     write(failure.report())
+        ended = time.time()
         state.status = status
-        state.ended = time.time()
+        state.ended = ended
         state.failure = asdict(failure) if failure else None
         state.facts = {k: v for k, v in build.facts.items() if k.startswith(stage.name + ".")}
         save_state(build, state)
-        self._emit(StageFinished(stage.name, status, state.ended - state.started, failure))
+        self._emit(StageFinished(stage.name, status, ended - started, failure))
         return status == "done"
 
     def _run_steps(self, stage: Stage, steps: Sequence[Step], partial: Path,
@@ -412,15 +427,19 @@ class Engine:
                   else f"# {step.describe}")
             self._emit(StepStarted(stage.name, index, len(steps), step.describe,
                                    step.shell_line()))
+            if self._stopping.is_set():  # stopped while a listener held the step
+                return None
             if isinstance(step, Action):
                 try:
                     step.run(StepContext(self.build, stage.name, partial, write))
                 except StepFailed as err:
                     return Failure(stage.name, index, step.describe, step.describe, None, None,
-                                   [*tail, str(err)][-TAIL_LINES:], err.hint)
+                                   [*tail, str(err)][-TAIL_LINES:], err.hint, "action",
+                                   err.option)
                 except OSError as err:
                     return Failure(stage.name, index, step.describe, step.describe, None, None,
-                                   [*tail, f"{type(err).__name__}: {err}"][-TAIL_LINES:])
+                                   [*tail, f"{type(err).__name__}: {err}"][-TAIL_LINES:],
+                                   kind="action")
                 continue
             failure = self._run_command(stage.name, index, step, write, tail)
             if failure:
@@ -451,7 +470,7 @@ class Engine:
         def failed(code: int | None, sig: str | None, extra: str = "") -> Failure:
             found = list(tail) + ([extra] if extra else [])
             return Failure(stage, index, step.describe, step.shell_line(), code, sig,
-                           found[-TAIL_LINES:], step.hint)
+                           found[-TAIL_LINES:], step.hint, "command", step.option)
 
         try:
             program = sh.Command(step.argv[0])

@@ -32,6 +32,8 @@ class Command:
     unset_env: tuple[str, ...] = ()
     #: Package hint shown when the program is missing or fails.
     hint: str = ""
+    #: The option that most likely fixes a failure of this command.
+    option: str = ""
     #: Succeed (and stop the program) as soon as an output line contains this text.
     until: str | None = None
     #: Fail (and stop the program) after this many seconds.

@@ -45,10 +45,10 @@ def config_text(build: Build) -> tuple[str, str]:
                 initrd=INITRD_ON_CD)
     loader = p["bootloader.type"]
     if loader == "grub2":
-        return "boot/grub/grub.cfg", bootconf.grub_cfg(**args)  # type: ignore[arg-type]
+        return "boot/grub/grub.cfg", bootconf.grub_cfg(**args)
     if loader == "isolinux":
-        return "isolinux/isolinux.cfg", bootconf.isolinux_cfg(**args)  # type: ignore[arg-type]
-    return "boot/grub/menu.lst", bootconf.menu_lst(**args)  # type: ignore[arg-type]
+        return "isolinux/isolinux.cfg", bootconf.isolinux_cfg(**args)
+    return "boot/grub/menu.lst", bootconf.menu_lst(**args)
 
 
 def find_stage2(build: Build) -> Path | None:

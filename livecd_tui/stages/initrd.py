@@ -130,15 +130,11 @@ def populate_initrd(ctx: StepContext) -> None:
                          hint="Debian: apt-get install busybox-static; or set initrd.busybox")
     shutil.copy2(busybox, tree / "bin" / "busybox")
     os.chmod(tree / "bin" / "busybox", 0o755)
-    for applet in ("sh", "mount", "umount", "insmod", "switch_root", "pivot_root", "mdev",
-                   "mkdir", "cat", "cp", "ln", "ls", "grep", "sed", "sleep", "tar", "blkid",
-                   "setsid", "cttyhack", "echo", "chmod", "chgrp", "mknod", "mv", "rm",
-                   "touch", "dmesg", "losetup", "awk", "head", "tail", "find", "xargs",
-                   "chroot", "uname", "cut", "tr", "readlink", "test", "[", "true", "false",
-                   "basename", "dirname", "wc", "printf", "modprobe", "lsmod", "df", "du",
-                   "bzip2", "bunzip2", "gunzip", "gzip", "unxz", "xz", "vi", "less", "ps"):
+    # Relative links for every applet this busybox has: after pivot_root the initrd is
+    # /initrd and the links must still resolve. Not "linuxrc": that name is the script's.
+    for applet in _busybox_applet_names(tree / "bin" / "busybox"):
         link = tree / "bin" / applet
-        if not os.path.lexists(link):
+        if applet not in ("busybox", "linuxrc") and not os.path.lexists(link):
             link.symlink_to("busybox")
     binaries = [str(busybox)]
     if p["initrd.shell"] == "bash":
@@ -228,6 +224,17 @@ def write_debugfs_script(ctx: StepContext) -> None:
             raise StepFailed(f"cannot name {path!r} in a debugfs script")
         lines.append(f'sif "{path}" ctime @{epoch}')
     (ctx.out / "debugfs.cmds").write_text("\n".join(lines) + "\n")
+
+
+def _busybox_applet_names(busybox: Path) -> list[str]:
+    import subprocess
+
+    result = subprocess.run([str(busybox), "--list"], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise StepFailed(f"{busybox} --list failed: {result.stderr.strip()}",
+                         hint="initrd.busybox must be a busybox binary")
+    return sorted({line.strip() for line in result.stdout.split() if "/" not in line})
 
 
 def _in_root(build: Build, path: str) -> str:

@@ -28,10 +28,11 @@ def iso_argv(build: Build, tree: Path, output: Path) -> list[str]:
     loader = p["bootloader.type"]
     if loader == "grub2":
         return bootconf.xorriso_grub2_argv(tree, output, label, hybrid=bool(p["iso.hybrid"]),
-                                           tool=tool)
+                                           efi=True, epoch=build.epoch, tool=tool)
     if loader == "isolinux":
         return bootconf.xorriso_isolinux_argv(tree, output, label,
-                                              hybrid=bool(p["iso.hybrid"]), tool=tool)
+                                              hybrid=bool(p["iso.hybrid"]), epoch=build.epoch,
+                                              tool=tool)
     return bootconf.mkisofs_grub_legacy_argv(tool, tree, output, label)
 
 

@@ -55,7 +55,7 @@ def planned_kernel(build: Build) -> KernelInfo:
         modules = build.done_dir("kernel") / "modules" / "lib" / "modules" / release
         config = profile.resolve_path("kernel.config") or tree / ".config"
         return KernelInfo(tree / "arch" / "x86" / "boot" / "bzImage", release, modules, config)
-    image = profile.resolve_path("kernel.image")
+    image: Path | None = profile.resolve_path("kernel.image")
     release = ""
     if image is None:
         found = find_prebuilt_kernel(build.host_root)
@@ -66,11 +66,10 @@ def planned_kernel(build: Build) -> KernelInfo:
     if not release:
         from_image = kconfig.kernel_release_from_image(image) if image.is_file() else None
         release = from_image or "unknown"
-    modules = profile.resolve_path("kernel.modules_dir") or (
+    modules_dir: Path | None = profile.resolve_path("kernel.modules_dir") or (
         build.host_root / "lib" / "modules" / release
     )
-    config = profile.resolve_path("kernel.config")
-    return KernelInfo(image, release, modules, config)
+    return KernelInfo(image, release, modules_dir, profile.resolve_path("kernel.config"))
 
 
 def _tree_release(tree: Path) -> str | None:

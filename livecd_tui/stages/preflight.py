@@ -90,6 +90,7 @@ STAGE = Stage(
     describe="Find every tool the profile needs (with versions and the packages that provide "
              "missing ones) and check the work dir has room for the build.",
     plan=plan_preflight,
-    reads=("kernel.source", "initrd.", "writable.", "bootloader.", "iso.", "boottest.",
-           "system."),
+    # The plan lists the tools by name, so it changes (and preflight re-runs) exactly when
+    # the set of tools does; the space estimate reads the packed dirs.
+    reads=("system.source", "system.root", "system.dirs", "build.work_dir"),
 )
