@@ -33,7 +33,8 @@ from livecd_tui.stages import STAGE_NAMES, STAGES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROFILE = "demo"
-COMMANDS = ("build", "plan", "export-script", "check", "status", "options")
+COMMANDS = ("build", "plan", "export-script", "check", "status", "options", "attach", "stop",
+            "clean")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,7 +90,22 @@ def make_parser() -> argparse.ArgumentParser:
                        help="continue from the stage that failed or was interrupted")
     build.add_argument("-q", "--quiet", action="store_true",
                        help="print only stage results, not each command's output")
+    build.add_argument("--detach", action="store_true",
+                       help="run the build in the background, in its own session, so it "
+                            "survives the terminal (SSH) going away; follow it with attach")
     build.set_defaults(func=cmd_build)
+
+    attach = add("attach", "Follow a running (or finished) build in a work dir.")
+    attach.add_argument("target", help="work dir, or a profile (its default work dir)")
+    attach.set_defaults(func=cmd_attach)
+
+    stop_cmd = add("stop", "Stop the build running in a work dir.")
+    stop_cmd.add_argument("target", help="work dir, or a profile (its default work dir)")
+    stop_cmd.set_defaults(func=cmd_stop)
+
+    clean = add("clean", "Delete a work dir (only one livecd-tui made, and not in use).")
+    clean.add_argument("target", help="work dir, or a profile (its default work dir)")
+    clean.set_defaults(func=cmd_clean)
 
     plan = add("plan", "Print every step of every stage as it would run, running nothing.")
     plan.add_argument("profile")
@@ -169,6 +185,8 @@ class ConsoleReporter:
 def cmd_build(args: argparse.Namespace) -> int:
     profile = open_profile(args.profile)
     build = Build.for_profile(profile, args.work_dir)
+    if args.detach:
+        return detach_build(args, build)
     engine = Engine(build, STAGES, [ConsoleReporter(args.quiet)])
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else []
     selected = engine.select(only=only, start=args.start, resume=args.resume)
@@ -196,6 +214,93 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"livecd-tui: build finished in {elapsed:.1f} s")
     if build.iso_path.exists():
         print(f"ISO: {build.iso_path}")
+    return EXIT_OK
+
+
+def detach_build(args: argparse.Namespace, build: Build) -> int:
+    from livecd_tui import runner
+
+    problems = runner.path_problems(build)
+    if problems:
+        raise BuildError("; ".join(problems))
+    holder = runner.read_lock(build.work)
+    if holder:
+        raise BuildError(f"work dir {build.work} is in use by a running build "
+                         f"({holder.describe(build.work)})")
+    from livecd_tui.engine import prepare_work_dir
+
+    prepare_work_dir(build.work, build.epoch)
+    assert build.profile.path is not None
+    pid = runner.start_detached(build.profile.path.resolve(), build.work, _rebuild_args(args))
+    print(f"livecd-tui: build running in the background (pid {pid}), output in "
+          f"{build.work / runner.DETACHED_LOG}")
+    print(f"  follow it: livecd-tui attach {build.work}")
+    print(f"  state:     livecd-tui status {build.work}")
+    print(f"  stop it:   livecd-tui stop {build.work}")
+    return EXIT_OK
+
+
+def _rebuild_args(args: argparse.Namespace) -> list[str]:
+    """The build options to pass on to the detached build."""
+    extra = []
+    if args.only:
+        extra += ["--only", args.only]
+    if args.start:
+        extra += ["--from", args.start]
+    if args.force:
+        extra += ["--force"] if args.force == "*" else ["--force", args.force]
+    if args.resume:
+        extra.append("--resume")
+    return extra
+
+
+def work_dir_of(target: str) -> Path:
+    """A work dir given directly, or a profile's work dir."""
+    path = Path(target)
+    if path.is_dir():
+        return path.resolve()
+    return Build.for_profile(open_profile(target)).work
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from livecd_tui.runner import Follower
+
+    work = work_dir_of(args.target)
+    follower = Follower(work, list(STAGE_NAMES))
+    report = ConsoleReporter(quiet=False)
+    print(f"livecd-tui: following the build in {work} (Ctrl-C leaves it running)")
+    try:
+        while True:
+            building = follower.building()
+            follower.poll(report)
+            if not building:
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("\nlivecd-tui: detached; the build goes on", file=sys.stderr)
+        return EXIT_OK
+    return cmd_status(argparse.Namespace(target=str(work)))
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from livecd_tui import runner
+
+    work = work_dir_of(args.target)
+    holder = runner.stop(work)
+    if holder is None:
+        print(f"livecd-tui: no build is running in {work}")
+        return EXIT_OK
+    print(f"livecd-tui: stopped the build (pid {holder.pid}); resume it with "
+          f"`livecd-tui build {holder.profile} --work-dir {work} --resume`")
+    return EXIT_OK
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from livecd_tui import runner
+
+    work = work_dir_of(args.target)
+    runner.clean(work)
+    print(f"livecd-tui: deleted {work}")
     return EXIT_OK
 
 
@@ -240,20 +345,25 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # -- status ----------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    target = Path(args.target)
-    if target.is_dir():
-        build = Build(profile=_placeholder_profile(), work=target.resolve())
-    else:
-        build = Build.for_profile(open_profile(args.target))
+    build = Build(profile=_placeholder_profile(), work=work_dir_of(args.target))
     if not (build.work / "state").is_dir():
         print(f"livecd-tui: {build.work} holds no build", file=sys.stderr)
         return EXIT_USAGE
+    from livecd_tui.runner import read_lock
+
+    holder = read_lock(build.work)
     print(f"work dir {build.work}")
+    print(f"build running: {holder.describe(build.work)}" if holder else "no build running")
     print(f"{'stage':11} {'state':12} {'duration':>9}  log")
     for name in STAGE_NAMES:
         state = load_state(build, name)
+        status = state.status
+        if status == "running" and holder is None:
+            status = "interrupted"  # its build died without saying so
         duration = f"{state.duration:.1f} s" if state.duration is not None else "-"
-        print(f"{name:11} {state.status:12} {duration:>9}  {state.log or '-'}")
+        if status == "running" and state.started:
+            duration = f"{time.time() - state.started:.0f} s…"
+        print(f"{name:11} {status:12} {duration:>9}  {state.log or '-'}")
         if state.failure:
             print(f"{'':11} failed: {state.failure.get('command', '')}")
     return EXIT_OK

@@ -315,7 +315,8 @@ class Engine:
             return [s for s in self.stages if s.name in only]
         if resume:
             for s in self.stages:
-                if load_state(self.build, s.name).status in ("failed", "interrupted"):
+                if load_state(self.build, s.name).status in ("failed", "interrupted",
+                                                              "running"):
                     start = s.name
                     break
             else:
@@ -329,8 +330,31 @@ class Engine:
     # -- running -----------------------------------------------------------------------
     def run(self, selected: Sequence[Stage], force: Sequence[str] = (),
             force_all: bool = False) -> bool:
-        """Run the selected stages; True when all succeeded or were up to date."""
+        """Run the selected stages; True when all succeeded or were up to date.
+
+        Refuses dangerous work dirs and outputs, and a work dir another build holds.
+        """
+        from livecd_tui.runner import path_problems, work_lock
+
+        problems = path_problems(self.build)
+        if problems:
+            raise BuildError("; ".join(problems))
         prepare_work_dir(self.build.work, self.build.epoch)
+        with work_lock(self.build):
+            self._mark_stale_runs()
+            return self._run_locked(selected, force, force_all)
+
+    def _mark_stale_runs(self) -> None:
+        """A stage still marked running when we got the lock belongs to a dead build."""
+        for stage in self.stages:
+            state = load_state(self.build, stage.name)
+            if state.status == "running":
+                state.status = "interrupted"
+                state.ended = state.ended or time.time()
+                save_state(self.build, state)
+
+    def _run_locked(self, selected: Sequence[Stage], force: Sequence[str],
+                    force_all: bool) -> bool:
         self._stopping.clear()
         selected_names = {s.name for s in selected}
         for stage in selected:
