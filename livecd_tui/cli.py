@@ -25,6 +25,7 @@ from livecd_tui.engine import (
     StageStarted,
     StepStarted,
     load_state,
+    plan_stage,
     render_script,
 )
 from livecd_tui.options import reference_markdown, reference_text
@@ -311,7 +312,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"# profile {profile.path}, work dir {build.work}")
     for stage in STAGES:
         print(f"\n== {stage.name}: {stage.title}")
-        for number, step in enumerate(stage.plan(build), start=1):
+        for number, step in enumerate(plan_stage(build, stage), start=1):
             print(f"  {number}. {step.describe}")
             for line in step.script_lines():
                 print(f"       {line}")

@@ -216,12 +216,20 @@ def fingerprint(build: Build, stage: Stage, steps: Sequence[Step],
     return digest.hexdigest()
 
 
+def plan_stage(build: Build, stage: Stage) -> list[Step]:
+    """A stage's steps; a value its planner cannot use becomes a clear BuildError."""
+    try:
+        return stage.plan(build)
+    except (ValueError, StepFailed) as err:
+        raise BuildError(f"cannot plan stage {stage.name}: {err}") from None
+
+
 def plan_fingerprints(build: Build, stages: Sequence[Stage]) -> dict[str, str]:
     """Every stage's fingerprint as planned now, earlier stages feeding later ones, without
     running anything: which stages a change of options would re-run."""
     prints: dict[str, str] = {}
     for stage in stages:
-        prints[stage.name] = fingerprint(build, stage, stage.plan(build), prints)
+        prints[stage.name] = fingerprint(build, stage, plan_stage(build, stage), prints)
     return prints
 
 
@@ -388,7 +396,7 @@ class Engine:
         build = self.build
         previous = load_state(build, stage.name)
         build.facts.update(previous.facts)
-        steps = stage.plan(build)
+        steps = plan_stage(build, stage)
         print_fp = fingerprint(build, stage, steps)
         if (not forced and previous.status in ("done", "skipped")
                 and previous.fingerprint == print_fp and build.done_dir(stage.name).exists()):
@@ -652,7 +660,7 @@ def render_script(build: Build, stages: Sequence[Stage]) -> str:
         partial = shlex.quote(str(build.partial_dir(stage.name)))
         done = shlex.quote(str(build.done_dir(stage.name)))
         lines += [f"rm -rf {partial}", f"mkdir -p {partial}"]
-        for step in stage.plan(build):
+        for step in plan_stage(build, stage):
             lines.append(f"# {step.describe}")
             lines += step.script_lines()
         lines += [f"rm -rf {done}", f"mv {partial} {done}", ""]
