@@ -102,6 +102,9 @@ class _Index:
     softdeps: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     exact_aliases: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     wild_aliases: list[tuple[int, str, str]] = field(default_factory=list)
+    #: Wildcard aliases by the first character of their literal prefix ("" for none):
+    #: a pattern can only match names that start with its literal prefix.
+    wild_by_first: dict[str, list[tuple[int, str, str, str]]] = field(default_factory=dict)
     builtin_aliases: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -144,6 +147,10 @@ class _Index:
             pattern, target = _alias_norm(words[1]), _norm(words[2])
             if any(ch in pattern for ch in "*?["):
                 index.wild_aliases.append((n, pattern, target))
+                literal = _literal_prefix(pattern)
+                index.wild_by_first.setdefault(literal[:1], []).append(
+                    (n, pattern, target, literal)
+                )
             else:
                 index.exact_aliases.setdefault(pattern, []).append((n, target))
         modinfo = modules_dir / "modules.builtin.modinfo"
@@ -168,13 +175,52 @@ class _Index:
             return [mod]
         alias = _alias_norm(name)
         hits = list(self.exact_aliases.get(alias, []))
-        hits += [(n, t) for n, p, t in self.wild_aliases if fnmatch.fnmatchcase(alias, p)]
+        candidates = [*self.wild_by_first.get(alias[:1], []), *self.wild_by_first.get("", [])]
+        hits += [
+            (n, t)
+            for n, p, t, literal in candidates
+            if alias.startswith(literal) and fnmatch.fnmatchcase(alias, p)
+        ]
         if hits:
             found = dict.fromkeys(t for _, t in sorted(hits))
             return [t for t in found if t in self.paths]
         if mod in self.builtin or alias in self.builtin_aliases:
             return []
         return None
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The characters of a glob before its first ``*``, ``?`` or ``[``."""
+    cut = min((i for i in (pattern.find(c) for c in "*?[") if i >= 0), default=len(pattern))
+    return pattern[:cut]
+
+
+#: Parsed indexes by modules dir, kept while their depmod files are unchanged: planning
+#: resolves the initrd's modules every time a plan is made, so the parse must happen once.
+_INDEX_CACHE: dict[str, tuple[tuple[object, ...], _Index]] = {}
+_DEPMOD_FILES = (
+    "modules.dep",
+    "modules.builtin",
+    "modules.softdep",
+    "modules.alias",
+    "modules.builtin.modinfo",
+)
+
+
+def _load_index(modules_dir: Path) -> _Index:
+    key: list[tuple[object, ...]] = []
+    for name in _DEPMOD_FILES:
+        try:
+            st = (Path(modules_dir) / name).stat()
+            key.append((name, st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            key.append((name, None))
+    cached = _INDEX_CACHE.get(str(modules_dir))
+    if cached is not None and cached[0] == tuple(key):
+        return cached[1]
+    index = _Index.load(Path(modules_dir))
+    _INDEX_CACHE[str(modules_dir)] = (tuple(key), index)
+    return index
 
 
 def _lines(path: Path) -> list[str]:
@@ -200,7 +246,7 @@ def resolve_modules(modules_dir: Path, names: Iterable[str]) -> list[str]:
     raises :class:`UnknownModule`; an unresolvable *softdep* is skipped, as modprobe does,
     since softdeps are optional by definition.
     """
-    index = _Index.load(Path(modules_dir))
+    index = _load_index(Path(modules_dir))
     order: list[str] = []
     done: set[str] = set()
     active: set[str] = set()
