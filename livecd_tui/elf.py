@@ -35,6 +35,7 @@ from elftools.elf.segments import InterpSegment
 
 __all__ = [
     "MissingLibrary",
+    "install_links",
     "install_path",
     "resolve_in_root",
     "resolve_libraries",
@@ -489,6 +490,13 @@ def _ensure_symlink(dest_root: Path, inroot: str, target: str) -> None:
             str(dest),
         )
     os.symlink(target, dest)
+
+
+def install_links(src_root: Path, path: str) -> tuple[str, list[tuple[str, str]]]:
+    """What :func:`install_path` recreates for ``path``: its canonical in-root path, and the
+    symlinks met on the way as ``(in-root link, link text)``, in the order they are made.
+    For writing the same installation as shell commands."""
+    return _walk(Path(src_root), path)
 
 
 def install_path(src_root: Path, path: str, dest_root: Path) -> None:

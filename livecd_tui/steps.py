@@ -61,12 +61,46 @@ class Command:
     def script_lines(self) -> list[str]:
         if self.until is None and self.timeout is None:
             return [self.shell_line()]
-        line = self.shell_line()
+        # One argv (env, timeout, program) so that a background job's pid is the program's.
+        argv: list[str] = []
+        if self.env or self.unset_env:
+            argv += ["env", *(f"-u{k}" for k in self.unset_env),
+                     *(f"{k}={v}" for k, v in self.env)]
         if self.timeout:
-            line = f"timeout {int(self.timeout)} {line}"
-        if self.until is not None:
-            line += f" | tee /dev/stderr | grep -m1 -F -- {shlex.quote(self.until)}"
-        return [line]
+            argv += ["timeout", str(int(self.timeout))]
+        argv += self.argv
+        line = shlex.join(argv)
+        redirect = f" < {shlex.quote(str(self.stdin))}" if self.stdin else ""
+        if self.cwd:
+            line = f"(cd {shlex.quote(str(self.cwd))} && exec {line}{redirect})"
+            redirect = ""
+        if self.until is None:
+            out = f" > {shlex.quote(str(self.stdout))}" if self.stdout else ""
+            return [line + redirect + out]
+        # Succeed as soon as the output holds the text, even a prompt without a newline
+        # (grep on a pipe only sees whole lines), and stop the program then, as the engine
+        # does; fail when it ends (or times out) without it.
+        until = shlex.quote(self.until)
+        return [
+            "until_log=$(mktemp)",
+            f'{line}{redirect} > "$until_log" 2>&1 &',
+            "until_pid=$!",
+            'tail -s 0.2 -n +1 -f --pid="$until_pid" "$until_log" &',
+            "tail_pid=$!",
+            f'until grep -qF -- {until} "$until_log"; do',
+            '    if ! kill -0 "$until_pid" 2>/dev/null; then',
+            f'        grep -qF -- {until} "$until_log" && break',
+            f"        echo {shlex.quote(f'{self.argv[0]} ended without printing {self.until!r}')}"
+            " >&2",
+            "        exit 1",
+            "    fi",
+            "    sleep 0.2",
+            "done",
+            'kill "$until_pid" 2>/dev/null || true',
+            'wait "$until_pid" "$tail_pid" 2>/dev/null || true',
+            f"echo {shlex.quote(f'== found {self.until!r}: success')}",
+            'rm -f "$until_log"',
+        ]
 
 
 @dataclass(frozen=True)
@@ -95,3 +129,12 @@ def command(argv: Sequence[str | Path], describe: str, **kwargs: object) -> Comm
 def q(value: str | Path) -> str:
     """Quote one word for the bash equivalents of actions."""
     return shlex.quote(str(value))
+
+
+def write_file_lines(path: str | Path, text: str) -> list[str]:
+    """Bash that writes ``text`` to ``path`` byte for byte: a quoted here-document when the
+    text allows one (it ends with a newline and no line is the delimiter), else printf."""
+    lines = text.split("\n")
+    if text.endswith("\n") and "EOF" not in lines:
+        return [f"cat > {q(path)} <<'EOF'\n{text}EOF"]
+    return [f"printf '%s' {q(text)} > {q(path)}"]

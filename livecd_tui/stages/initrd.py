@@ -21,7 +21,7 @@ from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.kernel import kernel_info
 from livecd_tui.stages.system import find_busybox
-from livecd_tui.steps import Action, Step, command, q
+from livecd_tui.steps import Action, Step, command, q, write_file_lines
 
 #: Where things live on the CD; the init script gets them from livecd.conf.
 MARKER_FILE = "/LABEL"
@@ -209,6 +209,17 @@ def write_debugfs_script(ctx: StepContext) -> None:
     nodes, and every inode's ctime pinned (mke2fs -d copies the staging files' ctimes)."""
     tree = ctx.out / "tree"
     epoch = ctx.build.epoch
+    lines = debugfs_node_lines(epoch)
+    paths = sorted("/" + str(p.relative_to(tree)) for p in tree.rglob("*"))
+    for path in paths:
+        if '"' in path or "\n" in path:
+            raise StepFailed(f"cannot name {path!r} in a debugfs script")
+        lines.append(f'sif "{path}" ctime @{epoch}')
+    (ctx.out / "debugfs.cmds").write_text("\n".join(lines) + "\n")
+
+
+def debugfs_node_lines(epoch: int) -> list[str]:
+    """The debugfs commands that add the device nodes, then ``cd /`` and the root's ctime."""
     lines = ["cd /dev"]
     for node in DEVICE_NODES:
         name = Path(node.path).name
@@ -217,13 +228,7 @@ def write_debugfs_script(ctx: StepContext) -> None:
                   f"sif {name} mode 0{kind | node.mode:o}",
                   f"sif {name} mtime @{epoch}", f"sif {name} ctime @{epoch}",
                   f"sif {name} atime @{epoch}"]
-    lines.append("cd /")
-    paths = ["/", *sorted("/" + str(p.relative_to(tree)) for p in tree.rglob("*"))]
-    for path in paths:
-        if '"' in path or "\n" in path:
-            raise StepFailed(f"cannot name {path!r} in a debugfs script")
-        lines.append(f'sif "{path}" ctime @{epoch}')
-    (ctx.out / "debugfs.cmds").write_text("\n".join(lines) + "\n")
+    return [*lines, "cd /", f'sif "/" ctime @{epoch}']
 
 
 def _busybox_applet_names(busybox: Path) -> list[str]:
@@ -292,23 +297,19 @@ def plan_initrd(build: Build) -> list[Step]:
     tree = out / "tree"
     steps: list[Step] = [Action(
         f"gather busybox, /{script_name(build)}, modules and libraries into the initrd tree",
-        populate_initrd,
-        (f"mkdir -p {q(tree)}/{{{','.join(DIRS)}}}",
-         f"cp {q(find_busybox(build))} {q(tree / 'bin/busybox')}",
-         f"for a in sh mount insmod switch_root pivot_root; do ln -s busybox {q(tree)}/bin/$a; "
-         "done",
-         f"cp livecd_tui/data/{script_name(build)} {q(tree)}/  # from the livecd-tui package",
-         "# write etc/livecd.conf (see docs/initrd-contract.md), copy each module of "
-         "'modprobe --show-depends' and each library of 'ldd' for the programs"))]
+        populate_initrd, tuple(populate_script(build, tree)))]
     compressed = out / "initrd.img"
     if p["initrd.format"] == "initramfs":
+        nodes = [f"mknod -m {node.mode:o} {q(tree / node.path)} {node.kind} {node.major} "
+                 f"{node.minor}" for node in DEVICE_NODES]
         steps.append(Action(
             "pack the tree as a cpio newc archive (sorted, uid 0, fixed times, device nodes)",
             write_cpio,
-            (f"(cd {q(tree)} && find . -mindepth 1 | LC_ALL=C sort | "
-             f"cpio -o -H newc -R 0:0 --reproducible) > {q(out / 'initrd.cpio')}",
-             "# plus dev/console (c 5 1) and dev/null (c 1 3): livecd-tui writes them "
-             "into the archive directly, so no root is needed")))
+            (*nodes,
+             f"touch -h -d @{build.epoch} {q(tree / 'dev')} "
+             + " ".join(q(tree / node.path) for node in DEVICE_NODES),
+             f"(cd {q(tree)} && find . -mindepth 1 -printf '%P\\n' | LC_ALL=C sort | "
+             f"cpio -o -H newc -R 0:0 --reproducible --quiet) > {q(out / 'initrd.cpio')}")))
         steps.append(command(COMPRESSORS[p["initrd.compression"]], "compress the initramfs",
                              stdin=out / "initrd.cpio", stdout=compressed))
         steps.append(command(["rm", "-f", out / "initrd.cpio"], "remove the uncompressed archive"))
@@ -325,9 +326,10 @@ def plan_initrd(build: Build) -> list[Step]:
     steps.append(Action(
         "write the debugfs commands: /dev/console, /dev/null, fixed ctimes",
         write_debugfs_script,
-        (f"cat > {q(out / 'debugfs.cmds')} <<'EOF'\ncd /dev\nmknod console c 5 1\n"
-         "sif console mode 020600\nmknod null c 1 3\nsif null mode 020666\nEOF",
-         "# plus 'sif PATH ctime @$SOURCE_DATE_EPOCH' for every file, for a reproducible image")))
+        (*write_file_lines(out / "debugfs.cmds", "\n".join(debugfs_node_lines(build.epoch))
+                           + "\n"),
+         f"(cd {q(tree)} && find . -mindepth 1 -printf '/%P\\n' | LC_ALL=C sort | "
+         f"sed 's/.*/sif \"&\" ctime @{build.epoch}/') >> {q(out / 'debugfs.cmds')}")))
     steps.append(command(["debugfs", "-w", "-f", out / "debugfs.cmds", image],
                          "add the device nodes to the image without root", env=fake_time))
     steps.append(command(["e2fsck", "-fn", image], "check the image"))
@@ -335,6 +337,197 @@ def plan_initrd(build: Build) -> list[Step]:
                          stdin=out / "initrd.ext2", stdout=compressed))
     steps.append(command(["rm", "-f", out / "initrd.ext2"], "remove the uncompressed image"))
     return steps
+
+
+# -- the same in bash, for plan and export-script ----------------------------------------
+# Everything populate_initrd decides (programs, libraries, modules, firmware) is decided
+# here at plan time, so the script holds explicit cp lines: the method by hand.
+
+
+def fail_lines(message: str, hint: str = "") -> list[str]:
+    """Bash that stops the script with the message a failing Action would give."""
+    text = message + (f" (hint: {hint})" if hint else "")
+    return [f"echo {q('livecd-build: ' + text)} >&2", "exit 1"]
+
+
+def install_path_lines(src_root: Path, path: str, dest_root: Path) -> list[str]:
+    """Bash for ``elf.install_path``: each link on the way recreated, then the file copied."""
+    canonical, links = elf.install_links(src_root, path)
+    lines = []
+    for link, target in links:
+        parent = os.path.dirname(link)
+        if parent != "/":
+            lines.append(f"mkdir -p {q(dest_root / parent.lstrip('/'))}")
+        lines.append(f"ln -sfT {q(target)} {q(dest_root / link.lstrip('/'))}")
+    dest = dest_root / canonical.lstrip("/")
+    if (src_root / canonical.lstrip("/")).is_dir():
+        return [*lines, f"mkdir -p {q(dest)}"]
+    return [*lines, f"mkdir -p {q(dest.parent)}",
+            f"cp -p {q(src_root / canonical.lstrip('/'))} {q(dest)}"]
+
+
+def planned_modules(build: Build) -> list[str] | None:
+    """The initrd's modules (relative paths, load order) as the plan can know them, or None
+    when only the kernel stage will tell (a kernel from a tree not installed yet).
+    Raises StepFailed like the stage would."""
+    info = kernel_info(build)
+    known = info.modules_dir is not None and (info.modules_dir / "modules.dep").is_file()
+    if not known and build.profile["kernel.source"] == "tree":
+        return None
+    return initrd_modules(build, lambda _line: None)
+
+
+def runtime_modules_lines(build: Build) -> list[str]:
+    """Bash that finds the initrd's modules once the kernel stage has run, with modprobe
+    (what kmod.resolve_modules follows): sets kernel_release, modules_dir and modules."""
+    kernel = build.done_dir("kernel")
+    required, optional = wanted_modules(build)
+    probe = ('modprobe -C /dev/null -d "${modules_dir%/lib/modules/*}" -S "$kernel_release" '
+             "--show-depends")
+    return [
+        "# the kernel is built by this script: its modules are resolved now, with modprobe",
+        f"kernel_release=$(cat {q(kernel / 'release')})",
+        f"modules_dir=$(cat {q(kernel / 'modules_dir')})",
+        'modules=""',
+        'if [ -n "$modules_dir" ] && [ -f "$modules_dir/modules.dep" ]; then',
+        "    modules=$(",
+        f"        {{ {probe} -a {' '.join(map(q, required))} || exit 1",
+        f"          for m in {' '.join(map(q, optional))}; do",
+        f'              {probe} "$m" 2>/dev/null || echo "driver $m is neither a module nor '
+        'built in: skipped" >&2',
+        "          done",
+        "        } | awk -v dir=\"/lib/modules/$kernel_release/\" '$1 == \"insmod\" "
+        "{ p = $2; i = index(p, dir); if (i) p = substr(p, i + length(dir)); "
+        "if (!seen[p]++) print p }')",
+        "fi",
+    ]
+
+
+def copy_modules_lines(build: Build, modules: list[str] | None, target_root: Path) -> list[str]:
+    """Bash that copies the initrd's modules under ``target_root/lib/modules/RELEASE``."""
+    if modules is None:
+        target = f'{q(target_root / "lib/modules")}/"$kernel_release"'
+        return [*runtime_modules_lines(build),
+                'if [ -n "$modules" ]; then',
+                f"    mkdir -p {target}",
+                f'    (cd "$modules_dir" && cp -p --parents $modules {target}/)',
+                "fi"]
+    info = kernel_info(build)
+    if not modules or info.modules_dir is None:
+        return []
+    target_dir = target_root / "lib" / "modules" / info.release
+    return [f"mkdir -p {q(target_dir)}",
+            f"(cd {q(info.modules_dir)} && cp -p --parents \\\n"
+            + "".join(f"    {q(m)} \\\n" for m in modules) + f"    {q(target_dir)}/)"]
+
+
+def populate_script(build: Build, tree: Path) -> list[str]:
+    """What populate_initrd does, as bash."""
+    p = build.profile
+    root = build.host_root
+    lines = [f"mkdir -p {q(tree)}/{{{','.join(DIRS)}}}"]
+    busybox = find_busybox(build)
+    if not busybox.is_file():
+        return [*lines, *fail_lines(f"busybox not found at {busybox}",
+                                    "Debian: apt-get install busybox-static; or set "
+                                    "initrd.busybox")]
+    bin_dir = q(tree / "bin")
+    lines += [f"cp -p {q(busybox)} {bin_dir}/busybox", f"chmod 755 {bin_dir}/busybox",
+              f"for applet in $({bin_dir}/busybox --list); do",
+              "    case $applet in busybox | linuxrc | */*) continue ;; esac",
+              f'    [ -e {bin_dir}/"$applet" ] || [ -L {bin_dir}/"$applet" ] || '
+              f'ln -s busybox {bin_dir}/"$applet"',
+              "done"]
+    binaries = [str(busybox)]
+    try:
+        if p["initrd.shell"] == "bash":
+            bash = _find_program(build, "bash")
+            binaries.append(str(bash))
+            lines += install_path_lines(root, "/" + str(bash.relative_to(root)), tree)
+            link = os.path.relpath(tree / str(bash).lstrip("/"), tree / "bin")
+            lines += [f"rm -f {bin_dir}/sh", f"ln -s {q(link)} {bin_dir}/sh"]
+        for extra in p["initrd.extra_binaries"]:
+            path = "/" + extra.lstrip("/")
+            if not (root / path.lstrip("/")).exists():
+                raise StepFailed(f"extra binary {path} not found in {root}",
+                                 hint="fix initrd.extra_binaries")
+            lines += install_path_lines(root, path, tree)
+            binaries.append(path)
+        if p["initrd.device_manager"] == "udev":
+            programs, udev_lines = _udev_script(build, tree)
+            binaries += programs
+            lines += udev_lines
+        try:
+            libraries = elf.resolve_libraries([_in_root(build, b) for b in binaries], root)
+        except elf.MissingLibrary as err:
+            raise StepFailed(str(err), hint="install the library, or drop the program") \
+                from None
+        for lib in libraries:
+            lines += install_path_lines(root, lib, tree)
+        modules = planned_modules(build)
+    except (StepFailed, OSError) as err:
+        return [*lines, *fail_lines(str(err), getattr(err, "hint", ""))]
+
+    info = kernel_info(build)
+    lines += copy_modules_lines(build, modules, tree)
+    if modules and info.modules_dir is not None:
+        depmod = [n for n in ("modules.dep", "modules.alias", "modules.softdep",
+                              "modules.builtin", "modules.order")
+                  if (info.modules_dir / n).is_file()]
+        if depmod:
+            target = tree / "lib" / "modules" / info.release
+            lines.append(f"(cd {q(info.modules_dir)} && cp -p {' '.join(depmod)} "
+                         f"{q(target)}/)")
+        if p["initrd.firmware"]:
+            for name in kmod.firmware_for(info.modules_dir, modules):
+                source = root / "lib" / "firmware" / name
+                if source.is_file():
+                    dest = tree / "lib" / "firmware" / name
+                    lines += [f"mkdir -p {q(dest.parent)}", f"cp -p {q(source)} {q(dest)}"]
+    elif modules is None:
+        lines += ['if [ -n "$modules" ]; then',
+                  f'    (cd "$modules_dir" && cp -p modules.dep modules.alias modules.softdep '
+                  f'modules.builtin modules.order {q(tree / "lib/modules")}/"$kernel_release"/'
+                  " 2>/dev/null) || true",
+                  "fi"]
+        if p["initrd.firmware"]:
+            lines.append("echo 'livecd-build: firmware is not copied when the kernel is "
+                         "built by this script; use livecd-tui for that' >&2")
+
+    script = script_name(build)
+    data = Path(str(resources.files("livecd_tui") / "data" / script))
+    lines.append(f"install -m 755 {q(data)} {q(tree / script)}")
+    lines += write_file_lines(tree / "etc" / "livecd.conf", livecd_conf(build, modules or []))
+    if modules is None:
+        lines.append("printf \"LIVECD_RELEASE='%s'\\nLIVECD_MODULES='%s'\\n\" "
+                     '"$kernel_release" "$(echo $modules)" >> '
+                     f"{q(tree / 'etc/livecd.conf')}")
+    lines += [f": > {q(tree / 'etc/fstab')}",
+              f"find {q(tree)} -exec touch -h -d @{build.epoch} {{}} +"]
+    return lines
+
+
+def _udev_script(build: Build, tree: Path) -> tuple[list[str], list[str]]:
+    """_install_udev as bash: (programs installed, lines)."""
+    root = build.host_root
+    daemon = next((c for c in ("lib/systemd/systemd-udevd", "usr/lib/systemd/systemd-udevd",
+                               "sbin/udevd", "usr/sbin/udevd") if (root / c).is_file()), None)
+    if daemon is None:
+        raise StepFailed("udevd not found in the system root",
+                         hint="set initrd.device_manager = \"devtmpfs\" or \"mdev\"")
+    programs = ["/" + daemon]
+    for admin in ("bin/udevadm", "usr/bin/udevadm", "sbin/udevadm"):
+        if (root / admin).is_file():
+            programs.append("/" + admin)
+            break
+    lines = [line for prog in programs for line in install_path_lines(root, prog, tree)]
+    link = os.path.relpath(tree / daemon, tree / "sbin")
+    lines.append(f"ln -s {q(link)} {q(tree / 'sbin/udevd')}")
+    for rules in ("lib/udev/rules.d", "usr/lib/udev/rules.d"):
+        if (root / rules).is_dir():
+            lines.append(f"[ -e {q(tree / rules)} ] || {{ mkdir -p {q((tree / rules).parent)} "
+                         f"&& cp -a {q(root / rules)} {q(tree / rules)}; }}")
+    return programs, lines
 
 
 #: A fixed hash seed keeps ext2 directory hashing, and so the image, reproducible.
