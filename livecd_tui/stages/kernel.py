@@ -13,7 +13,8 @@ from pathlib import Path
 from livecd_tui import kconfig
 from livecd_tui.build import Build, find_prebuilt_kernel
 from livecd_tui.engine import Stage, StepContext, StepFailed
-from livecd_tui.steps import Action, Step, command, q
+from livecd_tui.stages import kconfig_script
+from livecd_tui.steps import Action, Step, command
 
 #: Placeholder for values only known once a kernel has been built from a tree.
 UNKNOWN_RELEASE = "$(make -s kernelrelease)"
@@ -206,10 +207,7 @@ def plan_kernel(build: Build) -> list[Step]:
             Action(
                 "check the kernel config against the method",
                 record_tree,
-                (
-                    f"grep -E '^CONFIG_' {q(tree / '.config')}  "
-                    "# compare with docs/method.md's kernel symbols",
-                ),
+                tuple(kconfig_script.tree_lines(build, tree, modular, out)),
             )
         )
         return steps
@@ -248,12 +246,7 @@ def plan_kernel(build: Build) -> list[Step]:
         Action(
             "record the release and modules dir, check the kernel config",
             record_prebuilt,
-            (
-                f"echo {q(info.release)} > {q(out / 'release')}",
-                f"echo {q(info.modules_dir or '')} > {q(out / 'modules_dir')}",
-                f"grep -E '^CONFIG_' {q(info.config or f'/boot/config-{info.release}')}  "
-                "# compare with docs/method.md's kernel symbols",
-            ),
+            tuple(kconfig_script.prebuilt_lines(build, info, out)),
         )
     )
     return steps

@@ -15,7 +15,7 @@ from livecd_tui import elf
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.kernel import kernel_info
-from livecd_tui.steps import Action, Step, command, q
+from livecd_tui.steps import Action, Step, command, q, write_file_lines
 
 #: Never packed, whatever the profile lists: the kernel fills them at boot.
 ALWAYS_EXCLUDED = ("proc", "sys", "dev", "run", "tmp")
@@ -45,6 +45,19 @@ echo "livecd-tui: live system up, root is $(awk '$2 == "/" {print $3}' /proc/mou
 [ -f /etc/motd ] && cat /etc/motd
 for d in /var/log /var/run /var/lock; do [ -d "$d" ] && echo "livecd-tui: $d is there"; done
 """
+
+
+#: The files of the busybox live system, by path in its root.
+BUSYBOX_FILES = {
+    "etc/inittab": INITTAB,
+    "etc/init.d/rcS": RCS,
+    "etc/passwd": "root::0:0:root:/root:/bin/sh\n",
+    "etc/group": "root:x:0:\nutmp:x:43:\n",
+    "etc/hostname": "livecd\n",
+    "etc/fstab": "# the live system's root is set up by the initrd\n",
+    "etc/shells": "/bin/sh\n",
+    "etc/issue": "livecd-tui demo live system (busybox)\n\n",
+}
 
 
 def squashfs_sources(build: Build, root: Path) -> list[str]:
@@ -92,17 +105,7 @@ def make_busybox_root(ctx: StepContext, busybox: Path) -> None:
             continue
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(os.path.relpath(root / "bin" / "busybox", link.parent))
-    files = {
-        "etc/inittab": INITTAB,
-        "etc/init.d/rcS": RCS,
-        "etc/passwd": "root::0:0:root:/root:/bin/sh\n",
-        "etc/group": "root:x:0:\nutmp:x:43:\n",
-        "etc/hostname": "livecd\n",
-        "etc/fstab": "# the live system's root is set up by the initrd\n",
-        "etc/shells": "/bin/sh\n",
-        "etc/issue": "livecd-tui demo live system (busybox)\n\n",
-    }
-    for name, text in files.items():
+    for name, text in BUSYBOX_FILES.items():
         (root / name).write_text(text)
     os.chmod(root / "etc/init.d/rcS", 0o755)
     ctx.log(f"made a busybox system with {len(applets)} applets in {root}")
@@ -132,10 +135,7 @@ def plan_system(build: Build) -> list[Step]:
         steps.append(Action(
             "make a tiny system from busybox",
             lambda ctx: make_busybox_root(ctx, busybox),
-            (f"mkdir -p {q(out / 'root')}/{{bin,sbin,usr/bin,usr/sbin,etc/init.d,lib}}",
-             f"cp {q(busybox)} {q(out / 'root/bin/busybox')}",
-             f"chroot {q(out / 'root')} /bin/busybox --install -s",
-             "# then write etc/inittab, etc/init.d/rcS, etc/passwd, etc/group, etc/hostname")))
+            tuple(busybox_root_script(busybox, out / "root"))))
 
     modules_mode = p["system.modules"]
     target = root / "lib" / "modules" / kernel.release
@@ -191,8 +191,47 @@ def _copy_modules_steps(build: Build, modules: Path, target: Path, mode: str) ->
         ctx.log(f"copied {len(relpaths)} modules the initrd loads into {target}")
 
     return [Action("give the live system the modules the initrd loads", copy_selected,
-                   (f"# copy each module of the initrd (see the initrd stage) under {q(target)}",
-                    f"cp {q(modules)}/modules.* {q(target)}/"))]
+                   tuple(selected_modules_script(build, modules, target)))]
+
+
+def selected_modules_script(build: Build, modules: Path, target: Path) -> list[str]:
+    """copy_selected as bash: the initrd's modules, then every modules.* file."""
+    from livecd_tui.stages.initrd import copy_modules_lines, fail_lines, planned_modules
+
+    try:
+        selected = planned_modules(build)
+    except StepFailed as err:
+        return fail_lines(str(err), err.hint)
+    source = q(modules) if selected is not None else '"$modules_dir"'
+    into = q(target) if selected is not None else f'{q(target.parent)}/"$kernel_release"'
+    return [*copy_modules_lines(build, selected, target.parents[2]),
+            f"mkdir -p {into}",
+            f"find {source}/ -maxdepth 1 -name 'modules.*' -xtype f -exec cp -p {{}} {into}/ \\;"]
+
+
+def busybox_root_script(busybox: Path, root: Path) -> list[str]:
+    """make_busybox_root as bash."""
+    from livecd_tui.stages.initrd import fail_lines, install_path_lines
+
+    if not busybox.is_file():
+        return fail_lines(f"busybox not found at {busybox}",
+                          "Debian: apt-get install busybox-static; or set initrd.busybox")
+    dirs = ",".join(("bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "lib", *MOUNT_POINTS))
+    lines = [f"mkdir -p {q(root)}/{{{dirs}}}", f"chmod 1777 {q(root / 'tmp')}",
+             f"chmod 700 {q(root / 'root')}", f"cp -p {q(busybox)} {q(root / 'bin/busybox')}",
+             f"chmod 755 {q(root / 'bin/busybox')}"]
+    for lib in elf.resolve_libraries([str(busybox)]):
+        lines += install_path_lines(Path("/"), lib, root)
+    lines += [f"{q(root / 'bin/busybox')} --list-full | while read -r applet; do",
+              '    [ "${applet##*/}" != busybox ] || continue',
+              f'    link={q(root)}/"$applet"',
+              '    [ -e "$link" ] || [ -L "$link" ] || { mkdir -p "${link%/*}" && '
+              f'ln -sr {q(root / "bin/busybox")} "$link"; }}',
+              "done"]
+    for name, text in BUSYBOX_FILES.items():
+        lines += write_file_lines(root / name, text)
+    lines.append(f"chmod 755 {q(root / 'etc/init.d/rcS')}")
+    return lines
 
 
 def mksquashfs_command(build: Build, root: Path) -> list[str]:

@@ -1,0 +1,132 @@
+"""The kernel stage's config check as bash, for ``plan`` and ``export-script``.
+
+The same requirements the kernel stage checks in Python (``kernel.requirements_for``), each
+one bash line over the config file: built in (``y``), or a module the initrd loads (``m``),
+at least a number, one of several alternatives; and the kernel version rules. A missing
+requirement is reported and the script stops after checking them all, as the stage does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from livecd_tui import kconfig
+from livecd_tui.build import Build
+from livecd_tui.steps import q
+
+if TYPE_CHECKING:
+    from livecd_tui.stages.kernel import KernelInfo
+
+#: Shell functions the check lines use; ``kernel_config`` and ``kernel_release`` are set
+#: before them.
+FUNCTIONS = r"""kernel_bad=0
+kconfig_value() { sed -n "s/^CONFIG_$1=//p" "$kernel_config" | tail -n 1; }
+kconfig_has() {  # kconfig_has y|ym SYMBOL...: each is set, and built in unless ym
+    local need=$1 symbol value
+    shift
+    for symbol in "$@"; do
+        value=$(kconfig_value "$symbol")
+        case $value in "" | n) return 1 ;; m) [ "$need" = ym ] || return 1 ;; esac
+    done
+}
+kconfig_at_least() {  # kconfig_at_least SYMBOL NUMBER
+    local value
+    value=$(kconfig_value "$1")
+    [[ $value =~ ^(0x[0-9a-fA-F]+|[0-9]+)$ ]] && (( value >= $2 ))
+}
+kconfig_before() {  # kconfig_before MAJOR MINOR: the kernel is older (or its version unknown)
+    local major minor
+    IFS=.- read -r major minor _ <<<"$kernel_release"
+    [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || return 0
+    (( major < $1 || (major == $1 && minor < $2) ))
+}
+kconfig_lacks() {  # kconfig_lacks WHAT WHY: report it, fail after every check
+    echo "livecd-build: the kernel cannot boot this CD: $1: $2" >&2
+    kernel_bad=1
+}"""
+
+
+def _test(req: kconfig.Requirement) -> str:
+    """A bash condition that holds when the config meets the requirement."""
+    tests = []
+    for group in req.alternatives():
+        if req.min_value is not None:
+            tests.append(" && ".join(f"kconfig_at_least {s} {req.min_value}" for s in group))
+        else:
+            tests.append(f"kconfig_has {req.need} {' '.join(group)}")
+    return " || ".join(tests)
+
+
+def check_lines(build: Build) -> list[str]:
+    """The check of ``$kernel_config`` (release ``$kernel_release``), as bash lines."""
+    from livecd_tui.stages.kernel import advised_requirements, requirements_for
+
+    lines = FUNCTIONS.splitlines()
+    for req in requirements_for(build):
+        line = f"{_test(req)} || kconfig_lacks {q(req.describe())} {q(req.reason)}"
+        if req.before is not None:
+            major, minor = req.before
+            gone = (f"Linux {major}.{minor} removed it: use a kernel older than that, or "
+                    'initrd.format = "initramfs"')
+            line = (f"if kconfig_before {major} {minor}; then {line}; "
+                    f"else kconfig_lacks {req.symbol} {q(gone)}; fi")
+        lines.append(line)
+    for req in advised_requirements(build):
+        warning = (f"warning: {req.describe()} is not set: {req.reason} (asked for by "
+                   "kernel.drivers; not needed to boot the CD)")
+        lines.append(f"{_test(req)} || echo {q(warning)}")
+    lines.append('[ "$kernel_bad" = 0 ] || exit 1')
+    return lines
+
+
+def _fail(message: str, hint: str) -> list[str]:
+    return [f"echo {q(f'livecd-build: {message} (hint: {hint})')} >&2", "exit 1"]
+
+
+def _config_lines(source: str | None, out: Path) -> list[str]:
+    """Copy the config found at plan time into the stage's output, then check it."""
+    if source is None:
+        return ["echo 'livecd-build: no kernel config found (.config, /boot/config-RELEASE, "
+                "build/.config, /proc/config.gz): not checked' >&2"]
+    if source.endswith("(IKCONFIG)"):
+        return ["echo 'livecd-build: the kernel config is only inside the image (IKCONFIG); "
+                "livecd-tui reads it, this script does not check it' >&2"]
+    config = out / "config"
+    copy = (f"zcat /proc/config.gz > {q(config)}" if source == "/proc/config.gz"
+            else f"cp {q(source)} {q(config)}")
+    return [copy, f"kernel_config={q(config)}"]
+
+
+def prebuilt_lines(build: Build, info: KernelInfo, out: Path) -> list[str]:
+    """record_prebuilt as bash: the release and modules dir, the config and its check."""
+    if info.release == "unknown":
+        return _fail(f"cannot tell the release of {info.image}",
+                     "set kernel.modules_dir to its /lib/modules/RELEASE")
+    modules = str(info.modules_dir or "")
+    missing = _fail(f"the kernel's modules dir {modules} does not exist",
+                    "set kernel.modules_dir")
+    lines = [f"[ -d {q(modules)} ] || {{ {missing[0]}; {missing[1]}; }}",
+             f"echo {q(info.release)} > {q(out / 'release')}",
+             f"printf '%s' {q(modules)} > {q(out / 'modules_dir')}"]
+    configured = build.profile.resolve_path("kernel.config")
+    if configured:
+        source = str(configured) if configured.is_file() else None
+    else:
+        found = kconfig.find_config(info.image, info.release, None, info.modules_dir)
+        source = found[0] if found else None
+    config = _config_lines(source, out)
+    if len(config) == 1:
+        return lines + config
+    return [*lines, *config, f"kernel_release={q(info.release)}", *check_lines(build)]
+
+
+def tree_lines(build: Build, tree: Path, modular: bool, out: Path) -> list[str]:
+    """record_tree as bash: the modules dir from the release make printed, then the check."""
+    modules = build.done_dir("kernel") / "modules" / "lib" / "modules"
+    lines = [f"kernel_release=$(cat {q(out / 'release')})",
+             (f'printf \'%s\' {q(modules)}/"$kernel_release" > {q(out / "modules_dir")}'
+              if modular else f": > {q(out / 'modules_dir')}")]
+    config = tree / ".config"
+    return [*lines, *_config_lines(str(config) if config.is_file() else None, out),
+            *(check_lines(build) if config.is_file() else [])]
