@@ -8,25 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Input, OptionList
+from textual.pilot import Pilot
+from textual.widgets import Button, Input, OptionList
 
+from livecd_tui import runner
 from livecd_tui.checks import CheckItem, CheckReport
-from livecd_tui.engine import Stage, StepContext
+from livecd_tui.engine import Stage, StepContext, prepare_work_dir
 from livecd_tui.options import OPTIONS
 from livecd_tui.profile import Profile, load_profile
 from livecd_tui.steps import Action, Step, command
+from livecd_tui.tui import recovery
 from livecd_tui.tui.app import LiveCDApp
 from livecd_tui.tui.build_screen import BuildScreen, format_duration
 from livecd_tui.tui.describe import check_value, option_label, search, value_text
+from livecd_tui.tui.detached import build_args, snapshot_profile
 from livecd_tui.tui.dialogs import ConfirmScreen, HelpScreen, SearchScreen
 from livecd_tui.tui.editor_screen import EditorScreen
 from livecd_tui.tui.editors import ChoiceEditor, ListEditor, ValueEditor
@@ -56,6 +62,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:
     shutil.copy(ROOT / "profiles" / "demo.toml", tmp_path / "demo.toml")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # recovery files
     return load_profile(Path("demo.toml"))
 
 
@@ -684,3 +691,197 @@ async def test_build_screen_shows_what_the_work_dir_remembers(demo: Profile) -> 
         assert [v.status for v in screen.views.values()] == ["done", "failed", "pending"]
         assert screen.pane("second").has_class("-failed")
         assert "checking" in screen.pane("second").output.lines
+
+
+# -- edits kept through a lost terminal ------------------------------------------------------
+@pilot_test
+async def test_unsaved_edits_are_kept_and_offered_back(demo: Profile) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await go_to(pilot, app, "iso.checksum")
+        await pilot.press("space")
+        await wait_until(pilot, lambda: recovery.recovery_path(demo.path).exists())
+    # The app ended without a clean quit (as when SSH drops): the edit waits on disk.
+    kept = recovery.recovery_path(demo.path)
+    assert kept.exists() and "checksum = false" in kept.read_text()
+
+    again = make_app(load_profile(Path("demo.toml")))
+    async with again.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(again.screen, ConfirmScreen)
+        assert "iso.checksum: True → False" in again.screen.question
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(again.screen, EditorScreen)
+        assert again.profile.values["iso.checksum"] is False
+        assert again.dirty and "unsaved" in again.sub_title
+        assert str(tree_of(again)._by_key["iso.checksum"].label).startswith("+ [ ]")
+        await pilot.press("s")  # saving drops the recovery file
+        await pilot.pause()
+        assert not kept.exists()
+    assert load_profile(Path("demo.toml")).values["iso.checksum"] is False
+
+
+@pilot_test
+async def test_kept_edits_can_be_discarded_and_a_clean_quit_keeps_none(demo: Profile) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await go_to(pilot, app, "bootloader.serial")
+        await pilot.press("space")
+        await wait_until(pilot, lambda: recovery.recovery_path(demo.path).exists())
+    again = make_app(load_profile(Path("demo.toml")))
+    async with again.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(again.screen, ConfirmScreen)
+        await pilot.press("d")
+        await pilot.pause()
+        assert not recovery.recovery_path(demo.path).exists()
+        assert again.profile.values["bootloader.serial"] is True and not again.dirty
+        await go_to(pilot, again, "bootloader.serial")
+        await pilot.press("space")
+        await wait_until(pilot, lambda: recovery.recovery_path(demo.path).exists())
+        await pilot.press("q", "d")  # quit, discarding: a clean quit leaves nothing behind
+        await pilot.pause()
+    assert not recovery.recovery_path(demo.path).exists()
+
+
+async def wait_until(pilot: Pilot[None], condition: Callable[[], bool],
+                     timeout: float = 10) -> None:
+    """Let the app run until ``condition`` holds, draining a build screen's events."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in {timeout} s")
+        screen = pilot.app.screen
+        if isinstance(screen, BuildScreen):
+            screen._drain()
+        await pilot.pause(0.05)
+
+
+# -- detached builds -------------------------------------------------------------------------
+def test_detached_build_options() -> None:
+    every = ["a", "b", "c"]
+    assert build_args(every, every) == []
+    assert build_args(["b", "c"], every) == ["--from", "b"]
+    assert build_args(["b"], every) == ["--only", "b"]
+    assert build_args(["a", "c"], every) == ["--only", "a,c"]
+    assert build_args(["b"], every, force=["b"]) == ["--only", "b", "--force", "b"]
+    assert build_args(every, every, force_all=True) == ["--force"]
+
+
+def test_snapshot_keeps_the_name_and_makes_paths_absolute(demo: Profile, tmp_path: Path) -> None:
+    Path("my.config").write_text("CONFIG_X=y\n")
+    demo.set("kernel.config", "my.config")
+    demo.set("bootloader.title", "not saved yet")
+    path = snapshot_profile(demo, tmp_path / "work")
+    assert path == tmp_path / "work" / ".snapshot" / "demo.toml"
+    snap = load_profile(path)
+    assert snap.name == "demo" and snap.extends is None
+    assert snap.values["kernel.config"] == str(tmp_path / "my.config")
+    assert {k: v for k, v in snap.values.items() if k != "kernel.config"} == \
+        {k: v for k, v in demo.values.items() if k != "kernel.config"}
+
+
+def need_build_tools() -> None:
+    missing = [t for t in ("busybox", "mksquashfs", "xorriso", "grub-mkimage", "mformat")
+               if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"the demo build needs {', '.join(missing)}")
+    try:
+        import livecd_tui.stages  # noqa: F401
+    except ImportError as err:
+        pytest.skip(f"stages not importable: {err}")
+
+
+@pytest.fixture
+def tiny(demo: Profile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:
+    """The demo without its boot test (a build of a few seconds), saved; its default work
+    dir under a fresh cache dir."""
+    need_build_tools()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    demo.set("boottest.enabled", False)
+    demo.save()
+    return load_profile(Path("demo.toml"))
+
+
+def real_app(profile: Profile) -> LiveCDApp:
+    """The app as ``livecd-tui PROFILE`` opens it: real stages, builds in the background."""
+    return LiveCDApp(profile)
+
+
+@pytest.fixture
+def stop_builds(tiny: Profile) -> Iterator[Path]:
+    """Whatever a test leaves running in the tiny profile's work dir is stopped."""
+    from livecd_tui.build import Build
+
+    work = Build.for_profile(tiny).work
+    yield work
+    runner.stop(work)
+
+
+@pilot_test
+async def test_opening_the_app_follows_a_running_detached_build(tiny: Profile,
+                                                                stop_builds: Path) -> None:
+    work = stop_builds
+    prepare_work_dir(work)  # as `livecd-tui build --detach` does
+    runner.start_detached(tiny.path.resolve(), work, [])  # type: ignore[union-attr]
+    deadline = time.monotonic() + 30
+    while runner.running_stage(work) in (None, "preflight", "kernel"):
+        assert time.monotonic() < deadline, "the build never reached the system stage"
+        time.sleep(0.05)
+
+    app = real_app(tiny)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, BuildScreen), "a running build is shown at once"
+        assert screen.following and screen.running
+        await wait_until(pilot, lambda: any(v.status == "running"
+                                            for v in screen.views.values()))
+        assert screen.views["preflight"].status in ("done", "skipped")
+        name = next(n for n, v in screen.views.items() if v.status == "running")
+        # The stage's earlier lines are there, from the first one on.
+        first = (work / "logs" / f"{name}.log").read_text().splitlines()[0]
+        await wait_until(pilot, lambda: first in screen.pane(name).output.lines)
+        assert "step" in screen.pane(name).status_line
+        await pilot.press("x")
+        await wait_until(pilot, lambda: not screen.running, timeout=30)
+        assert runner.read_lock(work) is None
+        stopped = [n for n, v in screen.views.items() if v.status == "interrupted"]
+        assert len(stopped) == 1
+        assert "stopped" in str(screen.query_one(OptionList).get_option_at_index(
+            screen._index(stopped[0])).prompt)
+
+
+@pilot_test
+async def test_a_build_started_here_goes_on_after_quitting(tiny: Profile,
+                                                           stop_builds: Path) -> None:
+    work = stop_builds
+    tiny.set("bootloader.title", "edited, not saved")  # the build uses the edits
+    app = real_app(tiny)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b", "a")
+        screen = app.screen
+        assert isinstance(screen, BuildScreen)
+        await wait_until(pilot, lambda: screen.follow_pid is not None, timeout=30)
+        holder = runner.read_lock(work)
+        assert holder is not None and holder.pid == screen.follow_pid != os.getpid()
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Leave it running" in str(app.screen.query_one("#answer-leave", Button).label)
+        await pilot.press("l", "d")  # leave it running; discard the unsaved edit
+        await pilot.pause()
+    assert app.return_code == 0
+    assert runner.read_lock(work) is not None, "quitting the app must not stop the build"
+    deadline = time.monotonic() + 120
+    while runner.read_lock(work) is not None:
+        assert time.monotonic() < deadline, "the build did not finish"
+        time.sleep(0.2)
+    # Where a headless build of the profile puts it, under the profile's name.
+    status = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "status", "demo.toml"],
+                            capture_output=True, text=True, check=True).stdout
+    assert f"work dir {work}" in status and "no build running" in status
+    assert "iso         done" in status, status
+    assert (work / "out" / "demo.iso").is_file()
+    assert "edited, not saved" in (work / "stages/bootloader/boot/grub/grub.cfg").read_text()
+    assert 'title = "edited, not saved"' in (work / ".snapshot/demo.toml").read_text()

@@ -3,10 +3,19 @@
 The app owns the profile and whether it has unsaved changes; screens read them from here
 and tell the app when they change something. Saving, opening and quitting live here because
 every screen reaches them.
+
+Nothing is lost with the terminal: unsaved edits are kept in a recovery file (offered back on
+the next start), builds run in the background and are followed again when the app opens the
+same profile.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -18,12 +27,20 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from livecd_tui.profile import Profile
+from livecd_tui.tui import recovery
 from livecd_tui.tui.dialogs import ConfirmScreen, OpenProfileScreen, PathScreen
 from livecd_tui.tui.editor_screen import EditorScreen
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from livecd_tui.engine import Stage
     from livecd_tui.tui.build_screen import BuildScreen
+
+#: Seconds after an edit before it is written to the recovery file (edits in a burst: once).
+KEEP_EDITS_AFTER = 0.5
+#: Seconds a hung-up app may take to exit before it is made to.
+HANGUP_EXIT_GRACE = 10.0
 
 
 class LiveCDApp(App[None]):
@@ -39,20 +56,57 @@ class LiveCDApp(App[None]):
 
     def __init__(self, profile: Profile, work_dir: Path | None = None,
                  stages: Sequence[Stage] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 detach: bool | None = None) -> None:
         """``stages`` and ``clock`` default to the real ones; tests and screenshots pass
-        small stages and a fixed clock so every picture comes out the same."""
+        small stages and a fixed clock so every picture comes out the same. ``detach``:
+        builds run as background processes (by default with the real stages, which are
+        the only ones ``livecd-tui build`` runs), else inside the app."""
         super().__init__()
         self.set_reactive(LiveCDApp.profile, profile)
         self.work_dir = work_dir
         self.clock = clock
         self._stages = list(stages) if stages is not None else None
+        self.detach = stages is None if detach is None else detach
         self._saved_text = profile.to_toml()
         self._build_screen: BuildScreen | None = None
+        #: The recovery file last written, and the timer that writes the next one.
+        self._kept: Path | None = None
+        self._keep_timer: Timer | None = None
 
     def on_mount(self) -> None:
         self._show_title()
         self.push_screen(EditorScreen())
+        if self.detach and self._build_holds_work_dir():
+            self.show_build()  # a build runs in the background: show it again
+        self._offer_recovery()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hung_up)
+
+    def on_unmount(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    def _build_holds_work_dir(self) -> bool:
+        from livecd_tui.build import Build
+        from livecd_tui.runner import read_lock
+
+        holder = read_lock(Build.for_profile(self.profile, self.work_dir).work)
+        return holder is not None and holder.pid != os.getpid()
+
+    def _hung_up(self) -> None:
+        """The terminal went away (SSH dropped): keep the edits, leave a background build
+        running, stop one running inside the app, and go."""
+        if self.dirty:
+            with contextlib.suppress(OSError):
+                self._kept = recovery.keep(self.profile)
+        if self._build_screen is not None:
+            self._build_screen.hang_up()
+        # Exiting draws on a terminal that is gone: make sure the process ends anyway.
+        timer = threading.Timer(HANGUP_EXIT_GRACE, os._exit, (129,))
+        timer.daemon = True
+        timer.start()
+        self.exit(return_code=129)
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -69,8 +123,68 @@ class LiveCDApp(App[None]):
         return next(s for s in self.screen_stack if isinstance(s, EditorScreen))
 
     def note_change(self) -> None:
-        """Recompute whether the profile has unsaved changes (after any edit)."""
+        """Recompute whether the profile has unsaved changes (after any edit), and keep
+        them in the recovery file shortly after (or drop it when there are none)."""
         self.dirty = self.profile.to_toml() != self._saved_text
+        if self._keep_timer is not None:
+            self._keep_timer.stop()
+            self._keep_timer = None
+        if self.dirty:
+            self._keep_timer = self.set_timer(KEEP_EDITS_AFTER, self._keep_edits)
+        else:
+            self._forget_edits()
+
+    def _keep_edits(self) -> None:
+        self._keep_timer = None
+        if not self.dirty:
+            return
+        try:
+            kept = recovery.keep(self.profile)
+        except OSError as err:
+            self.notify(f"Unsaved edits cannot be kept for a restart: {err}",
+                        severity="warning")
+            return
+        if self._kept is not None and self._kept != kept:
+            recovery.forget(self._kept)  # saved under another name since
+        self._kept = kept
+
+    def _forget_edits(self) -> None:
+        """No unsaved edits to keep (saved, discarded, or a clean quit)."""
+        if self._keep_timer is not None:
+            self._keep_timer.stop()
+            self._keep_timer = None
+        for path in {self._kept, recovery.recovery_path(self.profile.path)}:
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    recovery.forget(path)
+        self._kept = None
+
+    def _offer_recovery(self) -> None:
+        """Offer back the edits a previous app kept for this profile (restore/discard)."""
+        found = recovery.recovered(self.profile)
+        if found is None:
+            return
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(found.kept_at))
+        shown = found.changes[:6] + ([f"… and {len(found.changes) - 6} more"]
+                                     if len(found.changes) > 6 else [])
+        refused = ("\nNot taken back: " + "; ".join(found.refused[:3])) if found.refused else ""
+        where = self.profile.path or "the new profile"
+        question = (f"Unsaved edits of {where} were kept at {when} (the app lost its "
+                    "terminal or was killed):\n  " + "\n  ".join(shown) + refused
+                    + "\nRestore them?")
+
+        def answered(answer: str | None) -> None:
+            if answer == "restore":
+                self.profile.values.clear()
+                self.profile.values.update(found.values)
+                self.editor.values_replaced()
+                self.note_change()
+                self.notify("Edits restored (not saved yet: s saves them)", timeout=5)
+            elif answer == "discard":
+                recovery.forget(found.path)
+
+        self.push_screen(ConfirmScreen(question, [("restore", "Restore", "r"),
+                                                  ("discard", "Discard", "d")]), answered)
 
     def watch_dirty(self) -> None:
         self._show_title()
@@ -87,6 +201,12 @@ class LiveCDApp(App[None]):
     @property
     def building(self) -> bool:
         return self._build_screen is not None and self._build_screen.running
+
+    @property
+    def following(self) -> bool:
+        """Whether the running build is a background process (it outlives the app)."""
+        return self.building and self._build_screen is not None and \
+            self._build_screen.following
 
     # -- profile files -------------------------------------------------------------------
     def save_profile(self) -> None:
@@ -126,18 +246,53 @@ class LiveCDApp(App[None]):
         self.push_screen(PathScreen("Save profile as", initial), chosen)
 
     def open_other_profile(self) -> None:
-        if self.building:
-            self.notify("Stop the build before opening another profile", severity="warning")
-            return
-
         def opened(profile: Profile | None) -> None:
             if profile is not None:
                 self._forget_build_screen()
+                self._forget_edits()
                 self.profile = profile
                 self.notify(f"Opened {profile.path}", timeout=3)
+                if self.detach and self._build_holds_work_dir():
+                    self.show_build()
+                self._offer_recovery()
 
-        self._unless_unsaved("open another profile",
-                             lambda: self.push_screen(OpenProfileScreen(), opened))
+        self._unless_building("open another profile", lambda: self._unless_unsaved(
+            "open another profile", lambda: self.push_screen(OpenProfileScreen(), opened)))
+
+    def _unless_building(self, doing: str, then: Callable[[], object]) -> None:
+        """Run ``then``, first asking what becomes of a running build: one in the
+        background can go on (the default) or be stopped; one inside the app (step mode)
+        stops with it."""
+        screen = self._build_screen
+        if screen is None or not self.building:
+            then()
+            return
+        if screen.following:
+            def background(answer: str | None) -> None:
+                if answer == "leave":
+                    screen.unfollow()
+                    then()
+                elif answer == "stop":
+                    self.notify("Stopping the build…", timeout=3)
+                    screen.stop_build(then)
+
+            pid = f" (pid {screen.follow_pid})" if screen.follow_pid else ""
+            self.push_screen(ConfirmScreen(
+                f"A build is running in the background{pid}. Leave it running (it goes on "
+                f"without the app; open this profile again to see it), or stop it, before "
+                f"you {doing}?",
+                [("leave", "Leave it running", "l"), ("stop", "Stop it", "s"),
+                 ("cancel", "Cancel", "c")]), background)
+            return
+
+        def inside(answer: str | None) -> None:
+            if answer == "stop":
+                screen.stop_build()
+                then()
+
+        self.push_screen(ConfirmScreen(
+            f"A build is running inside the app (step mode). Stop it and {doing}?",
+            [("stop", "Stop it", "y"), ("cancel", "Keep building", "n")]), inside)
 
     def _unless_unsaved(self, doing: str, then: Callable[[], object]) -> None:
         """Run ``then``, first asking whether to save when there are unsaved changes."""
@@ -161,22 +316,14 @@ class LiveCDApp(App[None]):
             answered)
 
     def quit_safely(self) -> None:
-        """Quit, asking first about unsaved changes and a running build."""
+        """Quit, asking first about a running build and unsaved changes."""
         def leave() -> None:
+            self._forget_edits()  # a clean quit: saved or discarded
             if self._build_screen is not None:
-                self._build_screen.stop_build()
+                self._build_screen.unfollow()
             self.exit()
 
-        if self.building:
-            def answered(answer: str | None) -> None:
-                if answer == "stop":
-                    self._unless_unsaved("quit", leave)
-
-            self.push_screen(ConfirmScreen("A build is running. Stop it and quit?",
-                                           [("stop", "Stop and quit", "y"),
-                                            ("cancel", "Keep building", "n")]), answered)
-            return
-        self._unless_unsaved("quit", leave)
+        self._unless_building("quit", lambda: self._unless_unsaved("quit", leave))
 
     # -- other screens -------------------------------------------------------------------
     def show_build(self) -> None:
@@ -184,7 +331,7 @@ class LiveCDApp(App[None]):
 
         if self._build_screen is None:
             try:
-                self._build_screen = BuildScreen(self.stages)
+                self._build_screen = BuildScreen(self.stages, detach=self.detach)
             except ImportError as err:
                 self.notify(f"The stages cannot be loaded: {err}", severity="error")
                 return
@@ -193,6 +340,7 @@ class LiveCDApp(App[None]):
 
     def _forget_build_screen(self) -> None:
         if self._build_screen is not None:
+            self._build_screen.retire()
             self.uninstall_screen("build")
             self._build_screen = None
 

@@ -1,10 +1,15 @@
 """The build screen: a list of stages with their state and one live log pane per stage.
 
-The engine runs in a thread worker. Its listener is called from that thread and from
-``sh``'s output threads, so it only appends to a deque; a timer on the UI thread drains the
-deque about 15 times a second and updates the widgets in batches. A stage printing a flood
-of lines costs one ``Log.write_lines`` per tick with at most ``MAX_LINES`` lines; the whole
-log is on disk.
+A build runs as a detached process (``runner.start_detached``: its own session, so it goes
+on when the terminal hangs up or the app quits) and the screen follows it: a thread worker
+polls a ``runner.Follower`` over the work dir's state and log files. Opening the screen on a
+work dir another process is building follows that build the same way, earlier log lines
+included. Step mode is interactive, so it runs the engine inside the app, in a thread worker.
+
+Either way the thread only appends events to a deque (the engine's listener is also called
+from ``sh``'s output threads); a timer on the UI thread drains the deque about 15 times a
+second and updates the widgets in batches. A stage printing a flood of lines costs one
+``Log.write_lines`` per tick with at most ``MAX_LINES`` lines; the whole log is on disk.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import shlex
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +37,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, OptionList
 from textual.widgets.option_list import Option as ListOption
 
+from livecd_tui import runner
 from livecd_tui.build import Build
 from livecd_tui.engine import (
     BuildError,
@@ -44,10 +51,12 @@ from livecd_tui.engine import (
     StageStarted,
     StepStarted,
     load_state,
+    prepare_work_dir,
 )
 from livecd_tui.options import MENUS, OPTIONS
 from livecd_tui.profile import Profile
 from livecd_tui.tui.describe import shown_path
+from livecd_tui.tui.detached import FollowFeed, build_args, snapshot_profile
 from livecd_tui.tui.stage_pane import MAX_LINES, StageList, StagePane
 
 if TYPE_CHECKING:
@@ -59,6 +68,11 @@ TAIL_ON_OPEN = 200
 DRAIN_RATE = 15
 SPINNER = "|/-\\"
 SPINNER_RATE = 8
+#: Seconds between two looks at a followed build's files.
+FOLLOW_INTERVAL = 0.2
+#: Seconds between two looks at the work dir's lock while no build runs (a build started
+#: elsewhere, by the CLI or another app, is then followed here).
+LOCK_WATCH_INTERVAL = 1.0
 
 
 def format_duration(seconds: float) -> str:
@@ -105,6 +119,22 @@ class BuildEnded:
 
 
 @dataclass(frozen=True)
+class Following:
+    """The follower's first word: which process builds the work dir."""
+
+    pid: int
+    started_here: bool
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a helper thread wants the user to read."""
+
+    message: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
 class StepWaiting:
     """Step mode: the build thread is holding before a step until the user says go."""
 
@@ -135,9 +165,11 @@ class BuildScreen(Screen[None]):
         Binding("F", "force", "Force", show=False, tooltip="Rebuild the selected stage even "
                 "if it is up to date"),
         Binding("s", "step_mode", "Step", tooltip="Run the selected stage one step at a "
-                "time, waiting for Space before each"),
+                "time, waiting for Space before each; it runs inside the app (not in the "
+                "background), so quitting the app stops it"),
         Binding("space", "next_step", "Run step", tooltip="Step mode: run the step shown"),
-        Binding("x", "stop", "Stop", tooltip="Stop the build (kills the running command)"),
+        Binding("x", "stop", "Stop", tooltip="Stop the build, running here or in the "
+                "background (kills the running command)"),
         Binding("r", "retry", "Retry", tooltip="Run again from the failed stage"),
         Binding("e", "fix", "Fix option", tooltip="Go to the option to change, then come "
                 "back with b and retry"),
@@ -147,23 +179,40 @@ class BuildScreen(Screen[None]):
                 "command to the clipboard"),
         Binding("v", "view_log", "Full log", show=False, tooltip="The whole log in a pager"),
         Binding("escape,b", "editor", "Editor", tooltip="Back to the profile editor"),
-        Binding("q", "quit", "Quit", show=False, tooltip="Quit (asks first)"),
+        Binding("q", "quit", "Quit", show=False, tooltip="Quit (asks first; a build in the "
+                "background can go on)"),
     ]
 
     app: LiveCDApp
 
-    #: Whether the engine is running; the keys on offer follow it.
+    #: Whether a build runs (here or followed); the keys on offer follow it.
     running: reactive[bool] = reactive(False)
     #: In step mode, the stage whose next step waits for Space.
     waiting: reactive[str | None] = reactive(None)
 
-    def __init__(self, stages: Sequence[Stage]) -> None:
+    def __init__(self, stages: Sequence[Stage], detach: bool = False) -> None:
+        """``detach``: run builds as detached processes (the real stages only: a detached
+        build runs ``livecd-tui build``) and follow builds other processes run."""
         super().__init__()
         self.stages = list(stages)
+        self.detach = detach
+        #: Whether the running build is a detached process this screen follows.
+        self.following = False
+        #: The followed build's pid, once known.
+        self.follow_pid: int | None = None
+        #: The work dir of the followed build.
+        self.follow_work: Path | None = None
+        #: Set to make the follower thread leave (the build goes on).
+        self._unfollow = threading.Event()
+        #: Set when the user stopped a detached build that may not hold its lock yet.
+        self._stop_requested = threading.Event()
+        #: Set when the app forgot this screen: it follows nothing any more.
+        self._retired = False
         self.views: dict[str, StageView] = {s.name: StageView() for s in self.stages}
         self.engine: Engine | None = None
         #: Filled by the engine's threads, emptied by the UI's timer.
-        self._events: deque[tuple[float, Event | BuildEnded | StepWaiting]] = deque()
+        self._events: deque[tuple[float, Event | BuildEnded | StepWaiting | Following
+                                  | Notice]] = deque()
         #: The stages the current (or last) run was asked to run.
         self._chosen: list[str] = []
         #: Step mode: the build thread waits on this before each step.
@@ -188,6 +237,9 @@ class BuildScreen(Screen[None]):
         stage_list.highlighted = 0
         stage_list.focus()
         self.set_interval(1 / DRAIN_RATE, self._drain)
+        if self.detach:
+            self.attach()
+            self.set_interval(LOCK_WATCH_INTERVAL, self.attach)
 
     def _build(self) -> Build:
         """A Build of a snapshot of the profile: edits made while building do not leak in."""
@@ -197,11 +249,14 @@ class BuildScreen(Screen[None]):
 
     def _load_previous(self, build: Build) -> None:
         """Show what the work dir remembers: each stage's last state and its log's end."""
+        alive = self.detach and runner.read_lock(build.work) is not None
         for stage in self.stages:
             state = load_state(build, stage.name)
             view = self.views[stage.name]
-            # "running" on disk means a build that died with its app: it did not finish.
-            view.status = "interrupted" if state.status == "running" else state.status
+            # "running" on disk and no build holding the work dir: a build that died
+            # without saying so; it did not finish.
+            view.status = ("interrupted" if state.status == "running" and not alive
+                           else state.status)
             view.duration = state.duration
             pane = self.pane(stage.name)
             if state.failure:
@@ -261,8 +316,9 @@ class BuildScreen(Screen[None]):
     # -- running -------------------------------------------------------------------------
     def start(self, names: Sequence[str], force: Sequence[str] = (),
               force_all: bool = False, step_mode: bool = False) -> None:
-        """Run these stages (in order) in the build worker; in step mode the build waits
-        before each step until the user presses Space."""
+        """Run these stages (in order): as a detached build the screen follows, or, in step
+        mode (or without ``detach``), in the app's own build worker; in step mode the build
+        waits before each step until the user presses Space."""
         if self.running:
             self.notify("A build is already running", severity="warning")
             return
@@ -273,6 +329,17 @@ class BuildScreen(Screen[None]):
                         severity="error", timeout=8)
             return
         build = self._build()
+        if self.detach and step_mode:
+            holder = runner.read_lock(build.work)
+            if holder is not None:
+                self.notify(holder.describe(build.work), title="A build is running in the "
+                            "work dir", severity="warning")
+                return
+            self.notify("Step mode runs the stage inside this app, not in the background: "
+                        "quitting the app stops it", timeout=6)
+        if self.detach and not step_mode:
+            self._start_detached(build, names, force, force_all)
+            return
         clock = self.app.clock
         events = self._events
         gate = self._gate
@@ -291,17 +358,21 @@ class BuildScreen(Screen[None]):
 
         self.engine = Engine(build, self.stages, [listen])
         selected = [self.engine.stage(name) for name in names]
-        self._chosen = list(names)
-        for name in names:  # what will run starts from a clean slate
-            if self.views[name].status in ("failed", "interrupted"):
-                self.views[name].status = "pending"
-                self._update_row(name)
-        self.running = True
+        self._begin(names)
 
         def ended(event: BuildEnded) -> None:
             events.append((clock(), event))
 
         self._run(self.engine, selected, list(force), force_all, ended)
+
+    def _begin(self, names: Sequence[str]) -> None:
+        """What will run starts from a clean slate."""
+        self._chosen = list(names)
+        for name in names:
+            if self.views[name].status in ("failed", "interrupted"):
+                self.views[name].status = "pending"
+                self._update_row(name)
+        self.running = True
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="build")
     def _run(self, engine: Engine, selected: list[Stage], force: list[str], force_all: bool,
@@ -314,20 +385,138 @@ class BuildScreen(Screen[None]):
         except Exception as err:  # shown to the user instead of killing the app
             ended(BuildEnded(False, f"{type(err).__name__}: {err}"))
 
-    def stop_build(self) -> None:
-        """Stop the running build; the running stage's pane says so."""
-        if self.engine is None or not self.running:
+    # -- detached builds -------------------------------------------------------------------
+    def _report(self) -> Callable[[object, float], None]:
+        """A function threads call to hand an event over (``age``: how long ago it was)."""
+        clock = self.app.clock
+        events = self._events
+
+        def report(event: object, age: float = 0.0) -> None:
+            events.append((clock() - age, event))  # type: ignore[arg-type]
+
+        return report
+
+    def _start_detached(self, build: Build, names: Sequence[str], force: Sequence[str],
+                        force_all: bool) -> None:
+        """Start ``livecd-tui build`` on a snapshot of the profile in the background, and
+        follow it."""
+        holder = runner.read_lock(build.work)
+        if holder is not None:
+            self.notify(holder.describe(build.work), title="A build is already running in "
+                        "the work dir: following it", severity="warning", timeout=8)
+            self.attach()
+            return
+        extra = build_args(names, [s.name for s in self.stages], force, force_all)
+        self._begin(names)
+        self._follow_start(build)
+        self._follow(FollowFeed(build.work, self.stages, build.profile), self._report(),
+                     (build, extra))
+
+    def attach(self) -> None:
+        """Follow the build another process runs in the work dir, if one does."""
+        if not self.detach or self.running or self._retired:
+            return
+        build = self._build()
+        holder = runner.read_lock(build.work)
+        if holder is None or holder.pid == os.getpid():
+            return
+        self._chosen = []
+        self.running = True
+        self._follow_start(build)
+        self._follow(FollowFeed(build.work, self.stages, build.profile, since=holder.since),
+                     self._report(), None)
+
+    def _follow_start(self, build: Build) -> None:
+        self.following = True
+        self.follow_pid = None
+        self.follow_work = build.work
+        self._unfollow.clear()
+        self._stop_requested.clear()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="build")
+    def _follow(self, feed: FollowFeed, report: Callable[[object, float], None],
+                launch: tuple[Build, list[str]] | None) -> None:
+        """The follower thread: starts the detached build (``launch``: the build and its
+        options) or finds the one running, then turns its files into events until it ends or
+        the screen lets go; touches no widget."""
+        unfollow, stop_requested = self._unfollow, self._stop_requested
+        try:
+            if launch is not None:
+                build, extra = launch
+                problems = runner.path_problems(build)
+                if problems:
+                    raise BuildError("; ".join(problems))
+                prepare_work_dir(build.work, build.epoch)
+                snapshot = snapshot_profile(build.profile, build.work)
+                feed.since = time.time()
+                pid = runner.start_detached(snapshot, build.work, extra)
+                if stop_requested.is_set():  # stopped before the build held its lock
+                    runner.stop(build.work)
+            else:
+                holder = runner.read_lock(feed.work)
+                pid = holder.pid if holder else 0
+            report(Following(pid, launch is not None), 0.0)
+            while True:
+                building = feed.building()
+                feed.poll(report)
+                if not building:
+                    break
+                if unfollow.wait(FOLLOW_INTERVAL):
+                    return  # the screen let go; the build goes on
+            outcome = feed.outcome()
+            report(BuildEnded(outcome.ok, outcome.error), 0.0)
+        except (BuildError, OSError) as err:
+            report(BuildEnded(False, str(err)), 0.0)
+        except Exception as err:  # shown to the user instead of killing the app
+            report(BuildEnded(False, f"{type(err).__name__}: {err}"), 0.0)
+
+    def unfollow(self) -> None:
+        """Stop following the detached build; it goes on."""
+        self._unfollow.set()
+
+    # -- stopping --------------------------------------------------------------------------
+    def stop_build(self, then: Callable[[], object] | None = None) -> None:
+        """Stop the running build; the running stage's pane says so. ``then`` runs (on the
+        UI thread) once a detached build has let go of the work dir."""
+        if not self.running:
+            if then is not None:
+                then()
             return
         for name, view in self.views.items():
             if view.status == "running":
                 self.pane(name).status_line = "stopping: killing the running command…"
-        self._kill_engine()
+        if self.following:
+            self._stop_detached(then)
+        else:
+            self._kill_engine()
+            if then is not None:
+                then()
+
+    def _stop_detached(self, then: Callable[[], object] | None) -> None:
+        """``runner.stop`` (SIGTERM, then wait for the lock) in a plain thread: it takes the
+        build's grace period, and a worker of this screen would be cancelled with it."""
+        work, app, report = self.follow_work, self.app, self._report()
+        self._stop_requested.set()
+        if work is None:
+            return
+
+        def stop() -> None:
+            try:
+                runner.stop(work)
+            except BuildError as err:
+                report(Notice(str(err), "Could not stop the build"), 0.0)
+                return
+            if then is not None:
+                with contextlib.suppress(RuntimeError):  # the app is gone already
+                    app.call_from_thread(then)
+
+        threading.Thread(target=stop, name="stop-build", daemon=True).start()
 
     def _kill_engine(self) -> None:
         """Killing can take the engine's grace period, so it happens in a plain thread (a
         worker of this screen would be cancelled when the screen goes)."""
         engine, gate = self.engine, self._gate
-        if engine is None or not self.running:
+        if engine is None or not self.running or self.following:
             return
 
         def stop() -> None:
@@ -336,7 +525,22 @@ class BuildScreen(Screen[None]):
 
         threading.Thread(target=stop, name="stop-build", daemon=True).start()
 
+    def hang_up(self) -> None:
+        """The terminal is gone: let a background build go on; stop one inside the app now
+        (its commands run in their own sessions and would outlive the app)."""
+        self.unfollow()
+        if self.engine is not None and self.running and not self.following:
+            self.engine.stop()
+            self._gate.set()
+
+    def retire(self) -> None:
+        """The app forgets this screen (another profile opened): let go of every build."""
+        self._retired = True
+        self.unfollow()
+        self._kill_engine()
+
     def on_unmount(self) -> None:
+        self.unfollow()
         self._kill_engine()
 
     # -- draining the engine's events ----------------------------------------------------
@@ -367,21 +571,35 @@ class BuildScreen(Screen[None]):
         for name, batch in lines.items():
             self.pane(name).output.write_lines(batch[-MAX_LINES:])
 
-    def _apply(self, at: float, event: Event | BuildEnded | StepWaiting) -> None:
+    def _apply(self, at: float,
+               event: Event | BuildEnded | StepWaiting | Following | Notice) -> None:
         if isinstance(event, BuildEnded):
             self._ended(event)
+            return
+        if isinstance(event, Notice):
+            self.notify(event.message, title=event.title, severity="error", timeout=10)
+            return
+        if isinstance(event, Following):
+            self.follow_pid = event.pid
+            if event.started_here:
+                self.notify(f"The build runs in the background (pid {event.pid}): it goes on "
+                            "if you quit or lose the terminal; open the profile again to see "
+                            "it", title="Build started", timeout=6)
+            else:
+                self.notify(f"Following the build running in the background (pid "
+                            f"{event.pid}); x stops it, q leaves it running",
+                            title="A build is running", timeout=8)
             return
         if isinstance(event, StepWaiting):
             self.waiting = event.stage
             self.pane(event.stage).status_line = (
                 f"step {event.index + 1}/{event.total} waits: Space runs it, x stops, "
-                "t opens a shell")
+                "t opens a shell (step mode runs inside the app)")
             return
         name = event.stage
         view = self.views[name]
         pane = self.pane(name)
-        stage = self.engine.stage(name) if self.engine else None
-        title = stage.title if stage else name
+        title = next((s.title for s in self.stages if s.name == name), name)
         if isinstance(event, StageStarted):
             view.status, view.started, view.duration, view.failure = "running", at, None, None
             pane.reset(event.steps)
@@ -396,7 +614,9 @@ class BuildScreen(Screen[None]):
             pane.status_line = f"step {event.index + 1}/{event.total}: {event.describe}"
         elif isinstance(event, StageFinished):
             view.status = event.status
-            view.duration = at - view.started if view.started is not None else event.duration
+            # A followed build's own clock; the app's for a build here (fixed in pictures).
+            view.duration = (event.duration if self.following or view.started is None
+                             else at - view.started)
             view.failure = event.failure
             pane.failure = event.failure
             if event.status == "done":
@@ -412,6 +632,8 @@ class BuildScreen(Screen[None]):
 
     def _ended(self, event: BuildEnded) -> None:
         self.running = False
+        self.following = False
+        self.follow_pid = None
         self.waiting = None
         if event.error:
             # Say it where the build stopped: the first chosen stage that did not run.
@@ -423,7 +645,10 @@ class BuildScreen(Screen[None]):
                 self.query_one(StageList).highlighted = self._index(stuck)
             self.notify(event.error, title="The build stopped", severity="error", timeout=15)
         elif event.ok:
-            self.notify("Every stage finished", title="Build done", timeout=5)
+            iso = self._build().iso_path
+            self.notify("Every stage finished" + (f"\nISO: {shown_path(iso)}"
+                                                  if iso.is_file() else ""),
+                        title="Build done", timeout=5)
         self.refresh_bindings()
 
     def _index(self, name: str) -> int:

@@ -95,6 +95,10 @@ class EditorScreen(Screen[None]):
         self.menu_tree.rebuild()
         self._show_help()
 
+    def values_replaced(self) -> None:
+        """Many values changed at once (edits restored): show them all."""
+        self._profile_replaced(self.profile)
+
     # -- the help panel --------------------------------------------------------------
     @on(Tree.NodeHighlighted)
     def _highlighted(self) -> None:
