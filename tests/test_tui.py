@@ -36,7 +36,7 @@ from livecd_tui.tui.detached import build_args, snapshot_profile
 from livecd_tui.tui.dialogs import ConfirmScreen, HelpScreen, SearchScreen
 from livecd_tui.tui.editor_screen import EditorScreen
 from livecd_tui.tui.editors import ChoiceEditor, ListEditor, ValueEditor
-from livecd_tui.tui.stage_pane import MAX_LINES, boot_progress, parse_progress
+from livecd_tui.tui.stage_pane import MAX_LINES, boot_progress, parse_progress, printable
 from livecd_tui.tui.tree import MenuTree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,6 +126,14 @@ def test_progress_and_durations() -> None:
     assert format_duration(3720) == "1h02m"
 
 
+def test_control_sequences_never_reach_the_terminal() -> None:
+    # GRUB on a serial console: a terminal reset, colours, cursor moves, a title.
+    assert printable("\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS (1.16)") == "SeaBIOS (1.16)"
+    assert printable("\x1b[0;30;47mWe\x1b[09;02Hlcome\x1b]0;title\x07!\x07") == "Welcome!"
+    assert printable("a\tb") == "a       b"
+    assert printable("plain line") == "plain line"
+
+
 def test_core_does_not_import_textual() -> None:
     code = ("import sys, livecd_tui.options, livecd_tui.profile, livecd_tui.engine, "
             "livecd_tui.build, livecd_tui.steps, livecd_tui.cli\n"
@@ -151,7 +159,7 @@ async def test_tree_moves_opens_and_goes_back(demo: Profile) -> None:
         assert tree.current_key == "kernel.drivers"
         await pilot.press("right")
         await pilot.pause()
-        assert tree.current_key == "kernel.drivers.disk"
+        assert tree.current_key == "kernel.drivers.preset"
         await pilot.press("escape")
         assert tree.current_key == "kernel.drivers"
         await pilot.press("left")

@@ -30,6 +30,7 @@ SIZE = (80, 24)
 def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:
     shutil.copy(ROOT / "profiles" / "demo.toml", tmp_path / "demo.toml")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # recovery files
     return load_profile(Path("demo.toml"))
 
 

@@ -1,8 +1,10 @@
 """The real program in a real terminal: tmux at 80x24, keys sent, screen read back.
 
 Opens a copy of the demo profile, changes an option through search and the value editor,
-saves, builds, and waits until every stage is done or up to date. Slow (a real build and a
-QEMU boot), so it is an integration test.
+saves, builds, and waits until every stage is done or up to date. Then the SSH case: a
+build started in the app, the terminal killed mid-stage (SIGHUP), the build going on and
+booting, and a new terminal showing it again. Slow (real builds and QEMU boots), so these
+are integration tests.
 """
 
 from __future__ import annotations
@@ -29,24 +31,33 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
 
 
-def screen() -> str:
-    return tmux("capture-pane", "-p", "-t", SESSION)
+def screen(session: str = SESSION) -> str:
+    return tmux("capture-pane", "-p", "-t", session)
 
 
-def keys(*names: str) -> None:
+def keys(*names: str, session: str = SESSION) -> None:
     for name in names:
-        tmux("send-keys", "-t", SESSION, name)
+        tmux("send-keys", "-t", session, name)
         time.sleep(0.2)  # a human's pace; the app reads keys as they come
 
 
-def wait_for(text: str, timeout: float = 15) -> str:
+def wait_for(text: str, timeout: float = 15, session: str = SESSION) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        shown = screen()
+        shown = screen(session)
         if text in shown:
             return shown
         time.sleep(0.2)
-    raise AssertionError(f"{text!r} never appeared; the screen:\n{screen()}")
+    raise AssertionError(f"{text!r} never appeared; the screen:\n{screen(session)}")
+
+
+def open_app(session: str, where: Path) -> None:
+    """The TUI on ``where``/demo.toml in a new detached tmux session at 80x24."""
+    command = (f"cd {where} && XDG_CACHE_HOME={where / 'cache'} "
+               f"XDG_STATE_HOME={where / 'state'} TERM=screen "
+               f"{sys.executable} -m livecd_tui.cli demo.toml")
+    tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+         f"env PYTHONPATH={ROOT} sh -c '{command}'")
 
 
 @pytest.fixture
@@ -55,10 +66,7 @@ def session(tmp_path: Path):  # type: ignore[no-untyped-def]
         pytest.fail("tmux is needed for this test")
     profile = tmp_path / "demo.toml"
     shutil.copy(ROOT / "profiles" / "demo.toml", profile)
-    command = (f"cd {tmp_path} && XDG_CACHE_HOME={tmp_path / 'cache'} TERM=screen "
-               f"{sys.executable} -m livecd_tui.cli demo.toml")
-    tmux("new-session", "-d", "-s", SESSION, "-x", "80", "-y", "24",
-         f"env PYTHONPATH={ROOT} sh -c '{command}'")
+    open_app(SESSION, tmp_path)
     try:
         yield profile
     finally:
@@ -91,3 +99,84 @@ def test_change_save_build_in_tmux(session: Path) -> None:
     else:
         raise AssertionError("the build did not finish in time:\n" + screen())
     keys("Escape", "q")
+
+
+def stage_rows(shown: str) -> list[str]:
+    """The build screen's stage list: the eight rows under the header."""
+    return [line.split("│")[0] for line in shown.splitlines()[1:9]]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> None:
+    from livecd_tui import runner
+
+    where = session.parent
+    work = where / "cache" / "livecd-tui" / "demo"
+    wait_for("Kernel  --->")
+    keys("b")
+    wait_for("preflight")
+    keys("a")
+    deadline = time.monotonic() + 120
+    while runner.running_stage(work) in (None, "preflight", "kernel"):
+        assert time.monotonic() < deadline, "no stage started:\n" + screen()
+        time.sleep(0.1)
+    wait_for("running")
+    holder = runner.read_lock(work)
+    assert holder is not None
+    shell = int(tmux("display-message", "-p", "-t", SESSION, "#{pane_pid}").strip())
+    app_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(shell)], text=True,
+                                               capture_output=True).stdout.split()]
+    assert app_pids and holder.pid not in app_pids
+
+    # The terminal goes away mid-stage, as when an SSH connection drops.
+    stage = runner.running_stage(work)
+    tmux("kill-session", "-t", SESSION)
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in app_pids):
+        assert time.monotonic() < deadline, "the app did not end with its terminal"
+        time.sleep(0.1)
+    assert runner.read_lock(work) == holder and alive(holder.pid), \
+        f"the build died with the terminal during {stage}"
+
+    # A new terminal: the app opens on the running build (or on the editor if it ended).
+    again = SESSION + "-again"
+    open_app(again, where)
+    try:
+        wait_for("livecd-tui", session=again)
+        time.sleep(1)  # the first screen
+        if runner.read_lock(work) is not None:
+            wait_for("Following the build", session=again)
+            assert any("running" in row for row in stage_rows(screen(again)))
+        deadline = time.monotonic() + BUILD_TIMEOUT
+        while runner.read_lock(work) is not None:
+            assert time.monotonic() < deadline, "the build did not finish:\n" + screen(again)
+            time.sleep(0.5)
+        status = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "status", str(work)],
+                                capture_output=True, text=True, check=True).stdout
+        assert "no build running" in status
+        for line in status.splitlines()[3:]:
+            assert " done " in line, status  # boottest done: the ISO booted
+        assert (work / "out" / "demo.iso").is_file()
+        if "preflight" not in screen(again):
+            keys("b", session=again)
+        deadline = time.monotonic() + 15
+        while not all("done" in row for row in stage_rows(screen(again))):
+            assert time.monotonic() < deadline, "the screen:\n" + screen(again)
+            time.sleep(0.2)
+        assert "livecd-tui" in screen(again).splitlines()[0], "a scrambled screen"
+        keys("q", session=again)
+        deadline = time.monotonic() + 15
+        while subprocess.run(["tmux", "has-session", "-t", again],
+                             capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline, "q did not quit:\n" + screen(again)
+            time.sleep(0.2)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", again], check=False)
+        runner.stop(work)

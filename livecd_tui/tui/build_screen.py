@@ -57,7 +57,7 @@ from livecd_tui.options import MENUS, OPTIONS
 from livecd_tui.profile import Profile
 from livecd_tui.tui.describe import shown_path
 from livecd_tui.tui.detached import FollowFeed, build_args, snapshot_profile
-from livecd_tui.tui.stage_pane import MAX_LINES, StageList, StagePane
+from livecd_tui.tui.stage_pane import MAX_LINES, StageList, StagePane, printable
 
 if TYPE_CHECKING:
     from livecd_tui.tui.app import LiveCDApp
@@ -267,7 +267,8 @@ class BuildScreen(Screen[None]):
             if state.status != "pending" and state.log:
                 with contextlib.suppress(OSError):
                     lines = Path(state.log).read_text(errors="replace").splitlines()
-                    pane.output.write_lines(lines[-TAIL_ON_OPEN:])
+                    pane.output.write_lines([printable(line)
+                                             for line in lines[-TAIL_ON_OPEN:]])
             self._update_row(stage.name)
 
     def pane(self, name: str) -> StagePane:
@@ -569,7 +570,8 @@ class BuildScreen(Screen[None]):
 
     def _write_lines(self, lines: dict[str, list[str]]) -> None:
         for name, batch in lines.items():
-            self.pane(name).output.write_lines(batch[-MAX_LINES:])
+            self.pane(name).output.write_lines([printable(line)
+                                                for line in batch[-MAX_LINES:]])
 
     def _apply(self, at: float,
                event: Event | BuildEnded | StepWaiting | Following | Notice) -> None:
