@@ -8,6 +8,7 @@ panel can jump there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from livecd_tui import kconfig, tools
@@ -15,6 +16,9 @@ from livecd_tui.build import Build
 from livecd_tui.profile import Profile
 
 Kind = Literal["profile", "tool", "kernel"]
+
+#: The first word of a kernel table row (``kernel_items``).
+ROW_STATES = ("ok", "module", "missing", "wrong", "warning")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class CheckReport:
                 current = item.kind
                 out.append(f"{'' if not out else chr(10)}{titles[item.kind]}:")
             mark = "ok     " if item.ok else "PROBLEM"
+            if item.kind == "kernel" and item.message.split(" ", 1)[0] in ROW_STATES:
+                mark = "!" if not item.ok else " "  # the row starts with its own state
             fix = f"  (option {item.key})" if item.key and not item.ok else ""
             out.append(f"  {mark} {item.message}{fix}")
         return out
@@ -79,14 +85,69 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
     return report
 
 
-def kernel_items(profile: Profile) -> list[CheckItem]:
-    """The kernel-config requirements of the profile's method, each ok or not."""
-    from livecd_tui.stages.kernel import advised_requirements, planned_kernel, requirements_for
+@dataclass
+class KernelReport:
+    """The kernel's config against the profile's requirements: the table the ``check``
+    command prints and the TUI's kernel screen shows, and what the fix works on."""
+
+    #: The kernel image (or where a tree puts it) and its release.
+    image: Path
+    release: str
+    #: Where the config came from ("/boot/config-6.1.0-..."); None without one.
+    source: str | None
+    #: What booting the CD needs, and what the driver groups add (warnings only).
+    findings: list[kconfig.Finding] = field(default_factory=list)
+    advised: list[kconfig.Finding] = field(default_factory=list)
+    groups: tuple[str, ...] = ()
+    #: Judged from modules.builtin/modules.dep: only module symbols could be checked.
+    partial: bool = False
+    #: A kernel source tree the fix and menuconfig can change (kernel.source = "tree").
+    tree: Path | None = None
+    #: Why nothing could be checked.
+    error: str | None = None
+
+    @property
+    def problems(self) -> list[kconfig.Finding]:
+        return [f for f in self.findings if f.state in ("missing", "wrong")]
+
+    @property
+    def warnings(self) -> list[kconfig.Finding]:
+        return [f for f in self.advised if f.state in ("missing", "wrong")]
+
+    def fixable(self) -> list[kconfig.Finding]:
+        """Problems and warnings a change of the config can cure."""
+        return [f for f in self.problems + self.warnings if kconfig.fixable(f, self.release)]
+
+    def headline(self) -> str:
+        if self.error:
+            return self.error
+        where = f"config {self.source}" if self.source else "no config"
+        head = f"{where} (release {self.release})"
+        if self.partial:
+            head += "; partial check from modules.builtin and modules.dep"
+        return head
+
+
+def kernel_report(profile: Profile) -> KernelReport:
+    """Find the profile's kernel and its config, and check both requirement sets."""
+    from livecd_tui.kernelfix import tree_version
+    from livecd_tui.stages.kernel import (
+        advised_requirements,
+        driver_groups,
+        planned_kernel,
+        requirements_for,
+    )
 
     build = Build.for_profile(profile)
     info = planned_kernel(build)
-    configured = profile.resolve_path("kernel.config") or (
-        info.config if profile["kernel.source"] == "tree" else None)
+    tree = None
+    release = info.release
+    if profile["kernel.source"] == "tree":
+        tree = profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
+        if kconfig.parse_release(release) is None:
+            release = tree_version(tree) or release
+    report = KernelReport(info.image, release, None, groups=driver_groups(profile), tree=tree)
+    configured = profile.resolve_path("kernel.config") or (info.config if tree else None)
     found: tuple[str, str] | None
     if configured is not None:
         try:
@@ -95,30 +156,60 @@ def kernel_items(profile: Profile) -> list[CheckItem]:
             found = None
     else:
         found = kconfig.find_config(info.image, info.release, None, info.modules_dir)
-    reqs = requirements_for(build)
-    key = "kernel.tree" if profile["kernel.source"] == "tree" else "kernel.image"
-    if found is None:
-        if info.modules_dir and info.modules_dir.is_dir():
-            findings = kconfig.check_from_modules(info.modules_dir, reqs)
-            head = [CheckItem("kernel", True, f"no config for {info.image}; partial check "
-                                              "from modules.builtin and modules.dep")]
-        else:
-            return [CheckItem("kernel", False, f"no kernel config found for {info.image} "
-                                               f"(release {info.release})", "kernel.config")]
+    reqs, advised = requirements_for(build), advised_requirements(build)
+    if found is not None:
+        report.source = found[0]
+        config = kconfig.parse_config(found[1])
+        report.findings = kconfig.check(config, reqs, release)
+        report.advised = kconfig.check(config, advised, release)
+    elif info.modules_dir and info.modules_dir.is_dir():
+        report.partial = True
+        report.findings = kconfig.check_from_modules(info.modules_dir, reqs)
+        report.advised = kconfig.check_from_modules(info.modules_dir, advised)
     else:
-        findings = kconfig.check(kconfig.parse_config(found[1]), reqs, info.release)
-        head = [CheckItem("kernel", True, f"config {found[0]} (release {info.release})")]
-    items = head
-    for finding in findings:
+        where = f"{tree}/.config" if tree else f"{info.image} (release {info.release})"
+        report.error = f"no kernel config found for {where}"
+    return report
+
+
+def kernel_items(profile: Profile) -> list[CheckItem]:
+    """The kernel-config requirements of the profile's method, each ok or not."""
+    report = kernel_report(profile)
+    if report.error:
+        return [CheckItem("kernel", False, report.error,
+                          "kernel.tree" if report.tree else "kernel.config")]
+    key = "kernel.tree" if report.tree else "kernel.image"
+    items = [CheckItem("kernel", True, report.headline())]
+    for finding in report.findings:
         ok = finding.state in ("ok", "module")
-        items.append(CheckItem("kernel", ok, f"{finding.state:7} {finding.requirement.symbol}: "
-                                             f"{finding.message}", None if ok else key))
-    advised = advised_requirements(build)
-    config = kconfig.parse_config(found[1]) if found else None
-    for finding in (kconfig.check(config, advised, info.release) if config is not None
-                    else kconfig.check_from_modules(info.modules_dir, advised)
-                    if info.modules_dir else []):
-        if finding.state in ("missing", "wrong"):
-            items.append(CheckItem("kernel", True, f"warning {finding.requirement.symbol}: "
-                                   f"{finding.message} (driver groups; not needed to boot)"))
+        items.append(CheckItem("kernel", ok, finding_line(finding), None if ok else key))
+    for finding in report.warnings:
+        items.append(CheckItem("kernel", True, finding_line(finding, "warning")
+                               + " (driver groups; not needed to boot)"))
+    if report.tree and report.fixable():
+        items.append(CheckItem("kernel", True, f"livecd-tui kernel-fix {profile.path or ''} "
+                                               "sets what is missing in the tree's .config"))
     return items
+
+
+def finding_line(finding: kconfig.Finding, state: str | None = None) -> str:
+    """One row of the kernel table: state, symbol, what was found and why it matters."""
+    return f"{state or finding.state:7} {finding.requirement.symbol:22} {finding.message}"
+
+
+def fix_inputs(profile: Profile, groups: bool = True
+               ) -> tuple[Path, list[kconfig.Requirement], str | None]:
+    """What the fix works on: the profile's kernel tree, the requirements (those of the
+    method, plus the driver groups' unless ``groups`` is False) and the kernel version."""
+    from livecd_tui.kernelfix import FixError
+
+    if profile["kernel.source"] != "tree":
+        raise FixError('the fix changes a kernel source tree: set kernel.source = "tree" '
+                       "and kernel.tree (a prebuilt kernel's config cannot be changed)")
+    from livecd_tui.stages.kernel import advised_requirements, requirements_for
+
+    report = kernel_report(profile)
+    assert report.tree is not None
+    build = Build.for_profile(profile)
+    reqs = requirements_for(build) + (advised_requirements(build) if groups else [])
+    return report.tree, reqs, report.release

@@ -35,7 +35,7 @@ from livecd_tui.stages import STAGE_NAMES, STAGES
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROFILE = "demo"
 COMMANDS = ("build", "plan", "export-script", "check", "status", "options", "attach", "stop",
-            "clean")
+            "clean", "kernel-fix")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,6 +122,9 @@ def make_parser() -> argparse.ArgumentParser:
     check = add("check", "Check a profile, the tools it needs and the kernel's config.")
     check.add_argument("profile")
     check.set_defaults(func=cmd_check)
+
+    add_kernel_fix(add("kernel-fix", "Set what the kernel tree's .config lacks (scripts/config "
+                                     "+ make olddefconfig), after showing every change."))
 
     status = add("status", "Show each stage's state in a work dir.")
     status.add_argument("target", help="work dir, or a profile (its default work dir)")
@@ -342,6 +345,70 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(line)
     print(f"\n{len(report.problems)} problem(s)" if report.problems else "\nall checks passed")
     return EXIT_FAILED if report.problems else EXIT_OK
+
+
+# -- kernel-fix ------------------------------------------------------------------------
+def add_kernel_fix(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("profile")
+    parser.add_argument("-y", "--yes", action="store_true",
+                        help="write the changes without asking")
+    parser.add_argument("-n", "--dry-run", action="store_true",
+                        help="only show what would change")
+    parser.add_argument("--modules", action="store_true",
+                        help="ask for m instead of y where a module is enough")
+    parser.add_argument("--needed-only", action="store_true",
+                        help="only what booting the CD needs, not the driver groups")
+    parser.set_defaults(func=cmd_kernel_fix)
+
+
+def cmd_kernel_fix(args: argparse.Namespace) -> int:
+    from livecd_tui.checks import fix_inputs
+    from livecd_tui.kernelfix import FixError, apply_fix, plan_fix
+
+    profile = open_profile(args.profile)
+    try:
+        tree, reqs, release = fix_inputs(profile, groups=not args.needed_only)
+        print(f"planning on a copy of {tree / '.config'} (scripts/config + make olddefconfig)")
+        plan = plan_fix(tree, reqs, release, modules=args.modules)
+    except FixError as err:
+        print(f"livecd-tui: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    for finding in plan.unfixable:
+        print(f"no config change can fix {finding.requirement.symbol}: {finding.message}")
+    for stuck in plan.not_stuck:
+        print(f"will not stick: {stuck.line()}")
+    if not plan.changes:
+        print(f"nothing to change in {plan.config}")
+        return EXIT_FAILED if plan.unfixable or plan.not_stuck else EXIT_OK
+    print(f"{len(plan.changes)} symbol(s) of {plan.config} change:")
+    for line in plan.summary():
+        print(f"  {line}")
+    if args.dry_run:
+        return EXIT_OK
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("livecd-tui: not a terminal: pass --yes to write the changes",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        answer = input(f"Write them to {plan.config} (the current one is kept as "
+                       f"{plan.config.name}.old)? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing written")
+            return EXIT_FAILED
+    try:
+        result = apply_fix(plan, reqs, release)
+    except FixError as err:
+        print(f"livecd-tui: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {plan.config}; the previous one is {result.backup}")
+    for stuck in result.not_stuck:
+        print(f"did not stick: {stuck.line()}")
+    bad = [f for f in result.findings if f.state in ("missing", "wrong")]
+    for finding in bad:
+        print(f"still {finding.state}: {finding.requirement.symbol}: {finding.message}")
+    print("the kernel config now meets every requirement" if result.ok
+          else f"{len(bad) + len(result.not_stuck)} problem(s) left")
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 # -- status ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ is plain ``CONFIG_NAME=value`` text.
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 import lzma
 import os
@@ -307,7 +308,9 @@ class Requirement:
     ``min_value`` turns it into a numeric check (``symbol >= min_value``). ``any_of`` lists
     alternatives, each a group of symbols that must all meet ``need``; when empty the
     requirement is ``symbol`` alone. ``before`` is the kernel version from which the
-    requirement can no longer be met at all (the feature was removed), e.g. ``(7, 0)``.
+    requirement can no longer be met at all (the feature was removed), e.g. ``(7, 0)``;
+    ``since`` the first version that has the symbol at all (``RD_ZSTD`` came in 5.9), so a
+    missing symbol on an older kernel says to choose something else rather than to enable it.
     """
 
     symbol: str
@@ -316,6 +319,7 @@ class Requirement:
     min_value: int | None = None
     before: tuple[int, int] | None = None
     any_of: tuple[tuple[str, ...], ...] = ()
+    since: tuple[int, int] | None = None
 
     def alternatives(self) -> tuple[tuple[str, ...], ...]:
         """The symbol groups that satisfy this requirement, any one of them."""
@@ -347,6 +351,12 @@ SQUASHFS_SYMBOLS: dict[str, str] = {
     "lzo": "SQUASHFS_LZO",
 }
 
+#: The first kernel that can unpack an initrd with each compressor (others: long before 3.0).
+RD_SINCE: dict[str, tuple[int, int]] = {"zstd": (5, 9), "lz4": (3, 11)}
+
+#: The first kernel whose squashfs reads each compressor.
+SQUASHFS_SINCE: dict[str, tuple[int, int]] = {"zstd": (4, 14), "lz4": (3, 19)}
+
 MEDIA = ("cdrom", "usb", "virtio", "nvme", "sata")
 
 
@@ -358,8 +368,9 @@ def _r(
     min_value: int | None = None,
     before: tuple[int, int] | None = None,
     any_of: tuple[tuple[str, ...], ...] = (),
+    since: tuple[int, int] | None = None,
 ) -> Requirement:
-    return Requirement(symbol, need, reason, min_value, before, any_of)
+    return Requirement(symbol, need, reason, min_value, before, any_of, since)
 
 
 def _media_requirements(media: Sequence[str]) -> list[Requirement]:
@@ -457,6 +468,7 @@ def requirements(
                 RD_SYMBOLS[initrd_compression],
                 "y",
                 f"the kernel itself unpacks the {initrd_compression} initrd",
+                since=RD_SINCE.get(initrd_compression),
             )
         )
     reqs += [
@@ -471,6 +483,7 @@ def requirements(
         _r("PROC_FS", "y", "the init script reads /proc (cmdline, mounts)"),
         _r("SYSFS", "y", "devices and block device names under /sys"),
         _r("MODULES", "y", "the initrd loads the drivers that are modules"),
+        _r("TTY", "y", "/dev/console and terminals: without them init and the shell are mute"),
     ]
     if classic:
         size_kib = int(initrd_size_mib) * 1024
@@ -508,11 +521,19 @@ def requirements(
             SQUASHFS_SYMBOLS[squashfs_compressor],
             "y",
             f"squashfs must read {squashfs_compressor} blocks (a bool inside squashfs)",
+            since=SQUASHFS_SINCE.get(squashfs_compressor),
         ),
         _r("ISO9660_FS", "ym", "the medium is an ISO 9660 filesystem"),
     ]
     if writable == "overlay":
-        reqs.append(_r("OVERLAY_FS", "ym", "a tmpfs overlay makes the read-only system writable"))
+        reqs.append(
+            _r(
+                "OVERLAY_FS",
+                "ym",
+                "a tmpfs overlay makes the read-only system writable",
+                since=(3, 18),
+            )
+        )
     reqs += _media_requirements(media)
     if uefi or "usb" in media:
         reqs.append(_r("VFAT_FS", "ym", "the EFI system partition and USB media are FAT"))
@@ -527,10 +548,96 @@ def _dedupe(reqs: Iterable[Requirement]) -> list[Requirement]:
         if old is None:
             out[req.symbol] = req
         elif old.need == "ym" and req.need == "y":
-            out[req.symbol] = Requirement(
-                old.symbol, "y", req.reason, old.min_value, old.before, old.any_of
-            )
+            out[req.symbol] = dataclasses.replace(old, need="y", reason=req.reason)
     return list(out.values())
+
+
+# ----------------------------------------------------------------------------- by purpose
+
+#: Driver groups, as the article chooses drivers by what the CD is for. Each adds symbols
+#: that may be modules: the live system loads them after boot, so a kernel without them
+#: still boots the CD (the check warns, the fix adds them).
+GROUPS: dict[str, str] = {
+    "disk": "disk controllers (SATA/AHCI, NVMe, virtio, SCSI disks), partitions, RAID, LVM",
+    "usb": "USB host controllers and USB storage (booting from a stick)",
+    "filesystems": "the filesystems found on disks: ext4, XFS, Btrfs, FAT, FUSE",
+    "network": "networking and common network cards (Intel, Realtek, virtio)",
+    "sound": "sound cards (HD Audio, AC97, USB audio)",
+}
+
+#: Purpose presets: the groups each kind of CD wants. "minimal" adds nothing beyond what
+#: booting the CD needs.
+PRESETS: dict[str, tuple[str, ...]] = {
+    "minimal": (),
+    "rescue": ("disk", "usb", "filesystems"),
+    "desktop": ("usb", "network", "sound"),
+}
+
+
+def _group(name: str) -> list[Requirement]:
+    if name == "disk":
+        return [
+            *_media_requirements(["sata", "virtio", "nvme"]),
+            _r("MSDOS_PARTITION", "y", "PC (MBR) partition tables on the machine's disks"),
+            _r("EFI_PARTITION", "y", "GPT partition tables on the machine's disks"),
+            _r("BLK_DEV_MD", "ym", "software RAID (md) arrays"),
+            _r("BLK_DEV_DM", "ym", "LVM and encrypted volumes (device mapper)"),
+        ]
+    if name == "usb":
+        return _media_requirements(["usb"])
+    if name == "filesystems":
+        return [
+            _r("EXT4_FS", "ym", "ext4 (and ext2/ext3) root filesystems of Linux systems"),
+            _r("XFS_FS", "ym", "XFS filesystems"),
+            _r("BTRFS_FS", "ym", "Btrfs filesystems"),
+            _r("VFAT_FS", "ym", "FAT filesystems: EFI partitions, USB sticks, cameras"),
+            _r("MSDOS_FS", "ym", "plain MS-DOS FAT filesystems"),
+            _r("FUSE_FS", "ym", "filesystems in user space (ntfs-3g, sshfs)"),
+            _r("NLS_CODEPAGE_437", "ym", "the code page FAT file names use by default"),
+            _r("NLS_ISO8859_1", "ym", "the character set FAT file names use by default"),
+            _r("NLS_UTF8", "ym", "UTF-8 file names on FAT and ISO 9660 (Joliet)"),
+        ]
+    if name == "network":
+        return [
+            _r("NET", "y", "networking at all"),
+            _r("INET", "y", "TCP/IP"),
+            _r("UNIX", "ym", "Unix sockets (syslog, udev, most daemons)"),
+            _r("PACKET", "ym", "raw packets: DHCP clients need them"),
+            _r("NETDEVICES", "y", "network device drivers at all"),
+            _r("ETHERNET", "y", "Ethernet drivers"),
+            _r("E1000", "ym", "Intel PRO/1000 (QEMU's default network card)"),
+            _r("E1000E", "ym", "Intel PCI Express gigabit cards"),
+            _r("IGB", "ym", "Intel server gigabit cards"),
+            _r("R8169", "ym", "Realtek gigabit cards, common on PC boards"),
+            _r("VIRTIO_NET", "ym", "virtio network cards of virtual machines"),
+        ]
+    if name == "sound":
+        return [
+            _r("SOUND", "ym", "sound at all"),
+            _r("SND", "ym", "ALSA, the kernel's sound system"),
+            _r("SND_HDA_INTEL", "ym", "HD Audio, the sound chip of most PCs since 2004"),
+            _r("SND_HDA_GENERIC", "ym", "the generic HD Audio codec driver"),
+            _r("SND_HDA_CODEC_REALTEK", "ym", "Realtek HD Audio codecs, the most common"),
+            _r("SND_INTEL8X0", "ym", "AC97 sound (older PCs, QEMU's AC97)"),
+            _r("SND_USB_AUDIO", "ym", "USB sound cards and headsets"),
+        ]
+    raise ValueError(f"unknown driver group {name!r}; known: {', '.join(GROUPS)}")
+
+
+def group_requirements(groups: Iterable[str]) -> list[Requirement]:
+    """The symbols the chosen driver groups (:data:`GROUPS`) add, each once."""
+    reqs: list[Requirement] = []
+    for name in groups:
+        reqs += _group(name)
+    return _dedupe(reqs)
+
+
+def preset_groups(preset: str) -> tuple[str, ...]:
+    """The driver groups of a purpose preset (:data:`PRESETS`)."""
+    try:
+        return PRESETS[preset]
+    except KeyError:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}") from None
 
 
 # ----------------------------------------------------------------------------- the check
@@ -612,6 +719,27 @@ def _version_finding(req: Requirement, release: str | None, value: str | None) -
     )
 
 
+def _too_old(req: Requirement, release: str | None) -> str | None:
+    """Why a missing symbol cannot be enabled: the kernel predates it (``since``)."""
+    version = parse_release(release)
+    if req.since is None or version is None or version >= req.since:
+        return None
+    return (
+        f"{req.symbol} exists only since Linux {req.since[0]}.{req.since[1]} and this kernel "
+        f"is {release}: {req.reason}; choose another option or a newer kernel"
+    )
+
+
+def fixable(finding: Finding, release: str | None) -> bool:
+    """Whether changing the kernel config can help: not for a removed or too new feature."""
+    req = finding.requirement
+    if finding.state in ("ok", "module"):
+        return False
+    if _version_finding(req, release, finding.value) is not None:
+        return False
+    return _too_old(req, release) is None
+
+
 def check(
     config: dict[str, str], reqs: Sequence[Requirement], release: str | None
 ) -> list[Finding]:
@@ -628,6 +756,8 @@ def check(
             findings.append(gone)
             continue
         message = text if state == "ok" else f"{text}: {req.reason}"
+        if state == "missing":
+            message = _too_old(req, release) or message
         if state == "ok" and req.before is not None and parse_release(release) is None:
             message += (
                 f" (kernel version unknown: this needs a kernel older than "
@@ -667,6 +797,30 @@ MODULE_SYMBOLS: dict[str, str] = {
     "nvme": "BLK_DEV_NVME",
     "binfmt_misc": "BINFMT_MISC",
     "configs": "IKCONFIG",
+    # driver groups
+    "md_mod": "BLK_DEV_MD",
+    "dm_mod": "BLK_DEV_DM",
+    "xfs": "XFS_FS",
+    "btrfs": "BTRFS_FS",
+    "msdos": "MSDOS_FS",
+    "fuse": "FUSE_FS",
+    "nls_cp437": "NLS_CODEPAGE_437",
+    "nls_iso8859_1": "NLS_ISO8859_1",
+    "nls_utf8": "NLS_UTF8",
+    "unix": "UNIX",
+    "af_packet": "PACKET",
+    "e1000": "E1000",
+    "e1000e": "E1000E",
+    "igb": "IGB",
+    "r8169": "R8169",
+    "virtio_net": "VIRTIO_NET",
+    "soundcore": "SOUND",
+    "snd": "SND",
+    "snd_hda_intel": "SND_HDA_INTEL",
+    "snd_hda_codec_generic": "SND_HDA_GENERIC",
+    "snd_hda_codec_realtek": "SND_HDA_CODEC_REALTEK",
+    "snd_intel8x0": "SND_INTEL8X0",
+    "snd_usb_audio": "SND_USB_AUDIO",
 }
 
 
@@ -727,14 +881,7 @@ def check_from_modules(modules_dir: Path, reqs: Sequence[Requirement]) -> list[F
             findings.append(gone)
             continue
         groups = tuple(g for g in req.alternatives() if all(s in known for s in g))
-        narrowed = Requirement(
-            req.symbol,
-            req.need,
-            req.reason,
-            req.min_value,
-            req.before,
-            groups if req.any_of else (),
-        )
+        narrowed = dataclasses.replace(req, any_of=groups if req.any_of else ())
         state, value, text = _judge(narrowed, config.get)
         message = text if state == "ok" else f"{text}: {req.reason}"
         findings.append(Finding(req, state, value, f"{message} (from modules.builtin/modules.dep)"))

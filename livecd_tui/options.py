@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from livecd_tui.kconfig import GROUPS, PRESETS
+
 Kind = Literal["bool", "int", "str", "path", "choice", "list"]
 
 #: Longest string a profile may hold; anything longer is a mistake, not a value.
@@ -64,6 +66,19 @@ class Menu:
 
 def _auto_cpus() -> str:
     return "0 means all CPUs."
+
+
+#: The driver group switches (kconfig.GROUPS holds what each adds): title and why.
+_GROUP_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("disk", "Disk drivers", "A rescue CD needs them to reach the machine's disks, and the "
+     "CD itself may sit behind one of them."),
+    ("usb", "USB drivers", "Needed too when the ISO boots from a USB stick."),
+    ("filesystems", "Filesystems", "A rescue CD mounts the filesystems it finds on disks."),
+    ("network", "Network drivers", "For a CD that must reach the network. The live system "
+     "gets all modules either way."),
+    ("sound", "Sound drivers", "For a desktop CD."),
+)
+_DEFAULT_GROUPS = ("disk", "usb")
 
 
 _MENUS: tuple[Menu, ...] = (
@@ -154,34 +169,30 @@ _OPTIONS: tuple[Option, ...] = (
         "dependencies, besides those the method and the driver groups need.",
     ),
     Option(
-        "kernel.drivers.disk",
-        "Disk drivers",
-        "bool",
-        True,
-        "SATA/AHCI, NVMe, SCSI and virtio disks: a rescue CD needs them to reach the "
-        "machine's disks, and the CD itself may sit behind one of them.",
+        "kernel.drivers.preset",
+        "Purpose",
+        "choice",
+        "custom",
+        "What the CD is for, as the article picks drivers by purpose. 'custom': the driver "
+        "group switches below decide. "
+        + " ".join(
+            f"'{name}': {' + '.join(groups) if groups else 'only what booting the CD needs'}."
+            for name, groups in PRESETS.items()
+        )
+        + " The kernel check warns about a group's missing drivers (the CD still boots), "
+        "kernel-fix adds them, and the initrd loads the disk and USB drivers it has.",
+        choices=("custom", *PRESETS),
     ),
-    Option(
-        "kernel.drivers.usb",
-        "USB drivers",
-        "bool",
-        True,
-        "USB host controllers and USB storage, so the ISO also boots from a USB stick.",
-    ),
-    Option(
-        "kernel.drivers.network",
-        "Network drivers",
-        "bool",
-        False,
-        "Checks that the kernel has networking and common network card drivers, for a "
-        "CD that must reach the network. The live system gets all modules either way.",
-    ),
-    Option(
-        "kernel.drivers.sound",
-        "Sound drivers",
-        "bool",
-        False,
-        "Checks that the kernel has sound support, for a desktop CD.",
+    *(
+        Option(
+            f"kernel.drivers.{group}",
+            title,
+            "bool",
+            group in _DEFAULT_GROUPS,
+            f"{GROUPS[group][0].upper()}{GROUPS[group][1:]}. {why}",
+            depends_on=(("kernel.drivers.preset", ("custom",)),),
+        )
+        for group, title, why in _GROUP_OPTIONS
     ),
     # ---------------------------------------------------------------- Initrd
     Option(

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecd_tui import kconfig
+from livecd_tui import kbuild, kconfig
 from livecd_tui.build import Build, find_prebuilt_kernel
 from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.profile import Profile
 from livecd_tui.stages import kconfig_script
-from livecd_tui.steps import Action, Step, command
+from livecd_tui.steps import Action, Step, command, q
 
 #: Placeholder for values only known once a kernel has been built from a tree.
 UNKNOWN_RELEASE = "$(make -s kernelrelease)"
@@ -95,17 +96,21 @@ def requirements_for(build: Build, media: list[str] | None = None) -> list[kconf
         initrd_size_mib=p["initrd.size_mib"])
 
 
+def driver_groups(profile: Profile) -> tuple[str, ...]:
+    """The driver groups (kconfig.GROUPS) the profile wants: its purpose preset's, or with
+    the ``custom`` preset those whose ``kernel.drivers.GROUP`` switch is on."""
+    preset = profile["kernel.drivers.preset"]
+    if preset != "custom":
+        return kconfig.preset_groups(preset)
+    return tuple(g for g in kconfig.GROUPS if profile[f"kernel.drivers.{g}"])
+
+
 def advised_requirements(build: Build) -> list[kconfig.Requirement]:
     """Drivers the profile's driver groups ask for, beyond what booting needs: a kernel
     without them still boots the CD, so they are warnings, not errors."""
-    p = build.profile
-    media = ["cdrom"]
-    if p["kernel.drivers.usb"]:
-        media.append("usb")
-    if p["kernel.drivers.disk"]:
-        media += ["sata", "virtio", "nvme"]
     needed = {r.symbol for r in requirements_for(build)}
-    return [r for r in requirements_for(build, media) if r.symbol not in needed]
+    groups = kconfig.group_requirements(driver_groups(build.profile))
+    return [r for r in groups if r.symbol not in needed]
 
 
 def check_kernel_config(
@@ -164,6 +169,23 @@ def plan_kernel(build: Build) -> list[Step]:
         jobs = int(profile["kernel.jobs"]) or build.jobs
         modular = _tree_is_modular(tree)
         targets = ["bzImage", "modules"] if modular else ["bzImage"]
+
+        def estimate_build(ctx: StepContext) -> None:
+            objects, source = kbuild.estimate(tree)
+            ctx.log(kbuild.estimate_line(objects, source))
+            changed = kbuild.changed_since_record(tree)
+            if changed is not None:
+                ctx.log(f"changed since the last build: {changed} (make rebuilds what "
+                        "depends on it)")
+
+        steps.append(
+            Action(
+                "estimate the build from the last one of this tree",
+                estimate_build,
+                (f"echo \"kbuild: about $(find {q(tree)} -name '.*.cmd' | wc -l) objects to "
+                 "make (from the objects already in the tree)\"",),
+            )
+        )
         steps.append(
             command(
                 ["make", "-C", tree, f"-j{jobs}", *targets],
@@ -202,6 +224,8 @@ def plan_kernel(build: Build) -> list[Step]:
                 ctx.out / "vmlinuz", release, staged if modular else None, tree / ".config"
             )
             check_kernel_config(ctx, info_now, config, ctx.out)
+            record = kbuild.write_record(tree)
+            ctx.log(f"{record.objects} kbuild targets in {tree}: the next build's estimate")
 
         steps.append(
             Action(
@@ -269,7 +293,9 @@ def kernel_inputs(build: Build) -> list[Path]:
     paths = [info.image]
     if build.profile["kernel.source"] == "tree":
         tree = build.profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
-        paths.append(tree / ".config")
+        # The stamp changes only when files changed after the last build of the tree, so
+        # an untouched tree keeps the stage up to date and an edited one builds again.
+        paths += [tree / ".config", kbuild.sources_changed_stamp(tree)]
     elif info.config:
         paths.append(info.config)
     if info.modules_dir and build.profile["kernel.source"] == "prebuilt":
