@@ -19,7 +19,7 @@ from pathlib import Path
 from livecd_tui import cpio, elf, kmod
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
-from livecd_tui.stages.kernel import kernel_info
+from livecd_tui.stages.kernel import driver_groups, kernel_info
 from livecd_tui.stages.system import find_busybox
 from livecd_tui.steps import Action, Step, command, q, write_file_lines
 
@@ -53,9 +53,10 @@ def wanted_modules(build: Build) -> tuple[list[str], list[str]]:
         required += OVERLAY_MODULES
     required += p["kernel.extra_modules"]
     optional = list(CDROM_MODULES)
-    if p["kernel.drivers.disk"]:
+    groups = driver_groups(p)
+    if "disk" in groups:
         optional += DISK_MODULES
-    if p["kernel.drivers.usb"] or p["boottest.medium"] == "usb":
+    if "usb" in groups or p["boottest.medium"] == "usb":
         optional += USB_MODULES
     return required, [m for m in dict.fromkeys(optional) if m not in required]
 
