@@ -99,12 +99,16 @@ def plan_iso(build: Build) -> list[Step]:
             raise StepFailed(f"the image writer made no {built}")
         publish(ctx, built, target, bool(p["iso.checksum"]))
 
+    temporary = target.with_name(f".{target.name}.partial")
     steps.append(Action(
         f"move the ISO to {target}" + (" and write its sha256" if p["iso.checksum"] else ""),
         finish,
-        (f"mkdir -p {q(target.parent)}", f"mv {q(built)} {q(target)}",
-         *((f"(cd {q(target.parent)} && sha256sum {q(target.name)} > "
-            f"{q(target.name + '.sha256')})",) if p["iso.checksum"] else ()))))
+        (f"mkdir -p {q(target.parent)}",
+         f"printf '%s  %s\\n' \"$(sha256sum < {q(built)} | cut -d ' ' -f 1)\" "
+         f"{q(target.name)} > {q(out / 'sha256')}",
+         f"mv {q(built)} {q(temporary)}", f"mv {q(temporary)} {q(target)}",
+         *((f"cp {q(out / 'sha256')} {q(target.with_name(target.name + '.sha256'))}",)
+           if p["iso.checksum"] else ()))))
     steps.append(command(["rm", "-rf", tree], "remove the CD tree (only links)"))
     return steps
 

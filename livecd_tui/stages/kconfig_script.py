@@ -127,6 +127,5 @@ def tree_lines(build: Build, tree: Path, modular: bool, out: Path) -> list[str]:
     lines = [f"kernel_release=$(cat {q(out / 'release')})",
              (f'printf \'%s\' {q(modules)}/"$kernel_release" > {q(out / "modules_dir")}'
               if modular else f": > {q(out / 'modules_dir')}")]
-    config = tree / ".config"
-    return [*lines, *_config_lines(str(config) if config.is_file() else None, out),
-            *(check_lines(build) if config.is_file() else [])]
+    # make has just built the tree from its .config: it is there.
+    return [*lines, *_config_lines(str(tree / ".config"), out), *check_lines(build)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 
 from livecd_tui import tools
@@ -74,13 +75,59 @@ def check_space(ctx: StepContext) -> None:
                          hint="free some space or set build.work_dir to a larger disk")
 
 
+#: Programs the exported script runs besides the profile's tools, where livecd-tui does
+#: the step in Python (finding files; the initramfs's cpio archive and device nodes).
+SCRIPT_TOOLS = ("find", "sort")
+INITRAMFS_SCRIPT_TOOLS = ("cpio", "mknod")
+
+
+def _glob_word(pattern: str) -> str:
+    """A glob for bash: unquoted when it is plain, so that it expands."""
+    return pattern if re.fullmatch(r"[\w/.*?+@-]+", pattern) else q(pattern)
+
+
+def tools_script(build: Build) -> list[str]:
+    """check_tools as bash: every program on PATH, every file by its globs."""
+    needed = tools.required_tools(build.profile)
+    extra = SCRIPT_TOOLS + (INITRAMFS_SCRIPT_TOOLS
+                            if build.profile["initrd.format"] == "initramfs" else ())
+    names = " ".join([*(t.name for t in needed if not t.paths), *extra])
+    lines = ["PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin",
+             f"for t in {names}; do",
+             '    command -v "$t" || { echo "livecd-build: missing tool: $t" >&2; exit 1; }',
+             "done"]
+    for tool in (t for t in needed if t.paths):
+        globs = " ".join(_glob_word(p) for p in tool.paths)
+        missing = q(f"livecd-build: missing {tool.name} ({tool.why}): Debian package "
+                    f"{tool.debian}")
+        lines.append(f'for f in {globs}; do [ -e "$f" ] && break; done; '
+                     f'[ -e "$f" ] && echo "$f" || {{ echo {missing} >&2; exit 1; }}')
+    return lines
+
+
+def space_script(build: Build) -> list[str]:
+    """check_space as bash: the same estimate (du of the packed dirs), then df."""
+    if build.profile["system.source"] == "root":
+        root = build.system_root
+        dirs = " ".join(q(root / n) for n in squashfs_sources(build, root))
+        packed = (f"$(du -s -k --apparent-size --exclude={q(build.work)} {dirs} 2>/dev/null "
+                  "| awk '{s += $1} END {print s + 0}')")
+    else:
+        packed = str(64 * MIB // 1024)
+    return [f"need_kib=$(( {packed} + {128 * MIB // 1024} ))",
+            f"free_kib=$(df -P -k {q(build.work)} | awk 'NR == 2 {{print $4}}')",
+            f'echo "work dir {build.work}: $(( free_kib / 1024 )) MiB free, the build needs '
+            'about $(( need_kib / 1024 )) MiB"',
+            f'[ "$free_kib" -ge "$need_kib" ] || {{ echo "livecd-build: not enough space in '
+            f'{build.work}" >&2; exit 1; }}']
+
+
 def plan_preflight(build: Build) -> list[Step]:
-    names = " ".join(t.name for t in tools.required_tools(build.profile) if not t.paths)
     return [
         Action("find every tool the profile needs, with its version", check_tools,
-               (f"for t in {names}; do command -v \"$t\" || echo \"missing: $t\"; done",)),
+               tuple(tools_script(build))),
         Action("estimate the space the build needs and check the work dir has it",
-               check_space, (f"df -h {q(build.work)}",)),
+               check_space, tuple(space_script(build))),
     ]
 
 
