@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -198,9 +199,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     force = [] if force_all or not args.force else [engine.stage(args.force).name]
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        # Stop from a thread: the handler runs on the main thread, which may be inside the
+        # engine holding its lock, and killing waits for the command to go.
         print(f"\nlivecd-tui: {signal.Signals(signum).name}: stopping the build",
               file=sys.stderr)
-        engine.stop()
+        threading.Thread(target=engine.stop, name="stop-build", daemon=True).start()
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM,
                                                     signal.SIGHUP)}

@@ -302,7 +302,7 @@ class Engine:
         self.listeners = list(listeners)
         self._process: Any = None
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # -- selection ---------------------------------------------------------------------
     def names(self) -> list[str]:
