@@ -369,3 +369,37 @@ def firmware_for(modules_dir: Path, relpaths: Iterable[str]) -> list[str]:
             if key == "firmware" and value:
                 names.setdefault(value, None)
     return list(names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Which kernel a module was built for
+
+
+def vermagic(path: Path) -> str | None:
+    """A module's ``vermagic`` (``6.1.0-56-amd64 SMP preempt mod_unload modversions``), read
+    from its ``.modinfo`` as ``modinfo -F vermagic`` does; None when it has none or cannot be
+    decompressed. Its first word is the release of the kernel the module was built for."""
+    data = _read_module(Path(path))
+    if data is None:
+        return None
+    for key, value in _modinfo(data, str(path)):
+        if key == "vermagic":
+            return value
+    return None
+
+
+def modules_vermagic(modules_dir: Path) -> tuple[str, str] | None:
+    """(a module's path relative to ``modules_dir``, its vermagic) for the first module of
+    ``modules.dep`` that has one; None when the dir holds no module (all built in)."""
+    modules_dir = Path(modules_dir)
+    for line in _lines(modules_dir / "modules.dep"):
+        rel = line.partition(":")[0].strip()
+        if not rel or not (modules_dir / rel).is_file():
+            continue
+        try:
+            found = vermagic(modules_dir / rel)
+        except (OSError, ValueError, lzma.LZMAError, EOFError):
+            continue
+        if found:
+            return rel, found
+    return None

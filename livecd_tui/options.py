@@ -7,6 +7,7 @@ means adding one ``Option`` here and reading it in the stage that uses it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,6 +43,10 @@ class Option:
     #: For lists: each item must be one of these (empty: any string).
     item_choices: tuple[str, ...] = ()
     max_length: int = MAX_STRING
+    #: For strings and list items: a regular expression a non-empty value must match, and
+    #: what to say when it does not.
+    pattern: str = ""
+    pattern_help: str = ""
 
     @property
     def section(self) -> str:
@@ -90,6 +95,19 @@ _MENUS: tuple[Menu, ...] = (
     ),
     Menu("initrd", "Initrd", "The small first root that finds the CD and mounts the system."),
     Menu("system", "System", "Which installed system is packed into the squashfs image."),
+    Menu(
+        "system.scrub",
+        "Scrub secrets",
+        "What the packed copy leaves out or replaces, so the CD carries none of this "
+        "machine's keys, password hashes, histories and logs. Only the copy that is packed "
+        "is changed, never the system itself; out/PROFILE.scrub.txt lists every file.",
+    ),
+    Menu(
+        "system.login",
+        "Live login",
+        "Who logs in on the live system and how: root or a live user, a password or none, "
+        "autologin on the console. Applied to the packed copy of /etc.",
+    ),
     Menu("writable", "Writable dirs", "How the read-only system becomes writable at boot."),
     Menu("bootloader", "Boot loader", "What the firmware starts and the menu it shows."),
     Menu("iso", "ISO image", "The image file and the marker that identifies the medium."),
@@ -369,6 +387,140 @@ _OPTIONS: tuple[Option, ...] = (
         "Keep files' owners and groups as in the root. Off: every file belongs to root, "
         "which suits a tree built by an unprivileged user.",
     ),
+    Option(
+        "system.scrub.ssh_host_keys",
+        "SSH host keys",
+        "bool",
+        True,
+        "Leave out /etc/ssh/ssh_host_*: every copy of the CD would otherwise be this "
+        "machine to SSH clients. On a systemd system the image gets a drop-in that runs "
+        "'ssh-keygen -A' before sshd, so each boot makes its own keys.",
+    ),
+    Option(
+        "system.scrub.passwords",
+        "Lock passwords",
+        "bool",
+        True,
+        "Replace every password hash in /etc/shadow, /etc/gshadow (and /etc/passwd) by '!', "
+        "locking the accounts, and leave out the backups shadow-, gshadow- and "
+        "security/opasswd. The live login's account then gets what 'Live login' says.",
+    ),
+    Option(
+        "system.scrub.machine_id",
+        "Empty machine-id",
+        "bool",
+        True,
+        "Pack /etc/machine-id empty (systemd makes a new one at boot) and leave out a "
+        "separate /var/lib/dbus/machine-id, so no two live systems share this machine's id.",
+    ),
+    Option(
+        "system.scrub.histories",
+        "Shell histories",
+        "bool",
+        True,
+        "Leave out .bash_history, .ash_history, .zsh_history, .python_history, .lesshst, "
+        ".viminfo and other history files, wherever they are.",
+    ),
+    Option(
+        "system.scrub.home",
+        "Empty /root and /home",
+        "bool",
+        True,
+        "Pack /root and each /home/USER empty (the directories stay). Off: their contents "
+        "are packed, except what the other scrub items leave out.",
+    ),
+    Option(
+        "system.scrub.logs",
+        "Logs",
+        "bool",
+        True,
+        "Leave out everything under /var/log; its first-level directories stay, empty, "
+        "for the services that write into them.",
+    ),
+    Option(
+        "system.scrub.caches",
+        "Caches",
+        "bool",
+        True,
+        "Empty the directories under /var/cache (debconf's databases stay, without their "
+        "-old backups) and leave out /root/.cache and /home/*/.cache.",
+    ),
+    Option(
+        "system.scrub.tmp",
+        "Temporary files",
+        "bool",
+        True,
+        "Pack /tmp and /var/tmp empty (the directories stay), whatever was left there.",
+    ),
+    Option(
+        "system.scrub.secrets",
+        "Known secret files",
+        "bool",
+        True,
+        "Leave out .netrc, .gnupg, .pgpass, .git-credentials (anywhere), private keys "
+        ".ssh/id_* of root and the users, /etc/ssl/private/*, NetworkManager's saved "
+        "connections, debconf's passwords.dat and the random seeds.",
+    ),
+    Option(
+        "system.login.user",
+        "Live user",
+        "str",
+        "",
+        "The account that logs in on the live system. Empty: root. A name: that user is "
+        "added to the packed copy of /etc (first free uid from 1000, home /home/NAME, "
+        "/bin/bash if the system has it) unless it exists there already, and root is left "
+        "as 'Lock passwords' says.",
+        max_length=32,
+        pattern=r"(?!root\Z)[a-z_][a-z0-9_-]*",
+        pattern_help="a user name: lower-case letters, digits, '_' and '-', not starting "
+                     "with a digit or '-' (and not root: leave it empty for root)",
+    ),
+    Option(
+        "system.login.password",
+        "Password",
+        "choice",
+        "none",
+        "The live login's password. 'none': an empty password, so the console logs in "
+        "with Enter (sshd refuses empty passwords by default). 'locked': no password "
+        "works; only autologin gets in. 'hash': the hash below. 'keep': the system's own "
+        "(locked too while 'Lock passwords' is on; a new live user is locked).",
+        choices=("none", "locked", "hash", "keep"),
+    ),
+    Option(
+        "system.login.password_hash",
+        "Password hash",
+        "str",
+        "",
+        "The live login's password as a crypt(3) hash, never the password itself: make "
+        "one with 'openssl passwd -6' (SHA-512) or 'mkpasswd -m yescrypt'.",
+        max_length=512,
+        pattern=r"\$[0-9a-z]+\$[^:\s]+",
+        pattern_help="a crypt hash such as the output of 'openssl passwd -6' ($6$salt$...); "
+                     "a plain password is refused",
+        depends_on=(("system.login.password", ("hash",)),),
+    ),
+    Option(
+        "system.login.autologin",
+        "Autologin",
+        "choice",
+        "off",
+        "Log the live login in without a prompt: 'tty1', on the first virtual console; "
+        "'all', on every getty, the serial console too (then set boottest.marker to what "
+        "the shell prints, since no 'login:' appears). busybox init: the inittab runs "
+        "'login -f USER'; agetty: --autologin; systemd: a getty@tty1 (and serial-getty) "
+        "drop-in.",
+        choices=("off", "tty1", "all"),
+    ),
+    Option(
+        "system.login.groups",
+        "Live user's groups",
+        "list",
+        ["sudo", "wheel", "adm", "cdrom", "audio", "video", "plugdev", "netdev"],
+        "Groups the live user joins, those of them the system has.",
+        max_length=32,
+        pattern=r"[a-z_][a-z0-9_-]*",
+        pattern_help="a group name: lower-case letters, digits, '_' and '-'",
+    ),
     # ---------------------------------------------------------------- Writable
     Option(
         "writable.strategy",
@@ -562,6 +714,16 @@ _OPTIONS: tuple[Option, ...] = (
         True,
         "Write ISO.sha256 beside the ISO, to check a download or a burnt disc.",
     ),
+    Option(
+        "iso.medium",
+        "Target medium",
+        "choice",
+        "cd",
+        "What the ISO is for, so the preview (livecd-tui capture) can warn when it will not "
+        "fit: 'cd' 700 MB (737,280,000 bytes), 'dvd' 4.7 GB (4,700,372,992 bytes), "
+        "'dvd-dl' 8.5 GB (8,543,666,176 bytes), 'usb' no limit.",
+        choices=("cd", "dvd", "dvd-dl", "usb"),
+    ),
     # ---------------------------------------------------------------- Boot test
     Option(
         "boottest.enabled",
@@ -752,6 +914,9 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
             return None, problem
         if kind == "choice" and value not in option.choices:
             return None, f"{format_value(value)} is not one of: " + ", ".join(option.choices)
+        problem = _pattern_problem(option, value)
+        if problem:
+            return None, problem
         return value, None
     # list
     if not isinstance(value, list):
@@ -768,6 +933,9 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
             return None, (
                 f"item {format_value(item)} is not one of: " + ", ".join(option.item_choices)
             )
+        problem = _pattern_problem(option, item)
+        if problem:
+            return None, f"item {index + 1}: {problem}"
     return list(value), None
 
 
@@ -778,6 +946,12 @@ def _string_problem(value: str, max_length: int) -> str | None:
         return "must be a single line (it contains a line break)"
     if "\x00" in value:
         return "contains a NUL character"
+    return None
+
+
+def _pattern_problem(option: Option, value: str) -> str | None:
+    if option.pattern and value and not re.fullmatch(option.pattern, value):
+        return f"must be {option.pattern_help or 'of the form ' + option.pattern}"
     return None
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from livecd_tui import elf
+from livecd_tui import elf, excludes, modmatch, scrub
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.kernel import kernel_info
@@ -141,19 +142,120 @@ def plan_system(build: Build) -> list[Step]:
     target = root / "lib" / "modules" / kernel.release
     if modules_mode != "none" and kernel.modules_dir is not None:
         if busybox_source:
+            steps.append(check_modules_step(build, kernel.modules_dir, "the live system"))
             steps += _copy_modules_steps(build, kernel.modules_dir, target, modules_mode)
         elif not _same_dir(kernel.modules_dir, target):
             steps.append(Action(
                 "check the root has the kernel's modules",
                 lambda ctx: _refuse_foreign_modules(kernel.modules_dir, target),
                 (f"test -d {q(target)}",)))
+    if not busybox_source and (modules_mode != "none" or target.is_dir()):
+        steps.append(check_modules_step(build, target, "the live system"))
 
+    scrub_step, verify_step = scrub_steps(build, root)
+    steps.append(scrub_step)
     mksquashfs_argv = mksquashfs_command(build, root)
     # mksquashfs 4.5 refuses SOURCE_DATE_EPOCH together with the explicit time flags.
     steps.append(command(mksquashfs_argv, "pack the system into a squashfs image", cwd=root,
                          unset_env=("SOURCE_DATE_EPOCH",),
                          hint="Debian: squashfs-tools; LFS: build squashfs-tools from source"))
+    steps.append(verify_step)
     return steps
+
+
+def check_kernel_modules(build: Build, modules_dir: Path, what: str,
+                         log: Callable[[str], None]) -> None:
+    """Refuse modules that belong to another kernel than the one on the CD, naming both
+    releases (the kernel's from its image's header, else from the kernel stage)."""
+    info = kernel_info(build)
+    image = build.done_dir("kernel") / "vmlinuz"
+    try:
+        release = modmatch.kernel_release(info.release, image if image.is_file() else None)
+        found = modmatch.check_modules(release, modules_dir, what)
+    except modmatch.ModulesMismatch as err:
+        raise StepFailed(str(err), hint="put the modules of the CD's kernel there "
+                         "(make modules_install, or the distribution's package), or choose "
+                         "the kernel they belong to with kernel.image",
+                         option="kernel.modules_dir") from None
+    log(f"kernel release {release}; modules for {what}: {found.describe()}")
+
+
+def check_modules_step(build: Build, modules_dir: Path, what: str) -> Action:
+    release_file = build.done_dir("kernel") / "release"
+    module = '"$m"'
+    return Action(
+        f"check the modules for {what} belong to the kernel on the CD",
+        lambda ctx: check_kernel_modules(ctx.build, modules_dir, what, ctx.log),
+        (f"release=$(cat {q(release_file)})",
+         f'[ "$(basename {q(modules_dir)})" = "$release" ] || {{ echo "livecd-build: the '
+         f'modules in {modules_dir} are not for release $release" >&2; exit 1; }}',
+         f"m=$(awk -F: 'NF > 1 {{print $1; exit}}' {q(modules_dir / 'modules.dep')} "
+         "2>/dev/null || true)",
+         f'[ -z "$m" ] || [ "$(modinfo -F vermagic {q(modules_dir)}/{module} | cut -d" " '
+         f'-f1)" = "$release" ] || {{ echo "livecd-build: $m in {modules_dir} was not built '
+         'for release $release" >&2; exit 1; }'))
+
+
+def exclude_patterns(build: Build, root: Path) -> list[excludes.Pattern]:
+    """The profile's excludes and the work dir as mksquashfs gets them (``-e``), each with
+    why it is there; the scrub's come on top of these."""
+    found = [excludes.parse(e.strip("/"), "listed in system.excludes", "system.excludes")
+             for e in build.profile["system.excludes"] if e.strip("/")]
+    found += [excludes.parse(excludes.escape(w), "the work dir and the ISO's dir",
+                             "build.work_dir") for w in _work_dir_excludes(build, root)]
+    return found
+
+
+def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
+    """Decide what the image leaves out and replaces (mksquashfs's -ef and -pf files), and,
+    once mksquashfs ran, check the image: none of it is there."""
+    out = build.partial_dir("system")
+    image = out / "system.squashfs"
+    scrubbed: list[tuple[scrub.ScrubPlan, list[scrub.Finding]]] = []
+
+    def prepare(ctx: StepContext) -> None:
+        sources = squashfs_sources(ctx.build, root)
+        other = exclude_patterns(ctx.build, root)
+        for pattern in other:
+            if pattern.warning:
+                ctx.log(f"warning: {pattern.warning}")
+        try:
+            plan = scrub.make_plan(ctx.build, root, sources)
+        except scrub.ScrubError as err:
+            raise StepFailed(str(err), hint=err.hint, option=err.option) from None
+        scrub.write_squashfs_lists(plan, root, sources, other, ctx.out)
+        findings = scrub.find_removed(root, sources, other, plan)
+        findings += scrub.changed_findings(plan, sources, homes=True)
+        lines = scrub.report(f"the system image ({', '.join(sources)} of {root})", findings,
+                             plan.notes)
+        for line in lines:
+            ctx.log(line)
+        ctx.log(f"report: {scrub.publish_report(ctx.build, 'system', lines, ctx.out)}")
+        scrubbed[:] = [(plan, findings)]
+
+    def verify(ctx: StepContext) -> None:
+        if not scrubbed:
+            raise StepFailed("the scrub step did not run before this check")
+        plan, findings = scrubbed.pop()
+        try:
+            problems = scrub.verify_image(image, findings, plan)
+        except scrub.ScrubError as err:
+            raise StepFailed(str(err), hint="Debian: squashfs-tools") from None
+        if problems:
+            raise StepFailed("the image holds what the scrub left out: " + "; ".join(problems),
+                             hint="this is a bug in livecd-tui's exclude patterns; please "
+                                  "report it with the scrub report")
+        removed = sum(f.action == "removed" for f in findings)
+        ctx.log(f"checked the image: none of the {removed} removed entries is in it, and "
+                "every replaced file holds livecd-tui's content")
+
+    return (Action("scrub: choose what the image leaves out and replaces", prepare,
+                   tuple(scrub.script_lines(build, root, out))),
+            Action("check the image holds nothing the scrub left out", verify,
+                   (f"unsquashfs -l {q(image)} | sed 's|^squashfs-root/||' | "
+                    f"grep -x -f {q(out / scrub.EXCLUDE_FILE)} "
+                    "&& { echo 'livecd-build: the image holds scrubbed files' >&2; exit 1; } "
+                    "|| true",)))
 
 
 def _same_dir(a: Path, b: Path) -> bool:
@@ -247,10 +349,16 @@ def mksquashfs_command(build: Build, root: Path) -> list[str]:
             "-root-mode", "755", "-no-progress"]
     if not p["system.keep_owners"] or p["system.source"] == "busybox":
         argv.append("-all-root")
-    excludes = [e.strip("/") for e in p["system.excludes"] if e.strip("/")]
-    excludes += _work_dir_excludes(build, root)
-    if excludes:
-        argv += ["-e", *excludes]
+    if len(sources) == 1:
+        # One source would otherwise become the image's root, and the excludes relative to
+        # it; keep it a directory, as with several.
+        argv.append("-keep-as-directory")
+    partial = build.partial_dir("system")
+    argv += ["-wildcards", "-ef", str(partial / scrub.EXCLUDE_FILE),
+             "-pf", str(partial / scrub.PSEUDO_FILE)]
+    patterns = [pattern.text for pattern in exclude_patterns(build, root)]
+    if patterns:
+        argv += ["-e", *patterns]
     return argv
 
 

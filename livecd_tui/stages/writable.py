@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from livecd_tui import scrub
 from livecd_tui.build import Build
-from livecd_tui.engine import Stage
+from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.system import squashfs_sources
-from livecd_tui.steps import Step, command
+from livecd_tui.steps import Action, Step, command, q
 
 TAR_FLAGS = {"bzip2": "-j", "gzip": "-z", "xz": "-J"}
 TAR_EXTENSIONS = {"bzip2": "bz2", "gzip": "gz", "xz": "xz"}
@@ -63,6 +64,7 @@ def plan_writable(build: Build) -> list[Step]:
                              "lay the /etc overrides over it"))
         if "etc" not in members:
             members.append("etc")
+    steps.append(scrub_tree_step(build, tree))
     steps.append(command(
         ["tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner",
          f"--mtime=@{build.epoch}", "--clamp-mtime", "-C", tree,
@@ -70,6 +72,34 @@ def plan_writable(build: Build) -> list[Step]:
         f"pack {', '.join('/' + m for m in members)} into {name}"))
     steps.append(command(["rm", "-rf", tree], "remove the archive's tree"))
     return steps
+
+
+def scrub_tree_step(build: Build, tree: Path) -> Action:
+    """The scrub and the live login, done on the archive's staging tree (a copy)."""
+    classic = build.profile["writable.strategy"] == "classic"
+
+    def run(ctx: StepContext) -> None:
+        tops = sorted(n.name for n in tree.iterdir() if n.is_dir() and not n.is_symlink())
+        try:
+            plan = scrub.make_plan(ctx.build, tree, tops, ctx.build.system_root)
+        except scrub.ScrubError as err:
+            raise StepFailed(str(err), hint=err.hint, option=err.option) from None
+        findings = scrub.apply_to_tree(plan, tree, add_new=classic)
+        what = "the /etc archive" if classic else "the /etc overrides"
+        lines = scrub.report(f"{what} ({', '.join('/' + t for t in tops)})", findings,
+                             plan.notes)
+        for line in lines:
+            ctx.log(line)
+        ctx.log(f"report: {scrub.publish_report(ctx.build, 'writable', lines, ctx.out)}")
+
+    # By hand: the static patterns under etc/ (never '.*', which a shell also expands to
+    # '..'), removed from the copy.
+    patterns = " ".join(q(p.text) for p in scrub.static_patterns(build)
+                        if p.text.startswith("etc/") and not p.text.endswith("/.*"))
+    return Action("scrub the archive's copy and apply the live login", run,
+                  (f"(cd {q(tree)} && for p in {patterns}; do rm -rf -- $p; done) "
+                   "2>/dev/null || true",
+                   "# the locked account files and the live login: as in the system stage"))
 
 
 def writable_inputs(build: Build) -> list[Path]:
@@ -89,6 +119,6 @@ STAGE = Stage(
     describe="Pack what the live system needs writable at boot: the /etc archive of the "
              "classic method, or the /etc overrides for the overlay method.",
     plan=plan_writable,
-    reads=("writable.", "system.source", "system.root"),
+    reads=("writable.", "system.source", "system.root", "system.scrub.", "system.login."),
     inputs=writable_inputs,
 )

@@ -1,0 +1,767 @@
+"""Scrub: what the packed copy of a system leaves out or replaces, and the live login.
+
+An installed system carries what lets people into it: SSH host keys, password hashes,
+tokens, histories, logs. A live CD made from it is booted by others, so the copy that is
+packed must not carry them. Nothing here touches the system root: the squashfs gets
+mksquashfs exclude patterns and pseudo files (``-wildcards -ef``, ``-pf``) that replace
+files inside the image, and the ``/etc`` archive gets the same changes in its staging tree.
+
+One :class:`ScrubPlan` serves both: exclude patterns (each with the option that asked for
+it), replacement files (locked ``/etc/shadow``, empty ``/etc/machine-id``, the live login's
+account, autologin), and directories to recreate empty. The report lists every file that
+was removed, replaced or added.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from livecd_tui import accounts, excludes
+from livecd_tui.build import Build
+
+#: History files left out wherever they are (system.scrub.histories).
+HISTORY_FILES = (".bash_history", ".ash_history", ".sh_history", ".zsh_history", ".history",
+                 ".python_history", ".lesshst", ".viminfo", ".mysql_history", ".psql_history",
+                 ".sqlite_history", ".node_repl_history", ".wget-hsts", ".rediscli_history")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Exclude patterns one scrub option stands for."""
+
+    option: str
+    why: str
+    patterns: tuple[str, ...]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("system.scrub.ssh_host_keys", "SSH host key (the live system makes its own)",
+         ("etc/ssh/ssh_host_*",)),
+    Rule("system.scrub.passwords", "password backup",
+         ("etc/shadow-", "etc/gshadow-", "etc/security/opasswd")),
+    Rule("system.scrub.histories", "history file", tuple("... " + n for n in HISTORY_FILES)),
+    Rule("system.scrub.home", "home contents", ("root/*", "root/.*", "home/*/*", "home/*/.*")),
+    Rule("system.scrub.logs", "log", ("var/log/*", "var/log/.*")),
+    Rule("system.scrub.caches", "user cache", ("root/.cache", "home/*/.cache")),
+    Rule("system.scrub.tmp", "temporary file", ("tmp/*", "tmp/.*", "var/tmp/*", "var/tmp/.*")),
+    Rule("system.scrub.secrets", "secret file",
+         ("... .netrc", "... .gnupg", "... .pgpass", "... .git-credentials", "root/.ssh/id_*",
+          "home/*/.ssh/id_*", "etc/ssl/private/*", "etc/ssl/private/.*",
+          "etc/NetworkManager/system-connections/*", "var/cache/debconf/passwords.dat",
+          "var/lib/systemd/random-seed", "var/lib/urandom/random-seed")),
+)
+
+#: Where a systemd drop-in makes sshd's host keys at boot, and its file name.
+SSH_UNITS = ("ssh.service", "sshd.service")
+UNIT_DIRS = ("etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system")
+DROP_IN = "livecd-tui.conf"
+
+
+class ScrubError(Exception):
+    """The scrub cannot be done safely (an unreadable shadow, a bad login setting)."""
+
+    def __init__(self, message: str, hint: str = "", option: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.option = option
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A file of the packed copy whose content livecd-tui writes (the original, if any,
+    stays out)."""
+
+    path: str
+    content: bytes
+    mode: int
+    uid: int
+    gid: int
+    option: str
+    why: str
+    #: Whether the root has the file (so the image must leave the original out).
+    replaces: bool = True
+
+
+@dataclass(frozen=True)
+class NewDir:
+    """A directory the packed copy gets, empty (recreated after its contents went)."""
+
+    path: str
+    mode: int
+    uid: int
+    gid: int
+    option: str
+    why: str
+
+
+@dataclass
+class ScrubPlan:
+    patterns: list[excludes.Pattern] = field(default_factory=list)
+    replacements: list[Replacement] = field(default_factory=list)
+    new_dirs: list[NewDir] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def all_patterns(self) -> list[excludes.Pattern]:
+        """The scrub's patterns plus one per replaced file (mksquashfs ignores a pseudo file
+        whose path exists in the source, so the original must be excluded)."""
+        replaced = [excludes.parse(excludes.escape(r.path), f"replaced: {r.why}", r.option)
+                    for r in self.replacements if r.replaces]
+        return [*self.patterns, *replaced]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the report."""
+
+    action: str  # removed, replaced, added, recreated
+    path: str
+    option: str
+    why: str
+    files: int = 1
+    size: int = 0
+
+    def line(self) -> str:
+        amount = f" ({self.files} files, {human(self.size)})" if self.files > 1 else (
+            f" ({human(self.size)})" if self.size else "")
+        return f"{self.action:9} {self.path}{amount}: {self.why} [{self.option}]"
+
+
+def human(size: float) -> str:
+    """A byte count as people read it (1.5 MiB)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+# -- the plan ------------------------------------------------------------------------------
+def enabled(build: Build, option: str) -> bool:
+    return bool(build.profile[option])
+
+
+def static_patterns(build: Build) -> list[excludes.Pattern]:
+    """The patterns of the scrub options that are on (those that need no look at the root)."""
+    return [excludes.parse(text, rule.why, rule.option)
+            for rule in RULES if enabled(build, rule.option) for text in rule.patterns]
+
+
+def live_login(build: Build, system_root: Path) -> accounts.LiveLogin:
+    """The profile's live login, checked."""
+    p = build.profile
+    user = p["system.login.user"] or "root"
+    choice = p["system.login.password"]
+    password: str | None
+    if choice == "none":
+        password = ""
+    elif choice == "locked":
+        password = accounts.LOCKED
+    elif choice == "keep":
+        password = None
+    else:
+        password = p["system.login.password_hash"]
+        if not password:
+            raise ScrubError("system.login.password is \"hash\" but system.login.password_hash "
+                             "is empty", hint="make a hash with: openssl passwd -6",
+                             option="system.login.password_hash")
+    shell = "/bin/bash" if any(_exists(system_root, d) for d in ("bin/bash", "usr/bin/bash")) \
+        else "/bin/sh"
+    return accounts.LiveLogin(user, password, tuple(p["system.login.groups"]), shell,
+                              build.epoch // 86400)
+
+
+def make_plan(build: Build, root: Path, tops: Iterable[str],
+              system_root: Path | None = None) -> ScrubPlan:
+    """What to leave out of, replace in and add to the copy of ``root`` that is packed.
+
+    ``root`` holds the files to scrub (the system root, or the ``/etc`` archive's staging
+    tree) and ``tops`` are its top-level directories that are packed; ``system_root`` is the
+    whole system, where the init system, shells and units are looked up (the same as
+    ``root`` for the squashfs).
+    """
+    system_root = system_root or root
+    packed = set(tops)
+    plan = ScrubPlan(patterns=static_patterns(build))
+    login = live_login(build, system_root)
+    if "var" in packed:
+        _var(build, plan, root)
+    if "etc" not in packed:
+        return plan
+    if enabled(build, "system.scrub.machine_id"):
+        _machine_id(plan, root)
+    _accounts(build, plan, root, login)
+    init = init_system(system_root)
+    if enabled(build, "system.scrub.ssh_host_keys"):
+        _ssh_host_keys(plan, root, system_root, init)
+    autologin = build.profile["system.login.autologin"]
+    if autologin != "off":
+        _autologin(plan, root, system_root, init, login.user, autologin)
+    if login.user != "root":
+        _live_home(build, plan, root, login.user)
+    if login.password_field == "":
+        _warn_empty_passwords(plan, root)
+    return plan
+
+
+def _var(build: Build, plan: ScrubPlan, root: Path) -> None:
+    if enabled(build, "system.scrub.machine_id"):
+        dbus = root / "var" / "lib" / "dbus" / "machine-id"
+        if dbus.is_file() and not dbus.is_symlink():
+            plan.patterns.append(excludes.parse("var/lib/dbus/machine-id",
+                                                "D-Bus copy of the machine id",
+                                                "system.scrub.machine_id"))
+    if enabled(build, "system.scrub.caches"):
+        _var_cache(plan, root)
+    if enabled(build, "system.scrub.logs"):
+        for sub in _subdirs(root / "var" / "log"):
+            st = os.lstat(root / "var" / "log" / sub)
+            plan.new_dirs.append(NewDir(f"var/log/{sub}", stat.S_IMODE(st.st_mode), st.st_uid,
+                                        st.st_gid, "system.scrub.logs",
+                                        "log directory kept, empty"))
+
+
+def _exists(root: Path, rel: str) -> bool:
+    return realpath_in(root, rel) is not None
+
+
+def realpath_in(root: Path, rel: str) -> Path | None:
+    """``rel`` resolved inside ``root`` as if ``root`` were ``/`` (absolute links stay
+    inside); None when it does not exist or links loop."""
+    parts = [p for p in PurePosixPath(rel).parts if p not in ("/", "")]
+    current = PurePosixPath("/")
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        if name == ".":
+            continue
+        if name == "..":
+            current = current.parent
+            continue
+        candidate = current / name
+        host = root / str(candidate).lstrip("/")
+        if host.is_symlink():
+            hops += 1
+            if hops > 40:
+                return None
+            target = PurePosixPath(os.readlink(host))
+            base = PurePosixPath("/") if target.is_absolute() else current
+            parts = [p for p in target.parts if p != "/"] + parts
+            current = base
+            continue
+        if not os.path.lexists(host):
+            return None
+        current = candidate
+    return root / str(current).lstrip("/")
+
+
+def init_system(root: Path) -> str:
+    """Which init the system runs: "busybox", "systemd", "sysvinit" or "unknown"."""
+    init = realpath_in(root, "sbin/init")
+    if init is not None:
+        name = init.name
+        if name == "busybox":
+            return "busybox"
+        if name == "systemd":
+            return "systemd"
+        if (root / "etc" / "inittab").is_file():
+            return "sysvinit"
+    if _exists(root, "lib/systemd/systemd"):
+        return "systemd"
+    return "unknown"
+
+
+def _subdirs(path: Path) -> list[str]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(e.name for e in it if e.is_dir(follow_symlinks=False)
+                          and "\n" not in e.name)
+    except OSError:
+        return []
+
+
+def _stat_of(path: Path, mode: int, uid: int = 0, gid: int = 0) -> tuple[int, int, int, bool]:
+    """(mode, uid, gid, exists) of a file to replace; the defaults when it is new."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return mode, uid, gid, False
+    return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, True
+
+
+def _machine_id(plan: ScrubPlan, root: Path) -> None:
+    path = root / "etc" / "machine-id"
+    if path.is_file() and not path.is_symlink():
+        mode, uid, gid, _ = _stat_of(path, 0o444)
+        plan.replacements.append(Replacement(
+            "etc/machine-id", b"", mode, uid, gid, "system.scrub.machine_id",
+            "emptied: systemd makes a new machine id at boot"))
+
+
+def _var_cache(plan: ScrubPlan, root: Path) -> None:
+    """Each /var/cache dir emptied but kept; debconf's databases are state, not cache."""
+    cache = root / "var" / "cache"
+    try:
+        names = sorted(os.listdir(cache))
+    except OSError:
+        return
+    for name in names:
+        literal = excludes.escape(name)
+        if (cache / name).is_dir() and not (cache / name).is_symlink():
+            if name == "debconf":
+                texts = [f"var/cache/{literal}/*-old"]
+            else:
+                texts = [f"var/cache/{literal}/*", f"var/cache/{literal}/.*"]
+        else:
+            texts = [f"var/cache/{literal}"]
+        plan.patterns += [excludes.parse(t, "cache", "system.scrub.caches") for t in texts]
+
+
+ACCOUNT_FILES = {"passwd": 0o644, "shadow": 0o640, "group": 0o644, "gshadow": 0o640}
+
+
+def _accounts(build: Build, plan: ScrubPlan, root: Path, login: accounts.LiveLogin) -> None:
+    lock = enabled(build, "system.scrub.passwords")
+    texts: dict[str, str | None] = {}
+    for name in ACCOUNT_FILES:
+        path = root / "etc" / name
+        if not path.is_file():
+            texts[name] = None
+            continue
+        try:
+            texts[name] = path.read_text(errors="surrogateescape")
+        except PermissionError:
+            raise ScrubError(f"cannot read {path}: scrubbing it needs root",
+                             hint="run livecd-tui as root (packing a system needs it anyway)") \
+                from None
+    files = accounts.AccountFiles(texts["passwd"], texts["shadow"], texts["group"],
+                                  texts["gshadow"])
+    result = accounts.apply_scrub_and_login(files, lock, login)
+    for name, mode in ACCOUNT_FILES.items():
+        new = getattr(result, name)
+        if new is None or new == texts[name]:
+            continue
+        fmode, uid, gid, exists = _stat_of(root / "etc" / name, mode)
+        changes = [c.partition(": ")[2] for c in result.changes if c.startswith(name + ":")]
+        locked = any(c.endswith(f"locked ({accounts.LOCKED})") for c in changes)
+        option = "system.scrub.passwords" if locked else "system.login.*"
+        plan.replacements.append(Replacement(
+            f"etc/{name}", new.encode(errors="surrogateescape"), fmode, uid, gid, option,
+            "; ".join(changes) or "the live login", exists))
+
+
+def _unit_file(root: Path, unit: str) -> Path | None:
+    for d in UNIT_DIRS:
+        path = realpath_in(root, f"{d}/{unit}")
+        if path is not None and path.is_file():
+            return path
+    return None
+
+
+def _ssh_host_keys(plan: ScrubPlan, root: Path, system_root: Path, init: str) -> None:
+    """Without host keys sshd will not start: make each boot make its own."""
+    if not any(_exists(system_root, p) for p in ("usr/sbin/sshd", "sbin/sshd")):
+        return
+    if init != "systemd":
+        plan.notes.append(
+            "sshd is installed but the image has no SSH host keys and no systemd to make "
+            "them: run 'ssh-keygen -A' before sshd starts (e.g. in a boot script laid over "
+            "/etc with writable.overrides)")
+        return
+    keygen = next((f"/{p}" for p in ("usr/bin/ssh-keygen", "bin/ssh-keygen")
+                   if _exists(system_root, p)), "/usr/bin/ssh-keygen")
+    for unit in SSH_UNITS:
+        path = _unit_file(system_root, unit)
+        if path is None:
+            continue
+        text = path.read_text(errors="replace")
+        if "sshd-keygen" in text:
+            continue  # Fedora's units make missing keys themselves
+        pre = [line.strip() for line in text.splitlines()
+               if line.strip().startswith("ExecStartPre=")]
+        body = ("# Written by livecd-tui: the image holds no SSH host keys\n"
+                "# (system.scrub.ssh_host_keys), so each boot makes its own before sshd.\n"
+                "[Service]\nExecStartPre=\n"
+                f"ExecStartPre=-{keygen} -A\n" + "".join(line + "\n" for line in pre
+                                                          if line != "ExecStartPre="))
+        dest = f"etc/systemd/system/{unit}.d/{DROP_IN}"
+        plan.replacements.append(Replacement(
+            dest, body.encode(), 0o644, 0, 0, "system.scrub.ssh_host_keys",
+            f"systemd drop-in: 'ssh-keygen -A' before {unit} starts",
+            os.path.lexists(root / dest)))
+
+
+def autologin_inittab(text: str, user: str, which: str, init: str,
+                      login_program: str) -> tuple[str, list[str]]:
+    """The inittab with its gettys logging ``user`` in (``which``: "tty1" or "all").
+
+    busybox init opens the line's tty itself, so the getty is replaced by ``login -f USER``;
+    agetty and mingetty get ``--autologin USER``. Returns the text and the ttys changed.
+    """
+    out = []
+    changed = []
+    for line in text.split("\n"):
+        fields = line.split(":", 3)
+        if line.lstrip().startswith("#") or len(fields) != 4:
+            out.append(line)
+            continue
+        ident, levels, action, process = fields
+        words = process.split()
+        program = os.path.basename(words[0]) if words else ""
+        if program not in ("getty", "agetty", "mingetty") or action != "respawn":
+            out.append(line)
+            continue
+        tty = ident if init == "busybox" and ident else next(
+            (w for w in reversed(words[1:]) if w.startswith("tty")), ident)
+        if which == "tty1" and tty != "tty1":
+            out.append(line)
+            continue
+        if program == "getty" and init == "busybox":
+            process = f"{login_program} -f {user}"
+        elif program in ("agetty", "mingetty"):
+            process = " ".join([words[0], "--autologin", user, *words[1:]])
+        else:
+            out.append(line)
+            continue
+        out.append(":".join([ident, levels, action, process]))
+        changed.append(tty)
+    return "\n".join(out), changed
+
+
+AGETTY_LOGIN = "-o '-p -f -- \\\\u'"
+
+
+def _autologin(plan: ScrubPlan, root: Path, system_root: Path, init: str, user: str,
+               which: str) -> None:
+    inittab = root / "etc" / "inittab"
+    if init in ("busybox", "sysvinit") and inittab.is_file():
+        login_program = next((f"/{p}" for p in ("bin/login", "usr/bin/login", "sbin/login")
+                              if _exists(system_root, p)), "/bin/login")
+        text = inittab.read_text(errors="surrogateescape")
+        new, ttys = autologin_inittab(text, user, which, init, login_program)
+        if ttys:
+            mode, uid, gid, _ = _stat_of(inittab, 0o644)
+            plan.replacements.append(Replacement(
+                "etc/inittab", new.encode(errors="surrogateescape"), mode, uid, gid,
+                "system.login.autologin", f"{user} logs in without a prompt on "
+                f"{', '.join(ttys)}"))
+        else:
+            plan.notes.append(f"autologin: no getty line in /etc/inittab that can log {user} "
+                              "in (busybox getty, agetty or mingetty)")
+        return
+    if init != "systemd":
+        plan.notes.append(f"autologin: unknown init system in {system_root}: nothing changed")
+        return
+    agetty = next((f"/{p}" for p in ("sbin/agetty", "usr/sbin/agetty")
+                   if _exists(system_root, p)), "/sbin/agetty")
+    units = {"getty@tty1.service": f"{agetty} {AGETTY_LOGIN} --noclear --autologin {user} "
+                                   "%I $TERM"}
+    if which == "all":
+        units = {"getty@.service": units["getty@tty1.service"],
+                 "serial-getty@.service": f"{agetty} {AGETTY_LOGIN} --keep-baud "
+                                          f"115200,57600,38400,9600 --autologin {user} "
+                                          "%I $TERM"}
+    for unit, command in units.items():
+        body = (f"# Written by livecd-tui (system.login.autologin): {user} logs in without "
+                f"a prompt.\n[Service]\nExecStart=\nExecStart=-{command}\n")
+        dest = f"etc/systemd/system/{unit}.d/{DROP_IN}"
+        plan.replacements.append(Replacement(
+            dest, body.encode(), 0o644, 0, 0, "system.login.autologin",
+            f"systemd drop-in: {user} logs in on {unit.replace('.service', '')} without a "
+            "prompt", os.path.lexists(root / dest)))
+
+
+def _live_home(build: Build, plan: ScrubPlan, root: Path, user: str) -> None:
+    passwd = next((r for r in plan.replacements if r.path == "etc/passwd"), None)
+    text = passwd.content.decode(errors="replace") if passwd else _read(root / "etc/passwd")
+    record = next((r for r in accounts.records(text) if isinstance(r, list) and r[0] == user
+                   and len(r) > 5), None)
+    if record is None:
+        return
+    home = record[5].strip("/")
+    if not home.startswith("home/"):
+        return
+    uid = int(record[2]) if record[2].isdigit() else 0
+    gid = int(record[3]) if record[3].isdigit() else 0
+    if build.profile["writable.strategy"] == "classic":
+        plan.notes.append(f"classic layout: /home is made empty at boot, so the live user "
+                          f"{user} has no /{home} (use the overlay strategy for a home)")
+        return
+    plan.new_dirs.append(NewDir(home, 0o700, uid, gid, "system.login.user",
+                                f"home of the live user {user}"))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _warn_empty_passwords(plan: ScrubPlan, root: Path) -> None:
+    config = _read(root / "etc" / "ssh" / "sshd_config")
+    for line in config.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0].lower() == "permitemptypasswords" and \
+                words[1].lower() == "yes":
+            plan.notes.append("sshd_config has 'PermitEmptyPasswords yes' and the live login "
+                              "has no password: anyone on the network can log in; set "
+                              "system.login.password")
+            return
+
+
+# -- findings ------------------------------------------------------------------------------
+def find_removed(root: Path, sources: Sequence[str], other: Sequence[excludes.Pattern],
+                 plan: ScrubPlan) -> list[Finding]:
+    """What the scrub's patterns leave out of ``sources``: each excluded file or directory
+    (with what it holds), met by walking the root with every exclude applied."""
+    scrub_patterns = set(map(id, plan.patterns))
+    found = []
+    for entry in excludes.walk(root, sources, [*other, *plan.all_patterns()]):
+        pattern = entry.excluded_by
+        if pattern is None or id(pattern) not in scrub_patterns:
+            continue
+        files, size = excludes.tree_totals(root / entry.relpath) if entry.is_dir else (
+            1, entry.st.st_size)
+        path = entry.relpath + ("/" if entry.is_dir else "")
+        found.append(Finding("removed", path, pattern.option, pattern.reason, files, size))
+    return found
+
+
+def changed_findings(plan: ScrubPlan, tops: Iterable[str],
+                     homes: bool = False) -> list[Finding]:
+    """The replaced, added and recreated entries under the top-level dirs ``tops`` (and the
+    live user's home, wherever it is, with ``homes``)."""
+    inside = set(tops)
+    out = []
+    for r in plan.replacements:
+        if r.path.split("/")[0] in inside:
+            out.append(Finding("replaced" if r.replaces else "added", r.path, r.option, r.why,
+                               1, len(r.content)))
+    for d in plan.new_dirs:
+        if d.path.split("/")[0] in inside or (homes and d.option == "system.login.user"):
+            out.append(Finding("recreated" if d.option != "system.login.user" else "added",
+                               d.path + "/", d.option, d.why, 1, 0))
+    return out
+
+
+def report(title: str, findings: Sequence[Finding], notes: Sequence[str]) -> list[str]:
+    """The report's lines: a title, each finding, the notes, a total."""
+    lines = [f"== scrub: {title}"]
+    lines += [f.line() for f in findings] or ["nothing to remove or replace"]
+    lines += [f"note: {n}" for n in notes]
+    removed = [f for f in findings if f.action == "removed"]
+    lines.append(f"-- {len(removed)} removed ({sum(f.files for f in removed)} files, "
+                 f"{human(sum(f.size for f in removed))}), "
+                 f"{sum(f.action == 'replaced' for f in findings)} replaced, "
+                 f"{sum(f.action in ('added', 'recreated') for f in findings)} added")
+    return lines
+
+
+REPORT_NAME = "scrub.txt"
+
+
+def publish_report(build: Build, stage: str, lines: Sequence[str], out: Path) -> Path:
+    """Write this stage's part of the report into its output dir, and the whole report
+    (system image and /etc archive) to ``out/PROFILE.scrub.txt``."""
+    (out / REPORT_NAME).write_text("\n".join(lines) + "\n")
+    parts = []
+    for name in ("system", "writable"):
+        if name == stage:
+            parts.append(out / REPORT_NAME)
+        elif (build.done_dir(name) / REPORT_NAME).is_file():
+            parts.append(build.done_dir(name) / REPORT_NAME)
+    target = build.work / "out" / f"{build.profile.name}.scrub.txt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"# What livecd-tui left out of or replaced in the packed copy of "
+              f"{build.system_root} (profile {build.profile.name}).\n"
+              "# The system itself was not changed. Options: system.scrub.*, "
+              "system.login.*\n")
+    text = header + "".join(p.read_text() for p in parts)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
+    return target
+
+
+# -- the squashfs --------------------------------------------------------------------------
+EXCLUDE_FILE = "scrub.exclude"
+PSEUDO_FILE = "scrub.pseudo"
+STAGED_DIR = "scrub"
+
+
+def pseudo_name(path: str) -> str:
+    """A path as a pseudo-file definition names it (quoted when it has blanks or quotes)."""
+    if any(c.isspace() or c in "\"\\" for c in path):
+        return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return path
+
+
+def write_squashfs_lists(plan: ScrubPlan, root: Path, sources: Sequence[str],
+                         other: Sequence[excludes.Pattern], out: Path) -> None:
+    """The exclude list and pseudo-file definitions mksquashfs reads (``-ef``, ``-pf``),
+    and the staged replacement files they name."""
+    tops = set(sources)
+    patterns = [*other, *plan.all_patterns()]
+    matcher = excludes.Matcher(patterns)
+    excluded_lines = [p.text for p in plan.all_patterns()]
+    pseudo: list[str] = []
+    defined: set[str] = set()
+
+    def present(rel: str) -> bool:
+        """Whether the image has ``rel`` as a directory from the source."""
+        if rel.split("/")[0] not in tops or matcher.excluded(rel) is not None:
+            return False
+        host = root / rel
+        return host.is_dir() and not host.is_symlink()
+
+    def parents(rel: str) -> None:
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            parent = "/".join(parts[:i])
+            if parent not in defined and not present(parent):
+                pseudo.append(f"{pseudo_name(parent)} d 755 0 0")
+                defined.add(parent)
+
+    staged = out / STAGED_DIR
+    for d in sorted(plan.new_dirs, key=lambda d: d.path.count("/")):
+        if d.path.split("/")[0] not in tops and d.option != "system.login.user":
+            continue
+        if present(d.path) or d.path in defined:
+            continue
+        parents(d.path)
+        pseudo.append(f"{pseudo_name(d.path)} d {d.mode:o} {d.uid} {d.gid}")
+        defined.add(d.path)
+    for r in plan.replacements:
+        if r.path.split("/")[0] not in tops:
+            continue
+        target = staged / r.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(r.content)
+        parents(r.path)
+        pseudo.append(f"{pseudo_name(r.path)} f {r.mode:o} {r.uid} {r.gid} cat "
+                      f"{shlex.quote(str(target))}")
+    (out / EXCLUDE_FILE).write_text("".join(line + "\n" for line in excluded_lines))
+    (out / PSEUDO_FILE).write_text("".join(line + "\n" for line in pseudo))
+
+
+def image_paths(image: Path) -> set[str]:
+    """Every path in a squashfs image, relative to its root (``unsquashfs -l``)."""
+    result = subprocess.run(["unsquashfs", "-l", str(image)], capture_output=True, text=True,
+                            errors="surrogateescape", check=False)
+    if result.returncode != 0:
+        raise ScrubError(f"unsquashfs -l {image} failed: {result.stderr.strip()}")
+    prefix = "squashfs-root/"
+    return {line[len(prefix):] for line in result.stdout.splitlines()
+            if line.startswith(prefix)}
+
+
+def image_file(image: Path, path: str) -> bytes | None:
+    """One file's content from the image (``unsquashfs -cat``)."""
+    result = subprocess.run(["unsquashfs", "-cat", str(image), path], capture_output=True,
+                            check=False)
+    return result.stdout if result.returncode == 0 else None
+
+
+def verify_image(image: Path, findings: Sequence[Finding], plan: ScrubPlan) -> list[str]:
+    """Problems with the image: a removed file that is in it, a replaced one whose content
+    differs from livecd-tui's. Empty when the scrub held."""
+    paths = image_paths(image)
+    kept_dirs = {d.path for d in plan.new_dirs}
+    problems = []
+    for f in findings:
+        rel = f.path.rstrip("/")
+        if f.action == "removed":
+            if rel in kept_dirs:
+                inside = sorted(p for p in paths if p.startswith(rel + "/"))
+                if inside:
+                    problems.append(f"{rel} should be empty but holds {inside[0]}")
+            elif rel in paths:
+                problems.append(f"{rel} is in the image")
+        elif f.action in ("replaced", "added") and not f.path.endswith("/"):
+            wanted = next(r.content for r in plan.replacements if r.path == rel)
+            if image_file(image, rel) != wanted:
+                problems.append(f"{rel} in the image is not livecd-tui's replacement")
+    return problems
+
+
+# -- the /etc archive's staging tree ---------------------------------------------------------
+def apply_to_tree(plan: ScrubPlan, tree: Path, add_new: bool = True) -> list[Finding]:
+    """Scrub a staging tree in place (a copy made for packing, never the system).
+
+    ``add_new``: also write the files the system does not have (drop-ins); off for the
+    overlay's /etc overrides, whose system image has them already.
+    """
+    tops = sorted(n for n in os.listdir(tree) if (tree / n).is_dir())
+    findings = find_removed(tree, tops, [], plan)
+    replaced = {r.path for r in plan.replacements}
+    for f in findings:
+        path = tree / f.path.rstrip("/")
+        if f.path.rstrip("/") in replaced:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    for d in plan.new_dirs:
+        if d.path.split("/")[0] in tops:
+            (tree / d.path).mkdir(parents=True, exist_ok=True)
+            _own(tree / d.path, d.mode, d.uid, d.gid)
+    for r in plan.replacements:
+        if r.path.split("/")[0] not in tops or not (add_new or os.path.lexists(tree / r.path)):
+            continue
+        target = tree / r.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.write_bytes(r.content)
+        _own(target, r.mode, r.uid, r.gid)
+    findings = [f for f in findings if f.path.rstrip("/") not in replaced]
+    written = [f for f in changed_findings(plan, tops)
+               if add_new or f.action != "added" or os.path.lexists(tree / f.path)]
+    return findings + written
+
+
+def _own(path: Path, mode: int, uid: int, gid: int) -> None:
+    os.chmod(path, mode)
+    if os.geteuid() == 0:
+        os.lchown(path, uid, gid)
+
+
+# -- bash equivalents ------------------------------------------------------------------------
+def script_lines(build: Build, root: Path, out: Path) -> list[str]:
+    """The scrub by hand: the static patterns, locked account files and an empty
+    machine-id as pseudo files. (The live login and the per-directory parts are done by
+    livecd-tui; see docs/method.md.)"""
+    exclude = q(out / EXCLUDE_FILE)
+    pseudo = q(out / PSEUDO_FILE)
+    staged = out / STAGED_DIR / "etc"
+    lines = [f"cat > {exclude} <<'EOF'"]
+    lines[-1] += "\n" + "".join(p.text + "\n" for p in static_patterns(build)) + "EOF"
+    lines += [f": > {pseudo}", f"mkdir -p {q(staged)}"]
+    if enabled(build, "system.scrub.passwords"):
+        for name in ("passwd", "shadow", "group", "gshadow"):
+            src = q(root / "etc" / name)
+            dest = q(staged / name)
+            lines.append(
+                f"[ ! -f {src} ] || {{ awk -F: -v OFS=: "
+                f"'NF > 1 && $1 !~ /^[#+-]/ && $2 !~ /^(\\*|!|!!|!\\*|x)$/ {{$2 = \"!\"}} 1' "
+                f"{src} > {dest} && echo etc/{name} >> {exclude} && "
+                f"echo \"etc/{name} f $(stat -c '%a %u %g' {src}) cat {dest}\" >> {pseudo}; }}")
+    if enabled(build, "system.scrub.machine_id"):
+        src = q(root / "etc" / "machine-id")
+        lines.append(f"[ ! -f {src} ] || {{ : > {q(staged / 'machine-id')} && "
+                     f"echo etc/machine-id >> {exclude} && echo \"etc/machine-id f "
+                     f"$(stat -c '%a %u %g' {src}) cat {q(staged / 'machine-id')}\" "
+                     f">> {pseudo}; }}")
+    return lines
+
+
+def q(value: str | Path) -> str:
+    return shlex.quote(str(value))
