@@ -20,7 +20,7 @@ from livecd_tui import cpio, elf, kmod
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.kernel import driver_groups, kernel_info
-from livecd_tui.stages.system import find_busybox
+from livecd_tui.stages.system import check_kernel_modules, find_busybox
 from livecd_tui.steps import Action, Step, command, q, write_file_lines
 
 #: Where things live on the CD; the init script gets them from livecd.conf.
@@ -168,6 +168,7 @@ def populate_initrd(ctx: StepContext) -> None:
     modules = initrd_modules(build, ctx.log)
     info = kernel_info(build)
     if modules and info.modules_dir is not None:
+        check_kernel_modules(build, info.modules_dir, "the initrd", ctx.log)
         target = tree / "lib" / "modules" / info.release
         for rel in modules:
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
