@@ -120,6 +120,11 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
     where = session.parent
     work = where / "cache" / "livecd-tui" / "demo"
     wait_for("Kernel  --->")
+    # An edit left unsaved: the build uses it, and it outlives the terminal.
+    keys("/", *"menu title", "Enter")
+    wait_for("Menu title")
+    keys("Enter", "C-u", *"lost edit", "Enter")
+    wait_for("(lost edit) Menu title")
     keys("b")
     wait_for("preflight")
     keys("a")
@@ -149,8 +154,10 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
     again = SESSION + "-again"
     open_app(again, where)
     try:
-        wait_for("livecd-tui", session=again)
-        time.sleep(1)  # the first screen
+        wait_for("Restore them?", session=again)
+        assert "bootloader.title: 'livecd-tui demo' → 'lost edit'" in screen(again)
+        keys("r", session=again)
+        wait_for("Edits restored", session=again)
         if runner.read_lock(work) is not None:
             wait_for("Following the build", session=again)
             assert any("running" in row for row in stage_rows(screen(again)))
@@ -164,6 +171,7 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
         for line in status.splitlines()[3:]:
             assert " done " in line, status  # boottest done: the ISO booted
         assert (work / "out" / "demo.iso").is_file()
+        assert "lost edit" in (work / "stages/bootloader/boot/grub/grub.cfg").read_text()
         if "preflight" not in screen(again):
             keys("b", session=again)
         deadline = time.monotonic() + 15
@@ -171,12 +179,17 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
             assert time.monotonic() < deadline, "the screen:\n" + screen(again)
             time.sleep(0.2)
         assert "livecd-tui" in screen(again).splitlines()[0], "a scrambled screen"
+        assert "unsaved" in screen(again)
         keys("q", session=again)
+        wait_for("unsaved changes", session=again)
+        keys("d", session=again)
         deadline = time.monotonic() + 15
         while subprocess.run(["tmux", "has-session", "-t", again],
                              capture_output=True).returncode == 0:
             assert time.monotonic() < deadline, "q did not quit:\n" + screen(again)
             time.sleep(0.2)
+        assert not list((where / "state").glob("livecd-tui/recovery/*.toml")), \
+            "a clean quit leaves no recovery file"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", again], check=False)
         runner.stop(work)

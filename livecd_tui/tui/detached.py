@@ -121,8 +121,11 @@ class FollowFeed:
             elif isinstance(event, OutputLine):
                 emit(event, 0.0)
                 self._step_header(event, emit)
-            elif isinstance(event, StageFinished) and event.status == "failed":
+            elif isinstance(event, StageFinished) and event.status in ("failed",
+                                                                       "interrupted"):
                 state = load_state(self.build, event.stage)
+                if state.ended is not None and state.ended < self.since:
+                    return  # an earlier run's: the screen shows it already, or reruns it
                 failure = None
                 if state.failure:
                     with contextlib.suppress(TypeError):
