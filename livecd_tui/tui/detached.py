@@ -112,20 +112,20 @@ class FollowFeed:
         """Emit what happened since the last poll."""
         def enrich(event: Event) -> None:
             if isinstance(event, StageStarted):
-                state = load_state(self.build, event.stage)
-                steps = self._plan(event.stage)
-                self._steps[event.stage] = steps
-                self._next[event.stage] = 0
-                age = max(0.0, time.time() - state.started) if state.started else 0.0
-                emit(StageStarted(event.stage, len(steps)), age)
+                self._started(event.stage, emit)
             elif isinstance(event, OutputLine):
                 emit(event, 0.0)
                 self._step_header(event, emit)
-            elif isinstance(event, StageFinished) and event.status in ("failed",
-                                                                       "interrupted"):
+            elif isinstance(event, StageFinished) and event.status != "skipped":
                 state = load_state(self.build, event.stage)
                 if state.ended is not None and state.ended < self.since:
-                    return  # an earlier run's: the screen shows it already, or reruns it
+                    if event.status != "done":
+                        return  # an earlier run's: the screen shows it, or reruns it
+                elif event.stage not in self._steps:
+                    # It started and ended between two looks: show its whole log.
+                    self._started(event.stage, emit)
+                    for line in self._log_lines(event.stage):
+                        enrich(OutputLine(event.stage, line))
                 failure = None
                 if state.failure:
                     with contextlib.suppress(TypeError):
@@ -135,6 +135,21 @@ class FollowFeed:
                 emit(event, 0.0)
 
         self.follower.poll(enrich)
+
+    def _started(self, name: str, emit: Emit) -> None:
+        state = load_state(self.build, name)
+        steps = self._plan(name)
+        self._steps[name] = steps
+        self._next[name] = 0
+        age = max(0.0, time.time() - state.started) if state.started else 0.0
+        emit(StageStarted(name, len(steps)), age)
+
+    def _log_lines(self, name: str) -> list[str]:
+        try:
+            return (self.work / "logs" / f"{name}.log").read_text(errors="replace") \
+                .splitlines()
+        except OSError:
+            return []
 
     def building(self) -> bool:
         return self.follower.building()
