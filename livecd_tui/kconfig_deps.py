@@ -181,7 +181,7 @@ class _Reader:
             if not stripped:
                 continue
             word, _, rest = stripped.replace("\t", " ").partition(" ")
-            rest = rest.strip()
+            rest = " ".join(rest.split())
             if word in ("help", "---help---"):
                 help_indent = _indent(line)
                 continue
@@ -483,9 +483,10 @@ def _simple_cmp(node: Node) -> bool:
     return (op == "=" and right in ("y", "m")) or (op == "!=" and right == "n")
 
 
-def needs_for(index: KconfigIndex, name: str, value: str,
-              config: Mapping[str, str]) -> Needs:
-    """The symbols to set (and obstacles) for ``name`` to take ``value`` under ``config``.
+def needs_for(index: KconfigIndex, name: str, value: str, config: Mapping[str, str],
+              modules: bool = False) -> Needs:
+    """The symbols to set (and obstacles) for ``name`` to take ``value`` under ``config``;
+    with ``modules``, a tristate dependency that may be a module is asked as ``m``.
 
     Only direct conditions are followed; the fix runs olddefconfig and asks again for the
     symbols that still did not stick, so dependencies of dependencies come in later rounds.
@@ -504,7 +505,7 @@ def needs_for(index: KconfigIndex, name: str, value: str,
                 node = parse_expr(expr)
             except (ValueError, IndexError):
                 continue
-            needs.merge(_needs_expr(node, want, config, index, value == "m"))
+            needs.merge(_needs_expr(node, want, config, index, modules))
         if not definition.prompt:
             selectors = index.selected_by.get(name, [])
             needs.obstacles.append(

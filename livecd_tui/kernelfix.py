@@ -237,7 +237,8 @@ def asks_for(findings: Sequence[Finding], config: Mapping[str, str], release: st
     built in (``y``) unless ``modules`` (then ``m`` for a tristate, when the kernel has
     modules); with alternatives, the one needing the fewest changes."""
     asks: list[Ask] = []
-    has_modules = config.get("MODULES") == "y"
+    has_modules = config.get("MODULES") == "y" or any(
+        f.requirement.symbol == "MODULES" for f in findings)
     for finding in findings:
         if not kconfig.fixable(finding, release):
             continue
@@ -324,7 +325,7 @@ def plan_fix(tree: Path, reqs: Sequence[Requirement], release: str | None = None
                                                                     a.value)]
             added = False
             for ask in stuck_not:
-                needs = kconfig_deps.needs_for(index, ask.symbol, ask.value, result)
+                needs = kconfig_deps.needs_for(index, ask.symbol, ask.value, result, modules)
                 for name, value in needs.set.items():
                     added |= _merge(asks, Ask(name, value, f"{ask.symbol} depends on it",
                                               dependency=True))

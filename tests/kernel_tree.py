@@ -26,6 +26,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from livecd_tui.kconfig_deps import dependency_hint
+from livecd_tui.kernelfix import config_args
+
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 TREE_NAME = "linux-source-6.1"
 FRAGMENT = Path(__file__).resolve().parent.parent / "livecd_tui" / "data" / "classic-kernel.config"
@@ -81,33 +84,6 @@ def missing_symbols(config: dict[str, str], wanted: dict[str, str]) -> dict[str,
     return bad
 
 
-def _dependency_hint(tree: Path, name: str, config: dict[str, str]) -> str:
-    """The direct ``depends on`` lines of ``name`` in the Kconfig files, with current values."""
-    pattern = re.compile(rf"^\s*(?:menu)?config\s+{re.escape(name)}\s*$")
-    hints: list[str] = []
-    for kconfig in sorted(tree.rglob("Kconfig*")):
-        if not kconfig.is_file():
-            continue
-        lines = kconfig.read_text(errors="replace").splitlines()
-        for i, line in enumerate(lines):
-            if not pattern.match(line):
-                continue
-            for follow in lines[i + 1 :]:
-                stripped = follow.strip()
-                if re.match(
-                    r"^(?:menu)?config\s|^(?:endmenu|endif|endchoice|choice|if)\b", stripped
-                ):
-                    break
-                if stripped.startswith("depends on"):
-                    expr = stripped[len("depends on") :].strip()
-                    syms = sorted(set(re.findall(r"\b[A-Z][A-Z0-9_]+\b", expr)))
-                    vals = ", ".join(f"{s}={config.get(s, 'n')}" for s in syms)
-                    hints.append(f"depends on {expr} [{vals}] ({kconfig.relative_to(tree)})")
-    if not hints:
-        return "no direct 'depends on' found (check enclosing menus/ifs or choices)"
-    return "; ".join(hints)
-
-
 def _run(cmd: list[str], cwd: Path) -> None:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -145,23 +121,6 @@ def _unpack(cache_dir: Path, tarball: Path) -> Path:
     return tree
 
 
-def config_args(wanted: dict[str, str]) -> list[str]:
-    """``scripts/config`` arguments that set ``wanted``."""
-    args: list[str] = []
-    for name, value in wanted.items():
-        if value == "y":
-            args += ["--enable", name]
-        elif value == "m":
-            args += ["--module", name]
-        elif value == "n":
-            args += ["--disable", name]
-        elif re.fullmatch(r"-?(0x[0-9a-fA-F]+|\d+)", value):
-            args += ["--set-val", name, value]
-        else:
-            args += ["--set-str", name, value]
-    return args
-
-
 def prepare_classic_kernel_tree(
     cache_dir: Path | None = None,
     fragment: Path = FRAGMENT,
@@ -193,7 +152,7 @@ def prepare_classic_kernel_tree(
         bad = missing_symbols(config, wanted)
         if bad:
             lines = [
-                f"  {name}: asked {wanted[name]}, got {got}; {_dependency_hint(tree, name, config)}"
+                f"  {name}: asked {wanted[name]}, got {got}; {dependency_hint(tree, name, config)}"
                 for name, got in bad.items()
             ]
             raise KernelTreeError(
@@ -202,6 +161,30 @@ def prepare_classic_kernel_tree(
             )
         stamp.write_text(digest + "\n")
         return tree
+
+
+def tinyconfig(tree: Path, dest: Path) -> Path:
+    """Write what ``make tinyconfig`` makes into ``dest`` (a ``.config`` outside the tree),
+    leaving the tree's own ``.config`` alone.
+
+    6.1's ``tinyconfig`` merges its fragments into the tree's ``.config`` whatever
+    ``KCONFIG_CONFIG`` says, so this does the same in one step: ``allnoconfig`` with the
+    fragments as ``KCONFIG_ALLCONFIG``.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fragment = dest.parent / "tiny.fragment"
+    fragment.write_text("".join(
+        (tree / part).read_text()
+        for part in ("kernel/configs/tiny-base.config", "kernel/configs/tiny.config",
+                     "arch/x86/configs/tiny.config")))
+    env = {**os.environ, "KCONFIG_CONFIG": str(dest.resolve()),
+           "KCONFIG_ALLCONFIG": str(fragment.resolve())}
+    proc = subprocess.run(["make", "-s", "-C", str(tree), "allnoconfig"], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise KernelTreeError(f"allnoconfig failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    fragment.unlink()
+    return dest
 
 
 def built_kernel(tree: Path) -> Path | None:

@@ -489,3 +489,97 @@ def test_extract_ikconfig_from_test_kernel() -> None:
     assert parse_config(text) == parse_config((tree / ".config").read_text())
     found = kconfig.find_config(image, release)
     assert found is not None and found[0].endswith("(IKCONFIG)")
+
+
+# ----------------------------------------------------------------------------- by purpose
+
+
+def test_groups_and_presets() -> None:
+    assert set(kconfig.PRESETS) == {"minimal", "rescue", "desktop"}
+    assert kconfig.preset_groups("minimal") == ()
+    assert set(kconfig.preset_groups("rescue")) >= {"disk", "filesystems"}
+    assert set(kconfig.preset_groups("desktop")) >= {"sound", "network"}
+    for preset, groups in kconfig.PRESETS.items():
+        assert all(g in kconfig.GROUPS for g in groups), preset
+    by = {r.symbol: r for r in kconfig.group_requirements(["disk", "filesystems"])}
+    assert {"SATA_AHCI", "BLK_DEV_NVME", "VIRTIO_BLK", "EXT4_FS", "BTRFS_FS"} <= set(by)
+    sound = {r.symbol for r in kconfig.group_requirements(["sound"])}
+    assert {"SND", "SND_HDA_INTEL"} <= sound
+    network = {r.symbol for r in kconfig.group_requirements(["network"])}
+    assert {"NET", "INET", "E1000", "VIRTIO_NET"} <= network
+    for group in kconfig.GROUPS:
+        reqs = kconfig.group_requirements([group])
+        assert reqs and len({r.symbol for r in reqs}) == len(reqs)
+        assert all(r.reason and "\n" not in r.reason for r in reqs)
+    with pytest.raises(ValueError):
+        kconfig.preset_groups("gaming")
+    with pytest.raises(ValueError):
+        kconfig.group_requirements(["printers"])
+
+
+@pytest.mark.skipif(not DEBIAN_CONFIGS, reason="no Debian 6.1 config in /boot")
+@pytest.mark.parametrize("group", list(kconfig.GROUPS))
+def test_debian_kernel_has_every_group(group: str) -> None:
+    """A distribution kernel has every driver group (as modules): the symbols are real."""
+    path = DEBIAN_CONFIGS[-1]
+    reqs = kconfig.group_requirements([group])
+    findings = check(parse_config(path.read_text()), reqs, path.name[len("config-"):])
+    assert all(f.state in ("ok", "module") for f in findings), [
+        (f.requirement.symbol, f.message) for f in findings if f.state not in ("ok", "module")
+    ]
+
+
+def test_too_old_kernel_says_choose_another_compressor() -> None:
+    reqs = _reqs(initrd_compression="zstd", squashfs_compressor="zstd")
+    config = _all_yes(reqs)
+    del config["RD_ZSTD"], config["SQUASHFS_ZSTD"]
+    by = _by_symbol(check(config, reqs, "5.4.0"))
+    assert by["RD_ZSTD"].state == "missing"
+    assert "only since Linux 5.9" in by["RD_ZSTD"].message
+    assert not kconfig.fixable(by["RD_ZSTD"], "5.4.0")
+    # 5.4 has zstd squashfs (4.14): enabling it is the fix
+    assert by["SQUASHFS_ZSTD"].state == "missing"
+    assert "since" not in by["SQUASHFS_ZSTD"].message
+    assert kconfig.fixable(by["SQUASHFS_ZSTD"], "5.4.0")
+    old = _by_symbol(check(config, reqs, "4.9.0"))
+    assert "since Linux 4.14" in old["SQUASHFS_ZSTD"].message
+    # on a new enough kernel the same finding is simply missing, and fixable
+    newer = _by_symbol(check(config, reqs, "6.1.0"))
+    assert "since" not in newer["RD_ZSTD"].message
+    assert kconfig.fixable(newer["RD_ZSTD"], "6.1.0")
+
+
+def test_classic_on_linux_7_is_not_fixable() -> None:
+    reqs = _reqs(initrd_format="classic", writable="classic")
+    by = _by_symbol(check(_all_yes(reqs), reqs, "7.0.0"))
+    assert by["BLK_DEV_INITRD"].state == "wrong"
+    assert not kconfig.fixable(by["BLK_DEV_INITRD"], "7.0.0")
+    assert not kconfig.fixable(by["TMPFS"], "7.0.0")  # ok: nothing to fix
+
+
+@pytest.mark.parametrize(
+    ("kw", "symbols"),
+    [
+        ({"initrd_format": "classic"}, {"BLK_DEV_RAM", "BLK_DEV_RAM_SIZE", "EXT2_FS"}),
+        ({"writable": "overlay"}, {"OVERLAY_FS"}),
+        ({"squashfs_compressor": "lz4"}, {"SQUASHFS_LZ4"}),
+        ({"initrd_compression": "xz"}, {"RD_XZ"}),
+        ({"media": ["usb"]}, {"USB_STORAGE", "BLK_DEV_SD", "VFAT_FS"}),
+        ({"media": ["virtio"]}, {"VIRTIO_BLK", "SCSI_VIRTIO"}),
+        ({"media": ["nvme"]}, {"BLK_DEV_NVME"}),
+        ({"uefi": True}, {"VFAT_FS"}),
+    ],
+)
+def test_each_choice_adds_its_symbols_and_each_is_checked(
+    kw: dict[str, object], symbols: set[str]
+) -> None:
+    """Every requirement set: its symbols appear, and removing any one is caught."""
+    reqs = _reqs(**kw)
+    by = {r.symbol: r for r in reqs}
+    assert symbols <= set(by)
+    for symbol in symbols:
+        config = _all_yes(reqs)
+        config.pop(symbol, None)
+        finding = _by_symbol(check(config, reqs, "6.1.0"))[symbol]
+        assert finding.state == "missing", symbol
+        assert by[symbol].reason in finding.message
