@@ -270,8 +270,7 @@ class LiveCDApp(App[None]):
         if screen.following:
             def background(answer: str | None) -> None:
                 if answer == "leave":
-                    screen.unfollow()
-                    then()
+                    then()  # the screen lets go of the build when the app quits or forgets it
                 elif answer == "stop":
                     self.notify("Stopping the build…", timeout=3)
                     screen.stop_build(then)
