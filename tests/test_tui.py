@@ -897,3 +897,21 @@ async def test_a_build_started_here_goes_on_after_quitting(tiny: Profile,
     assert (work / "out" / "demo.iso").is_file()
     assert "edited, not saved" in (work / "stages/bootloader/boot/grub/grub.cfg").read_text()
     assert 'title = "edited, not saved"' in (work / ".snapshot/demo.toml").read_text()
+
+
+@pilot_test
+async def test_quitting_can_stop_a_background_build(tiny: Profile, stop_builds: Path) -> None:
+    work = stop_builds
+    app = real_app(tiny)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b", "a")
+        screen = app.screen
+        assert isinstance(screen, BuildScreen)
+        await wait_until(pilot, lambda: screen.follow_pid is not None
+                         and runner.running_stage(work) not in (None, "preflight"), timeout=30)
+        await pilot.press("q", "s")  # stop it, then quit
+        await wait_until(pilot, lambda: not app.is_running, timeout=30)
+    assert runner.read_lock(work) is None
+    status = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "status", str(work)],
+                            capture_output=True, text=True, check=True).stdout
+    assert "interrupted" in status and "running" not in status.split("\n", 2)[2], status
