@@ -717,7 +717,7 @@ async def test_unsaved_edits_are_kept_and_offered_back(demo: Profile) -> None:
     async with again.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert isinstance(again.screen, ConfirmScreen)
-        assert "iso.checksum: True → False" in again.screen.question
+        assert "iso.checksum: true → false" in again.screen.question
         await pilot.press("r")
         await pilot.pause()
         assert isinstance(again.screen, EditorScreen)

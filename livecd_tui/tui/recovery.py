@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from livecd_tui.options import OPTIONS
+from livecd_tui.options import OPTIONS, format_value
 from livecd_tui.profile import Profile, ProfileError, write_atomically
 
 
@@ -95,5 +95,5 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, A
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = format_value(value)
     return text if len(text) <= 30 else text[:29] + "…"
