@@ -10,6 +10,7 @@ import asyncio
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -751,6 +752,18 @@ async def test_kept_edits_can_be_discarded_and_a_clean_quit_keeps_none(demo: Pro
         await pilot.press("q", "d")  # quit, discarding: a clean quit leaves nothing behind
         await pilot.pause()
     assert not recovery.recovery_path(demo.path).exists()
+
+
+@pilot_test
+async def test_a_hang_up_keeps_the_edit_made_just_before(demo: Profile) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await go_to(pilot, app, "iso.checksum")
+        await pilot.press("space")
+        os.kill(os.getpid(), signal.SIGHUP)  # the terminal went away, at once
+        await wait_until(pilot, lambda: not app.is_running)
+    assert app.return_code == 129
+    assert "checksum = false" in recovery.recovery_path(demo.path).read_text()
 
 
 async def wait_until(pilot: Pilot[None], condition: Callable[[], bool],

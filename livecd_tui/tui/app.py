@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.reactive import reactive
@@ -73,6 +73,8 @@ class LiveCDApp(App[None]):
         #: The recovery file last written, and the timer that writes the next one.
         self._kept: Path | None = None
         self._keep_timer: Timer | None = None
+        #: Whether the app is the program (``run``), not a test's (``run_test``).
+        self._own_process = False
 
     def on_mount(self) -> None:
         self._show_title()
@@ -102,11 +104,17 @@ class LiveCDApp(App[None]):
                 self._kept = recovery.keep(self.profile)
         if self._build_screen is not None:
             self._build_screen.hang_up()
-        # Exiting draws on a terminal that is gone: make sure the process ends anyway.
-        timer = threading.Timer(HANGUP_EXIT_GRACE, os._exit, (129,))
-        timer.daemon = True
-        timer.start()
+        if self._own_process:
+            # Exiting draws on a terminal that is gone: make sure the process ends anyway.
+            timer = threading.Timer(HANGUP_EXIT_GRACE, os._exit, (129,))
+            timer.daemon = True
+            timer.start()
         self.exit(return_code=129)
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        """Run in a terminal, as the program (the process is the app's to end)."""
+        self._own_process = True
+        super().run(*args, **kwargs)
 
     # -- state -------------------------------------------------------------------------
     @property
