@@ -111,10 +111,10 @@ class LiveCDApp(App[None]):
             timer.start()
         self.exit(return_code=129)
 
-    def run(self, *args: Any, **kwargs: Any) -> None:
+    def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run in a terminal, as the program (the process is the app's to end)."""
-        self._own_process = True
-        super().run(*args, **kwargs)
+        self._own_process = not kwargs.get("headless", False)
+        return super().run(*args, **kwargs)
 
     # -- state -------------------------------------------------------------------------
     @property
