@@ -566,7 +566,7 @@ class BuildScreen(Screen[None]):
                 self._update_row(name)
                 pane = self.pane(name)
                 if pane.objects:
-                    pane.detail = f"{pane.objects} objects made"
+                    pane.detail = pane.objects_detail()
 
     def _write_lines(self, lines: dict[str, list[str]]) -> None:
         for name, batch in lines.items():

@@ -43,6 +43,8 @@ class CheckScreen(ModalScreen[str | None]):
         Binding("j", "cursor(1)", "Down", show=False),
         Binding("k", "cursor(-1)", "Up", show=False),
         Binding("r", "recheck", "Check again"),
+        Binding("K", "kernel", "Kernel", tooltip="Each kernel requirement in a table; fix the "
+                "tree's .config or run menuconfig"),
     ]
 
     def __init__(self, profile: Profile, checker: Checker | None = None) -> None:
@@ -53,7 +55,7 @@ class CheckScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog full", id="checks") as box:
             box.border_title = "Check"
-            box.border_subtitle = "Enter: go to the option   r: again   Esc: close"
+            box.border_subtitle = "Enter: go to the option   K: kernel   r: again   Esc: close"
             yield OptionList(ListOption(Text("checking…", style="italic"), disabled=True),
                              id="findings")
 
@@ -117,6 +119,12 @@ class CheckScreen(ModalScreen[str | None]):
             findings.action_cursor_down()
         else:
             findings.action_cursor_up()
+
+    def action_kernel(self) -> None:
+        from livecd_tui.tui.kernel_screen import KernelScreen
+
+        # Back here afterwards, checked again: the fix or menuconfig may have changed it.
+        self.app.push_screen(KernelScreen(self.profile), lambda _: self.action_recheck())
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -63,6 +63,8 @@ class EditorScreen(Screen[None]):
         Binding("S", "save_as", "Save as", show=False, tooltip="Save under another name"),
         Binding("o", "open", "Open", show=False, tooltip="Open another profile"),
         Binding("c", "checks", "Check", tooltip="Problems, missing tools, kernel config"),
+        Binding("K", "kernel", "Kernel check", tooltip="Each kernel requirement against the "
+                "kernel's config; fix it or run menuconfig (in the Kernel menu)"),
         Binding("p", "plan", "Plan", show=False, tooltip="Every command the build will run"),
         Binding("b", "build", "Build", tooltip="The build screen"),
         Binding("q", "quit", "Quit", tooltip="Quit (asks before losing changes)"),
@@ -103,6 +105,7 @@ class EditorScreen(Screen[None]):
     @on(Tree.NodeHighlighted)
     def _highlighted(self) -> None:
         self._show_help()
+        self.refresh_bindings()
 
     def _show_help(self) -> None:
         key = self.menu_tree.current_key
@@ -189,6 +192,18 @@ class EditorScreen(Screen[None]):
 
     def action_checks(self) -> None:
         self.app.show_checks()
+
+    def action_kernel(self) -> None:
+        from livecd_tui.tui.kernel_screen import KernelScreen
+
+        self.app.push_screen(KernelScreen(self.profile))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The kernel check belongs to the Kernel menu: its key shows there."""
+        if action == "kernel":
+            key = self.menu_tree.current_key if self.is_mounted else None
+            return bool(key and (key == "kernel" or key.startswith("kernel.")))
+        return True
 
     def action_plan(self) -> None:
         self.app.show_plan()

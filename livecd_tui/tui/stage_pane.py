@@ -17,14 +17,13 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Log, OptionList, ProgressBar, Static
 
+from livecd_tui import kbuild
 from livecd_tui.engine import Failure, Stage
 from livecd_tui.qemu import BOOT_PHASES, boot_phase
 
 #: Lines each pane keeps in memory (the full log is in WORK/logs/STAGE.log).
 MAX_LINES = 2000
 
-#: kbuild's quiet output: one line per object made ("  CC [M]  drivers/foo.o").
-_MAKE_OBJECT = re.compile(r"^  (CC|LD|AR|AS|HOSTCC|HOSTLD)( \[M\])?\s")
 _MKSQUASHFS = re.compile(r"\]\s+\d+/\d+\s+(\d{1,3})%\s*$")
 _XORRISO = re.compile(r"UPDATE\s*:\s*([\d.]+)%\s+done")
 #: The phases of a good boot, in order ("failed" is not progress).
@@ -105,8 +104,10 @@ class StagePane(Vertical):
         super().__init__(id=f"pane-{stage.name}")
         self.stage = stage
         self.log_hint = log_hint
-        #: Objects kbuild reported made in this run of the stage.
+        #: Objects kbuild reported made in this run of the stage, and how many the stage
+        #: expects (its "kbuild: about N objects to make" line; 0 when it said nothing).
         self.objects = 0
+        self.objects_expected = 0
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="pane-failure")
@@ -150,9 +151,19 @@ class StagePane(Vertical):
             if boot is not None:
                 self.within_step(boot[0])
                 self.detail = f"boot phase: {boot[1]}"
-        elif _MAKE_OBJECT.match(line):
+        elif kbuild.is_object_line(line):
             self.objects += 1
+            if self.objects_expected:
+                self.within_step(self.objects / self.objects_expected)
+        elif (expected := kbuild.parse_estimate(line)) is not None:
+            self.objects_expected = expected
         return False
+
+    def objects_detail(self) -> str:
+        """``12 objects made``, or with the stage's estimate ``12/1279 objects made``."""
+        if self.objects_expected:
+            return f"{self.objects}/{self.objects_expected} objects made"
+        return f"{self.objects} objects made"
 
     def reset(self, steps: int) -> None:
         """A fresh run of the stage: empty log, no failure, bar at zero."""
@@ -160,6 +171,7 @@ class StagePane(Vertical):
         self.output.clear()
         self.bar.update(total=max(1, steps), progress=0)
         self.objects = 0
+        self.objects_expected = 0
         self.detail = ""
 
     def watch_failure(self, failure: Failure | None) -> None:
