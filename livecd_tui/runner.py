@@ -30,6 +30,7 @@ from livecd_tui.engine import (
     StageFinished,
     StageStarted,
     load_state,
+    prepare_work_dir,
 )
 
 LOCK_FILE = "lock"
@@ -182,8 +183,12 @@ def clean(work: Path) -> None:
 def start_detached(profile: Path, work: Path, extra: list[str]) -> int:
     """Start ``livecd-tui build`` in its own session, immune to the terminal hanging up;
     its output goes to ``WORK/logs/build.out``. Returns its pid once it holds the lock."""
+    holder = read_lock(work)
+    if holder:  # before touching its output file
+        raise BuildError(f"work dir {work} is in use by a running build "
+                         f"({holder.describe(work)})")
+    prepare_work_dir(work)
     log = work / DETACHED_LOG
-    log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "livecd_tui.cli", "build", str(profile),
             "--work-dir", str(work), *extra]
     with open(log, "w") as out, open(os.devnull) as devnull:
