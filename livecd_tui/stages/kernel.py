@@ -290,7 +290,9 @@ def _tree_is_modular(tree: Path) -> bool:
 
 def kernel_inputs(build: Build) -> list[Path]:
     info = planned_kernel(build)
-    paths = [info.image]
+    # A tree's bzImage is what the stage makes, not what it reads: were it an input, every
+    # build would run the stage once more.
+    paths = [] if build.profile["kernel.source"] == "tree" else [info.image]
     if build.profile["kernel.source"] == "tree":
         tree = build.profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
         # The stamp changes only when files changed after the last build of the tree, so
