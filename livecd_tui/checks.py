@@ -162,12 +162,15 @@ def kernel_report(profile: Profile) -> KernelReport:
         config = kconfig.parse_config(found[1])
         report.findings = kconfig.check(config, reqs, release)
         report.advised = kconfig.check(config, advised, release)
-    elif info.modules_dir and info.modules_dir.is_dir():
+    elif info.modules_dir and any((info.modules_dir / name).is_file()
+                                  for name in ("modules.builtin", "modules.dep")):
         report.partial = True
         report.findings = kconfig.check_from_modules(info.modules_dir, reqs)
         report.advised = kconfig.check_from_modules(info.modules_dir, advised)
     else:
-        where = f"{tree}/.config" if tree else f"{info.image} (release {info.release})"
+        where = f"{tree}/.config" if tree else (
+            f"{info.image} (release {info.release}), and no modules.builtin or modules.dep "
+            f"in {info.modules_dir} to check instead")
         report.error = f"no kernel config found for {where}"
     return report
 
