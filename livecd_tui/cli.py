@@ -36,7 +36,7 @@ from livecd_tui.stages import STAGE_NAMES, STAGES
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROFILE = "demo"
 COMMANDS = ("build", "plan", "export-script", "check", "status", "options", "attach", "stop",
-            "clean", "kernel-fix")
+            "clean", "kernel-fix", "capture")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,6 +130,20 @@ def make_parser() -> argparse.ArgumentParser:
     status = add("status", "Show each stage's state in a work dir.")
     status.add_argument("target", help="work dir, or a profile (its default work dir)")
     status.set_defaults(func=cmd_status)
+
+    capture = add("capture", "Preview what the system stage will pack (per top-level dir), "
+                             "what it leaves out and why, and the squashfs and ISO sizes "
+                             "estimated from a sample; warn when the ISO will not fit "
+                             "iso.medium or the work dir lacks space. Exit 1 on a warning.")
+    capture.add_argument("profile")
+    capture.add_argument("--work-dir", type=Path)
+    capture.add_argument("--sample-mib", type=int, default=32, metavar="MIB",
+                         help="how much of the data the estimate packs (default 32)")
+    capture.add_argument("--no-estimate", action="store_true",
+                         help="only walk the system, pack no sample")
+    capture.add_argument("--all", action="store_true",
+                         help="list every path left out, not only examples")
+    capture.set_defaults(func=cmd_capture)
 
     options = add("options", "List every option: key, type, default and help.")
     options.add_argument("--markdown", action="store_true",
@@ -444,6 +458,17 @@ def _placeholder_profile() -> Profile:
     from livecd_tui.profile import new_profile
 
     return new_profile()
+
+
+# -- capture ---------------------------------------------------------------------------
+def cmd_capture(args: argparse.Namespace) -> int:
+    from livecd_tui.capture import preview
+
+    build = Build.for_profile(open_profile(args.profile), args.work_dir)
+    shown = preview(build, sample=not args.no_estimate, budget=max(args.sample_mib, 1) << 20,
+                    every_path=args.all)
+    print("\n".join(shown.lines))
+    return EXIT_FAILED if shown.warnings else EXIT_OK
 
 
 # -- options ---------------------------------------------------------------------------

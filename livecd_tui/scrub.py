@@ -126,6 +126,8 @@ class Finding:
     why: str
     files: int = 1
     size: int = 0
+    #: For a removed directory: the files it held (paths relative to the root).
+    contents: tuple[str, ...] = ()
 
     def line(self) -> str:
         amount = f" ({self.files} files, {human(self.size)})" if self.files > 1 else (
@@ -527,11 +529,30 @@ def find_removed(root: Path, sources: Sequence[str], other: Sequence[excludes.Pa
         pattern = entry.excluded_by
         if pattern is None or id(pattern) not in scrub_patterns:
             continue
-        files, size = excludes.tree_totals(root / entry.relpath) if entry.is_dir else (
-            1, entry.st.st_size)
-        path = entry.relpath + ("/" if entry.is_dir else "")
-        found.append(Finding("removed", path, pattern.option, pattern.reason, files, size))
+        if entry.is_dir:
+            inside = _files_below(root, entry.relpath)
+            found.append(Finding("removed", entry.relpath + "/", pattern.option, pattern.reason,
+                                 len(inside), sum(size for _, size in inside),
+                                 tuple(rel for rel, _ in inside)))
+        else:
+            found.append(Finding("removed", entry.relpath, pattern.option, pattern.reason, 1,
+                                 entry.st.st_size))
     return found
+
+
+def _files_below(root: Path, rel: str) -> list[tuple[str, int]]:
+    """Every non-directory below ``root/rel``: (path relative to root, size)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root / rel):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                size = os.lstat(path).st_size
+            except OSError:
+                continue
+            out.append((os.path.relpath(path, root), size))
+    return out
 
 
 def changed_findings(plan: ScrubPlan, tops: Iterable[str],
@@ -551,10 +572,17 @@ def changed_findings(plan: ScrubPlan, tops: Iterable[str],
     return out
 
 
-def report(title: str, findings: Sequence[Finding], notes: Sequence[str]) -> list[str]:
-    """The report's lines: a title, each finding, the notes, a total."""
+def report(title: str, findings: Sequence[Finding], notes: Sequence[str],
+           every_file: bool = False) -> list[str]:
+    """The report's lines: a title, each finding (with ``every_file``, each file of a
+    removed directory below it), the notes, a total."""
     lines = [f"== scrub: {title}"]
-    lines += [f.line() for f in findings] or ["nothing to remove or replace"]
+    for f in findings:
+        lines.append(f.line())
+        if every_file:
+            lines += [f"            {path}" for path in f.contents]
+    if not findings:
+        lines.append("nothing to remove or replace")
     lines += [f"note: {n}" for n in notes]
     removed = [f for f in findings if f.action == "removed"]
     lines.append(f"-- {len(removed)} removed ({sum(f.files for f in removed)} files, "
@@ -569,7 +597,8 @@ REPORT_NAME = "scrub.txt"
 
 def publish_report(build: Build, stage: str, lines: Sequence[str], out: Path) -> Path:
     """Write this stage's part of the report into its output dir, and the whole report
-    (system image and /etc archive) to ``out/PROFILE.scrub.txt``."""
+    (system image and /etc archive) to ``out/PROFILE.scrub.txt``. ``lines`` are the full
+    report (every file of a removed directory)."""
     (out / REPORT_NAME).write_text("\n".join(lines) + "\n")
     parts = []
     for name in ("system", "writable"):

@@ -6,12 +6,10 @@ package that provide it, before an hour of building finds out.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shutil
 
-from livecd_tui import tools
+from livecd_tui import capture, tools
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.system import squashfs_sources
@@ -39,28 +37,10 @@ def check_tools(ctx: StepContext) -> None:
 
 
 def estimate_space(build: Build) -> int:
-    """Bytes the build will need: the packed dirs (compressed to about half), the ISO
-    (as big again), the kernel's modules when copied, and headroom for the initrd."""
-    total = 0
-    if build.profile["system.source"] == "root":
-        root = build.system_root
-        for name in squashfs_sources(build, root):
-            total += _tree_size(root / name, skip=str(build.work))
-    else:
-        total += 64 * MIB
-    return int(total * 0.5 * 2) + 128 * MIB
-
-
-def _tree_size(top: os.PathLike[str] | str, skip: str) -> int:
-    size = 0
-    for dirpath, dirnames, filenames in os.walk(top):
-        if dirpath == skip:
-            dirnames.clear()
-            continue
-        for name in filenames:
-            with contextlib.suppress(OSError):
-                size += os.lstat(os.path.join(dirpath, name)).st_size
-    return size
+    """Bytes the build will need: the packed bytes (the profile's excludes applied) taken as
+    compressing to about half, the ISO as big again, and headroom. The preview
+    (``livecd-tui capture``) uses the same function with its sampled squashfs size."""
+    return capture.space_needed(capture.packed_bytes(build))
 
 
 def check_space(ctx: StepContext) -> None:

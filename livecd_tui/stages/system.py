@@ -226,11 +226,12 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
         scrub.write_squashfs_lists(plan, root, sources, other, ctx.out)
         findings = scrub.find_removed(root, sources, other, plan)
         findings += scrub.changed_findings(plan, sources, homes=True)
-        lines = scrub.report(f"the system image ({', '.join(sources)} of {root})", findings,
-                             plan.notes)
+        title = f"the system image ({', '.join(sources)} of {root})"
+        lines = scrub.report(title, findings, plan.notes)
         for line in lines:
             ctx.log(line)
-        ctx.log(f"report: {scrub.publish_report(ctx.build, 'system', lines, ctx.out)}")
+        full = scrub.report(title, findings, plan.notes, every_file=True)
+        ctx.log(f"report, every file: {scrub.publish_report(ctx.build, 'system', full, ctx.out)}")
         scrubbed[:] = [(plan, findings)]
 
     def verify(ctx: StepContext) -> None:

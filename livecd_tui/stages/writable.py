@@ -86,11 +86,13 @@ def scrub_tree_step(build: Build, tree: Path) -> Action:
             raise StepFailed(str(err), hint=err.hint, option=err.option) from None
         findings = scrub.apply_to_tree(plan, tree, add_new=classic)
         what = "the /etc archive" if classic else "the /etc overrides"
-        lines = scrub.report(f"{what} ({', '.join('/' + t for t in tops)})", findings,
-                             plan.notes)
+        title = f"{what} ({', '.join('/' + t for t in tops)})"
+        lines = scrub.report(title, findings, plan.notes)
         for line in lines:
             ctx.log(line)
-        ctx.log(f"report: {scrub.publish_report(ctx.build, 'writable', lines, ctx.out)}")
+        full = scrub.report(title, findings, plan.notes, every_file=True)
+        path = scrub.publish_report(ctx.build, "writable", full, ctx.out)
+        ctx.log(f"report, every file: {path}")
 
     # By hand: the static patterns under etc/ (never '.*', which a shell also expands to
     # '..'), removed from the copy.
