@@ -65,6 +65,8 @@ class EditorScreen(Screen[None]):
         Binding("c", "checks", "Check", tooltip="Problems, missing tools, kernel config"),
         Binding("K", "kernel", "Kernel check", tooltip="Each kernel requirement against the "
                 "kernel's config; fix it or run menuconfig (in the Kernel menu)"),
+        Binding("v", "capture", "Preview", tooltip="What the system image will hold, what is "
+                "left out and why, its size (in the System menu)"),
         Binding("p", "plan", "Plan", show=False, tooltip="Every command the build will run"),
         Binding("b", "build", "Build", tooltip="The build screen"),
         Binding("q", "quit", "Quit", tooltip="Quit (asks before losing changes)"),
@@ -198,11 +200,21 @@ class EditorScreen(Screen[None]):
 
         self.app.push_screen(KernelScreen(self.profile))
 
+    def action_capture(self) -> None:
+        from livecd_tui.tui.capture_screen import CaptureScreen
+
+        self.app.push_screen(CaptureScreen(self.profile, self.app.work_dir))
+
+    #: Keys that belong to one menu: they show (and work) only while the cursor is in it.
+    MENU_ACTIONS: ClassVar[dict[str, str]] = {"kernel": "kernel", "capture": "system"}
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The kernel check belongs to the Kernel menu: its key shows there."""
-        if action == "kernel":
+        """The kernel check belongs to the Kernel menu, the preview to the System menu:
+        their keys show there."""
+        menu = self.MENU_ACTIONS.get(action)
+        if menu is not None:
             key = self.menu_tree.current_key if self.is_mounted else None
-            return bool(key and (key == "kernel" or key.startswith("kernel.")))
+            return bool(key and (key == menu or key.startswith(menu + ".")))
         return True
 
     def action_plan(self) -> None:
