@@ -131,3 +131,14 @@ def test_plan_estimates_before_make(tmp_path: Path) -> None:
     assert steps[0].describe.startswith("estimate the build")
     assert "-name '.*.cmd'" in steps[0].script_lines()[0]
     assert "bzImage" in steps[1].shell_line()
+
+
+def test_kernel_core_modules_do_not_import_textual() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, livecd_tui.kbuild, livecd_tui.kernelfix, livecd_tui.kconfig_deps, "
+            "livecd_tui.checks, livecd_tui.stages.kernel\n"
+            "assert 'textual' not in sys.modules, 'the core imports textual'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
