@@ -129,9 +129,10 @@ class FixScreen(ModalScreen[bool]):
         for finding in plan.unfixable:
             text.append(f"no config change fixes {finding.requirement.symbol}: "
                         f"{finding.message}\n", style="red")
-        with Vertical(classes="dialog full", id="fix"):
-            with VerticalScroll(id="fix-body") as body:
-                body.border_title = "Fix the kernel config"
+        with Vertical(classes="dialog full", id="fix") as box:
+            box.border_title = "Fix the kernel config"
+            box.border_subtitle = "y: write   n/Esc: cancel   j/k: scroll"
+            with VerticalScroll(id="fix-body"):
                 yield Static(text, id="fix-text")
             with Horizontal(id="answers"):
                 yield Button("Write .config (y)", id="fix-yes", compact=True)
