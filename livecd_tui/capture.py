@@ -601,6 +601,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+class CaptureError(Exception):
+    """The preview cannot be made (no busybox for the demo system, no mksquashfs)."""
+
+
 @dataclass
 class Preview:
     """Everything the preview shows, for the CLI and the TUI."""
@@ -614,11 +618,21 @@ class Preview:
 def preview(build: Build, sample: bool = True, budget: int = SAMPLE_BYTES,
             every_path: bool = False, log: Log | None = None) -> Preview:
     """Scan, estimate and render: what ``livecd-tui capture`` and the TUI's view show."""
-    capture = scan(build, log)
+    from livecd_tui.engine import StepFailed
+
+    try:
+        capture = scan(build, log)
+    except StepFailed as err:
+        raise CaptureError(f"{err} ({err.hint})" if err.hint else str(err)) from None
     try:
         est = estimate(build, capture, budget, log) if sample else None
-        problems = warnings(build, capture, est)
-        lines = render(build, capture, est, problems, every_path)
+    except FileNotFoundError:
+        raise CaptureError("mksquashfs is not installed (Debian: squashfs-tools); "
+                           "use --no-estimate to only walk the system") from None
+    except RuntimeError as err:
+        raise CaptureError(str(err)) from None
     finally:
         capture.close()
+    problems = warnings(build, capture, est)
+    lines = render(build, capture, est, problems, every_path)
     return Preview(capture, est, problems, lines)

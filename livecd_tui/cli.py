@@ -462,11 +462,15 @@ def _placeholder_profile() -> Profile:
 
 # -- capture ---------------------------------------------------------------------------
 def cmd_capture(args: argparse.Namespace) -> int:
-    from livecd_tui.capture import preview
+    from livecd_tui.capture import CaptureError, preview
 
     build = Build.for_profile(open_profile(args.profile), args.work_dir)
-    shown = preview(build, sample=not args.no_estimate, budget=max(args.sample_mib, 1) << 20,
-                    every_path=args.all)
+    try:
+        shown = preview(build, sample=not args.no_estimate,
+                        budget=max(args.sample_mib, 1) << 20, every_path=args.all)
+    except CaptureError as err:
+        print(f"livecd-tui: cannot preview {args.profile}: {err}", file=sys.stderr)
+        return EXIT_FAILED
     print("\n".join(shown.lines))
     return EXIT_FAILED if shown.warnings else EXIT_OK
 

@@ -764,25 +764,46 @@ def _own(path: Path, mode: int, uid: int, gid: int) -> None:
 
 
 # -- bash equivalents ------------------------------------------------------------------------
-def script_lines(build: Build, root: Path, out: Path) -> list[str]:
-    """The scrub by hand: the static patterns, locked account files and an empty
-    machine-id as pseudo files. (The live login and the per-directory parts are done by
-    livecd-tui; see docs/method.md.)"""
+def script_lines(build: Build, root: Path, out: Path, sources: Sequence[str]) -> list[str]:
+    """The scrub by hand: the static patterns; the account files with every hash locked and
+    the live login's password set, and an empty machine-id, as pseudo files when they
+    change. (livecd-tui itself also empties each /var/cache dir, keeps the /var/log dirs,
+    adds a live user and autologin: see docs/method.md.)"""
     exclude = q(out / EXCLUDE_FILE)
     pseudo = q(out / PSEUDO_FILE)
     staged = out / STAGED_DIR / "etc"
     lines = [f"cat > {exclude} <<'EOF'"]
     lines[-1] += "\n" + "".join(p.text + "\n" for p in static_patterns(build)) + "EOF"
-    lines += [f": > {pseudo}", f"mkdir -p {q(staged)}"]
-    if enabled(build, "system.scrub.passwords"):
-        for name in ("passwd", "shadow", "group", "gshadow"):
-            src = q(root / "etc" / name)
-            dest = q(staged / name)
-            lines.append(
-                f"[ ! -f {src} ] || {{ awk -F: -v OFS=: "
-                f"'NF > 1 && $1 !~ /^[#+-]/ && $2 !~ /^(\\*|!|!!|!\\*|x)$/ {{$2 = \"!\"}} 1' "
-                f"{src} > {dest} && echo etc/{name} >> {exclude} && "
-                f"echo \"etc/{name} f $(stat -c '%a %u %g' {src}) cat {dest}\" >> {pseudo}; }}")
+    lines += [f": > {pseudo}"]
+    if "etc" not in sources:
+        return lines
+    lines.append(f"mkdir -p {q(staged)}")
+    user = build.profile["system.login.user"] or "root"
+    password = {"none": "", "locked": accounts.LOCKED, "keep": None,
+                "hash": build.profile["system.login.password_hash"]}[
+        build.profile["system.login.password"]]
+    lock = 1 if enabled(build, "system.scrub.passwords") else 0
+    if user != "root":
+        lines.append(f"# livecd-tui also adds the live user {user} when the system lacks it")
+    if build.profile["system.login.autologin"] != "off":
+        lines.append("# livecd-tui also sets up autologin (inittab or systemd drop-ins)")
+    shadow = q(root / "etc" / "shadow")
+    for name in ("passwd", "shadow", "group", "gshadow"):
+        src = q(root / "etc" / name)
+        dest = q(staged / name)
+        if name == "passwd":  # the password is set here only when shadow does not hold it
+            setting = f"$([ -f {shadow} ] && grep -q {q('^' + user + ':')} {shadow} || echo 1)"
+        else:
+            setting = "1" if name == "shadow" else ""
+        if password is None:
+            setting = ""
+        lines.append(
+            f"[ ! -f {src} ] || {{ awk -F: -v OFS=: -v lock={lock} -v user={q(user)} "
+            f"-v pw={q(password or '')} -v set=\"{setting}\" "
+            "'NF > 1 && $1 !~ /^[#+-]/ { if (set == 1 && $1 == user) $2 = pw; "
+            "else if (lock == 1 && $2 !~ /^(\\*|!|!!|!\\*|x)$/) $2 = \"!\" } 1' "
+            f"{src} > {dest}; cmp -s {src} {dest} || {{ echo etc/{name} >> {exclude}; "
+            f"echo \"etc/{name} f $(stat -c '%a %u %g' {src}) cat {dest}\" >> {pseudo}; }}; }}")
     if enabled(build, "system.scrub.machine_id"):
         src = q(root / "etc" / "machine-id")
         lines.append(f"[ ! -f {src} ] || {{ : > {q(staged / 'machine-id')} && "

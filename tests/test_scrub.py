@@ -358,3 +358,33 @@ def test_systemd_root_gets_drop_ins(tmp_path: Path) -> None:
     assert "ExecStart=\nExecStart=-/sbin/agetty -o '-p -f -- \\\\u' --noclear --autologin " \
            "root %I $TERM" in getty
     assert "serial-getty@.service.d/livecd-tui.conf" in " ".join(files)
+
+
+@pytest.mark.parametrize("password", ["none", "locked", "hash", "keep"])
+def test_the_scripts_account_files_are_the_tools(tmp_path: Path, password: str) -> None:
+    """export-script's bash writes the same locked account files as livecd-tui (root login)."""
+    from livecd_tui.build import Build
+    from livecd_tui.profile import load_profile
+
+    root = tmp_path / "root"
+    make_secret_root(root)
+    (root / "etc" / "passwd").write_text("root::0:0:root:/root:/bin/sh\n# comment: x\n"
+                                         f"old:{HASH}:1:1::/:/bin/sh\n")
+    profile = tmp_path / "p.toml"
+    profile.write_text(f'[system]\nroot = "{root}"\n[system.login]\npassword = "{password}"\n'
+                       f'password_hash = "{HASH.replace("h", "k")}"\n')
+    build = Build.for_profile(load_profile(profile), tmp_path / "work")
+    sources = ["bin", "etc", "usr"]
+    plan = scrub.make_plan(build, root, sources)
+    out = tmp_path / "out"
+    out.mkdir()
+    script = "\n".join(scrub.script_lines(build, root, out, sources)) + "\n"
+    subprocess.run(["bash", "-euo", "pipefail", "-c", script], check=True)
+    pseudo = (out / scrub.PSEUDO_FILE).read_text()
+    for name in ("passwd", "shadow", "group", "gshadow"):
+        replaced = next((r for r in plan.replacements if r.path == f"etc/{name}"), None)
+        if replaced is None:
+            assert f"etc/{name} " not in pseudo, name
+        else:
+            assert f"etc/{name} f " in pseudo, name
+            assert (out / "scrub" / "etc" / name).read_bytes() == replaced.content, name

@@ -251,7 +251,7 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
                 "every replaced file holds livecd-tui's content")
 
     return (Action("scrub: choose what the image leaves out and replaces", prepare,
-                   tuple(scrub.script_lines(build, root, out))),
+                   tuple(scrub.script_lines(build, root, out, squashfs_sources(build, root)))),
             Action("check the image holds nothing the scrub left out", verify,
                    # The exact paths left out, less those replaced by a pseudo file.
                    (f"grep -v -e '^\\.\\.\\. ' -e '[][*?]' {q(out / scrub.EXCLUDE_FILE)} | "
