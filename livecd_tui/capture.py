@@ -324,7 +324,7 @@ def _not_packed(build: Build, root: Path, sources: Sequence[str],
         if name in sources:
             continue
         if name in always:
-            why = "never packed: the kernel and the initrd fill it at boot"
+            why = "never packed (filled at boot)"
         elif classic and name in p["writable.archive_dirs"]:
             why = "in the /etc archive (writable stage), not the squashfs"
         elif classic and name in p["writable.empty_dirs"]:
@@ -529,68 +529,87 @@ def warnings(build: Build, capture: Capture, est: Estimate | None) -> list[str]:
 # -- the report ----------------------------------------------------------------------------
 def render(build: Build, capture: Capture, est: Estimate | None, problems: Sequence[str],
            every_path: bool = False, examples: int = 3) -> list[str]:
-    """The preview as text lines (the CLI prints them, the TUI shows them)."""
+    """The preview as text lines of at most about 78 columns (the CLI prints them, the TUI
+    shows them), long notes and warnings wrapped."""
     p = build.profile
-    lines = [f"Preview of profile {p.name}: what the system stage packs from {capture.root}",
-             ""]
-    lines.append(f"{'packed':28} {'files':>9} {'dirs':>8} {'links':>8} {'size':>11}")
+    where = "a busybox system, made as the system stage makes it" \
+        if p["system.source"] == "busybox" else str(capture.root)
+    lines = [f"Preview of profile {p.name}: what the system image will hold",
+             f"packed from {where}", ""]
+    lines.append(f"{'packed':28} {'files':>9} {'dirs':>7} {'links':>7} {'size':>11}")
     for top in capture.sources:
         name = f"{top.name} -> {top.link}" if top.link else top.name
-        lines.append(f"  {name:26} {top.files:>9,} {top.dirs:>8,} {top.links:>8,} "
+        lines.append(f"  {name:26} {top.files:>9,} {top.dirs:>7,} {top.links:>7,} "
                      f"{human(top.size):>11}")
     lines.append(f"  {'total':26} {sum(t.files for t in capture.sources):>9,} "
-                 f"{sum(t.dirs for t in capture.sources):>8,} "
-                 f"{sum(t.links for t in capture.sources):>8,} {human(capture.size):>11}")
-    lines += ["", "left out (pattern: why [option]; what it matched)"]
+                 f"{sum(t.dirs for t in capture.sources):>7,} "
+                 f"{sum(t.links for t in capture.sources):>7,} {human(capture.size):>11}")
+    lines += ["", "left out, by pattern: why [option]"]
     if not capture.left_out:
         lines.append("  nothing")
     for group in capture.left_out:
-        lines.append(f"  {group.pattern}: {group.reason} [{group.option}]; "
-                     f"{len(group.paths):,} entries, {group.files:,} files, "
-                     f"{human(group.size)}")
+        entries = len(group.paths)
+        lines.append(f"  {group.pattern}  ({entries:,} entr{'y' if entries == 1 else 'ies'}, "
+                     f"{group.files:,} files, {human(group.size)})")
+        lines += _wrap(f"{group.reason} [{group.option}]", "      ")
         shown = group.paths if every_path else group.paths[:examples]
         lines += [f"      {path}" for path in shown]
         if len(group.paths) > len(shown):
-            lines.append(f"      ... and {len(group.paths) - len(shown):,} more "
-                         "(livecd-tui capture --all lists them)")
+            lines.append(f"      ... and {len(group.paths) - len(shown):,} more (--all, or "
+                         "a: every path)")
     if capture.not_packed:
-        lines += ["", f"not in the image (top-level entries of {capture.root})"]
+        lines += ["", "not in the image: top-level entries of the root"]
         by_reason: dict[str, list[str]] = {}
         for name, why in capture.not_packed:
             by_reason.setdefault(why, []).append(name)
-        lines += [f"  {' '.join(names)}: {why}" for why, names in by_reason.items()]
+        for why, names in by_reason.items():
+            lines += _wrap(f"{' '.join(names)}: {why}", "  ")
     if capture.changed:
         lines += ["", "replaced or added in the image"]
-        lines += [f"  {f.path}: {f.why} [{f.option}]" for f in capture.changed]
+        for f in capture.changed:
+            lines.append(f"  {f.path}")
+            lines += _wrap(f"{f.why} [{f.option}]", "      ")
     if capture.duplicates:
-        lines += ["", f"{capture.duplicates:,} files ({human(capture.duplicate_bytes)}) have "
-                  "the same content as another packed file: mksquashfs stores it once"]
+        lines += ["", *_wrap(f"{capture.duplicates:,} files ({human(capture.duplicate_bytes)}) "
+                             "have the same content as another packed file: mksquashfs "
+                             "stores it once", "")]
     if capture.unreadable:
-        lines += ["", f"unreadable ({len(capture.unreadable)}; the build needs root to read "
-                  "them):"]
+        lines += ["", f"unreadable: {len(capture.unreadable)} (reading them needs root)"]
         lines += [f"  {u}" for u in capture.unreadable[:examples]]
     if est is not None:
         share = est.sample_bytes / est.data_bytes * 100 if est.data_bytes else 100.0
-        lines += ["", f"estimate ({est.compressor}, {est.block_size // 1024} KiB blocks; "
-                  f"packed a sample of {human(est.sample_bytes)} in {est.sample_files:,} "
-                  f"pieces, {share:.1f} % of the data, with mksquashfs)"]
-        for part, size in est.parts.items():
-            lines.append(f"  {part:14} {human(size):>11}")
+        lines += ["", f"estimate: {est.compressor}, {est.block_size // 1024} KiB blocks",
+                  f"  from a sample of {human(est.sample_bytes)} ({share:.1f} % of the data) "
+                  "packed by mksquashfs"]
         ratio = est.squashfs / capture.size if capture.size else 0.0
-        lines.append(f"  {'ISO':14} {human(est.iso):>11}   (squashfs {ratio:.0%} of the "
-                     f"packed bytes; mksquashfs takes about {_duration(est.pack_seconds)})")
+        for part, size in est.parts.items():
+            extra = (f"  {ratio:.0%} of the packed bytes; mksquashfs: about "
+                     f"{_duration(est.pack_seconds)}") if part == "squashfs" else ""
+            lines.append(f"  {part:14} {human(size):>11}{extra}")
         label, capacity = MEDIA[p["iso.medium"]]
-        if capacity is not None:
-            lines.append(f"  target medium: {label}, {human(capacity)} "
-                         f"({est.iso / capacity:.0%} used) [iso.medium]")
+        use = f"  {est.iso / capacity:.0%} of {label} [iso.medium]" if capacity else \
+            f"  for {label} [iso.medium]"
+        lines.append(f"  {'ISO':14} {human(est.iso):>11}{use}")
     needed = space_needed(capture.size, est.squashfs if est else None)
-    lines.append(f"  work dir {build.work}: {human(free_space(build.work))} free, the build "
-                 f"needs about {human(needed)}")
+    lines += ["", f"work dir {build.work}",
+              f"  {human(free_space(build.work))} free, the build needs about {human(needed)}"]
     if capture.notes:
-        lines += ["", "notes"] + [f"  {n}" for n in capture.notes]
+        lines += ["", "notes"]
+        for note in capture.notes:
+            lines += _wrap(note, "  ")
     if problems:
-        lines += ["", "WARNINGS"] + [f"  ! {w}" for w in problems]
+        lines += ["", "WARNINGS"]
+        for problem in problems:
+            lines += _wrap(f"! {problem}", "  ", "    ")
     return lines
+
+
+def _wrap(text: str, indent: str, rest: str | None = None) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, 78, initial_indent=indent,
+                         subsequent_indent=indent if rest is None else rest,
+                         break_on_hyphens=False, break_long_words=False) or [indent]
 
 
 def _duration(seconds: float) -> str:

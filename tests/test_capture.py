@@ -105,7 +105,7 @@ def test_capture_command_prints_the_preview(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for text in ("packed", "bin", "usr", "estimate (zstd", "ISO", "target medium: a CD"):
+    for text in ("packed", "bin", "usr", "estimate: zstd", "ISO", "of a CD (700 MB) [iso.medium]"):
         assert text in out
     assert not (tmp_path / "work").exists()  # a preview builds nothing
 

@@ -41,7 +41,7 @@ async def test_preview_opens_from_the_system_menu(demo: Profile) -> None:
         await app.workers.wait_for_complete()
         await pilot.pause()
         area = app.screen.query_one("#capture", TextArea)
-        for text in ("packed", "bin", "estimate (zstd", "ISO", "target medium"):
+        for text in ("packed", "bin", "estimate: zstd", "ISO", "[iso.medium]"):
             assert text in area.text
         assert area.border_subtitle == "no warnings"
         await pilot.press("escape")
@@ -61,6 +61,7 @@ async def test_preview_follows_unsaved_changes_and_warns(
         await app.workers.wait_for_complete()
         await pilot.pause()
         area = app.screen.query_one("#capture", TextArea)
-        assert "usr/bin/*: listed in system.excludes [system.excludes]" in area.text
+        assert "  usr/bin/*  (" in area.text
+        assert "listed in system.excludes [system.excludes]" in area.text
         assert area.border_subtitle == "1 warning(s)"
         assert "! the work dir" in area.text
