@@ -516,9 +516,11 @@ class Engine:
         if step.cwd:
             kwargs["_cwd"] = str(step.cwd)
         try:
-            if step.stdin:
-                files.append(open(step.stdin, "rb"))  # noqa: SIM115 - closed below
-                kwargs["_in"] = files[-1]
+            # Always a real stdin: without _in, sh feeds the command from a queue whose
+            # thread wakes every 0.1 s and is joined when the command ends, which cost
+            # 100 ms per command (bench/overhead.sh). The commands read nothing else.
+            files.append(open(step.stdin or os.devnull, "rb"))  # noqa: SIM115 - closed below
+            kwargs["_in"] = files[-1]
             if step.stdout:
                 files.append(open(step.stdout, "wb"))  # noqa: SIM115 - closed below
                 kwargs["_out"] = files[-1]
