@@ -87,10 +87,10 @@ def test_the_script_builds_what_the_tool_builds(built: tuple[Path, Path, str]) -
     images = []
     for work in (script_work, tool_work):
         image = work / "stages" / "system" / "system.squashfs"
-        listing = subprocess.run(["unsquashfs", "-lln", str(image)], capture_output=True,
-                                 text=True, check=True).stdout.splitlines()
+        rows = subprocess.run(["unsquashfs", "-lln", str(image)], capture_output=True,
+                              text=True, check=True).stdout.splitlines()
         entries = {}
-        for line in listing[1:]:
+        for line in rows[1:]:
             fields = line.split(None, 5)
             name = fields[5].split(" -> ")[0].removeprefix("squashfs-root/")
             entries[name] = fields[:2] if name in ACCOUNT_FILES else fields
@@ -100,10 +100,10 @@ def test_the_script_builds_what_the_tool_builds(built: tuple[Path, Path, str]) -
     listings = []
     for work in (script_work, tool_work):
         archive = gzip.decompress((work / "stages" / "initrd" / "initrd.img").read_bytes())
-        listing = subprocess.run(["cpio", "-tv", "--quiet"], input=archive,
-                                 capture_output=True, check=True).stdout.decode()
+        text = subprocess.run(["cpio", "-tv", "--quiet"], input=archive,
+                              capture_output=True, check=True).stdout.decode()
         # Columns: mode, links, owner, group, size, date, name; the link count differs.
-        listings.append([(f[0], *f[2:]) for f in map(str.split, listing.splitlines())])
+        listings.append([(f[0], *f[2:]) for f in map(str.split, text.splitlines())])
         assert len(archive) > 1_000_000
     assert listings[0] == listings[1]
     assert _tree(script_work / "stages/initrd/tree") == _tree(tool_work / "stages/initrd/tree")

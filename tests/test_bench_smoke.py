@@ -1,0 +1,34 @@
+"""The benchmarks in bench/ are not tests: these only check that the scripts are sound
+(shellcheck) and that one of them, in its --smoke mode on the demo profile, runs and prints
+numbers. Nothing here passes or fails on a time."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = sorted((ROOT / "bench").glob("*.sh"))
+
+
+def test_bench_shell_scripts_pass_shellcheck() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.fail("shellcheck missing; run `bash setup.sh test`")
+    assert SCRIPTS
+    subprocess.run(["shellcheck", "-x", *map(str, SCRIPTS)], cwd=ROOT, check=True)
+
+
+def test_overhead_smoke_measures_the_tool_and_the_script(tmp_path: Path) -> None:
+    env = dict(os.environ, LIVECD_BENCH_CACHE=str(tmp_path))
+    run = subprocess.run(["bash", "bench/overhead.sh", "--smoke"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    numbers = dict(re.findall(r"^median (\w+) ([0-9.]+)$", run.stdout, re.M))
+    assert set(numbers) == {"tool_wall_s", "script_wall_s", "ratio"}, run.stdout
+    assert all(float(value) > 0 for value in numbers.values())
+    assert (tmp_path / "overhead" / "script-work" / "out" / "profile.iso").is_file()
