@@ -143,6 +143,7 @@ def scan(build: Build, log: Log | None = None, with_scrub: bool = True,
     """
     from livecd_tui.stages.system import (
         ALWAYS_EXCLUDED,
+        all_root,
         exclude_patterns,
         squashfs_sources,
     )
@@ -157,7 +158,7 @@ def scan(build: Build, log: Log | None = None, with_scrub: bool = True,
     plan = scrub.ScrubPlan()
     if with_scrub:
         try:
-            plan = scrub.make_plan(build, root, sources)
+            plan = scrub.make_plan(build, root, sources, all_root=all_root(build))
         except scrub.ScrubError as err:
             capture.notes.append(f"{err} ({err.hint})" if err.hint else str(err))
             plan = scrub.ScrubPlan(patterns=scrub.static_patterns(build))

@@ -14,6 +14,7 @@ was removed, replaced or added.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import shutil
@@ -180,13 +181,14 @@ def live_login(build: Build, system_root: Path) -> accounts.LiveLogin:
 
 
 def make_plan(build: Build, root: Path, tops: Iterable[str],
-              system_root: Path | None = None) -> ScrubPlan:
+              system_root: Path | None = None, all_root: bool = False) -> ScrubPlan:
     """What to leave out of, replace in and add to the copy of ``root`` that is packed.
 
     ``root`` holds the files to scrub (the system root, or the ``/etc`` archive's staging
     tree) and ``tops`` are its top-level directories that are packed; ``system_root`` is the
     whole system, where the init system, shells and units are looked up (the same as
-    ``root`` for the squashfs).
+    ``root`` for the squashfs). ``all_root``: the image makes every file root's
+    (``-all-root``), so a live user's home is given to the user at boot.
     """
     system_root = system_root or root
     packed = set(tops)
@@ -206,7 +208,7 @@ def make_plan(build: Build, root: Path, tops: Iterable[str],
     if autologin != "off":
         _autologin(plan, root, system_root, init, login.user, autologin)
     if login.user != "root":
-        _live_home(build, plan, root, login.user)
+        _live_home(build, plan, root, system_root, init, login.user, all_root)
     if login.password_field == "":
         _warn_empty_passwords(plan, root)
     return plan
@@ -479,7 +481,8 @@ def _autologin(plan: ScrubPlan, root: Path, system_root: Path, init: str, user: 
             "prompt", os.path.lexists(root / dest)))
 
 
-def _live_home(build: Build, plan: ScrubPlan, root: Path, user: str) -> None:
+def _live_home(build: Build, plan: ScrubPlan, root: Path, system_root: Path, init: str,
+               user: str, all_root: bool) -> None:
     passwd = next((r for r in plan.replacements if r.path == "etc/passwd"), None)
     text = passwd.content.decode(errors="replace") if passwd else _read(root / "etc/passwd")
     record = next((r for r in accounts.records(text) if isinstance(r, list) and r[0] == user
@@ -497,6 +500,41 @@ def _live_home(build: Build, plan: ScrubPlan, root: Path, user: str) -> None:
         return
     plan.new_dirs.append(NewDir(home, 0o700, uid, gid, "system.login.user",
                                 f"home of the live user {user}"))
+    if all_root:
+        _own_home_at_boot(plan, root, system_root, init, user, home, uid, gid)
+
+
+def _own_home_at_boot(plan: ScrubPlan, root: Path, system_root: Path, init: str, user: str,
+                      home: str, uid: int, gid: int) -> None:
+    """With ``-all-root`` the image cannot hold the home as the user's: give it at boot."""
+    why = f"/{home} given to {user} at boot (the image makes every file root's)"
+    inittab = root / "etc" / "inittab"
+    if init == "busybox" and inittab.is_file():
+        chown = next((f"/{p}" for p in ("bin/chown", "usr/bin/chown")
+                      if _exists(system_root, p)), "/bin/chown")
+        line = f"::sysinit:{chown} {uid}:{gid} /{home}\n"
+        index = next((i for i, r in enumerate(plan.replacements) if r.path == "etc/inittab"),
+                     None)
+        if index is None:
+            text = inittab.read_bytes()
+            mode, fuid, fgid, _ = _stat_of(inittab, 0o644)
+            plan.replacements.append(Replacement(
+                "etc/inittab", text + (b"" if text.endswith(b"\n") else b"\n") + line.encode(),
+                mode, fuid, fgid, "system.login.user", why))
+        else:
+            old = plan.replacements[index]
+            content = old.content + (b"" if old.content.endswith(b"\n") else b"\n")
+            plan.replacements[index] = dataclasses.replace(
+                old, content=content + line.encode(), why=f"{old.why}; {why}")
+    elif init == "systemd":
+        plan.replacements.append(Replacement(
+            "etc/tmpfiles.d/livecd-tui-home.conf",
+            f"# Written by livecd-tui: {why}.\nd /{home} 0700 {uid} {gid} -\n".encode(),
+            0o644, 0, 0, "system.login.user", why,
+            os.path.lexists(root / "etc/tmpfiles.d/livecd-tui-home.conf")))
+    else:
+        plan.notes.append(f"the image makes every file root's (-all-root), so /{home} is not "
+                          f"{user}'s: chown it at boot, or turn system.keep_owners on")
 
 
 def _read(path: Path) -> str:

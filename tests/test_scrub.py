@@ -388,3 +388,25 @@ def test_the_scripts_account_files_are_the_tools(tmp_path: Path, password: str) 
         else:
             assert f"etc/{name} f " in pseudo, name
             assert (out / "scrub" / "etc" / name).read_bytes() == replaced.content, name
+
+
+def test_live_home_is_given_to_the_user_at_boot_when_the_image_is_all_root(
+        tmp_path: Path) -> None:
+    from livecd_tui.build import Build
+    from livecd_tui.profile import load_profile
+
+    root = tmp_path / "root"
+    make_secret_root(root)
+    (root / "bin" / "chown").symlink_to("busybox")
+    profile = tmp_path / "p.toml"
+    profile.write_text(f'[system]\nroot = "{root}"\n[system.login]\nuser = "live"\n'
+                       'autologin = "tty1"\n')
+    build = Build.for_profile(load_profile(profile), tmp_path / "work")
+    plan = scrub.make_plan(build, root, ["etc", "home"], all_root=True)
+    inittab = next(r for r in plan.replacements if r.path == "etc/inittab").content.decode()
+    assert "tty1::respawn:/bin/login -f live" in inittab
+    assert inittab.endswith("::sysinit:/bin/chown 1001:1001 /home/live\n")
+    assert [d.path for d in plan.new_dirs if d.option == "system.login.user"] == ["home/live"]
+    kept = scrub.make_plan(build, root, ["etc", "home"], all_root=False)
+    assert "chown" not in next(r for r in kept.replacements
+                               if r.path == "etc/inittab").content.decode()

@@ -220,7 +220,7 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
             if pattern.warning:
                 ctx.log(f"warning: {pattern.warning}")
         try:
-            plan = scrub.make_plan(ctx.build, root, sources)
+            plan = scrub.make_plan(ctx.build, root, sources, all_root=all_root(ctx.build))
         except scrub.ScrubError as err:
             raise StepFailed(str(err), hint=err.hint, option=err.option) from None
         scrub.write_squashfs_lists(plan, root, sources, other, ctx.out)
@@ -341,6 +341,12 @@ def busybox_root_script(busybox: Path, root: Path) -> list[str]:
     return lines
 
 
+def all_root(build: Build) -> bool:
+    """Whether the image makes every file root's (the busybox system is made by whoever
+    builds, and system.keep_owners can ask for it)."""
+    return not build.profile["system.keep_owners"] or build.profile["system.source"] == "busybox"
+
+
 def mksquashfs_command(build: Build, root: Path) -> list[str]:
     """The mksquashfs argv: sources relative to the root, reproducible, all CPUs."""
     p = build.profile
@@ -352,7 +358,7 @@ def mksquashfs_command(build: Build, root: Path) -> list[str]:
             "-processors", str(cpus),
             "-mkfs-time", str(build.epoch), "-all-time", str(build.epoch),
             "-root-mode", "755", "-no-progress"]
-    if not p["system.keep_owners"] or p["system.source"] == "busybox":
+    if all_root(build):
         argv.append("-all-root")
     if len(sources) == 1:
         # One source would otherwise become the image's root, and the excludes relative to
