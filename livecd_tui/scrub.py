@@ -816,31 +816,13 @@ def script_lines(build: Build, root: Path, out: Path, sources: Sequence[str]) ->
     if "etc" not in sources:
         return lines
     lines.append(f"mkdir -p {q(staged)}")
-    user = build.profile["system.login.user"] or "root"
-    password = {"none": "", "locked": accounts.LOCKED, "keep": None,
-                "hash": build.profile["system.login.password_hash"]}[
-        build.profile["system.login.password"]]
-    lock = 1 if enabled(build, "system.scrub.passwords") else 0
-    if user != "root":
-        lines.append(f"# livecd-tui also adds the live user {user} when the system lacks it")
-    if build.profile["system.login.autologin"] != "off":
-        lines.append("# livecd-tui also sets up autologin (inittab or systemd drop-ins)")
-    shadow = q(root / "etc" / "shadow")
-    for name in ("passwd", "shadow", "group", "gshadow"):
+    lines += _login_comments(build)
+    for name, awk in _account_awk(build, root / "etc"):
         src = q(root / "etc" / name)
         dest = q(staged / name)
-        if name == "passwd":  # the password is set here only when shadow does not hold it
-            setting = f"$([ -f {shadow} ] && grep -q {q('^' + user + ':')} {shadow} || echo 1)"
-        else:
-            setting = "1" if name == "shadow" else ""
-        if password is None:
-            setting = ""
         lines.append(
-            f"[ ! -f {src} ] || {{ awk -F: -v OFS=: -v lock={lock} -v user={q(user)} "
-            f"-v pw={q(password or '')} -v set=\"{setting}\" "
-            "'NF > 1 && $1 !~ /^[#+-]/ { if (set == 1 && $1 == user) $2 = pw; "
-            "else if (lock == 1 && $2 !~ /^(\\*|!|!!|!\\*|x)$/) $2 = \"!\" } 1' "
-            f"{src} > {dest}; cmp -s {src} {dest} || {{ echo etc/{name} >> {exclude}; "
+            f"[ ! -f {src} ] || {{ {awk} {src} > {dest}; cmp -s {src} {dest} || {{ "
+            f"echo etc/{name} >> {exclude}; "
             f"echo \"etc/{name} f $(stat -c '%a %u %g' {src}) cat {dest}\" >> {pseudo}; }}; }}")
     if enabled(build, "system.scrub.machine_id"):
         src = q(root / "etc" / "machine-id")
@@ -849,6 +831,61 @@ def script_lines(build: Build, root: Path, out: Path, sources: Sequence[str]) ->
                      f"$(stat -c '%a %u %g' {src}) cat {q(staged / 'machine-id')}\" "
                      f">> {pseudo}; }}")
     return lines
+
+
+def tree_script_lines(build: Build, tree: Path) -> list[str]:
+    """The scrub of the /etc archive's staging tree by hand: the static patterns under etc/
+    removed (never '.*', which a shell also expands to '..'), the account files locked and
+    the live login's password set in place, machine-id emptied."""
+    patterns = " ".join(q(p.text) for p in static_patterns(build)
+                        if p.text.startswith("etc/") and not p.text.endswith("/.*"))
+    lines = [f"(cd {q(tree)} && for p in {patterns}; do rm -rf -- $p; done) 2>/dev/null "
+             "|| true"] if patterns else []
+    lines += _login_comments(build)
+    for name, awk in _account_awk(build, tree / "etc"):
+        path = q(tree / "etc" / name)
+        new = q(tree / "etc" / f"{name}.livecd-tui")
+        lines.append(f"[ ! -f {path} ] || {{ {awk} {path} > {new} && cat {new} > {path} && "
+                     f"rm -f {new}; }}")
+    if enabled(build, "system.scrub.machine_id"):
+        path = q(tree / "etc" / "machine-id")
+        lines.append(f"[ ! -f {path} ] || : > {path}")
+    return lines
+
+
+def _login_comments(build: Build) -> list[str]:
+    user = build.profile["system.login.user"]
+    lines = []
+    if user:
+        lines.append(f"# livecd-tui also adds the live user {user} when the system lacks it")
+    if build.profile["system.login.autologin"] != "off":
+        lines.append("# livecd-tui also sets up autologin (inittab or systemd drop-ins)")
+    return lines
+
+
+def _account_awk(build: Build, etc: Path) -> list[tuple[str, str]]:
+    """(file name, awk command without its input) for each account file: every hash locked
+    (system.scrub.passwords), the live login's password set where livecd-tui sets it."""
+    user = build.profile["system.login.user"] or "root"
+    password = {"none": "", "locked": accounts.LOCKED, "keep": None,
+                "hash": build.profile["system.login.password_hash"]}[
+        build.profile["system.login.password"]]
+    lock = 1 if enabled(build, "system.scrub.passwords") else 0
+    shadow = q(etc / "shadow")
+    out = []
+    for name in ("passwd", "shadow", "group", "gshadow"):
+        if name == "passwd":  # the password is set here only when shadow does not hold it
+            setting = f"$([ -f {shadow} ] && grep -q {q('^' + user + ':')} {shadow} || echo 1)"
+        else:
+            setting = "1" if name == "shadow" else ""
+        if password is None:
+            setting = ""
+        out.append((name, f"awk -F: -v OFS=: -v lock={lock} -v user={q(user)} "
+                          f"-v pw={q(password or '')} -v set=\"{setting}\" "
+                          "'NF > 1 && $1 !~ /^[#+-]/ { if (set == 1 && $1 == user) $2 = pw; "
+                          "else if (lock == 1 && $2 !~ /^(\\*|!|!!|!\\*|x)$/) $2 = \"!\" } "
+                          "1'"))
+    return out
 
 
 def q(value: str | Path) -> str:

@@ -410,3 +410,32 @@ def test_live_home_is_given_to_the_user_at_boot_when_the_image_is_all_root(
     kept = scrub.make_plan(build, root, ["etc", "home"], all_root=False)
     assert "chown" not in next(r for r in kept.replacements
                                if r.path == "etc/inittab").content.decode()
+
+
+@pytest.mark.parametrize("password", ["none", "hash", "keep"])
+def test_the_scripts_etc_archive_is_the_tools(tmp_path: Path, password: str) -> None:
+    """export-script's bash scrubs the /etc archive's tree as livecd-tui does (root login)."""
+    from livecd_tui.build import Build
+    from livecd_tui.profile import load_profile
+
+    root = tmp_path / "root"
+    make_secret_root(root)
+    profile = tmp_path / "p.toml"
+    profile.write_text(f'[system]\nroot = "{root}"\n[writable]\nstrategy = "classic"\n'
+                       f'[system.login]\npassword = "{password}"\n'
+                       f'password_hash = "{HASH.replace("h", "k")}"\n')
+    build = Build.for_profile(load_profile(profile), tmp_path / "work")
+    trees = {}
+    for how in ("tool", "script"):
+        tree = tmp_path / how
+        shutil.copytree(root / "etc", tree / "etc", symlinks=True)
+        trees[how] = tree
+    plan = scrub.make_plan(build, trees["tool"], ["etc"], root)
+    scrub.apply_to_tree(plan, trees["tool"])
+    script = "\n".join(scrub.tree_script_lines(build, trees["script"])) + "\n"
+    subprocess.run(["bash", "-euo", "pipefail", "-c", script], check=True)
+    assert tree_digest(trees["script"] / "etc").keys() == tree_digest(trees["tool"] / "etc").keys()
+    for name in ("passwd", "shadow", "group", "gshadow", "machine-id", "inittab"):
+        assert (trees["script"] / "etc" / name).read_bytes() == \
+            (trees["tool"] / "etc" / name).read_bytes(), name
+    assert not (trees["script"] / "etc" / "ssh" / "ssh_host_ed25519_key").exists()

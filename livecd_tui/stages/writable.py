@@ -15,7 +15,7 @@ from livecd_tui import scrub
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.system import squashfs_sources
-from livecd_tui.steps import Action, Step, command, q
+from livecd_tui.steps import Action, Step, command
 
 TAR_FLAGS = {"bzip2": "-j", "gzip": "-z", "xz": "-J"}
 TAR_EXTENSIONS = {"bzip2": "bz2", "gzip": "gz", "xz": "xz"}
@@ -94,14 +94,8 @@ def scrub_tree_step(build: Build, tree: Path) -> Action:
         path = scrub.publish_report(ctx.build, "writable", full, ctx.out)
         ctx.log(f"report, every file: {path}")
 
-    # By hand: the static patterns under etc/ (never '.*', which a shell also expands to
-    # '..'), removed from the copy.
-    patterns = " ".join(q(p.text) for p in scrub.static_patterns(build)
-                        if p.text.startswith("etc/") and not p.text.endswith("/.*"))
     return Action("scrub the archive's copy and apply the live login", run,
-                  (f"(cd {q(tree)} && for p in {patterns}; do rm -rf -- $p; done) "
-                   "2>/dev/null || true",
-                   "# the locked account files and the live login: as in the system stage"))
+                  tuple(scrub.tree_script_lines(build, tree)))
 
 
 def writable_inputs(build: Build) -> list[Path]:
