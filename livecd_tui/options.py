@@ -346,8 +346,10 @@ _OPTIONS: tuple[Option, ...] = (
         "Excludes",
         "list",
         [],
-        "Paths (relative to the root, e.g. 'usr/share/doc') left out of the squashfs. The "
-        "work dir and /proc /sys /dev /run /tmp are always left out.",
+        "Paths left out of the squashfs, relative to the root, as mksquashfs -wildcards "
+        "patterns: 'usr/share/doc', 'usr/share/locale/*/LC_MESSAGES', '... *.pyc' (at any "
+        "depth). The work dir and /proc /sys /dev /run /tmp are always left out; "
+        "'livecd-tui capture' shows what each pattern leaves out.",
     ),
     Option(
         "system.compressor",
