@@ -55,7 +55,7 @@ def test_changing_the_menu_title_rebuilds_only_bootloader_and_iso(
         demo: tuple[Path, Path]) -> None:
     profile, work = demo
     variant = write_profile(profile.with_name("title.toml"), profile,
-                            '[bootloader]\ntitle = "Another title"\n[boottest]\nenabled = false\n')
+                            '[bootloader]\ntitle = "Another title"\n')
     result = livecd("build", variant, "--work-dir", work)
     assert result.code == 0, result.output
     assert result.ran() == ["bootloader", "iso", "boottest"]
