@@ -259,9 +259,8 @@ def _find_program(build: Build, name: str) -> Path:
     raise StepFailed(f"{name} not found in {build.host_root}")
 
 
-def _install_udev(build: Build, tree: Path) -> list[str]:
-    """systemd-udevd or eudev's udevd, udevadm and the rules, for LIVECD_DEVMGR=udev."""
-    root = build.host_root
+def find_udev(root: Path) -> tuple[str, list[str]]:
+    """systemd-udevd or eudev's udevd in the root: (daemon, [daemon, udevadm])."""
     daemon = next((c for c in ("lib/systemd/systemd-udevd", "usr/lib/systemd/systemd-udevd",
                                "sbin/udevd", "usr/sbin/udevd") if (root / c).is_file()), None)
     if daemon is None:
@@ -272,6 +271,13 @@ def _install_udev(build: Build, tree: Path) -> list[str]:
         if (root / admin).is_file():
             programs.append("/" + admin)
             break
+    return daemon, programs
+
+
+def _install_udev(build: Build, tree: Path) -> list[str]:
+    """systemd-udevd or eudev's udevd, udevadm and the rules, for LIVECD_DEVMGR=udev."""
+    root = build.host_root
+    daemon, programs = find_udev(root)
     for prog in programs:
         elf.install_path(root, prog, tree)
     (tree / "sbin" / "udevd").symlink_to(os.path.relpath(tree / daemon, tree / "sbin"))
@@ -512,16 +518,7 @@ def populate_script(build: Build, tree: Path) -> list[str]:
 def _udev_script(build: Build, tree: Path) -> tuple[list[str], list[str]]:
     """_install_udev as bash: (programs installed, lines)."""
     root = build.host_root
-    daemon = next((c for c in ("lib/systemd/systemd-udevd", "usr/lib/systemd/systemd-udevd",
-                               "sbin/udevd", "usr/sbin/udevd") if (root / c).is_file()), None)
-    if daemon is None:
-        raise StepFailed("udevd not found in the system root",
-                         hint="set initrd.device_manager = \"devtmpfs\" or \"mdev\"")
-    programs = ["/" + daemon]
-    for admin in ("bin/udevadm", "usr/bin/udevadm", "sbin/udevadm"):
-        if (root / admin).is_file():
-            programs.append("/" + admin)
-            break
+    daemon, programs = find_udev(root)
     lines = [line for prog in programs for line in install_path_lines(root, prog, tree)]
     link = os.path.relpath(tree / daemon, tree / "sbin")
     lines.append(f"ln -s {q(link)} {q(tree / 'sbin/udevd')}")
