@@ -487,7 +487,11 @@ def populate_script(build: Build, tree: Path) -> list[str]:
             lines.append(f"(cd {q(info.modules_dir)} && cp -p {' '.join(depmod)} "
                          f"{q(target)}/)")
         if p["initrd.firmware"]:
-            for name in kmod.firmware_for(info.modules_dir, modules):
+            try:
+                firmware = kmod.firmware_for(info.modules_dir, modules)
+            except (ValueError, OSError) as err:
+                return [*lines, *fail_lines(f"cannot read the modules' firmware: {err}")]
+            for name in firmware:
                 source = root / "lib" / "firmware" / name
                 if source.is_file():
                     dest = tree / "lib" / "firmware" / name
