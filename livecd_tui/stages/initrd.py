@@ -43,6 +43,40 @@ COMPRESSORS = {
 }
 
 DIRS = ("bin", "sbin", "dev", "etc", "lib", "proc", "sys", "run", "tmp", "mnt")
+#: Top-level dirs that merged-/usr systems make links into /usr; the initrd mirrors them,
+#: so the libraries of its dynamic programs (bash, udevd) land where the loader looks.
+MERGED_USR_DIRS = ("bin", "sbin", "lib")
+
+
+def tree_layout(build: Build) -> list[tuple[str, str | None]]:
+    """Each top-level dir of the initrd with the link target it has in the system root
+    (None: a plain directory)."""
+    layout = []
+    for d in DIRS:
+        source = build.host_root / d
+        target = os.readlink(source).lstrip("/") if (
+            d in MERGED_USR_DIRS and source.is_symlink()) else None
+        layout.append((d, target))
+    return layout
+
+
+def make_tree_dirs(build: Build, tree: Path) -> None:
+    for d, target in tree_layout(build):
+        if target is None:
+            (tree / d).mkdir(parents=True, exist_ok=True)
+        else:
+            (tree / target).mkdir(parents=True, exist_ok=True)
+            (tree / d).symlink_to(target)
+
+
+def tree_dirs_lines(build: Build, tree: Path) -> list[str]:
+    """make_tree_dirs as bash."""
+    plain = [d for d, target in tree_layout(build) if target is None]
+    lines = [f"mkdir -p {q(tree)}/{{{','.join(plain)}}}"]
+    for d, target in tree_layout(build):
+        if target is not None:
+            lines += [f"mkdir -p {q(tree / target)}", f"ln -s {q(target)} {q(tree / d)}"]
+    return lines
 
 
 def wanted_modules(build: Build) -> tuple[list[str], list[str]]:
@@ -122,8 +156,7 @@ def populate_initrd(ctx: StepContext) -> None:
     p = build.profile
     tree = ctx.out / "tree"
     shutil.rmtree(tree, ignore_errors=True)
-    for d in DIRS:
-        (tree / d).mkdir(parents=True, exist_ok=True)
+    make_tree_dirs(build, tree)
 
     busybox = find_busybox(build)
     if not busybox.is_file():
@@ -144,8 +177,10 @@ def populate_initrd(ctx: StepContext) -> None:
         elf.install_path(build.host_root, str(Path("/") / bash.relative_to(build.host_root)),
                          tree)
         (tree / "bin" / "sh").unlink()
-        (tree / "bin" / "sh").symlink_to(os.path.relpath(tree / str(bash).lstrip("/"),
-                                                         tree / "bin"))
+        # Relative to where the link really is: bin may itself be a link into usr.
+        real_bin = os.path.realpath(tree / "bin")
+        real_bash = os.path.join(os.path.realpath(tree), str(bash.relative_to(build.host_root)))
+        (tree / "bin" / "sh").symlink_to(os.path.relpath(real_bash, real_bin))
     for extra in p["initrd.extra_binaries"]:
         path = "/" + extra.lstrip("/")
         if not (build.host_root / path.lstrip("/")).exists():
@@ -433,7 +468,7 @@ def populate_script(build: Build, tree: Path) -> list[str]:
     """What populate_initrd does, as bash."""
     p = build.profile
     root = build.host_root
-    lines = [f"mkdir -p {q(tree)}/{{{','.join(DIRS)}}}"]
+    lines = tree_dirs_lines(build, tree)
     busybox = find_busybox(build)
     if not busybox.is_file():
         return [*lines, *fail_lines(f"busybox not found at {busybox}",
@@ -452,7 +487,8 @@ def populate_script(build: Build, tree: Path) -> list[str]:
             bash = _find_program(build, "bash")
             binaries.append(str(bash))
             lines += install_path_lines(root, "/" + str(bash.relative_to(root)), tree)
-            link = os.path.relpath(tree / str(bash).lstrip("/"), tree / "bin")
+            real_bin = tree / (dict(tree_layout(build))["bin"] or "bin")
+            link = os.path.relpath(tree / str(bash.relative_to(root)), real_bin)
             lines += [f"rm -f {bin_dir}/sh", f"ln -s {q(link)} {bin_dir}/sh"]
         for extra in p["initrd.extra_binaries"]:
             path = "/" + extra.lstrip("/")

@@ -97,3 +97,14 @@ def test_two_builds_give_the_same_iso(tmp_path: Path) -> None:
         assert result.code == 0, result.output
         sums.append((tmp_path / work / "out" / "repro.iso.sha256").read_text().split()[0])
     assert sums[0] == sums[1]
+
+
+def test_initrd_with_dynamic_programs_boots(tmp_path: Path) -> None:
+    """bash as the initrd's shell and udev as its device manager: dynamic programs whose
+    libraries come from the ELF files, laid out as on this merged-/usr system."""
+    profile = write_profile(tmp_path / "dyn.toml", PROFILES / "demo.toml",
+                            '[initrd]\nshell = "bash"\ndevice_manager = "udev"\n')
+    result = livecd("build", profile, "--work-dir", tmp_path / "work")
+    assert result.code == 0, result.output[-4000:]
+    log = serial_log(tmp_path / "work")
+    assert "livecd: switching to the live system" in log and "login:" in log
