@@ -6,6 +6,7 @@
 # compressors take turns, each run starting with the next one.
 #
 #   bash bench/compressors.sh [--smoke]      (--smoke: the demo profile, one run, no boot)
+#   bash bench/compressors.sh --table        only print the table of the last runs again
 #
 # Writes results/compressors.txt (a Markdown table for docs/benchmarks.md).
 # shellcheck source=bench/common.sh
@@ -16,7 +17,13 @@ COMPRESSORS=(gzip xz zstd lz4)
 work=$CACHE/compressors
 mkdir -p "$work" "$RESULTS"
 boot=true
-if [ "${1:-}" = --smoke ]; then
+table_only=false
+if [ "${1:-}" = --table ]; then
+    table_only=true
+    RUNS=$(wc -l < "$work/zstd.runs")
+    medium_profile "$work/base.toml"
+    out=$RESULTS/compressors.txt
+elif [ "${1:-}" = --smoke ]; then
     RUNS=1
     boot=false
     demo_profile "$work/base.toml"
@@ -26,6 +33,7 @@ else
     out=$RESULTS/compressors.txt
 fi
 for c in "${COMPRESSORS[@]}"; do
+    $table_only && break
     cat > "$work/$c.toml" <<PROFILE
 extends = "base.toml"
 
@@ -38,7 +46,8 @@ PROFILE
     : > "$work/$c.runs"
 done
 
-for i in $(seq 1 "$RUNS"); do
+$table_only && RUNS_TO_DO=0 || RUNS_TO_DO=$RUNS
+for i in $(seq 1 "$RUNS_TO_DO"); do
     for j in "${!COMPRESSORS[@]}"; do
         c=${COMPRESSORS[$(((i - 1 + j) % ${#COMPRESSORS[@]}))]}
         rm -rf "$work/w-$c"
@@ -51,20 +60,27 @@ for i in $(seq 1 "$RUNS"); do
     done
 done
 
-raw=0
-$boot && raw=$(du -s -B1 --apparent-size "$ROOT_DIR" | cut -f 1)
+# What mksquashfs packed, before compression (the same for every compressor).
+packed=$(sed -n 's/.*of uncompressed filesystem size (\([0-9.]*\) Kbytes).*/\1/p' \
+    "$work/w-zstd/logs/system.log" | head -n 1)
+# range COLUMN FILE: "median (min-max)" of a column of a .runs file.
+range() {
+    local m lo hi
+    m=$(cut -d ' ' -f "$1" "$2" | median)
+    lo=$(cut -d ' ' -f "$1" "$2" | sort -g | head -n 1)
+    hi=$(cut -d ' ' -f "$1" "$2" | sort -g | tail -n 1)
+    if [ "$m" = - ]; then echo -; else printf '%.1f (%.1f-%.1f)' "$m" "$lo" "$hi"; fi
+}
 {
-    echo "<!-- compressors, $(date -u +%Y-%m-%dT%H:%MZ); machine: $(machine); root: $(cat "$CACHE/ROOT-KIND" 2>/dev/null || echo demo), $((raw / 1024 / 1024)) MiB; medians of $RUNS runs -->"
+    echo "<!-- compressors, $(date -u +%Y-%m-%dT%H:%MZ); machine: $(machine); root: $(cat "$CACHE/ROOT-KIND" 2>/dev/null || echo demo), $(awk -v k="$packed" 'BEGIN { printf "%.0f", k / 1024 }') MiB packed; medians (min-max) of $RUNS runs -->"
     echo
-    echo "| compressor | system stage (s) | image (MiB) | of the root | boot to login: (s) |"
+    echo "| compressor | system stage (s) | image (MiB) | of what is packed | boot to login: (s) |"
     echo "|---|---:|---:|---:|---:|"
     for c in "${COMPRESSORS[@]}"; do
-        build=$(cut -d ' ' -f 1 "$work/$c.runs" | median)
         size=$(cut -d ' ' -f 2 "$work/$c.runs" | median)
-        booted=$(if $boot; then cut -d ' ' -f 3 "$work/$c.runs" | median; else echo -; fi)
-        printf '| %s | %.1f | %.1f | %s | %s |\n' "$c" "$build" \
+        printf '| %s | %s | %.1f | %s | %s |\n' "$c" "$(range 1 "$work/$c.runs")" \
             "$(awk -v s="$size" 'BEGIN { print s / 1048576 }')" \
-            "$(awk -v s="$size" -v r="$raw" 'BEGIN { if (r > 0) printf "%.0f%%", 100 * s / r; else print "-" }')" \
-            "$(if [ "$booted" = - ]; then echo -; else printf '%.1f' "$booted"; fi)"
+            "$(awk -v s="$size" -v k="$packed" 'BEGIN { printf "%.0f%%", 100 * s / 1024 / k }')" \
+            "$(if $boot; then range 3 "$work/$c.runs"; else echo -; fi)"
     done
 } | tee "$out"

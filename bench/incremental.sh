@@ -87,4 +87,7 @@ full=$(cut -d ' ' -f 1 "$work/full" | median)
         printf '%s: %s s, %s of the full build, ran: %s\n' "$case" "$m" \
             "$(awk -v a="$m" -v b="$full" 'BEGIN { printf "%.1f%%", 100 * a / b }')" "$ran"
     done
+    for case in full nothing title override; do
+        echo "# $case, each run: $(cut -d ' ' -f 1 "$work/$case" | paste -s -d ' ' -)"
+    done
 } | tee "$out"

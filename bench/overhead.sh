@@ -8,7 +8,9 @@
 #   bash bench/overhead.sh            the medium root (bench/make-root.sh makes it)
 #   bash bench/overhead.sh --smoke    the demo profile, one pair (a quick check of the bench)
 #
-# Prints each pair's wall times and ratio, then the medians; writes results/overhead.txt.
+# Prints each pair's wall and CPU (user + sys, children included) times and their ratios,
+# then the medians; writes results/overhead.txt. On a busy machine the wall ratio of a pair
+# can be far off either way; the CPU ratio moves much less.
 # shellcheck source=bench/common.sh
 source "$(dirname "$0")/common.sh"
 
@@ -44,9 +46,14 @@ for i in $(seq 1 "$RUNS"); do
     fi
     tw=${t%% *}
     sw=${s%% *}
+    tc=$(echo "$t" | awk '{ printf "%.2f", $2 + $3 }')
+    sc=$(echo "$s" | awk '{ printf "%.2f", $2 + $3 }')
     ratio=$(awk -v a="$tw" -v b="$sw" 'BEGIN { printf "%.3f", a / b }')
-    printf '%s %s %s\n' "$tw" "$sw" "$ratio" >> "$work/pairs"
-    log "bench: pair $i: tool ${tw}s (user+sys $(echo "$t" | awk '{ print $2 + $3 }')s), script ${sw}s (user+sys $(echo "$s" | awk '{ print $2 + $3 }')s), ratio $ratio"
+    cpu_ratio=$(awk -v a="$tc" -v b="$sc" 'BEGIN { printf "%.3f", a / b }')
+    load=$(cut -d ' ' -f 1 /proc/loadavg)
+    printf '%s %s %s %s %s %s %s\n' "$tw" "$sw" "$ratio" "$tc" "$sc" "$cpu_ratio" "$load" \
+        >> "$work/pairs"
+    log "bench: pair $i: tool ${tw}s (cpu ${tc}s), script ${sw}s (cpu ${sc}s), ratio $ratio (cpu $cpu_ratio), load $load"
 done
 
 {
@@ -54,9 +61,12 @@ done
     echo "# machine: $(machine)"
     echo "# root: $root; load average at the end: $(cut -d ' ' -f 1-3 /proc/loadavg)"
     echo "# livecd-tui $(git -C "$REPO" describe --always --dirty 2>/dev/null)"
-    echo "# per pair: tool_wall_s script_wall_s ratio"
+    echo "# per pair: tool_wall_s script_wall_s ratio tool_cpu_s script_cpu_s cpu_ratio load1"
     cat "$work/pairs"
     echo "median tool_wall_s $(cut -d ' ' -f 1 "$work/pairs" | median)"
     echo "median script_wall_s $(cut -d ' ' -f 2 "$work/pairs" | median)"
     echo "median ratio $(cut -d ' ' -f 3 "$work/pairs" | median)"
+    echo "median tool_cpu_s $(cut -d ' ' -f 4 "$work/pairs" | median)"
+    echo "median script_cpu_s $(cut -d ' ' -f 5 "$work/pairs" | median)"
+    echo "median cpu_ratio $(cut -d ' ' -f 6 "$work/pairs" | median)"
 } | tee "$out"

@@ -174,7 +174,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     lines = [
         f"# TUI, {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, textual "
-        f"{__import__('textual').__version__}, load average before: "
+        f"{__import__('textual').__version__}, load average at the end: "
         f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}",
         "# start to first frame, each run (s): " + " ".join(f"{f:.3f}" for f in frames),
         f"median first_frame_s {statistics.median(frames):.3f}",
