@@ -160,9 +160,16 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
         wait_for("Edits restored", session=again)
         if runner.read_lock(work) is not None:
             wait_for("Following the build", session=again)
-            rows = stage_rows(screen(again))
-            # The build may have ended between the lock check and this look at the screen.
-            assert any("running" in row for row in rows) or runner.read_lock(work) is None, rows
+            # The notice comes before the first poll of the build's files, and the build may
+            # be between two stages or just ending: within a few polls a row says "running"
+            # or the build is over.
+            deadline = time.monotonic() + 15
+            while True:
+                rows = stage_rows(screen(again))
+                if any("running" in row for row in rows) or runner.read_lock(work) is None:
+                    break
+                assert time.monotonic() < deadline, rows
+                time.sleep(0.2)
         deadline = time.monotonic() + BUILD_TIMEOUT
         while runner.read_lock(work) is not None:
             assert time.monotonic() < deadline, "the build did not finish:\n" + screen(again)
