@@ -39,6 +39,10 @@ SECRETS = {
 }
 
 
+#: The shadow group's id on Debian: the live system's unix_chkpwd reads /etc/shadow by it.
+SHADOW_GID = 42
+
+
 def make_secret_root(root: Path) -> None:
     """A small system: busybox as init and getty, accounts with hashes, and secrets."""
     for d in ("bin", "sbin", "lib", "usr/bin", "etc/ssh", "etc/ssl/private", "home/alice/.ssh",
@@ -65,6 +69,8 @@ def make_secret_root(root: Path) -> None:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     os.chmod(root / "etc/shadow", 0o640)
+    if os.geteuid() == 0:
+        os.chown(root / "etc/shadow", 0, SHADOW_GID)  # group shadow, as on Debian
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -182,6 +188,8 @@ def test_classic_archive_holds_no_secret(tmp_path: Path) -> None:
         assert "tty1::respawn:/bin/login -f live" in read("etc/inittab")
         assert "ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100" in read("etc/inittab")
         assert read("etc/machine-id") == ""
+        if os.geteuid() == 0:  # owners kept (system.keep_owners): shadow keeps its group
+            assert tar.getmember("etc/shadow").gid == SHADOW_GID
 
     image = tmp_path / "work" / "stages" / "system" / "system.squashfs"
     paths = squashfs_paths(image)
@@ -195,6 +203,26 @@ def test_classic_archive_holds_no_secret(tmp_path: Path) -> None:
             assert secret in report, secret
     assert "home/alice/.ssh/" in report and "root/.netrc" in report
     assert "== scrub: the /etc archive" in report and "== scrub: the system image" in report
+
+
+@needs_tools
+def test_classic_archive_owners_follow_keep_owners(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("owners other than the builder's need root")
+    root = tmp_path / "root"
+    make_secret_root(root)
+    profile = write_profile(tmp_path / "owners.toml", root, writable={"strategy": "classic"})
+    profile.write_text(profile.read_text().replace('modules = "none"',
+                                                   'modules = "none"\nkeep_owners = false'))
+    result = build(profile, tmp_path / "work", "preflight,kernel,system,writable")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    archive = tmp_path / "work" / "stages" / "writable" / "etc.tar.bz2"
+    with tarfile.open(archive) as tar:
+        assert {(m.uid, m.gid) for m in tar.getmembers()} == {(0, 0)}
+    image = tmp_path / "work" / "stages" / "system" / "system.squashfs"
+    listing = subprocess.run(["unsquashfs", "-lln", str(image), "etc/shadow"],
+                             capture_output=True, text=True, check=True).stdout
+    assert " 0/0 " in listing, listing
 
 
 @needs_tools

@@ -14,7 +14,7 @@ from pathlib import Path
 from livecd_tui import scrub
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
-from livecd_tui.stages.system import squashfs_sources
+from livecd_tui.stages.system import all_root, squashfs_sources
 from livecd_tui.steps import Action, Step, command
 
 TAR_FLAGS = {"bzip2": "-j", "gzip": "-z", "xz": "-J"}
@@ -60,13 +60,19 @@ def plan_writable(build: Build) -> list[Step]:
     overrides = p.resolve_path("writable.overrides")
     if overrides:
         steps.append(command(["mkdir", "-p", tree / "etc"], "make etc in the archive's tree"))
-        steps.append(command(["cp", "-a", f"{overrides}/.", tree / "etc"],
+        # Not their owner: an override made in a user's home becomes root's, as a file
+        # put in /etc by hand would be.
+        steps.append(command(["cp", "-R", "--preserve=mode,timestamps,links",
+                              f"{overrides}/.", tree / "etc"],
                              "lay the /etc overrides over it"))
         if "etc" not in members:
             members.append("etc")
     steps.append(scrub_tree_step(build, tree))
+    # Owners as in the system (shadow keeps its group) unless the image makes every file
+    # root's: then the archive does too, so both halves of the live system agree.
+    owners = ["--owner=0", "--group=0"] if all_root(build) else []
     steps.append(command(
-        ["tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner",
+        ["tar", "--sort=name", *owners, "--numeric-owner",
          f"--mtime=@{build.epoch}", "--clamp-mtime", "-C", tree,
          TAR_FLAGS[compression], "-cf", out / name, "--", *members],
         f"pack {', '.join('/' + m for m in members)} into {name}"))
@@ -115,6 +121,7 @@ STAGE = Stage(
     describe="Pack what the live system needs writable at boot: the /etc archive of the "
              "classic method, or the /etc overrides for the overlay method.",
     plan=plan_writable,
-    reads=("writable.", "system.source", "system.root", "system.scrub.", "system.login."),
+    reads=("writable.", "system.source", "system.root", "system.scrub.", "system.login.",
+           "system.keep_owners"),
     inputs=writable_inputs,
 )
