@@ -35,6 +35,8 @@ class Option:
     minimum: int | None = None
     maximum: int | None = None
     unit: str = ""
+    #: For ints: the value must be a power of two (block sizes).
+    power_of_two: bool = False
     #: (other key, values): the option is shown and used only when the other option has
     #: one of these values.
     depends_on: tuple[tuple[str, tuple[Any, ...]], ...] = ()
@@ -371,6 +373,7 @@ _OPTIONS: tuple[Option, ...] = (
         minimum=4,
         maximum=1024,
         unit="KiB",
+        power_of_two=True,
     ),
     Option(
         "system.cpus",
@@ -867,7 +870,8 @@ def describe_type(option: Option) -> str:
         return "one of " + ", ".join(option.choices)
     if option.kind == "int":
         unit = f" {option.unit}" if option.unit else ""
-        return f"integer {option.minimum}..{option.maximum}{unit}"
+        powers = ", a power of two" if option.power_of_two else ""
+        return f"integer {option.minimum}..{option.maximum}{unit}{powers}"
     if option.kind == "list":
         if option.item_choices:
             return "list of " + ", ".join(option.item_choices)
@@ -907,6 +911,10 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
             return None, f"{value} is below the minimum {option.minimum}{_unit(option)}"
         if option.maximum is not None and value > option.maximum:
             return None, f"{value} is above the maximum {option.maximum}{_unit(option)}"
+        if option.power_of_two and value & (value - 1):
+            below = 1 << (value.bit_length() - 1)
+            return None, (f"{value} is not a power of two (mksquashfs refuses it): "
+                          f"{below} or {below * 2}{_unit(option)}")
         return value, None
     if kind in ("str", "path", "choice"):
         if not isinstance(value, str):

@@ -57,3 +57,11 @@ def test_core_does_not_import_textual() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_block_size_must_be_a_power_of_two() -> None:
+    option = OPTIONS["system.block_size"]
+    assert validate_value(option, 256) == (256, None)
+    value, reason = validate_value(option, 100)
+    assert value is None and reason is not None
+    assert "not a power of two" in reason and "64 or 128 KiB" in reason
