@@ -13,6 +13,7 @@ from typing import Literal
 
 from livecd_tui import kconfig, tools
 from livecd_tui.build import Build
+from livecd_tui.options import OPTIONS, format_value, is_active
 from livecd_tui.profile import Profile
 
 Kind = Literal["profile", "tool", "kernel"]
@@ -49,10 +50,13 @@ class CheckReport:
                 current = item.kind
                 out.append(f"{'' if not out else chr(10)}{titles[item.kind]}:")
             mark = "ok     " if item.ok else "PROBLEM"
+            message = item.message
+            if message.startswith("note: "):
+                mark, message = "note   ", message.removeprefix("note: ")
             if item.kind == "kernel" and item.message.split(" ", 1)[0] in ROW_STATES:
                 mark = "!" if not item.ok else " "  # the row starts with its own state
             fix = f"  (option {item.key})" if item.key and not item.ok else ""
-            out.append(f"  {mark} {item.message}{fix}")
+            out.append(f"  {mark} {message}{fix}")
         return out
 
 
@@ -72,6 +76,8 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
         report.items.append(CheckItem("profile", False, str(problem), problem.key))
     if not problems:
         report.items.append(CheckItem("profile", True, f"{profile.path}: no problems"))
+    for line, key in unused_settings(profile):
+        report.items.append(CheckItem("profile", True, line, key))
     for tool in tools.required_tools(profile):
         found = tool.find()
         if found:
@@ -83,6 +89,20 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
     if with_kernel:
         report.items += kernel_items(profile)
     return report
+
+
+def unused_settings(profile: Profile) -> list[tuple[str, str]]:
+    """Options the profile sets that its other choices leave unused (a path set for a
+    prebuilt kernel while building a tree): not wrong, but not what the user may think."""
+    notes = []
+    for key, option in OPTIONS.items():
+        if profile.values[key] == option.default or is_active(option, profile.values):
+            continue
+        when = " and ".join(f"{other} is " + " or ".join(format_value(v) for v in allowed)
+                            for other, allowed in option.depends_on)
+        notes.append((f"note: {key} = {format_value(profile.values[key])} is not used: it "
+                      f"applies only when {when}", key))
+    return notes
 
 
 @dataclass
@@ -147,7 +167,7 @@ def kernel_report(profile: Profile) -> KernelReport:
         if kconfig.parse_release(release) is None:
             release = tree_version(tree) or release
     report = KernelReport(info.image, release, None, groups=driver_groups(profile), tree=tree)
-    configured = profile.resolve_path("kernel.config") or (info.config if tree else None)
+    configured = info.config if tree else profile.resolve_path("kernel.config")
     found: tuple[str, str] | None
     if configured is not None:
         try:

@@ -155,9 +155,11 @@ _OPTIONS: tuple[Option, ...] = (
         "Kernel config",
         "path",
         "",
-        "The kernel's .config, used to check that the kernel can boot this CD. Empty: "
-        "/boot/config-RELEASE, the modules dir's build/.config, /proc/config.gz, or the copy "
-        "built into the image (IKCONFIG).",
+        "The prebuilt kernel's .config, used to check that the kernel can boot this CD. "
+        "Empty: /boot/config-RELEASE, the modules dir's build/.config, /proc/config.gz, or "
+        "the copy built into the image (IKCONFIG). A source tree is always checked by its "
+        "own .config, the one it is built with.",
+        depends_on=(("kernel.source", ("prebuilt",)),),
         must_exist=True,
     ),
     Option(

@@ -74,3 +74,20 @@ def test_status_shows_each_stage(tmp_path: Path) -> None:
     status = livecd("status", work)
     assert status.returncode == 0
     assert "preflight   done" in status.stdout and "kernel      pending" in status.stdout
+
+
+def test_check_says_a_set_option_is_unused_and_a_tree_is_checked_by_its_own_config(
+        tmp_path: Path) -> None:
+    tree = tmp_path / "linux"
+    (tree / "include" / "config").mkdir(parents=True)
+    (tree / ".config").write_text("CONFIG_BLK_DEV_INITRD=y\n")
+    other = tmp_path / "other.config"
+    other.write_text("CONFIG_SQUASHFS=y\n")
+    profile = tmp_path / "tree.toml"
+    profile.write_text(f'[kernel]\nsource = "tree"\ntree = "{tree}"\nconfig = "{other}"\n')
+    check = livecd("check", profile)
+    assert "Traceback" not in check.stderr
+    assert (f'note    kernel.config = "{other}" is not used: it applies only when '
+            'kernel.source is "prebuilt"') in check.stdout
+    assert f"config {tree}/.config" in check.stdout
+    assert "BLK_DEV_INITRD=y" in check.stdout and "SQUASHFS=y" not in check.stdout

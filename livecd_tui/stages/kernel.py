@@ -55,7 +55,8 @@ def planned_kernel(build: Build) -> KernelInfo:
         tree = profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
         release = _tree_release(tree) or UNKNOWN_RELEASE
         modules = build.done_dir("kernel") / "modules" / "lib" / "modules" / release
-        config = profile.resolve_path("kernel.config") or tree / ".config"
+        # The config the tree is built with, whatever kernel.config says (prebuilt only).
+        config = tree / ".config"
         return KernelInfo(tree / "arch" / "x86" / "boot" / "bzImage", release, modules, config)
     image: Path | None = profile.resolve_path("kernel.image")
     release = ""
