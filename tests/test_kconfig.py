@@ -583,3 +583,64 @@ def test_each_choice_adds_its_symbols_and_each_is_checked(
         finding = _by_symbol(check(config, reqs, "6.1.0"))[symbol]
         assert finding.state == "missing", symbol
         assert by[symbol].reason in finding.message
+
+
+# ------------------------------------------------------------- the same check in bash
+
+
+def _bash_check(reqs: list[Requirement], config: dict[str, str], release: str,
+                tmp_path: Path) -> tuple[set[str], set[str]]:
+    """Run export-script's bash check: (symbols it refuses, those it calls too new)."""
+    import subprocess
+
+    from livecd_tui.stages.kconfig_script import requirement_lines
+
+    path = tmp_path / "config"
+    path.write_text("".join(f"CONFIG_{k}={v}\n" for k, v in config.items()))
+    script = "\n".join([f"kernel_config='{path}'", f"kernel_release='{release}'",
+                        *requirement_lines(reqs, [])])
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert result.returncode == (1 if result.stderr else 0), result.stderr
+    names = {name: r.symbol for r in reqs for name in (r.symbol, r.describe())}
+    refused, too_new = set(), set()
+    for line in result.stderr.splitlines():
+        what, _, why = line.removeprefix("livecd-build: the kernel cannot boot this CD: ") \
+            .partition(": ")
+        refused.add(names[what])
+        if why.startswith("exists only since"):
+            too_new.add(names[what])
+    return refused, too_new
+
+
+@pytest.mark.parametrize("release", ["4.9.0", "5.4.0", "6.1.0-56-amd64", "7.0.1", "custom"])
+@pytest.mark.parametrize("kw", [
+    {"initrd_format": "classic", "writable": "classic", "initrd_compression": "gzip"},
+    {"initrd_compression": "zstd", "squashfs_compressor": "zstd", "media": ["cdrom", "usb"]},
+    {"initrd_compression": "lz4", "squashfs_compressor": "lz4", "uefi": True},
+])
+def test_the_bash_check_judges_as_the_python_one(kw: dict[str, object], release: str,
+                                                 tmp_path: Path) -> None:
+    import random
+
+    reqs = _reqs(**kw)
+    chance = random.Random(f"{kw}{release}")
+    for _ in range(12):
+        config = _all_yes(reqs)
+        for symbol in list(config):
+            roll = chance.random()
+            if roll < 0.15:
+                del config[symbol]
+            elif roll < 0.3:
+                config[symbol] = "m" if config[symbol] == "y" else "1024"
+        findings = check(config, reqs, release)
+        expected = {f.requirement.symbol for f in findings if f.state in ("missing", "wrong")}
+        too_new = {f.requirement.symbol for f in findings if "only since" in f.message}
+        assert _bash_check(reqs, config, release, tmp_path) == (expected, too_new), config
+
+
+def test_the_bash_check_says_a_symbol_is_newer_than_the_kernel(tmp_path: Path) -> None:
+    reqs = _reqs(initrd_compression="zstd", squashfs_compressor="zstd")
+    config = _all_yes(reqs)
+    del config["RD_ZSTD"], config["SQUASHFS_ZSTD"]
+    assert _bash_check(reqs, config, "5.4.0", tmp_path) == ({"RD_ZSTD", "SQUASHFS_ZSTD"},
+                                                            {"RD_ZSTD"})

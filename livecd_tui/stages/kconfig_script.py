@@ -35,11 +35,16 @@ kconfig_at_least() {  # kconfig_at_least SYMBOL NUMBER
     value=$(kconfig_value "$1")
     [[ $value =~ ^(0x[0-9a-fA-F]+|[0-9]+)$ ]] && (( value >= $2 ))
 }
-kconfig_before() {  # kconfig_before MAJOR MINOR: the kernel is older (or its version unknown)
+kconfig_absent() { case $(kconfig_value "$1") in "" | n) return 0 ;; esac; return 1; }
+kconfig_older() {  # kconfig_older MAJOR MINOR: the kernel is older (unknown: status 2)
     local major minor
     IFS=.- read -r major minor _ <<<"$kernel_release"
-    [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || return 0
+    [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || return 2
     (( major < $1 || (major == $1 && minor < $2) ))
+}
+kconfig_before() {  # kconfig_before MAJOR MINOR: the kernel is older (or its version unknown)
+    kconfig_older "$1" "$2"
+    [ $? != 1 ]
 }
 kconfig_lacks() {  # kconfig_lacks WHAT WHY: report it, fail after every check
     echo "livecd-build: the kernel cannot boot this CD: $1: $2" >&2
@@ -62,9 +67,24 @@ def check_lines(build: Build) -> list[str]:
     """The check of ``$kernel_config`` (release ``$kernel_release``), as bash lines."""
     from livecd_tui.stages.kernel import advised_requirements, requirements_for
 
+    return requirement_lines(requirements_for(build), advised_requirements(build))
+
+
+def requirement_lines(needed: list[kconfig.Requirement],
+                      advised: list[kconfig.Requirement]) -> list[str]:
+    """The bash check of requirements, as ``kconfig.check`` judges them."""
     lines = FUNCTIONS.splitlines()
-    for req in requirements_for(build):
-        line = f"{_test(req)} || kconfig_lacks {q(req.describe())} {q(req.reason)}"
+    for req in needed:
+        lacks = f"kconfig_lacks {q(req.describe())} {q(req.reason)}"
+        if req.since is not None:
+            # As kconfig._too_old: a kernel older than the symbol cannot be fixed by a config.
+            major, minor = req.since
+            too_old = (f"exists only since Linux {major}.{minor} and this kernel is older: "
+                       f"{req.reason}; choose another option or a newer kernel")
+            lacks = (f"{{ if kconfig_absent {req.symbol} && kconfig_older {major} {minor}; "
+                     f"then kconfig_lacks {req.symbol} "
+                     f"{q(too_old)}; else {lacks}; fi; }}")
+        line = f"{_test(req)} || {lacks}"
         if req.before is not None:
             major, minor = req.before
             gone = (f"Linux {major}.{minor} removed it: use a kernel older than that, or "
@@ -72,7 +92,7 @@ def check_lines(build: Build) -> list[str]:
             line = (f"if kconfig_before {major} {minor}; then {line}; "
                     f"else kconfig_lacks {req.symbol} {q(gone)}; fi")
         lines.append(line)
-    for req in advised_requirements(build):
+    for req in advised:
         warning = (f"warning: {req.describe()} is not set: {req.reason} (asked for by "
                    "kernel.drivers; not needed to boot the CD)")
         lines.append(f"{_test(req)} || echo {q(warning)}")
