@@ -33,3 +33,15 @@ def test_overhead_smoke_measures_the_tool_and_the_script(tmp_path: Path) -> None
                             "cpu_ratio"}, run.stdout
     assert all(float(value) > 0 for value in numbers.values())
     assert (tmp_path / "overhead" / "script-work" / "out" / "profile.iso").is_file()
+
+
+def test_output_smoke_counts_every_line() -> None:
+    """bench/output.py --smoke: the engine takes in 20,000 lines and says so (it raises when
+    a line goes missing)."""
+    import sys
+
+    run = subprocess.run([sys.executable, "bench/output.py", "--smoke"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    numbers = dict(re.findall(r"^median (\w+) ([0-9.]+)$", run.stdout, re.M))
+    assert set(numbers) == {"engine_s", "seq_alone_s"} and float(numbers["engine_s"]) > 0

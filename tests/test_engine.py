@@ -236,3 +236,66 @@ def test_refuses_foreign_non_empty_work_dir(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="not made by livecd-tui"):
         Engine(build, []).run([])
     assert (work / "thesis.tex").exists()
+
+
+# -- reading a command's output ----------------------------------------------------------
+def test_a_line_without_newline_arrives_while_the_command_runs(setup) -> None:
+    """A progress bar redrawn with a carriage return, and a prompt, are seen at once."""
+    build, _ = setup
+    seen: list[tuple[float, str]] = []
+
+    def progress(b: Build) -> list:
+        return [command(["sh", "-c", r"printf ' 10%%\r'; sleep 2; printf ' 20%%\r'; sleep 2"],
+                        "report progress")]
+
+    engine = Engine(build, [Stage("p", "P", "progress", progress)],
+                    [lambda e: seen.append((time.monotonic(), getattr(e, "line", "")))])
+    started = time.monotonic()
+    assert engine.run(engine.stages)
+    ended = time.monotonic()
+    at = {line: when for when, line in seen}
+    assert at[" 10%"] - started < 1.5 and ended - at[" 10%"] > 2.5, at
+    assert at[" 20%"] - started < 3.5
+
+
+def test_a_process_left_behind_does_not_hold_the_step(setup) -> None:
+    build, _ = setup
+
+    def leave(b: Build) -> list:
+        return [command(["sh", "-c", "sleep 30 & echo left a sleeper"], "leave a child")]
+
+    started = time.monotonic()
+    ok, _ = run(build, [Stage("l", "L", "leaves", leave)])
+    assert ok and time.monotonic() - started < 10
+    assert "left a sleeper" in (build.work / "logs" / "l.log").read_text()
+
+
+def test_output_pipe_keeps_characters_split_across_reads() -> None:
+    from livecd_tui.engine import OutputPipe
+
+    chunks: list[str] = []
+    pipe = OutputPipe(chunks.append)
+    text = "é 日本\n".encode()
+    pipe.writer.write(text[:1])
+    pipe.writer.flush()
+    time.sleep(0.3)
+    pipe.writer.write(text[1:4])
+    pipe.writer.flush()
+    time.sleep(0.3)
+    pipe.writer.write(text[4:])
+    pipe.finish()
+    assert "".join(chunks) == "é 日本\n" and len(chunks) >= 2
+
+
+def test_stderr_of_a_redirected_command_reaches_the_log(setup, tmp_path: Path) -> None:
+    build, _ = setup
+    target = tmp_path / "out.txt"
+
+    def both(b: Build) -> list:
+        return [command(["sh", "-c", "echo to-file; echo to-log >&2"], "split",
+                        stdout=target)]
+
+    ok, _ = run(build, [Stage("s", "S", "split", both)])
+    assert ok and target.read_text() == "to-file\n"
+    log = (build.work / "logs" / "s.log").read_text().splitlines()
+    assert "to-log" in log and "to-file" not in log
