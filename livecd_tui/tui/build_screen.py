@@ -7,9 +7,11 @@ work dir another process is building follows that build the same way, earlier lo
 included. Step mode is interactive, so it runs the engine inside the app, in a thread worker.
 
 Either way the thread only appends events to a deque (the engine's listener is also called
-from ``sh``'s output threads); a timer on the UI thread drains the deque about 15 times a
-second and updates the widgets in batches. A stage printing a flood of lines costs one
-``Log.write_lines`` per tick with at most ``MAX_LINES`` lines; the whole log is on disk.
+from the thread that reads a command's output); a timer on the UI thread drains the deque
+about 15 times a second, for at most ``DRAIN_BUDGET`` each time, and updates the widgets in
+batches. A stage printing a flood of lines costs one ``Log.write_lines`` per tick with at
+most ``MAX_LINES`` lines (the whole log is on disk), and the feeding threads wait while the
+screen is far behind (``Backpressure``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -66,6 +68,12 @@ if TYPE_CHECKING:
 TAIL_ON_OPEN = 200
 #: How often the event buffer is drained, per second.
 DRAIN_RATE = 15
+#: The most time one drain may take (keys wait for it).
+DRAIN_BUDGET = 0.01
+#: Events the build threads may be ahead of the screen before they wait for it.
+BACKLOG = 5000
+#: Seconds without a drain after which the screen counts as stopped (nobody waits for it).
+STALLED = 0.5
 SPINNER = "|/-\\"
 SPINNER_RATE = 8
 #: Seconds between two looks at a followed build's files.
@@ -73,6 +81,24 @@ FOLLOW_INTERVAL = 0.2
 #: Seconds between two looks at the work dir's lock while no build runs (a build started
 #: elsewhere, by the CLI or another app, is then followed here).
 LOCK_WATCH_INTERVAL = 1.0
+
+
+class Backpressure:
+    """Keeps the threads that feed the screen from running far ahead of it.
+
+    While the screen is more than BACKLOG events behind, a feeding thread waits a little:
+    a flood of lines then neither piles up in memory nor keeps the UI thread from the GIL
+    (keys stay quick), and the command waits on its full pipe meanwhile. Only while the
+    screen is draining: a screen that stops (hidden, closing) never holds a build up.
+    Headless builds have no such listener and run at full speed.
+    """
+
+    def __init__(self) -> None:
+        self.drained_at = time.monotonic()
+
+    def hold(self, events: Sized) -> None:
+        while len(events) > BACKLOG and time.monotonic() - self.drained_at < STALLED:
+            time.sleep(0.005)
 
 
 def format_duration(seconds: float) -> str:
@@ -210,6 +236,8 @@ class BuildScreen(Screen[None]):
         self._retired = False
         self.views: dict[str, StageView] = {s.name: StageView() for s in self.stages}
         self.engine: Engine | None = None
+        #: Holds the feeding threads back while the screen is far behind.
+        self._backpressure = Backpressure()
         #: Filled by the engine's threads, emptied by the UI's timer.
         self._events: deque[tuple[float, Event | BuildEnded | StepWaiting | Following
                                   | Notice]] = deque()
@@ -343,12 +371,14 @@ class BuildScreen(Screen[None]):
             return
         clock = self.app.clock
         events = self._events
+        backpressure = self._backpressure
         gate = self._gate
         gate.set()
 
         def listen(event: Event) -> None:
-            # Called from the build thread and sh's threads: only append (deque is safe).
+            # Called from the build thread and the output pipe's: only append (deque is safe).
             events.append((clock(), event))
+            backpressure.hold(events)
             if step_mode and isinstance(event, StepStarted):
                 # The engine calls listeners before it runs the step, from the build
                 # thread: holding here holds the build, until Space (or stop) opens the gate.
@@ -391,9 +421,11 @@ class BuildScreen(Screen[None]):
         """A function threads call to hand an event over (``age``: how long ago it was)."""
         clock = self.app.clock
         events = self._events
+        backpressure = self._backpressure
 
         def report(event: object, age: float = 0.0) -> None:
             events.append((clock() - age, event))  # type: ignore[arg-type]
+            backpressure.hold(events)
 
         return report
 
@@ -546,15 +578,27 @@ class BuildScreen(Screen[None]):
 
     # -- draining the engine's events ----------------------------------------------------
     def _drain(self) -> None:
-        """Apply everything the build threads reported since the last tick."""
+        """Apply what the build threads reported since the last tick, for at most
+        DRAIN_BUDGET seconds: a flood of lines (a followed log read at once, a fast command)
+        is taken over several ticks, and keys are handled between them."""
+        self._backpressure.drained_at = time.monotonic()
         lines: dict[str, list[str]] = {}
+        panes: dict[str, StagePane] = {}
+        deadline = time.monotonic() + DRAIN_BUDGET
+        taken = 0
         while True:
+            taken += 1
+            if taken % 512 == 0 and time.monotonic() > deadline:
+                break
             try:
                 at, event = self._events.popleft()
             except IndexError:
                 break
             if isinstance(event, OutputLine):
-                if not self.pane(event.stage).track(event.line):
+                pane = panes.get(event.stage)
+                if pane is None:
+                    pane = panes[event.stage] = self.pane(event.stage)
+                if not pane.track(event.line):
                     lines.setdefault(event.stage, []).append(event.line)
                 continue
             self._write_lines(lines)
