@@ -890,14 +890,16 @@ async def test_a_build_started_here_goes_on_after_quitting(tiny: Profile,
         # A stage over before the follower looked still shows its whole log.
         await wait_until(pilot, lambda: any(line.startswith("== preflight: done")
                                             for line in screen.pane("preflight").output.lines))
-        assert screen.views["preflight"].status == "done"
+        # The log says "done" a moment before the state file does.
+        await wait_until(pilot, lambda: screen.views["preflight"].status == "done")
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
         assert "Leave it running" in str(app.screen.query_one("#answer-leave", Button).label)
         await pilot.press("enter", "d")  # leave it running (the default); discard the edit
         await pilot.pause()
     assert app.return_code == 0
-    assert runner.read_lock(work) is not None, "quitting the app must not stop the build"
+    # Still running, or (on a slow machine) already over; either way not stopped: the
+    # status below says every stage is done.
     deadline = time.monotonic() + 120
     while runner.read_lock(work) is not None:
         assert time.monotonic() < deadline, "the build did not finish"
@@ -906,7 +908,7 @@ async def test_a_build_started_here_goes_on_after_quitting(tiny: Profile,
     status = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "status", "demo.toml"],
                             capture_output=True, text=True, check=True).stdout
     assert f"work dir {work}" in status and "no build running" in status
-    assert "iso         done" in status, status
+    assert "iso         done" in status and "interrupted" not in status, status
     assert (work / "out" / "demo.iso").is_file()
     assert "edited, not saved" in (work / "stages/bootloader/boot/grub/grub.cfg").read_text()
     assert 'title = "edited, not saved"' in (work / ".snapshot/demo.toml").read_text()
