@@ -645,23 +645,29 @@ def mkisofs_grub_legacy_argv(
     iso_root: Path | str,
     out: Path | str,
     volume_label: str,
+    epoch: int | None = None,
 ) -> list[str]:
     """argv of the article's ISO command for GRUB legacy (``stage2_eltorito``, no-emulation).
 
     *tool* is ``genisoimage``, ``mkisofs`` or ``xorriso`` (run as ``xorriso -as mkisofs``).
-    The tree needs ``boot/grub/stage2_eltorito`` and ``boot/grub/menu.lst``.
+    The tree needs ``boot/grub/stage2_eltorito`` and ``boot/grub/menu.lst``. With xorriso
+    every date is *epoch* (or SOURCE_DATE_EPOCH), so the image is the same bytes each time;
+    genisoimage stamps the time it runs, and has no option against it.
     """
     if tool not in MKISOFS_TOOLS:
         raise ValueError(f"unknown ISO tool {tool!r}; choose from {', '.join(MKISOFS_TOOLS)}")
-    return [
+    argv = [
         *MKISOFS_TOOLS[tool],
         "-R",
         "-b", STAGE2_ELTORITO_IN_ISO,
         "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
         "-V", _validate_label(volume_label),
         "-o", str(out),
-        str(iso_root),
     ]  # fmt: skip
+    epoch = _epoch_or_env(epoch)
+    if tool == "xorriso" and epoch is not None:
+        argv += xorriso_date_args(epoch)
+    return [*argv, str(iso_root)]
 
 
 def grub2_image_steps(

@@ -678,7 +678,8 @@ _OPTIONS: tuple[Option, ...] = (
         "choice",
         "xorriso",
         "The program that writes the ISO 9660 image. xorriso makes hybrid BIOS/UEFI "
-        "images; genisoimage and mkisofs are the article's tool (GRUB legacy, isolinux).",
+        "images, and the same bytes from the same inputs; genisoimage and mkisofs are the "
+        "article's tool (GRUB legacy, isolinux) but stamp the time they run.",
         choices=("xorriso", "genisoimage", "mkisofs"),
     ),
     Option(

@@ -7,9 +7,11 @@ which GRUB's quoting follows) checks that quoted words come back unchanged.
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -374,11 +376,33 @@ def test_xorriso_isolinux_argv() -> None:
 @pytest.mark.parametrize(("tool", "head"), [
     ("genisoimage", ["genisoimage"]), ("mkisofs", ["mkisofs"]),
     ("xorriso", ["xorriso", "-as", "mkisofs"])])
-def test_mkisofs_grub_legacy_argv(tool: str, head: list[str]) -> None:
+def test_mkisofs_grub_legacy_argv(tool: str, head: list[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     argv = b.mkisofs_grub_legacy_argv(tool, Path("/t"), Path("/o.iso"), "LIVECD")
     assert argv == [*head, "-R", "-b", "boot/grub/stage2_eltorito", "-no-emul-boot",
                     "-boot-load-size", "4", "-boot-info-table", "-V", "LIVECD", "-o", "/o.iso",
                     "/t"]
+    dated = b.mkisofs_grub_legacy_argv(tool, Path("/t"), Path("/o.iso"), "LIVECD", epoch=1000)
+    extra = b.xorriso_date_args(1000) if tool == "xorriso" else []
+    assert dated == [*argv[:-1], *extra, "/t"]
+
+
+@pytest.mark.skipif(shutil.which("xorriso") is None, reason="needs xorriso")
+def test_grub_legacy_iso_by_xorriso_is_the_same_bytes_twice(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "boot" / "grub").mkdir(parents=True)
+    (tree / "boot" / "grub" / "stage2_eltorito").write_bytes(bytes(4096))  # patched in place
+    (tree / "boot" / "grub" / "menu.lst").write_text("title Live\n")
+    images = []
+    for run in range(2):
+        os.utime(tree / "boot" / "grub" / "menu.lst", (1e9 + run, 1e9 + run))
+        out = tmp_path / f"{run}.iso"
+        argv = b.mkisofs_grub_legacy_argv("xorriso", tree, out, "LIVECD", epoch=1700000000)
+        subprocess.run(argv, check=True, capture_output=True)
+        images.append(out.read_bytes())
+        time.sleep(1.1)  # a second later: the volume dates would differ
+    assert images[0] == images[1]
 
 
 def test_bad_tool_and_label() -> None:

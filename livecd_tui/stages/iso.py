@@ -33,7 +33,7 @@ def iso_argv(build: Build, tree: Path, output: Path) -> list[str]:
         return bootconf.xorriso_isolinux_argv(tree, output, label,
                                               hybrid=bool(p["iso.hybrid"]), epoch=build.epoch,
                                               tool=tool)
-    return bootconf.mkisofs_grub_legacy_argv(tool, tree, output, label)
+    return bootconf.mkisofs_grub_legacy_argv(tool, tree, output, label, epoch=build.epoch)
 
 
 def publish(ctx: StepContext, built: Path, target: Path, checksum: bool) -> None:
