@@ -30,6 +30,8 @@ class CheckItem:
     ok: bool
     message: str
     key: str | None = None
+    #: Not a problem, but worth a look (an option set where it has no effect).
+    note: bool = False
 
 
 @dataclass
@@ -51,8 +53,8 @@ class CheckReport:
                 out.append(f"{'' if not out else chr(10)}{titles[item.kind]}:")
             mark = "ok     " if item.ok else "PROBLEM"
             message = item.message
-            if message.startswith("note: "):
-                mark, message = "note   ", message.removeprefix("note: ")
+            if item.note:
+                mark = "note   "
             if item.kind == "kernel" and item.message.split(" ", 1)[0] in ROW_STATES:
                 mark = "!" if not item.ok else " "  # the row starts with its own state
             fix = f"  (option {item.key})" if item.key and not item.ok else ""
@@ -77,7 +79,7 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
     if not problems:
         report.items.append(CheckItem("profile", True, f"{profile.path}: no problems"))
     for line, key in unused_settings(profile):
-        report.items.append(CheckItem("profile", True, line, key))
+        report.items.append(CheckItem("profile", True, line, key, note=True))
     for tool in tools.required_tools(profile):
         found = tool.find()
         if found:
@@ -100,7 +102,7 @@ def unused_settings(profile: Profile) -> list[tuple[str, str]]:
             continue
         when = " and ".join(f"{other} is " + " or ".join(format_value(v) for v in allowed)
                             for other, allowed in option.depends_on)
-        notes.append((f"note: {key} = {format_value(profile.values[key])} is not used: it "
+        notes.append((f"{key} = {format_value(profile.values[key])} is not used: it "
                       f"applies only when {when}", key))
     return notes
 

@@ -430,6 +430,32 @@ async def test_check_panel_jumps_to_the_option(demo: Profile) -> None:
         assert tree_of(app).current_key == "iso.tool"
 
 
+@pilot_test
+async def test_check_panel_notes_an_unused_setting_and_goes_to_it(demo: Profile) -> None:
+    demo.set("kernel.tree", "/tmp")  # set, but the demo's kernel is prebuilt
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        from livecd_tui.checks import run_checks
+        from livecd_tui.tui.check_screen import CheckScreen
+
+        app.push_screen(CheckScreen(demo, lambda p: run_checks(p, with_kernel=False)),
+                        app._jump_if_chosen)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        findings = app.screen.query_one("#findings", OptionList)
+        prompts = [str(findings.get_option_at_index(i).prompt)
+                   for i in range(findings.option_count)]
+        note = next(i for i, p in enumerate(prompts) if "is not used" in p)
+        assert prompts[note].startswith("i  kernel.tree = ") and "→ kernel.tree" in prompts[note]
+        assert 'applies only when kernel.source is "tree"' in prompts[note]
+        findings.highlighted = note
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, EditorScreen)
+        assert tree_of(app).current_key == "kernel.tree"
+
+
 # -- plan and build ------------------------------------------------------------------------
 def echo_stages(flag: Path | None = None) -> list[Stage]:
     """Three real little stages; the second fails until bootloader.timeout is above 3."""

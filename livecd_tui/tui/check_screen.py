@@ -89,7 +89,9 @@ class CheckScreen(ModalScreen[str | None]):
         head = f"{problems} problem(s)" if problems else "all checks passed"
         options.append(ListOption(Text(head, style="bold"), disabled=True))
         for kind, title in KIND_TITLES.items():
-            items = sorted((i for i in report.items if i.kind == kind), key=lambda i: i.ok)
+            # Problems, then notes, then what is fine.
+            items = sorted((i for i in report.items if i.kind == kind),
+                           key=lambda i: (i.ok, not i.note))
             if not items:
                 continue
             options += [None, ListOption(Text(title, style="bold underline"), disabled=True)]
@@ -97,11 +99,14 @@ class CheckScreen(ModalScreen[str | None]):
                 mark, style = ("ok ", "dim") if item.ok else ("!! ", "bold red")
                 if kind == "kernel":  # the kernel findings start with their own state
                     mark = "   " if item.ok else mark
+                if item.note:
+                    mark, style = ("i  ", "bold yellow")
                 line = Text.assemble((mark, style), item.message)
-                if item.key and not item.ok:
+                leads_somewhere = bool(item.key) and (not item.ok or item.note)
+                if leads_somewhere:
                     line.append(f"  → {item.key}", style="italic")
                 options.append(ListOption(line, id=f"{kind}-{number}:{item.key or ''}",
-                                          disabled=item.ok))
+                                          disabled=not leads_somewhere))
         findings.set_options(options)
         findings.focus()
 
