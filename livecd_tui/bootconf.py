@@ -272,6 +272,17 @@ def grub_early_cfg(marker_file: str = MARKER_FILE, prefix: str = GRUB_PREFIX) ->
     )
 
 
+def _check_menu(title: str, timeout: int, entries: Sequence[str], serial_speed: int,
+                kernel: str, initrd: str) -> list[str]:
+    """The checks every menu generator makes of its arguments; the entry kinds, in order."""
+    _check_text("title", title)
+    _check_common(timeout, serial_speed)
+    kinds = _check_entries(entries)
+    _check_path("kernel", kernel)
+    _check_path("initrd", initrd)
+    return kinds
+
+
 def grub_cfg(
     title: str,
     timeout: int,
@@ -290,11 +301,7 @@ def grub_cfg(
     port and the screen, and the kernel gets a serial console. Titles and command line words
     are single-quoted where needed, so ``'``, ``$``, ``;`` cannot break the script.
     """
-    _check_text("title", title)
-    _check_common(timeout, serial_speed)
-    kinds = _check_entries(entries)
-    _check_path("kernel", kernel)
-    _check_path("initrd", initrd)
+    kinds = _check_menu(title, timeout, entries, serial_speed, kernel, initrd)
     _check_path("marker file", marker_file)
     lines = ["# grub.cfg written by livecd-tui", ""]
     if serial:
@@ -343,11 +350,7 @@ def isolinux_cfg(
     so every generator takes the same parameters.
     """
     del marker_file
-    _check_text("title", title)
-    _check_common(timeout, serial_speed)
-    kinds = _check_entries(entries)
-    _check_path("kernel", kernel)
-    _check_path("initrd", initrd)
+    kinds = _check_menu(title, timeout, entries, serial_speed, kernel, initrd)
     lines = []
     if serial:
         lines.append(f"SERIAL 0 {serial_speed}")
@@ -394,11 +397,7 @@ def menu_lst(
     *marker_file* is unused: GRUB legacy boots from the CD it was loaded from.
     """
     del marker_file
-    _check_text("title", title)
-    _check_common(timeout, serial_speed)
-    kinds = _check_entries(entries)
-    _check_path("kernel", kernel)
-    _check_path("initrd", initrd)
+    kinds = _check_menu(title, timeout, entries, serial_speed, kernel, initrd)
     lines = ["# menu.lst written by livecd-tui"]
     if serial:
         lines += [f"serial --unit=0 --speed={serial_speed}", "terminal --timeout=0 serial"]
