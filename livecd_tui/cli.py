@@ -32,6 +32,7 @@ from livecd_tui.engine import (
 from livecd_tui.options import reference_markdown, reference_text
 from livecd_tui.profile import Profile, ProfileError, find_profile, load_profile
 from livecd_tui.stages import STAGE_NAMES, STAGES
+from livecd_tui.terminal import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROFILE = "demo"
@@ -194,7 +195,7 @@ class ConsoleReporter:
             print(f"[{event.stage}] ({event.index + 1}/{event.total}) {event.describe}",
                   flush=True)
         elif isinstance(event, OutputLine) and not self.quiet:
-            print(f"[{event.stage}] {event.line}", flush=True)
+            print(f"[{event.stage}] {printable(event.line)}", flush=True)
         elif isinstance(event, StageFinished):
             print(f"==> {event.stage}: {event.status} ({event.duration:.1f} s)", flush=True)
             if event.failure:

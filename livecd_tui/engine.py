@@ -30,6 +30,7 @@ from livecd_tui import __version__
 from livecd_tui.build import EPOCH_FILE, WORK_MARKER, Build
 from livecd_tui.profile import write_atomically
 from livecd_tui.steps import Action, Command, Step
+from livecd_tui.terminal import printable
 
 Status = Literal["pending", "running", "done", "failed", "interrupted", "skipped"]
 
@@ -468,11 +469,11 @@ class Engine:
                     step.run(StepContext(self.build, stage.name, partial, write))
                 except StepFailed as err:
                     return Failure(stage.name, index, step.describe, step.describe, None, None,
-                                   [*tail, str(err)][-TAIL_LINES:], err.hint, "action",
+                                   shown_tail([*tail, str(err)]), err.hint, "action",
                                    err.option)
                 except OSError as err:
                     return Failure(stage.name, index, step.describe, step.describe, None, None,
-                                   [*tail, f"{type(err).__name__}: {err}"][-TAIL_LINES:],
+                                   shown_tail([*tail, f"{type(err).__name__}: {err}"]),
                                    kind="action")
                 continue
             failure = self._run_command(stage.name, index, step, write, tail)
@@ -504,7 +505,7 @@ class Engine:
         def failed(code: int | None, sig: str | None, extra: str = "") -> Failure:
             found = list(tail) + ([extra] if extra else [])
             return Failure(stage, index, step.describe, step.shell_line(), code, sig,
-                           found[-TAIL_LINES:], step.hint, "command", step.option)
+                           shown_tail(found), step.hint, "command", step.option)
 
         try:
             program = sh.Command(step.argv[0])
@@ -594,6 +595,13 @@ class Engine:
         if process is not None:
             threading.Thread(target=kill_process_group, args=(process.pid, 2.0),
                              daemon=True).start()
+
+
+def shown_tail(lines: Sequence[str]) -> list[str]:
+    """The last output lines a failure quotes, as text a terminal can show (a booting
+    GRUB's serial console is full of control sequences); blank ones left out."""
+    shown = [printable(line) for line in lines]
+    return [line for line in shown if line.strip()][-TAIL_LINES:]
 
 
 class OutputPipe:

@@ -299,3 +299,30 @@ def test_stderr_of_a_redirected_command_reaches_the_log(setup, tmp_path: Path) -
     assert ok and target.read_text() == "to-file\n"
     log = (build.work / "logs" / "s.log").read_text().splitlines()
     assert "to-log" in log and "to-file" not in log
+
+
+def test_a_failure_quotes_output_a_terminal_can_show(setup) -> None:
+    """A booting GRUB's serial console: the failure's tail carries no control sequences
+    (they would clear the user's screen), while the log keeps the raw bytes."""
+    build, _ = setup
+
+    def grub(b: Build) -> list:
+        return [command(["printf", r"\033c\033[?7l\033[2J\033[0mSeaBIOS\n\033[H\033[J\n"
+                                   r"\033[0;30;47mWelcome to GRUB!\n"], "draw a menu"),
+                command(["false"], "fail")]
+
+    ok, rec = run(build, [Stage("g", "G", "grub", grub)])
+    failure = next(e for e in rec.events if isinstance(e, StageFinished)).failure
+    assert not ok and failure is not None
+    assert "SeaBIOS" in failure.tail and "Welcome to GRUB!" in failure.tail
+    assert not any("\x1b" in line or not line.strip() for line in failure.tail)
+    assert "\x1b[?7l" in (build.work / "logs" / "g.log").read_text()
+
+
+def test_the_console_shows_output_without_control_sequences(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from livecd_tui.cli import ConsoleReporter
+    from livecd_tui.engine import OutputLine
+
+    ConsoleReporter(quiet=False)(OutputLine("boottest", "\x1b[2J\x1b[1;1HGNU GRUB\x1b[?25l"))
+    assert capsys.readouterr().out == "[boottest] GNU GRUB\n"

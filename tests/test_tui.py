@@ -29,6 +29,7 @@ from livecd_tui.engine import Stage, StepContext, prepare_work_dir
 from livecd_tui.options import OPTIONS
 from livecd_tui.profile import Profile, load_profile
 from livecd_tui.steps import Action, Step, command
+from livecd_tui.terminal import printable
 from livecd_tui.tui import recovery
 from livecd_tui.tui.app import LiveCDApp
 from livecd_tui.tui.build_screen import BuildScreen, format_duration
@@ -37,7 +38,7 @@ from livecd_tui.tui.detached import build_args, snapshot_profile
 from livecd_tui.tui.dialogs import ConfirmScreen, HelpScreen, SearchScreen
 from livecd_tui.tui.editor_screen import EditorScreen
 from livecd_tui.tui.editors import ChoiceEditor, ListEditor, ValueEditor
-from livecd_tui.tui.stage_pane import MAX_LINES, boot_progress, parse_progress, printable
+from livecd_tui.tui.stage_pane import MAX_LINES, boot_progress, parse_progress
 from livecd_tui.tui.tree import MenuTree
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -54,7 +54,12 @@ def plan_boottest(build: Build) -> list[Step]:
     return [command(argv, f"boot the ISO ({p['boottest.firmware']}, {p['boottest.medium']}) "
                           f"and wait for {p['boottest.marker']!r} on the serial console",
                     until=p["boottest.marker"], timeout=float(p["boottest.timeout"]),
-                    hint=f"Debian: {tools.QEMU.debian}; the serial log is the stage's log")]
+                    hint=f"read the serial log, {build.log_path('boottest')}; a "
+                         "boot that was only slow (no KVM: QEMU emulates the CPU) needs a "
+                         "longer boottest.timeout; a different prompt, another "
+                         "boottest.marker; QEMU itself is Debian's "
+                         f"{tools.QEMU.debian}",
+                    option="boottest.timeout")]
 
 
 STAGE = Stage(

@@ -57,9 +57,10 @@ from livecd_tui.engine import (
 )
 from livecd_tui.options import MENUS, OPTIONS
 from livecd_tui.profile import Profile
+from livecd_tui.terminal import printable
 from livecd_tui.tui.describe import shown_path
 from livecd_tui.tui.detached import FollowFeed, build_args, snapshot_profile
-from livecd_tui.tui.stage_pane import MAX_LINES, StageList, StagePane, printable
+from livecd_tui.tui.stage_pane import MAX_LINES, StageList, StagePane
 
 if TYPE_CHECKING:
     from livecd_tui.tui.app import LiveCDApp

@@ -30,20 +30,6 @@ _XORRISO = re.compile(r"UPDATE\s*:\s*([\d.]+)%\s+done")
 _BOOT_ORDER = [phase for phase in BOOT_PHASES if phase != "failed"]
 
 
-#: Terminal control sequences (colours, cursor moves, a whole-terminal reset: the serial
-#: console of a booting GRUB is full of them) and the other control characters.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
-                      r"|\x1b[ -/]*[0-~]?|[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def printable(line: str) -> str:
-    """A log line as text the pane can show: without the terminal control sequences that
-    would otherwise reach the user's terminal and scramble the screen; tabs expanded."""
-    if "\t" in line:
-        line = line.expandtabs()
-    return _ESCAPES.sub("", line) if not line.isprintable() else line
-
-
 def parse_progress(line: str) -> float | None:
     """A percentage from a tool's progress line (mksquashfs, xorriso), else None."""
     for pattern in (_MKSQUASHFS, _XORRISO):
