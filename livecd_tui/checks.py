@@ -51,14 +51,11 @@ class CheckReport:
             if item.kind != current:
                 current = item.kind
                 out.append(f"{'' if not out else chr(10)}{titles[item.kind]}:")
-            mark = "ok     " if item.ok else "PROBLEM"
-            message = item.message
-            if item.note:
-                mark = "note   "
+            mark = "note   " if item.note else "ok     " if item.ok else "PROBLEM"
             if item.kind == "kernel" and item.message.split(" ", 1)[0] in ROW_STATES:
                 mark = "!" if not item.ok else " "  # the row starts with its own state
             fix = f"  (option {item.key})" if item.key and not item.ok else ""
-            out.append(f"  {mark} {message}{fix}")
+            out.append(f"  {mark} {item.message}{fix}")
         return out
 
 
