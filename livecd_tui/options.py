@@ -49,6 +49,8 @@ class Option:
     #: what to say when it does not.
     pattern: str = ""
     pattern_help: str = ""
+    #: For strings: an empty (or blank) value is refused.
+    required: bool = False
 
     @property
     def section(self) -> str:
@@ -788,8 +790,10 @@ _OPTIONS: tuple[Option, ...] = (
         "str",
         "login:",
         "Text on the serial console that proves the live system came up, e.g. the "
-        "getty's 'login:' prompt.",
+        "getty's 'login:' prompt. It must not be empty: an empty marker would be "
+        "found before anything booted.",
         max_length=256,
+        required=True,
         depends_on=(("boottest.enabled", (True,)),),
     ),
     Option(
@@ -882,7 +886,8 @@ def describe_type(option: Option) -> str:
     if option.kind == "path":
         return "path" + (" (empty: automatic)" if option.default == "" else "")
     if option.kind == "str":
-        return f"string (up to {option.max_length} characters)"
+        required = ", not empty" if option.required else ""
+        return f"string (up to {option.max_length} characters{required})"
     return "boolean"
 
 
@@ -930,6 +935,8 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         problem = _pattern_problem(option, value)
         if problem:
             return None, problem
+        if option.required and not value.strip():
+            return None, "must not be empty"
         return value, None
     # list
     if not isinstance(value, list):

@@ -59,7 +59,9 @@ def plan_boottest(build: Build) -> list[Step]:
                          "longer boottest.timeout; a different prompt, another "
                          "boottest.marker; QEMU itself is Debian's "
                          f"{tools.QEMU.debian}",
-                    option="boottest.timeout")]
+                    option="boottest.timeout",
+                    diagnose=lambda lines: qemu.diagnose_boot(
+                        lines, p["boottest.marker"], bool(p["bootloader.serial"])))]
 
 
 STAGE = Stage(
