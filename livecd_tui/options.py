@@ -594,8 +594,9 @@ _OPTIONS: tuple[Option, ...] = (
         "bool",
         False,
         "Copy the system image into RAM at boot, so the CD can be removed and the system "
-        "runs faster. Needs RAM larger than the image. The boot menu always has an entry "
-        "for it; this makes it the default.",
+        "runs faster. Needs RAM larger than the image. This makes the boot menu's 'toram' "
+        "entry the default (first), added when bootloader.entries lacks it; the other "
+        "entries boot from the medium as before.",
     ),
     # ---------------------------------------------------------------- Boot loader
     Option(
