@@ -92,7 +92,13 @@ class Build:
 
     @property
     def jobs(self) -> int:
+        """Parallel jobs for the build's tools (build.jobs; 0: every CPU)."""
         return int(self.profile["build.jobs"]) or os.cpu_count() or 1
+
+    @property
+    def squashfs_cpus(self) -> int:
+        """Processors mksquashfs uses (system.cpus; 0: build.jobs)."""
+        return int(self.profile["system.cpus"]) or self.jobs
 
     @property
     def system_root(self) -> Path:

@@ -346,7 +346,7 @@ def estimate(build: Build, capture: Capture, budget: int = SAMPLE_BYTES,
     unit = max(128 * 1024, block)
     pieces = _sample(capture.files, budget, unit)
     sample_bytes = sum(length for _, _, _, length in pieces)
-    cpus = int(p["system.cpus"]) or os.cpu_count() or 1
+    cpus = build.squashfs_cpus
     with tempfile.TemporaryDirectory(prefix="livecd-sample-") as tmp:
         tree = Path(tmp) / "sample"
         tree.mkdir()

@@ -179,7 +179,7 @@ _OPTIONS: tuple[Option, ...] = (
         "Make jobs",
         "int",
         0,
-        "Parallel jobs for make (-j). " + _auto_cpus(),
+        "Parallel jobs for make (-j). 0 means build.jobs.",
         minimum=0,
         maximum=1024,
         depends_on=(("kernel.source", ("tree",)),),
@@ -384,7 +384,7 @@ _OPTIONS: tuple[Option, ...] = (
         "CPUs",
         "int",
         0,
-        "Processors mksquashfs uses. " + _auto_cpus(),
+        "Processors mksquashfs uses. 0 means build.jobs.",
         minimum=0,
         maximum=1024,
     ),
@@ -832,7 +832,9 @@ _OPTIONS: tuple[Option, ...] = (
         "Jobs",
         "int",
         0,
-        "Parallel jobs for the build's own tools. " + _auto_cpus(),
+        "Parallel jobs for the build's tools: the default of kernel.jobs (make -j) and "
+        "system.cpus (mksquashfs). The initramfs compressors run single-threaded, so the "
+        "same inputs give the same bytes on any machine. " + _auto_cpus(),
         minimum=0,
         maximum=1024,
     ),

@@ -352,7 +352,7 @@ def mksquashfs_command(build: Build, root: Path) -> list[str]:
     p = build.profile
     out = build.partial_dir("system") / "system.squashfs"
     sources = squashfs_sources(build, root)
-    cpus = int(p["system.cpus"]) or os.cpu_count() or 1
+    cpus = build.squashfs_cpus
     argv = ["mksquashfs", *sources, str(out), "-noappend",
             "-comp", p["system.compressor"], "-b", f"{int(p['system.block_size'])}K",
             "-processors", str(cpus),
