@@ -40,11 +40,15 @@ class Build:
     work: Path
     #: Facts a stage records for later ones (e.g. the kernel release built from a tree).
     facts: dict[str, str] = field(default_factory=dict)
+    #: Planned only to be shown or exported (plan, export-script): planners start no
+    #: probes (a QEMU guest testing KVM) and use what earlier runs found instead.
+    dry_run: bool = False
 
     @classmethod
-    def for_profile(cls, profile: Profile, work_dir: Path | None = None) -> Build:
+    def for_profile(cls, profile: Profile, work_dir: Path | None = None,
+                    dry_run: bool = False) -> Build:
         work = work_dir or profile.resolve_path("build.work_dir") or default_work_dir(profile)
-        return cls(profile=profile, work=Path(os.path.abspath(work)))
+        return cls(profile=profile, work=Path(os.path.abspath(work)), dry_run=dry_run)
 
     # -- layout ------------------------------------------------------------------------
     def done_dir(self, stage: str) -> Path:

@@ -41,3 +41,23 @@ def test_a_removed_or_replaced_tool_changes_preflights_fingerprint(
     assert upgraded != first
     fake.unlink()
     assert preflight_print(build) not in (first, upgraded)
+
+
+def test_plan_and_export_script_start_no_qemu_probe(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """boottest.accel = "auto" with nothing kept: a dry run assumes TCG, it never probes."""
+    from livecd_tui import cli, qemu
+
+    def no_probe(*args: object, **kwargs: object) -> str:
+        raise AssertionError("a dry run started a QEMU probe")
+
+    monkeypatch.setattr(qemu, "detect_accel", no_probe)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    demo = str(Path(__file__).parent.parent / "profiles" / "demo.toml")
+    work = str(tmp_path / "work")
+    assert cli.main(["plan", demo, "--work-dir", work]) == 0
+    assert "-accel tcg" in capsys.readouterr().out
+    assert cli.main(["export-script", demo, "--work-dir", work,
+                     "-o", str(tmp_path / "build.sh")]) == 0
+    assert "-accel tcg" in (tmp_path / "build.sh").read_text()
