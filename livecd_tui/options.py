@@ -587,6 +587,9 @@ _OPTIONS: tuple[Option, ...] = (
         "Size of the tmpfs that holds every change made in the live system, as mount's "
         "size= takes it ('512m', '50%'). Empty: the kernel's default, half the RAM.",
         max_length=16,
+        pattern=r"[1-9][0-9]*[kmgtpeKMGTPE]?|[1-9][0-9]{0,2}%",
+        pattern_help="a size as mount's size= takes it: a number of bytes with an optional "
+                     "k, m, g or t ('512m', '2g'), or a share of the RAM ('50%')",
     ),
     Option(
         "writable.copy_to_ram",
