@@ -343,8 +343,9 @@ _OPTIONS: tuple[Option, ...] = (
         "all",
         "Which of the kernel's modules the live system gets under /lib/modules: 'all', so "
         "it can load any driver after boot; 'initrd', only those the initrd loads (a "
-        "smaller, faster image); 'none'. With a system root that already holds the "
-        "kernel's modules, 'all' packs them as they are.",
+        "smaller, faster image); 'none'. A system root that already holds the CD kernel's "
+        "modules is packed as it is; one that does not (it runs another kernel) gets them "
+        "into the image from kernel.modules_dir (or the kernel stage), the root untouched.",
         choices=("all", "initrd", "none"),
     ),
     Option(
