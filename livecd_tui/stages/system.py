@@ -487,7 +487,8 @@ STAGE = Stage(
     describe="Pack the system's directories into a compressed squashfs image, the "
              "read-only root of the live system.",
     plan=plan_system,
-    reads=("system.", "writable.strategy", "initrd.busybox", "kernel."),
+    reads=("system.", "writable.strategy", "writable.overrides", "initrd.busybox", "kernel.",
+           "bootloader.serial", "bootloader.serial_speed"),
     uses=("kernel",),
     inputs=system_inputs,
 )
