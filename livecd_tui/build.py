@@ -115,9 +115,14 @@ class Build:
     def host_root(self) -> Path:
         """Where tools and kernel files are looked up: the system root for 'root' profiles,
         the running system for 'busybox' ones."""
-        if self.profile["system.source"] == "busybox":
-            return Path("/")
-        return self.profile.resolve_path("system.root") or Path("/")
+        return host_root_of(self.profile)
+
+
+def host_root_of(profile: Profile) -> Path:
+    """Build.host_root for a profile alone."""
+    if profile["system.source"] == "busybox":
+        return Path("/")
+    return profile.resolve_path("system.root") or Path("/")
 
 
 _VMLINUZ = re.compile(r"vmlinuz-(.+)$")
