@@ -320,9 +320,12 @@ def prepare_work_dir(work: Path, epoch: int | None = None) -> None:
             raise BuildError(
                 f"work dir {work} is not empty and was not made by livecd-tui "
                 f"(no {WORK_MARKER} file in it); choose an empty or new directory")
+    # The marker before anything else: a build starting beside this one must never see the
+    # dir non-empty and unmarked (it would refuse it as not made by livecd-tui).
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARKER).write_text("This directory is a livecd-tui work dir.\n")
     for sub in ("stages", "logs", "state", "out"):
         (work / sub).mkdir(parents=True, exist_ok=True)
-    (work / WORK_MARKER).write_text("This directory is a livecd-tui work dir.\n")
     if epoch is not None and not (work / EPOCH_FILE).exists():
         (work / EPOCH_FILE).write_text(f"{epoch}\n")
 
