@@ -504,6 +504,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if status == "running" and state.started:
             duration = f"{time.time() - state.started:.0f} s…"
         print(f"{name:11} {status:12} {duration:>9}  {state.log or '-'}")
+        if name == "iso" and status not in ("done", "skipped", "running"):
+            for iso in sorted((build.work / "out").glob("*.iso")):
+                print(f"{'':11} {iso} is from an earlier build, not current")
         if state.failure and status == "failed":
             failure = state.failure
             if failure.get("kind") == "command":

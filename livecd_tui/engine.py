@@ -601,6 +601,7 @@ class Engine:
                 if state.status in ("done", "skipped"):
                     # Built from the profile as it was: kept on disk, but not current.
                     state.status = "pending"
+                    state.started = state.ended = None
                     save_state(self.build, state)
         self._emit(StageFinished(stage.name, "failed", 0.0, failure))
 

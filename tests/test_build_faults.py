@@ -211,6 +211,8 @@ def test_a_stage_that_cannot_be_planned_makes_what_follows_not_current(
               for i, n in enumerate(names)]
     build = Build(profile=new_profile(), work=tmp_path / "work")
     assert Engine(build, stages).run(stages)
+    iso = build.work / "out" / "old.iso"
+    iso.write_bytes(b"an ISO the iso stage made")
     broken["now"] = True
     with pytest.raises(PlanError):
         Engine(build, stages).run(stages)
@@ -231,6 +233,7 @@ def test_a_stage_that_cannot_be_planned_makes_what_follows_not_current(
     assert rows == {"kernel": rows["kernel"], "bootloader": "failed", "iso": "pending",
                     "boottest": "pending"}
     assert "unbalanced double quote" in shown
+    assert f"{iso} is from an earlier build, not current" in shown
     assert cli.followed_code(build.work, None) == 2
 
 
