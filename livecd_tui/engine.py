@@ -725,7 +725,7 @@ class Engine:
                 self._process = None
             if record is not None:
                 with contextlib.suppress(OSError):
-                    procs.command_ended(self.build.work, record)
+                    procs.command_ended(self.build.work)
             for f in files:
                 f.close()
             output.finish()

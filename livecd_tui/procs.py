@@ -116,20 +116,30 @@ class CommandRecord:
         return not alive(self.build_pid, self.build_start)
 
 
+_MY_START: tuple[int, int] | None = None
+
+
+def _my_start() -> int:
+    """This process's start time, read once (per process: a fork has its own)."""
+    global _MY_START
+    me = os.getpid()
+    if _MY_START is None or _MY_START[0] != me:
+        _MY_START = (me, process_start(me) or 0)
+    return _MY_START[1]
+
+
 def new_command(work: Path, stage: str, command: str) -> CommandRecord:
     """Record the command about to start; its environment must carry the token."""
-    me = os.getpid()
-    record = CommandRecord(uuid.uuid4().hex, stage, command, me, process_start(me) or 0,
+    record = CommandRecord(uuid.uuid4().hex, stage, command, os.getpid(), _my_start(),
                            time.time())
     replace_file(work / COMMAND_FILE, json.dumps(asdict(record)).encode())
     return record
 
 
-def command_ended(work: Path, record: CommandRecord) -> None:
-    """Forget the command once it has ended (only if the record is still this one's)."""
-    current = read_command(work)
-    if current is not None and current.token == record.token:
-        (work / COMMAND_FILE).unlink(missing_ok=True)
+def command_ended(work: Path) -> None:
+    """Forget the command once it has ended. Only the build holding the work dir writes
+    the record, so the record there is its own."""
+    (work / COMMAND_FILE).unlink(missing_ok=True)
 
 
 def read_command(work: Path) -> CommandRecord | None:
@@ -175,7 +185,9 @@ def end_leftovers(work: Path, grace: float = 2.0) -> str | None:
     for pid in carriers(record.token) if left else []:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    command_ended(work, record)
+    current = read_command(work)
+    if current is not None and current.token == record.token:  # not a new build's
+        command_ended(work)
     if not found:
         return None
     return (f"{len(found)} process(es) of `{record.command}` (stage {record.stage}), "
