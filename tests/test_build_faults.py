@@ -250,3 +250,19 @@ def test_a_stop_before_the_build_began_still_stops_it(tmp_path: Path) -> None:
     assert result is not None and result["outcome"] == "interrupted"
     assert result["signal"] == "SIGTERM" and result_code(result) == 143
     assert engine.run([stage]) is True, "the next run is not stopped by the old stop"
+
+
+def test_the_tui_reads_a_signalled_detached_build_as_stopped_not_as_an_error(
+        tmp_path: Path) -> None:
+    """The build's last word is now "build stopped by SIGTERM" (it was "build failed"): the
+    build screen says the build stopped, not that it could not run."""
+    from livecd_tui.stages import STAGES
+    from livecd_tui.tui.detached import FollowFeed, Outcome
+
+    work = tmp_path / "work"
+    (work / "logs").mkdir(parents=True)
+    feed = FollowFeed(work, STAGES, new_profile(), since=time.time() - 1)
+    (work / runner.DETACHED_LOG).write_text(
+        "livecd-tui: SIGTERM: stopping the build\n"
+        "livecd-tui: build stopped by SIGTERM after 3.1 s; logs in x; continue with: y\n")
+    assert feed.outcome() == Outcome(False)
