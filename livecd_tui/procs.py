@@ -21,7 +21,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +38,8 @@ except (OSError, AttributeError):  # not Linux: the leftover search still works
     _prctl = None
 
 
-def process_start(pid: int) -> int | None:
-    """When a live process started (clock ticks since boot); None when there is no such
-    process, or only its zombie (it has ended, its parent has not reaped it yet)."""
+def _stat(pid: int) -> list[str] | None:
+    """``/proc/PID/stat`` from field 3 (state) on, for a live process (not a zombie)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (OSError, ValueError):
@@ -49,7 +48,26 @@ def process_start(pid: int) -> int | None:
     fields = stat[stat.rfind(")") + 2:].split()
     if len(fields) < 20 or fields[0] in ("Z", "X"):
         return None
-    return int(fields[19])
+    return fields
+
+
+def process_start(pid: int) -> int | None:
+    """When a live process started (clock ticks since boot); None when there is no such
+    process, or only its zombie (it has ended, its parent has not reaped it yet)."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def _group(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[2]) if fields else None
+
+
+def _other_pids() -> Iterator[int]:
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and int(entry.name) != me:
+            yield int(entry.name)
 
 
 def alive(pid: int, start: int) -> bool:
@@ -158,13 +176,23 @@ def carriers(token: str) -> list[int]:
     """Every process whose environment carries this command token."""
     needle = f"{TOKEN_ENV}={token}".encode()
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError), open(f"/proc/{entry.name}/environ", "rb") as env:
+    for pid in _other_pids():
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as env:
             if needle in env.read().split(b"\0"):
-                found.append(int(entry.name))
+                found.append(pid)
     return [pid for pid in found if process_start(pid) is not None]
+
+
+def leftovers(token: str) -> list[int]:
+    """What a command left running: the processes carrying its token, and every other
+    member of their process groups (a program that cleared its environment stays in the
+    command's group). A group with a carrier in it is the command's still: the kernel does
+    not reuse a group id while the group has members."""
+    found = set(carriers(token))
+    groups = {group for pid in found if (group := _group(pid)) is not None}
+    if groups:
+        found.update(pid for pid in _other_pids() if _group(pid) in groups)
+    return sorted(found)
 
 
 def end_leftovers(work: Path, grace: float = 2.0) -> str | None:
@@ -173,18 +201,20 @@ def end_leftovers(work: Path, grace: float = 2.0) -> str | None:
     record = read_command(work)
     if record is None or not record.orphaned():
         return None
-    found = carriers(record.token)
-    for pid in found:
+    found = leftovers(record.token)
+    # Named by pid and start time: a pid freed in the meantime may be given to another.
+    named = [(pid, start) for pid in found if (start := process_start(pid)) is not None]
+    for pid, _ in named:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    left = found
-    while left and time.monotonic() < deadline:
+    while named and time.monotonic() < deadline:
         time.sleep(0.05)
-        left = [pid for pid in left if process_start(pid) is not None]
-    for pid in carriers(record.token) if left else []:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        named = [(pid, start) for pid, start in named if alive(pid, start)]
+    for pid, start in named:
+        if alive(pid, start):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     current = read_command(work)
     if current is not None and current.token == record.token:  # not a new build's
         command_ended(work)

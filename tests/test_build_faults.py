@@ -93,13 +93,21 @@ def test_what_a_killed_build_left_running_is_ended_by_status_stop_and_the_next_b
     ended by the next ``status`` (then ``stop``, then the next build, in later rounds)."""
     for how in ("status", "stop", "build"):
         work = tmp_path / how
-        build, found = start_engine(work, "sh", "-c", "sleep 300 & sleep 300; wait")
+        # One child keeps the command's token, one clears its environment (env -i): it is
+        # still found, in the command's process group.
+        build, found = start_engine(work, "sh", "-c", "sleep 300 & env -i sleep 301 & wait")
         shell = next(pid for pid in found if os.getsid(pid) == pid)  # the command itself
+        record = procs.read_command(work)
+        assert record is not None
+        wait_until(lambda r=record: len(procs.leftovers(r.token)) == 3, 10,
+                   "the shell's two children")
+        everything = procs.leftovers(record.token)
+        assert len(procs.carriers(record.token)) == 2, "env -i cleared one's token"
         build.send_signal(signal.SIGKILL)
         build.wait()
         wait_until(lambda s=shell: gone(s), 10, "the shell to die with the build")
-        left = [pid for pid in found if not gone(pid)]
-        assert left, "the shell's children outlive it (what the record is for)"
+        left = [pid for pid in everything if not gone(pid)]
+        assert len(left) == 2, "the shell's children outlive it (what the record is for)"
         if how == "build":
             stage = Stage("echo", "Echo", "says hi", lambda b: [command(["echo", "hi"], "hi")])
             engine = Engine(Build(profile=new_profile(), work=work), [stage])
