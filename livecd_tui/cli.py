@@ -86,7 +86,8 @@ def make_parser() -> argparse.ArgumentParser:
                        "else $XDG_CACHE_HOME/livecd-tui/PROFILE)")
     build.add_argument("--only", metavar="STAGE,...", help="run only these stages")
     build.add_argument("--from", dest="start", metavar="STAGE",
-                       help="run from this stage on")
+                       help="run from this stage on (--only, --from and --resume exclude "
+                            "one another)")
     build.add_argument("--force", nargs="?", const="*", metavar="STAGE",
                        help="rebuild all stages, or only STAGE, even if up to date")
     build.add_argument("--resume", action="store_true",
@@ -188,7 +189,9 @@ class ConsoleReporter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StageStarted):
-            print(f"==> {event.stage}: {event.steps} step(s)", flush=True)
+            # A followed build (attach) does not know the count: it says 0.
+            steps = f"{event.steps} step(s)" if event.steps else "started"
+            print(f"==> {event.stage}: {steps}", flush=True)
         elif isinstance(event, StageSkipped):
             print(f"==> {event.stage}: {event.reason}, skipped", flush=True)
         elif isinstance(event, StepStarted) and not self.quiet:
@@ -202,13 +205,33 @@ class ConsoleReporter:
                 print(event.failure.report(), file=sys.stderr, flush=True)
 
 
+def stage_choice(args: argparse.Namespace) -> list[str]:
+    """The ``--only`` stage names; refuses (BuildError, exit 2) an empty list, an unknown
+    name, and options that would silently override one another."""
+    given = [f"--{name}" for name, value in (("only", args.only is not None),
+                                             ("from", args.start is not None),
+                                             ("resume", args.resume)) if value]
+    if len(given) > 1:
+        raise BuildError(f"{' and '.join(given)} cannot be used together: each chooses the "
+                         "stages to run")
+    names = [s.strip() for s in args.only.split(",") if s.strip()] \
+        if args.only is not None else []
+    if args.only is not None and not names:
+        raise BuildError("--only needs at least one stage; stages are: "
+                         + ", ".join(STAGE_NAMES))
+    for name in [*names, *(n for n in (args.start, args.force) if n and n != "*")]:
+        if name not in STAGE_NAMES:
+            raise BuildError(f"unknown stage {name!r}; stages are: {', '.join(STAGE_NAMES)}")
+    return names
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    only = stage_choice(args)
     profile = open_profile(args.profile)
     build = Build.for_profile(profile, args.work_dir)
     if args.detach:
         return detach_build(args, build)
     engine = Engine(build, STAGES, [ConsoleReporter(args.quiet)])
-    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else []
     selected = engine.select(only=only, start=args.start, resume=args.resume)
     force_all = args.force == "*"
     force = [] if force_all or not args.force else [engine.stage(args.force).name]
@@ -345,8 +368,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     build = Build.for_profile(profile, args.work_dir)
     script = render_script(build, STAGES)
     if args.output:
-        args.output.write_text(script)
-        args.output.chmod(0o755)
+        if args.output.is_dir():
+            raise BuildError(f"-o {args.output} is a directory; give the script's file name")
+        if not args.output.parent.is_dir():
+            raise BuildError(f"-o {args.output}: the directory {args.output.parent} does not "
+                             "exist")
+        try:
+            args.output.write_text(script)
+            if args.output.is_file():  # not /dev/stdout
+                args.output.chmod(0o755)
+        except OSError as err:
+            raise BuildError(f"cannot write {args.output}: {err.strerror}") from None
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(script)
@@ -451,7 +483,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             duration = f"{time.time() - state.started:.0f} s…"
         print(f"{name:11} {status:12} {duration:>9}  {state.log or '-'}")
         if state.failure:
-            print(f"{'':11} failed: {state.failure.get('command', '')}")
+            how = "interrupted in" if status == "interrupted" else "failed"
+            print(f"{'':11} {how}: {state.failure.get('command', '')}")
     return EXIT_OK
 
 

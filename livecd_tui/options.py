@@ -44,6 +44,8 @@ class Option:
     must_exist: bool = False
     #: For lists: each item must be one of these (empty: any string).
     item_choices: tuple[str, ...] = ()
+    #: For lists: the fewest items it may hold.
+    min_items: int = 0
     max_length: int = MAX_STRING
     #: For strings and list items: a regular expression a non-empty value must match, and
     #: what to say when it does not.
@@ -631,8 +633,9 @@ _OPTIONS: tuple[Option, ...] = (
         ["normal", "toram", "debug"],
         "Entries of the boot menu: 'normal', 'toram' (copy the system to RAM) and "
         "'debug' (stop in a shell before switching to the live system, with verbose "
-        "output). The first is the default.",
+        "output). The first is the default; at least one.",
         item_choices=("normal", "toram", "debug"),
+        min_items=1,
     ),
     Option(
         "bootloader.cmdline",
@@ -936,6 +939,8 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         return None, f"expected a list of strings, got {_typename(value)}"
     if len(value) > MAX_LIST:
         return None, f"list has {len(value)} items, more than {MAX_LIST}"
+    if len(value) < option.min_items:
+        return None, f"needs at least {option.min_items} item(s), got {len(value)}"
     for index, item in enumerate(value):
         if not isinstance(item, str):
             return None, f"item {index + 1} should be a string, got {_typename(item)}"

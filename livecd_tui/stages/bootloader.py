@@ -39,7 +39,7 @@ def config_text(build: Build) -> tuple[str, str]:
     """(path in the CD tree, text) of the boot menu."""
     p = build.profile
     args = dict(title=p["bootloader.title"], timeout=int(p["bootloader.timeout"]),
-                entries=list(p["bootloader.entries"]) or ["normal"],
+                entries=list(p["bootloader.entries"]),
                 cmdline=kernel_cmdline(build), serial=bool(p["bootloader.serial"]),
                 serial_speed=int(p["bootloader.serial_speed"]), kernel=KERNEL_ON_CD,
                 initrd=INITRD_ON_CD)
