@@ -40,6 +40,14 @@ class Build:
     work: Path
     #: Facts a stage records for later ones (e.g. the kernel release built from a tree).
     facts: dict[str, str] = field(default_factory=dict)
+    #: The profile as the user knows it, when ``profile`` was read from a copy (the TUI's
+    #: snapshot for a detached build): what ``status`` and ``attach`` show.
+    shown_as: str | None = None
+
+    @property
+    def profile_shown(self) -> str:
+        """The profile's path (or name) to show the user."""
+        return self.shown_as or str(self.profile.path or self.profile.name)
 
     @classmethod
     def for_profile(cls, profile: Profile, work_dir: Path | None = None) -> Build:

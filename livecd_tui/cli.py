@@ -97,6 +97,7 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--detach", action="store_true",
                        help="run the build in the background, in its own session, so it "
                             "survives the terminal (SSH) going away; follow it with attach")
+    build.add_argument("--shown-as", metavar="PROFILE", help=argparse.SUPPRESS)
     build.set_defaults(func=cmd_build)
 
     attach = add("attach", "Follow a running (or finished) build in a work dir.")
@@ -229,6 +230,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     only = stage_choice(args)
     profile = open_profile(args.profile)
     build = Build.for_profile(profile, args.work_dir)
+    build.shown_as = args.shown_as  # the TUI's detached build reads a copy of the profile
     if args.detach:
         return detach_build(args, build)
     engine = Engine(build, STAGES, [ConsoleReporter(args.quiet)])

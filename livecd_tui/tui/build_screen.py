@@ -483,7 +483,8 @@ class BuildScreen(Screen[None]):
                 prepare_work_dir(build.work, build.epoch)
                 snapshot = snapshot_profile(build.profile, build.work)
                 feed.since = time.time()
-                pid = runner.start_detached(snapshot, build.work, extra)
+                shown = build.profile.path.resolve() if build.profile.path else None
+                pid = runner.start_detached(snapshot, build.work, extra, shown)
                 if stop_requested.is_set():  # stopped before the build held its lock
                     runner.stop(build.work)
             else:
