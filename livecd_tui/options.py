@@ -44,8 +44,8 @@ class Option:
     must_exist: bool = False
     #: For lists: each item must be one of these (empty: any string).
     item_choices: tuple[str, ...] = ()
-    #: For lists: the fewest items it may hold.
-    min_items: int = 0
+    #: For lists, the fewest items; for strings, the fewest characters.
+    min_size: int = 0
     max_length: int = MAX_STRING
     #: For strings and list items: a regular expression a non-empty value must match, and
     #: what to say when it does not.
@@ -635,15 +635,19 @@ _OPTIONS: tuple[Option, ...] = (
         "'debug' (stop in a shell before switching to the live system, with verbose "
         "output). The first is the default; at least one.",
         item_choices=("normal", "toram", "debug"),
-        min_items=1,
+        min_size=1,
     ),
     Option(
         "bootloader.cmdline",
         "Kernel command line",
         "str",
         "",
-        "Extra kernel parameters for every entry, e.g. 'quiet' or 'nomodeset'.",
+        "Extra kernel parameters for every entry, e.g. 'quiet' or 'nomodeset'. A value "
+        "holding blanks is quoted the kernel's way: name=\"a b\".",
         max_length=1024,
+        pattern=r"[^\"'\\]*(?:\"[^\"'\\]*\"[^\"'\\]*)*",
+        pattern_help="kernel parameters with double quotes in pairs, and no single quote or "
+                     "backslash (GRUB 2 cannot pass them to the kernel unchanged)",
     ),
     Option(
         "bootloader.serial",
@@ -692,6 +696,9 @@ _OPTIONS: tuple[Option, ...] = (
         "LIVECD",
         "The ISO 9660 volume id (up to 32 characters), shown by blkid and file managers.",
         max_length=32,
+        min_size=1,
+        pattern=r"[\x20-\x7e]+",
+        pattern_help="ASCII letters, digits, blanks and punctuation",
     ),
     Option(
         "iso.marker",
@@ -928,6 +935,9 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         problem = _string_problem(value, option.max_length)
         if problem:
             return None, problem
+        if len(value) < option.min_size:
+            return None, ("must not be empty" if option.min_size == 1 else
+                          f"too short (at least {option.min_size} characters)")
         if kind == "choice" and value not in option.choices:
             return None, f"{format_value(value)} is not one of: " + ", ".join(option.choices)
         problem = _pattern_problem(option, value)
@@ -939,8 +949,8 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         return None, f"expected a list of strings, got {_typename(value)}"
     if len(value) > MAX_LIST:
         return None, f"list has {len(value)} items, more than {MAX_LIST}"
-    if len(value) < option.min_items:
-        return None, f"needs at least {option.min_items} item(s), got {len(value)}"
+    if len(value) < option.min_size:
+        return None, f"needs at least {option.min_size} item(s), got {len(value)}"
     for index, item in enumerate(value):
         if not isinstance(item, str):
             return None, f"item {index + 1} should be a string, got {_typename(item)}"
@@ -964,6 +974,9 @@ def _string_problem(value: str, max_length: int) -> str | None:
         return "must be a single line (it contains a line break)"
     if "\x00" in value:
         return "contains a NUL character"
+    control = re.search(r"[\x01-\x1f\x7f]", value)
+    if control:  # a tab or a terminal escape: no command or menu wants one
+        return f"contains a control character (U+{ord(control.group()):04X})"
     return None
 
 
