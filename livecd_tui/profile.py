@@ -289,6 +289,9 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
         message = str(err).split(" (at line")[0]
         raise ProfileError([Problem(shown, line, None, f"TOML syntax: {message}", column)]) \
             from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ProfileError([Problem(shown, None, None, "TOML arrays or tables nested hundreds "
+                                    "of levels deep (no option is)")]) from None
 
     lines = _key_lines(text)
     problems: list[Problem] = []
@@ -350,10 +353,15 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
     return profile
 
 
+#: Option keys are at most a few tables deep; a deeper table is reported as it stands.
+_MAX_TABLE_DEPTH = 8
+
+
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     for name, value in data.items():
         key = f"{prefix}{name}"
-        if isinstance(value, dict) and key not in OPTIONS:
+        if isinstance(value, dict) and key not in OPTIONS and \
+                key.count(".") < _MAX_TABLE_DEPTH:
             yield from _flatten(value, key + ".")
         else:
             yield key, value
@@ -459,7 +467,11 @@ def _inline_key_lines(value: str, prefix: str, number: int, lines: dict[str, int
 
 
 def _line_of(lines: dict[str, int], key: str) -> int | None:
-    """The line a key is set on, else that of the nearest table holding it."""
+    """The line a key is set on, else that of a deeper key in it (one too deep to be
+    followed), else that of the nearest table holding it."""
+    deeper = next((n for k, n in lines.items() if k.startswith(key + ".")), None)
+    if key not in lines and deeper is not None:
+        return deeper
     while key:
         if key in lines:
             return lines[key]

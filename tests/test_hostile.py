@@ -192,6 +192,36 @@ def test_empty_boot_menu_is_refused_at_its_line(box: Sandbox) -> None:
     refused(box.run("plan", "p.toml"), "p.toml:3: bootloader.entries: needs at least 1")
 
 
+@pytest.mark.parametrize("text, says", [
+    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "p.toml: TOML arrays or tables nested hundreds"),
+    ("a = " + "{b=" * 3000 + "1" + "}" * 3000 + "\n", "p.toml: TOML arrays or tables nested"),
+    ("# x\n" + ".".join(["k"] * 5000) + " = 1\n", "p.toml:2: k.k.k.k.k.k.k.k.k: unknown option"),
+    ("[" + ".".join(["k"] * 5000) + "]\n", "p.toml:1: k.k.k.k.k.k.k.k.k: unknown option"),
+], ids=["arrays", "inline-tables", "dotted-key", "table"])
+def test_deeply_nested_toml_is_refused_not_a_recursion_error(box: Sandbox, text: str,
+                                                             says: str) -> None:
+    write(box.cwd / "p.toml", text)
+    result = box.run("plan", "p.toml")
+    refused(result, says)
+    assert "RecursionError" not in result.stderr
+
+
+# -- guards (these held in the attack run: keep them) -------------------------------------
+@pytest.mark.parametrize("where", ["home", "unmarked", "iso-dir"])
+def test_dangerous_work_dirs_and_outputs_are_refused(box: Sandbox, where: str) -> None:
+    stuff = box.cwd / "stuff"
+    write(stuff / "precious.txt", "keep me")
+    output = '[iso]\noutput = "stuff"\n' if where == "iso-dir" else ""
+    profile = write(box.cwd / "p.toml",
+                    f'extends = "{ROOT / "profiles" / "demo.toml"}"\n{output}')
+    work = {"home": box.root / "home", "unmarked": stuff, "iso-dir": box.root / "work"}[where]
+    before = box.tree()
+    result = box.run("build", profile, "--work-dir", work, "--only", "preflight")
+    refused(result, {"home": "home directory", "unmarked": "not made by livecd-tui",
+                     "iso-dir": "is a directory"}[where])
+    assert box.tree() == before
+
+
 # -- usage -------------------------------------------------------------------------------
 @pytest.mark.parametrize("options, says", [
     (["--from", "iso", "--only", "iso"], "--only and --from cannot be used together"),
