@@ -469,8 +469,10 @@ def _inline_key_lines(value: str, prefix: str, number: int, lines: dict[str, int
 def _line_of(lines: dict[str, int], key: str) -> int | None:
     """The line a key is set on, else that of a deeper key in it (one too deep to be
     followed), else that of the nearest table holding it."""
+    if key in lines:
+        return lines[key]
     deeper = next((n for k, n in lines.items() if k.startswith(key + ".")), None)
-    if key not in lines and deeper is not None:
+    if deeper is not None:
         return deeper
     while key:
         if key in lines:
