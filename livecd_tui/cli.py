@@ -29,7 +29,7 @@ from livecd_tui.engine import (
     plan_stage,
     render_script,
 )
-from livecd_tui.options import reference_markdown, reference_text
+from livecd_tui.options import path_length_problem, reference_markdown, reference_text
 from livecd_tui.profile import Profile, ProfileError, find_profile, load_profile
 from livecd_tui.stages import STAGE_NAMES, STAGES
 from livecd_tui.terminal import printable
@@ -68,6 +68,14 @@ def print_problems(err: ProfileError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
+def path_arg(text: str) -> Path:
+    """A path given on the command line; argparse refuses one the system cannot use."""
+    problem = path_length_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return Path(text)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livecd-tui",
@@ -82,7 +90,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     build = add("build", "Build the live ISO of a profile (stages up to date are skipped).")
     build.add_argument("profile", help="profile file or name")
-    build.add_argument("--work-dir", type=Path, help="work dir (default: from the profile, "
+    build.add_argument("--work-dir", type=path_arg, help="work dir (default: from the profile, "
                        "else $XDG_CACHE_HOME/livecd-tui/PROFILE)")
     build.add_argument("--only", metavar="STAGE,...", help="run only these stages")
     build.add_argument("--from", dest="start", metavar="STAGE",
@@ -114,13 +122,13 @@ def make_parser() -> argparse.ArgumentParser:
 
     plan = add("plan", "Print every step of every stage as it would run, running nothing.")
     plan.add_argument("profile")
-    plan.add_argument("--work-dir", type=Path)
+    plan.add_argument("--work-dir", type=path_arg)
     plan.set_defaults(func=cmd_plan)
 
     export = add("export-script", "Write the build as a standalone, commented bash script.")
     export.add_argument("profile")
-    export.add_argument("--work-dir", type=Path)
-    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--work-dir", type=path_arg)
+    export.add_argument("-o", "--output", type=path_arg, help="file to write (default: stdout)")
     export.set_defaults(func=cmd_export)
 
     check = add("check", "Check a profile, the tools it needs and the kernel's config.")
@@ -139,7 +147,7 @@ def make_parser() -> argparse.ArgumentParser:
                              "estimated from a sample; warn when the ISO will not fit "
                              "iso.medium or the work dir lacks space. Exit 1 on a warning.")
     capture.add_argument("profile")
-    capture.add_argument("--work-dir", type=Path)
+    capture.add_argument("--work-dir", type=path_arg)
     capture.add_argument("--sample-mib", type=int, default=32, metavar="MIB",
                          help="how much of the data the estimate packs (default 32)")
     capture.add_argument("--no-estimate", action="store_true",
@@ -304,7 +312,7 @@ def _rebuild_args(args: argparse.Namespace) -> list[str]:
 def work_dir_of(target: str) -> Path:
     """A work dir given directly, or a profile's work dir."""
     path = Path(target)
-    if path.is_dir():
+    if path_length_problem(target) is None and path.is_dir():  # a long name: find_profile says
         return path.resolve()
     return Build.for_profile(open_profile(target)).work
 

@@ -7,6 +7,7 @@ means adding one ``Option`` here and reading it in the stage that uses it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ Kind = Literal["bool", "int", "str", "path", "choice", "list"]
 MAX_STRING = 4096
 #: Longest list a profile may hold.
 MAX_LIST = 1024
+#: Linux's limits on a file name and a path, in bytes (beyond them: ENAMETOOLONG).
+NAME_MAX, PATH_MAX = 255, 4096
 
 
 @dataclass(frozen=True)
@@ -938,6 +941,9 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         if len(value) < option.min_size:
             return None, ("must not be empty" if option.min_size == 1 else
                           f"too short (at least {option.min_size} characters)")
+        problem = path_length_problem(value) if kind == "path" else None
+        if problem:
+            return None, problem
         if kind == "choice" and value not in option.choices:
             return None, f"{format_value(value)} is not one of: " + ", ".join(option.choices)
         problem = _pattern_problem(option, value)
@@ -977,6 +983,18 @@ def _string_problem(value: str, max_length: int) -> str | None:
     control = re.search(r"[\x01-\x1f\x7f]", value)
     if control:  # a tab or a terminal escape: no command or menu wants one
         return f"contains a control character (U+{ord(control.group()):04X})"
+    return None
+
+
+def path_length_problem(path: str) -> str | None:
+    """Why the system would refuse ``path`` for its length (ENAMETOOLONG), if it would."""
+    data = os.fsencode(path)
+    if len(data) >= PATH_MAX:
+        return f"the path is {len(data)} bytes long; Linux allows {PATH_MAX - 1}"
+    longest = max(data.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return (f"a name in the path ({os.fsdecode(longest[:16])}...) is {len(longest)} bytes "
+                f"long; Linux allows {NAME_MAX}")
     return None
 
 

@@ -22,7 +22,15 @@ from typing import Any
 import tomli_w
 
 from livecd_tui import __version__
-from livecd_tui.options import MENUS, OPTIONS, Option, defaults, is_active, validate_value
+from livecd_tui.options import (
+    MENUS,
+    OPTIONS,
+    Option,
+    defaults,
+    is_active,
+    path_length_problem,
+    validate_value,
+)
 
 PROFILE_SUFFIX = ".toml"
 #: A profile is a page of settings; anything larger is not one (``extends = "/dev/zero"``).
@@ -501,6 +509,9 @@ def profile_search_dirs() -> list[Path]:
 
 def find_profile(name: str) -> Path:
     """A profile by path, else by name in ``profile_search_dirs``; raises ProfileError."""
+    too_long = path_length_problem(name)
+    if too_long:
+        raise ProfileError([Problem(name[:60] + "...", None, None, too_long)])
     direct = Path(os.path.expanduser(name))
     if direct.is_file():
         return direct

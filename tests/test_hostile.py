@@ -241,6 +241,16 @@ def test_conflicting_or_empty_stage_options_are_refused(box: Sandbox, options: l
     assert not work.exists()  # refused before anything ran
 
 
+def test_names_longer_than_the_system_allows(box: Sandbox) -> None:
+    name, path = "a" * 300, "a/" * 2100
+    says = "is 300 bytes long; Linux allows 255"
+    for command in ("plan", "status", "attach", "stop", "clean"):
+        refused(box.run(command, name), says)
+    refused(box.run("build", "demo", "--work-dir", name), "--work-dir: a name in the path", says)
+    refused(box.run("plan", "demo", "--work-dir", path), "the path is 4200 bytes long")
+    refused(box.run("export-script", "demo", "-o", name), "-o/--output: a name", says)
+
+
 def test_export_script_to_a_directory_or_a_missing_dir(box: Sandbox) -> None:
     (box.cwd / "adir").mkdir()
     before = box.tree()
@@ -324,6 +334,8 @@ def hostile_strings(canary: Path) -> dict[str, str]:
         "semicolon": f"x; touch {canary}; #",
         "newline": f"x\ntouch {canary}",
         "long": "a" * 5000,
+        "long-name": "a" * 300,
+        "deep-path": "a/" * 1500,
         "nul": "a\x00b",
         "dotdot": "../" * 20 + "tmp",
         "dash": "--help",
