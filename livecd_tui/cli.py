@@ -68,12 +68,18 @@ def print_problems(err: ProfileError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
-def path_arg(text: str) -> Path:
-    """A path given on the command line; argparse refuses one the system cannot use."""
+def name_arg(text: str) -> str:
+    """A path or name given on the command line; argparse refuses one the system cannot
+    use (a name longer than Linux allows raises OSError in every test of the path)."""
     problem = path_length_problem(text)
     if problem:
         raise argparse.ArgumentTypeError(problem)
-    return Path(text)
+    return text
+
+
+def path_arg(text: str) -> Path:
+    """A path given on the command line, checked as ``name_arg`` does."""
+    return Path(name_arg(text))
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -109,15 +115,18 @@ def make_parser() -> argparse.ArgumentParser:
     build.set_defaults(func=cmd_build)
 
     attach = add("attach", "Follow a running (or finished) build in a work dir.")
-    attach.add_argument("target", help="work dir, or a profile (its default work dir)")
+    attach.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     attach.set_defaults(func=cmd_attach)
 
     stop_cmd = add("stop", "Stop the build running in a work dir.")
-    stop_cmd.add_argument("target", help="work dir, or a profile (its default work dir)")
+    stop_cmd.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     stop_cmd.set_defaults(func=cmd_stop)
 
     clean = add("clean", "Delete a work dir (only one livecd-tui made, and not in use).")
-    clean.add_argument("target", help="work dir, or a profile (its default work dir)")
+    clean.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     clean.set_defaults(func=cmd_clean)
 
     plan = add("plan", "Print every step of every stage as it would run, running nothing.")
@@ -139,7 +148,8 @@ def make_parser() -> argparse.ArgumentParser:
                                      "+ make olddefconfig), after showing every change."))
 
     status = add("status", "Show each stage's state in a work dir.")
-    status.add_argument("target", help="work dir, or a profile (its default work dir)")
+    status.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     status.set_defaults(func=cmd_status)
 
     capture = add("capture", "Preview what the system stage will pack (per top-level dir), "
@@ -312,7 +322,7 @@ def _rebuild_args(args: argparse.Namespace) -> list[str]:
 def work_dir_of(target: str) -> Path:
     """A work dir given directly, or a profile's work dir."""
     path = Path(target)
-    if path_length_problem(target) is None and path.is_dir():  # a long name: find_profile says
+    if path.is_dir():
         return path.resolve()
     return Build.for_profile(open_profile(target)).work
 
@@ -492,9 +502,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if status == "running" and state.started:
             duration = f"{time.time() - state.started:.0f} s…"
         print(f"{name:11} {status:12} {duration:>9}  {state.log or '-'}")
-        if state.failure:
-            how = "interrupted in" if status == "interrupted" else "failed"
-            print(f"{'':11} {how}: {state.failure.get('command', '')}")
+        if state.failure and status == "failed":  # an interrupted stage did not fail
+            print(f"{'':11} failed: {state.failure.get('command', '')}")
     return EXIT_OK
 
 

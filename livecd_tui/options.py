@@ -21,8 +21,6 @@ Kind = Literal["bool", "int", "str", "path", "choice", "list"]
 MAX_STRING = 4096
 #: Longest list a profile may hold.
 MAX_LIST = 1024
-#: Linux's limits on a file name and a path, in bytes (beyond them: ENAMETOOLONG).
-NAME_MAX, PATH_MAX = 255, 4096
 
 
 @dataclass(frozen=True)
@@ -984,6 +982,10 @@ def _string_problem(value: str, max_length: int) -> str | None:
     if control:  # a tab or a terminal escape: no command or menu wants one
         return f"contains a control character (U+{ord(control.group()):04X})"
     return None
+
+
+#: Linux's limits on a file name and a path, in bytes (beyond them: ENAMETOOLONG).
+NAME_MAX, PATH_MAX = 255, 4096
 
 
 def path_length_problem(path: str) -> str | None:

@@ -180,11 +180,9 @@ def clean(work: Path) -> None:
 
 
 # -- detached builds ---------------------------------------------------------------------
-def start_detached(profile: Path, work: Path, extra: list[str],
-                   shown_as: Path | None = None) -> int:
+def start_detached(profile: Path, work: Path, extra: list[str]) -> int:
     """Start ``livecd-tui build`` in its own session, immune to the terminal hanging up;
-    its output goes to ``WORK/logs/build.out``. Returns its pid once it holds the lock.
-    ``shown_as``: the user's profile when ``profile`` is a copy of it."""
+    its output goes to ``WORK/logs/build.out``. Returns its pid once it holds the lock."""
     holder = read_lock(work)
     if holder:  # before touching its output file
         raise BuildError(f"work dir {work} is in use by a running build "
@@ -193,8 +191,6 @@ def start_detached(profile: Path, work: Path, extra: list[str],
     log = work / DETACHED_LOG
     argv = [sys.executable, "-m", "livecd_tui.cli", "build", str(profile),
             "--work-dir", str(work), *extra]
-    if shown_as is not None:
-        argv += ["--shown-as", str(shown_as)]
     with open(log, "w") as out, open(os.devnull) as devnull:
         proc = subprocess.Popen(argv, stdin=devnull, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
