@@ -238,9 +238,14 @@ def stage_choice(args: argparse.Namespace) -> list[str]:
     if args.only is not None and not names:
         raise BuildError("--only needs at least one stage; stages are: "
                          + ", ".join(STAGE_NAMES))
-    for name in [*names, *(n for n in (args.start, args.force) if n and n != "*")]:
+    force = args.force if args.force != "*" else None
+    for name in [*names, *(n for n in (args.start, force) if n)]:
         if name not in STAGE_NAMES:
             raise BuildError(f"unknown stage {name!r}; stages are: {', '.join(STAGE_NAMES)}")
+    chosen = names or (STAGE_NAMES[STAGE_NAMES.index(args.start):] if args.start else [])
+    if force and chosen and force not in chosen:
+        raise BuildError(f"--force {force}: the stage is not among those chosen to run "
+                         f"({', '.join(chosen)})")
     return names
 
 

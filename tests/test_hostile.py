@@ -234,6 +234,8 @@ def test_dangerous_work_dirs_and_outputs_are_refused(box: Sandbox, where: str) -
     (["--from", "nonsense"], "unknown stage 'nonsense'"),
     (["--force", "nonsense"], "unknown stage 'nonsense'"),
     (["--only", "iso", "--from", "iso", "--detach"], "cannot be used together"),
+    (["--only", "kernel", "--force", "iso"], "--force iso: the stage is not among those"),
+    (["--from", "iso", "--force", "kernel"], "--force kernel: the stage is not among those"),
 ])
 def test_conflicting_or_empty_stage_options_are_refused(box: Sandbox, options: list[str],
                                                         says: str) -> None:
