@@ -403,7 +403,9 @@ def _error_position(err: tomllib.TOMLDecodeError) -> tuple[int | None, int | Non
     return lineno, colno
 
 
-_TABLE = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+# No two parts of these may match the same text: a line of 20,000 blanks (in a multi-line
+# string) made a lazy group backtrack for minutes.
+_TABLE = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")
 _KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
 _ASSIGN = re.compile(rf"^\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
 
@@ -424,7 +426,7 @@ def _key_lines(text: str) -> dict[str, int]:
             continue
         header = _TABLE.match(line)
         if header:
-            table = _normalise_key(header.group(1))
+            table = _normalise_key(header.group(1).strip())
             lines.setdefault(table, number)
             continue
         assign = _ASSIGN.match(line)

@@ -188,6 +188,16 @@ def test_keys_in_inline_tables_have_their_line(box: Sandbox) -> None:
             "p.toml:4: bootloader.timeout: expected an integer")
 
 
+def test_lines_that_made_the_key_finder_backtrack_are_read_at_once(box: Sandbox) -> None:
+    # Lines of a multi-line string look like table headers and keys to the line finder.
+    text = ('[bootloader]\ntitle = """\n[' + " " * 20000 + 'x\n' + "a" + " .a" * 20000 +
+            ' b\n"""\n')
+    write(box.cwd / "p.toml", text)
+    started = time.monotonic()
+    refused(box.run("plan", "p.toml", timeout=60), "p.toml:2: bootloader.title: too long")
+    assert time.monotonic() - started < 30  # it took minutes
+
+
 def test_empty_boot_menu_is_refused_at_its_line(box: Sandbox) -> None:
     write(box.cwd / "p.toml", '[bootloader]\ntitle = "x"\nentries = []\n')
     refused(box.run("plan", "p.toml"), "p.toml:3: bootloader.entries: needs at least 1")
