@@ -420,7 +420,12 @@ def _key_lines(text: str) -> dict[str, int]:
     lines: dict[str, int] = {}
     table = ""
     depth = 0
+    in_string = ""  # the quotes of the multi-line string the line is inside, if any
     for number, line in enumerate(text.splitlines(), start=1):
+        if in_string:  # its lines are text, whatever they look like
+            if line.count(in_string) % 2:
+                in_string = ""
+            continue
         if depth > 0:
             depth += line.count("[") - line.count("]")
             continue
@@ -437,7 +442,8 @@ def _key_lines(text: str) -> dict[str, int]:
             rest = line[assign.end():]
             if rest.lstrip().startswith("{"):
                 _inline_key_lines(rest, full, number, lines)
-            depth = max(0, rest.count("[") - rest.count("]"))
+            in_string = next((q for q in ('"""', "'''") if rest.count(q) % 2), "")
+            depth = 0 if in_string else max(0, rest.count("[") - rest.count("]"))
     return lines
 
 

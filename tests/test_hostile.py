@@ -188,6 +188,12 @@ def test_keys_in_inline_tables_have_their_line(box: Sandbox) -> None:
             "p.toml:4: bootloader.timeout: expected an integer")
 
 
+def test_what_looks_like_a_key_inside_a_multi_line_string_is_not_one(box: Sandbox) -> None:
+    write(box.cwd / "p.toml", '[bootloader]\ntitle = """\ntimeout = "x"\n[iso]\n"""\n'
+                              'timeout = "soon"\n')
+    refused(box.run("plan", "p.toml"), "p.toml:6: bootloader.timeout: expected an integer")
+
+
 def test_lines_that_made_the_key_finder_backtrack_are_read_at_once(box: Sandbox) -> None:
     # Lines of a multi-line string look like table headers and keys to the line finder.
     text = ('[bootloader]\ntitle = """\n[' + " " * 20000 + 'x\n' + "a" + " .a" * 20000 +
