@@ -40,6 +40,9 @@ class Build:
     work: Path
     #: Facts a stage records for later ones (e.g. the kernel release built from a tree).
     facts: dict[str, str] = field(default_factory=dict)
+    #: Planned only to be shown or exported (plan, export-script): planners start no
+    #: probes (a QEMU guest testing KVM) and use what earlier runs found instead.
+    dry_run: bool = False
     #: The profile as the user knows it, when ``profile`` was read from a copy (the TUI's
     #: snapshot for a detached build): what ``status`` and ``attach`` show.
     shown_as: str | None = None
@@ -50,9 +53,10 @@ class Build:
         return self.shown_as or str(self.profile.path or self.profile.name)
 
     @classmethod
-    def for_profile(cls, profile: Profile, work_dir: Path | None = None) -> Build:
+    def for_profile(cls, profile: Profile, work_dir: Path | None = None,
+                    dry_run: bool = False) -> Build:
         work = work_dir or profile.resolve_path("build.work_dir") or default_work_dir(profile)
-        return cls(profile=profile, work=Path(os.path.abspath(work)))
+        return cls(profile=profile, work=Path(os.path.abspath(work)), dry_run=dry_run)
 
     # -- layout ------------------------------------------------------------------------
     def done_dir(self, stage: str) -> Path:
@@ -100,7 +104,13 @@ class Build:
 
     @property
     def jobs(self) -> int:
+        """Parallel jobs for the build's tools (build.jobs; 0: every CPU)."""
         return int(self.profile["build.jobs"]) or os.cpu_count() or 1
+
+    @property
+    def squashfs_cpus(self) -> int:
+        """Processors mksquashfs uses (system.cpus; 0: build.jobs)."""
+        return int(self.profile["system.cpus"]) or self.jobs
 
     @property
     def system_root(self) -> Path:

@@ -377,7 +377,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 # -- plan, export-script ---------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace) -> int:
     profile = open_profile(args.profile)
-    build = Build.for_profile(profile, args.work_dir)
+    build = Build.for_profile(profile, args.work_dir, dry_run=True)
     print(f"# profile {profile.path}, work dir {build.work}")
     for stage in STAGES:
         print(f"\n== {stage.name}: {stage.title}")
@@ -390,7 +390,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     profile = open_profile(args.profile)
-    build = Build.for_profile(profile, args.work_dir)
+    build = Build.for_profile(profile, args.work_dir, dry_run=True)
     script = render_script(build, STAGES)
     if args.output:
         if args.output.is_dir():

@@ -36,6 +36,8 @@ Status = Literal["pending", "running", "done", "failed", "interrupted", "skipped
 
 #: How many output lines a failure report quotes.
 TAIL_LINES = 20
+#: Output lines kept for a step's diagnosis of its failure (a boot's serial console).
+DIAGNOSE_LINES = 20_000
 #: Files up to this size are fingerprinted by content, bigger ones by size and mtime.
 SMALL_FILE = 32 * 1024 * 1024
 #: Seconds between SIGTERM and SIGKILL when stopping a command.
@@ -491,21 +493,35 @@ class Engine:
             env.pop(name, None)
         matched = threading.Event()
         timed_out = threading.Event()
-        lines = LineSplitter(write)
+        seen: deque[str] = deque(maxlen=DIAGNOSE_LINES)
+
+        def keep(line: str) -> None:
+            write(line)
+            if step.diagnose is not None:
+                seen.append(line)
+
+        lines = LineSplitter(keep)
+        marker = MarkerWatch(step.until) if step.until is not None else None
 
         def on_output(chunk: str) -> None:
             # Called from the output pipe's thread: never let an exception escape there.
             with contextlib.suppress(Exception):
                 lines.feed(chunk)
-                if step.until is not None and not matched.is_set() and \
-                        step.until in lines.recent():
+                if marker is not None and not matched.is_set() and marker.feed(chunk):
                     matched.set()
                     self._kill_current_later()
 
         def failed(code: int | None, sig: str | None, extra: str = "") -> Failure:
             found = list(tail) + ([extra] if extra else [])
+            option = step.option
+            if step.diagnose is not None:
+                with contextlib.suppress(Exception):  # a diagnosis must not hide the failure
+                    verdict = step.diagnose(list(seen))
+                    if verdict is not None:
+                        found.append(verdict[0])
+                        option = verdict[1] or option
             return Failure(stage, index, step.describe, step.shell_line(), code, sig,
-                           shown_tail(found), step.hint, "command", step.option)
+                           shown_tail(found), step.hint, "command", option)
 
         try:
             program = sh.Command(step.argv[0])
@@ -670,7 +686,6 @@ class LineSplitter:
     def __init__(self, emit: Callable[[str], None]) -> None:
         self.emit = emit
         self.pending = ""
-        self._last = ""
 
     def feed(self, chunk: str) -> None:
         text = self.pending + chunk.replace("\r\n", "\n")
@@ -678,16 +693,30 @@ class LineSplitter:
         for line in complete:
             if line:
                 self.emit(line)
-                self._last = line
-
-    def recent(self) -> str:
-        """The last complete line plus the unfinished one (a prompt has no newline)."""
-        return self._last + "\n" + self.pending
 
     def flush(self) -> None:
         if self.pending:
             self.emit(self.pending)
             self.pending = ""
+
+
+class MarkerWatch:
+    """Whether a text has appeared in a stream of output chunks: anywhere, across chunk
+    boundaries, and with more output after it in the same chunk (as ``grep -F`` over the
+    whole log finds it)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._carry = ""
+
+    def feed(self, chunk: str) -> bool:
+        """Take the next chunk; True once the text has been seen."""
+        window = self._carry + chunk
+        if self.text in window:
+            return True
+        # Only the end that could start the text again is worth keeping.
+        self._carry = window[-(len(self.text) - 1):] if len(self.text) > 1 else ""
+        return False
 
 
 def kill_process_group(pid: int, grace: float = KILL_GRACE) -> None:

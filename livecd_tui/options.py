@@ -45,13 +45,15 @@ class Option:
     must_exist: bool = False
     #: For lists: each item must be one of these (empty: any string).
     item_choices: tuple[str, ...] = ()
-    #: For lists, the fewest items; for strings, the fewest characters.
-    min_size: int = 0
+    #: For lists: the fewest items it may hold.
+    min_items: int = 0
     max_length: int = MAX_STRING
     #: For strings and list items: a regular expression a non-empty value must match, and
     #: what to say when it does not.
     pattern: str = ""
     pattern_help: str = ""
+    #: For strings: an empty (or blank) value is refused.
+    required: bool = False
 
     @property
     def section(self) -> str:
@@ -180,7 +182,7 @@ _OPTIONS: tuple[Option, ...] = (
         "Make jobs",
         "int",
         0,
-        "Parallel jobs for make (-j). " + _auto_cpus(),
+        "Parallel jobs for make (-j). 0 means build.jobs.",
         minimum=0,
         maximum=1024,
         depends_on=(("kernel.source", ("tree",)),),
@@ -344,8 +346,9 @@ _OPTIONS: tuple[Option, ...] = (
         "all",
         "Which of the kernel's modules the live system gets under /lib/modules: 'all', so "
         "it can load any driver after boot; 'initrd', only those the initrd loads (a "
-        "smaller, faster image); 'none'. With a system root that already holds the "
-        "kernel's modules, 'all' packs them as they are.",
+        "smaller, faster image); 'none'. A system root that already holds the CD kernel's "
+        "modules is packed as it is; one that does not (it runs another kernel) gets them "
+        "into the image from kernel.modules_dir (or the kernel stage), the root untouched.",
         choices=("all", "initrd", "none"),
     ),
     Option(
@@ -385,7 +388,7 @@ _OPTIONS: tuple[Option, ...] = (
         "CPUs",
         "int",
         0,
-        "Processors mksquashfs uses. " + _auto_cpus(),
+        "Processors mksquashfs uses. 0 means build.jobs.",
         minimum=0,
         maximum=1024,
     ),
@@ -588,6 +591,9 @@ _OPTIONS: tuple[Option, ...] = (
         "Size of the tmpfs that holds every change made in the live system, as mount's "
         "size= takes it ('512m', '50%'). Empty: the kernel's default, half the RAM.",
         max_length=16,
+        pattern=r"[1-9][0-9]*[kmgtpeKMGTPE]?|[1-9][0-9]{0,2}%",
+        pattern_help="a size as mount's size= takes it: a number of bytes with an optional "
+                     "k, m, g or t ('512m', '2g'), or a share of the RAM ('50%')",
     ),
     Option(
         "writable.copy_to_ram",
@@ -595,8 +601,9 @@ _OPTIONS: tuple[Option, ...] = (
         "bool",
         False,
         "Copy the system image into RAM at boot, so the CD can be removed and the system "
-        "runs faster. Needs RAM larger than the image. The boot menu always has an entry "
-        "for it; this makes it the default.",
+        "runs faster. Needs RAM larger than the image. This makes the boot menu's 'toram' "
+        "entry the default (first), added when bootloader.entries lacks it; the other "
+        "entries boot from the medium as before.",
     ),
     # ---------------------------------------------------------------- Boot loader
     Option(
@@ -634,9 +641,9 @@ _OPTIONS: tuple[Option, ...] = (
         ["normal", "toram", "debug"],
         "Entries of the boot menu: 'normal', 'toram' (copy the system to RAM) and "
         "'debug' (stop in a shell before switching to the live system, with verbose "
-        "output). The first is the default; at least one.",
+        "output). The first is the default.",
         item_choices=("normal", "toram", "debug"),
-        min_size=1,
+        min_items=1,
     ),
     Option(
         "bootloader.cmdline",
@@ -697,7 +704,7 @@ _OPTIONS: tuple[Option, ...] = (
         "LIVECD",
         "The ISO 9660 volume id (up to 32 characters), shown by blkid and file managers.",
         max_length=32,
-        min_size=1,
+        required=True,
         pattern=r"[\x20-\x7e]+",
         pattern_help="ASCII letters, digits, blanks and punctuation",
     ),
@@ -799,8 +806,10 @@ _OPTIONS: tuple[Option, ...] = (
         "str",
         "login:",
         "Text on the serial console that proves the live system came up, e.g. the "
-        "getty's 'login:' prompt.",
+        "getty's 'login:' prompt. It must not be empty: an empty marker would be "
+        "found before anything booted.",
         max_length=256,
+        required=True,
         depends_on=(("boottest.enabled", (True,)),),
     ),
     Option(
@@ -838,7 +847,9 @@ _OPTIONS: tuple[Option, ...] = (
         "Jobs",
         "int",
         0,
-        "Parallel jobs for the build's own tools. " + _auto_cpus(),
+        "Parallel jobs for the build's tools: the default of kernel.jobs (make -j) and "
+        "system.cpus (mksquashfs). The initramfs compressors run single-threaded, so the "
+        "same inputs give the same bytes on any machine. " + _auto_cpus(),
         minimum=0,
         maximum=1024,
     ),
@@ -887,13 +898,15 @@ def describe_type(option: Option) -> str:
         powers = ", a power of two" if option.power_of_two else ""
         return f"integer {option.minimum}..{option.maximum}{unit}{powers}"
     if option.kind == "list":
+        least = f", at least {option.min_items}" if option.min_items else ""
         if option.item_choices:
-            return "list of " + ", ".join(option.item_choices)
-        return "list of strings"
+            return "list of " + ", ".join(option.item_choices) + least
+        return "list of strings" + least
     if option.kind == "path":
         return "path" + (" (empty: automatic)" if option.default == "" else "")
     if option.kind == "str":
-        return f"string (up to {option.max_length} characters)"
+        required = ", not empty" if option.required else ""
+        return f"string (up to {option.max_length} characters{required})"
     return "boolean"
 
 
@@ -936,9 +949,6 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         problem = _string_problem(value, option.max_length)
         if problem:
             return None, problem
-        if len(value) < option.min_size:
-            return None, ("must not be empty" if option.min_size == 1 else
-                          f"too short (at least {option.min_size} characters)")
         problem = path_length_problem(value) if kind == "path" else None
         if problem:
             return None, problem
@@ -947,14 +957,16 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         problem = _pattern_problem(option, value)
         if problem:
             return None, problem
+        if option.required and not value.strip():
+            return None, "must not be empty"
         return value, None
     # list
     if not isinstance(value, list):
         return None, f"expected a list of strings, got {_typename(value)}"
     if len(value) > MAX_LIST:
         return None, f"list has {len(value)} items, more than {MAX_LIST}"
-    if len(value) < option.min_size:
-        return None, f"needs at least {option.min_size} item(s), got {len(value)}"
+    if len(value) < option.min_items:
+        return None, f"needs at least {option.min_items} item(s), got {len(value)}"
     for index, item in enumerate(value):
         if not isinstance(item, str):
             return None, f"item {index + 1} should be a string, got {_typename(item)}"

@@ -135,7 +135,6 @@ def livecd_conf(build: Build, modules: list[str]) -> str:
         "LIVECD_DEVMGR": p["initrd.device_manager"],
         "LIVECD_WAIT": str(p["initrd.wait"]),
         "LIVECD_TMPFS_SIZE": p["writable.tmpfs_size"],
-        "LIVECD_TORAM": "1" if p["writable.copy_to_ram"] else "0",
         "LIVECD_ETC_ARCHIVE": f"/live/{archive_name(build)}" if archive_name(build) else "",
         "LIVECD_LINK_DIRS": " ".join(link_dirs(build)) if classic else "",
         "LIVECD_EMPTY_DIRS": " ".join(p["writable.empty_dirs"]) if classic else "",

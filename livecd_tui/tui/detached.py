@@ -102,7 +102,7 @@ class FollowFeed:
         self.follower = Follower(work, [s.name for s in stages])
         #: A Build to plan stages with (the profile's values, the followed work dir).
         self.build = Build(profile=dataclasses.replace(profile, values=dict(profile.values)),
-                           work=work)
+                           work=work, dry_run=True)
         #: When the followed build started (its output file is newer than that).
         self.since = since if since is not None else time.time()
         self._steps: dict[str, list[Step]] = {}
