@@ -224,6 +224,10 @@ def not_a_profile_file(path: Path) -> str | None:
         return f"cannot be read: {err.strerror}"
     if not stat.S_ISREG(info.st_mode):
         return f"is {_file_kind(info.st_mode)}, not a profile file"
+    kernel = next((d for d in ("/proc", "/sys") if os.path.realpath(path).startswith(d + "/")),
+                  None)
+    if kernel:  # regular files in name only: reading /proc/kmsg takes the kernel's messages
+        return f"is a file of the kernel's {kernel}, not a profile file"
     if info.st_size > MAX_PROFILE_BYTES:
         return _too_big(info.st_size)
     return None

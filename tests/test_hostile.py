@@ -112,6 +112,7 @@ def refused(result: subprocess.CompletedProcess[str], *expected: str) -> str:
     ("/dev/zero", "/dev/zero is a character device, not a profile file"),
     ("/dev/stdin", "/dev/stdin is a pipe (FIFO), not a profile file"),
     ("fifo", "fifo is a pipe (FIFO), not a profile file"),
+    ("/proc/self/environ", "/proc/self/environ is a file of the kernel's /proc, not a profile"),
     ("adir", "adir is a directory, not a profile file"),
     ("missing.toml", "missing.toml does not exist"),
     ("loop", "loop is a symbolic link loop"),
@@ -166,6 +167,7 @@ def test_a_profile_that_is_not_a_file_says_what_it_is(box: Sandbox, make, says: 
     refused(box.run("plan", "adir", timeout=30), says)
     refused(box.run("plan", "/dev/zero"), "/dev/zero: is a character device")
     refused(box.run("plan", "no-such-profile"), "no such profile; looked in")
+    refused(box.run("adir", timeout=30), says)  # the TUI's profile: refused before it opens
 
 
 def test_profile_file_encodings(box: Sandbox) -> None:
