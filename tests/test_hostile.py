@@ -312,6 +312,7 @@ def test_the_lock_names_the_users_profile_not_the_snapshot(tmp_path: Path) -> No
     profile = new_profile()
     profile.path = tmp_path / "work" / ".snapshot" / "demo.toml"
     build = Build(profile=profile, work=tmp_path / "work", shown_as="/home/me/demo.toml")
+    build.work.mkdir()
     with runner.work_lock(build):
         holder = subprocess.run(
             [sys.executable, "-c", "import sys; from pathlib import Path; "
