@@ -7,6 +7,9 @@ A ``Build`` is what every stage planner receives. It knows the work dir layout:
     WORK/stages/NAME.partial/  a running stage's outputs (renamed to NAME/ on success)
     WORK/logs/NAME.log         each stage's full log
     WORK/state/NAME.json       each stage's state (status, times, fingerprint, failure)
+    WORK/state/build.json      how the last build went or ended (``attach``'s exit code)
+    WORK/lock, lock.json       the running build's flock, and who holds it (runner)
+    WORK/lock.command          the command it runs, to end what a killed build left (procs)
     WORK/out/PROFILE.iso       the finished image (unless the profile names another path)
 """
 
@@ -123,9 +126,14 @@ class Build:
     def host_root(self) -> Path:
         """Where tools and kernel files are looked up: the system root for 'root' profiles,
         the running system for 'busybox' ones."""
-        if self.profile["system.source"] == "busybox":
-            return Path("/")
-        return self.profile.resolve_path("system.root") or Path("/")
+        return host_root_of(self.profile)
+
+
+def host_root_of(profile: Profile) -> Path:
+    """Build.host_root for a profile alone."""
+    if profile["system.source"] == "busybox":
+        return Path("/")
+    return profile.resolve_path("system.root") or Path("/")
 
 
 _VMLINUZ = re.compile(r"vmlinuz-(.+)$")

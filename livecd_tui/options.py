@@ -247,14 +247,27 @@ _OPTIONS: tuple[Option, ...] = (
         depends_on=(("initrd.format", ("classic",)),),
     ),
     Option(
+        "initrd.toolbox",
+        "Toolbox",
+        "choice",
+        "auto",
+        "Where the initrd's shell and commands come from. 'busybox': one static binary "
+        "(initrd.busybox). 'system': the system root's own bash, mount, switch_root or "
+        "pivot_root, insmod and coreutils, each with its libraries, as the article builds "
+        "it (an LFS system without busybox). 'auto': busybox when one is named, in the "
+        "root or on this host, else 'system'; check and plan say which and why.",
+        choices=("auto", "busybox", "system"),
+    ),
+    Option(
         "initrd.shell",
         "Shell",
         "choice",
         "busybox",
         "The shell that runs the init script. busybox is one static binary that also "
         "provides every command the script needs; bash needs its libraries and the "
-        "commands copied in one by one.",
+        "commands copied in one by one. The system toolbox always runs bash.",
         choices=("busybox", "bash"),
+        depends_on=(("initrd.toolbox", ("auto", "busybox")),),
     ),
     Option(
         "initrd.busybox",

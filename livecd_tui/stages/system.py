@@ -13,7 +13,7 @@ import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from livecd_tui import elf, excludes, modmatch, scrub
+from livecd_tui import elf, excludes, modmatch, scrub, toolbox
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.kernel import kernel_info
@@ -74,16 +74,9 @@ def squashfs_sources(build: Build, root: Path) -> list[str]:
 
 
 def find_busybox(build: Build) -> Path:
-    """The busybox the profile names, or one from the system root or PATH."""
-    configured = build.profile.resolve_path("initrd.busybox")
-    if configured:
-        return configured
-    for candidate in ("bin/busybox", "usr/bin/busybox", "sbin/busybox"):
-        path = build.host_root / candidate
-        if path.is_file():
-            return path
-    found = shutil.which("busybox")
-    return Path(found) if found else Path("/bin/busybox")
+    """The busybox the profile names, or one from the system root or PATH (where a missing
+    one would be, for the messages)."""
+    return toolbox.find_busybox(build.profile) or Path("/bin/busybox")
 
 
 def make_busybox_root(ctx: StepContext, busybox: Path) -> None:

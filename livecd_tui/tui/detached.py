@@ -187,7 +187,7 @@ class FollowFeed:
                                    in ("failed", "interrupted") for name in self.stages))
         if last.startswith("build finished"):
             return Outcome(True)
-        if last.startswith("build failed") or "stopping the build" in last:
+        if last.startswith(("build failed", "build stopped by")) or "stopping the build" in last:
             return Outcome(False)
         return Outcome(False, last)
 
