@@ -46,6 +46,14 @@ class Build:
     #: Planned only to be shown or exported (plan, export-script): planners start no
     #: probes (a QEMU guest testing KVM) and use what earlier runs found instead.
     dry_run: bool = False
+    #: The profile as the user knows it, when ``profile`` was read from a copy (the TUI's
+    #: snapshot for a detached build): what ``status`` and ``attach`` show.
+    shown_as: str | None = None
+
+    @property
+    def profile_shown(self) -> str:
+        """The profile's path (or name) to show the user."""
+        return self.shown_as or str(self.profile.path or self.profile.name)
 
     @classmethod
     def for_profile(cls, profile: Profile, work_dir: Path | None = None,

@@ -33,7 +33,7 @@ from livecd_tui.engine import (
     render_script,
     result_code,
 )
-from livecd_tui.options import reference_markdown, reference_text
+from livecd_tui.options import path_length_problem, reference_markdown, reference_text
 from livecd_tui.profile import Profile, ProfileError, find_profile, load_profile
 from livecd_tui.stages import STAGE_NAMES, STAGES
 from livecd_tui.terminal import printable
@@ -79,6 +79,20 @@ def print_problems(err: ProfileError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
+def name_arg(text: str) -> str:
+    """A path or name given on the command line; argparse refuses one the system cannot
+    use (a name longer than Linux allows raises OSError in every test of the path)."""
+    problem = path_length_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def path_arg(text: str) -> Path:
+    """A path given on the command line, checked as ``name_arg`` does."""
+    return Path(name_arg(text))
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livecd-tui",
@@ -93,11 +107,12 @@ def make_parser() -> argparse.ArgumentParser:
 
     build = add("build", "Build the live ISO of a profile (stages up to date are skipped).")
     build.add_argument("profile", help="profile file or name")
-    build.add_argument("--work-dir", type=Path, help="work dir (default: from the profile, "
+    build.add_argument("--work-dir", type=path_arg, help="work dir (default: from the profile, "
                        "else $XDG_CACHE_HOME/livecd-tui/PROFILE)")
     build.add_argument("--only", metavar="STAGE,...", help="run only these stages")
     build.add_argument("--from", dest="start", metavar="STAGE",
-                       help="run from this stage on")
+                       help="run from this stage on (--only, --from and --resume exclude "
+                            "one another)")
     build.add_argument("--force", nargs="?", const="*", metavar="STAGE",
                        help="rebuild all stages, or only STAGE, even if up to date")
     build.add_argument("--resume", action="store_true",
@@ -107,29 +122,33 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--detach", action="store_true",
                        help="run the build in the background, in its own session, so it "
                             "survives the terminal (SSH) going away; follow it with attach")
+    build.add_argument("--shown-as", metavar="PROFILE", help=argparse.SUPPRESS)
     build.set_defaults(func=cmd_build)
 
     attach = add("attach", "Follow a running (or finished) build in a work dir.")
-    attach.add_argument("target", help="work dir, or a profile (its default work dir)")
+    attach.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     attach.set_defaults(func=cmd_attach)
 
     stop_cmd = add("stop", "Stop the build running in a work dir.")
-    stop_cmd.add_argument("target", help="work dir, or a profile (its default work dir)")
+    stop_cmd.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     stop_cmd.set_defaults(func=cmd_stop)
 
     clean = add("clean", "Delete a work dir (only one livecd-tui made, and not in use).")
-    clean.add_argument("target", help="work dir, or a profile (its default work dir)")
+    clean.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     clean.set_defaults(func=cmd_clean)
 
     plan = add("plan", "Print every step of every stage as it would run, running nothing.")
     plan.add_argument("profile")
-    plan.add_argument("--work-dir", type=Path)
+    plan.add_argument("--work-dir", type=path_arg)
     plan.set_defaults(func=cmd_plan)
 
     export = add("export-script", "Write the build as a standalone, commented bash script.")
     export.add_argument("profile")
-    export.add_argument("--work-dir", type=Path)
-    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--work-dir", type=path_arg)
+    export.add_argument("-o", "--output", type=path_arg, help="file to write (default: stdout)")
     export.set_defaults(func=cmd_export)
 
     check = add("check", "Check a profile, the tools it needs and the kernel's config.")
@@ -140,7 +159,8 @@ def make_parser() -> argparse.ArgumentParser:
                                      "+ make olddefconfig), after showing every change."))
 
     status = add("status", "Show each stage's state in a work dir.")
-    status.add_argument("target", help="work dir, or a profile (its default work dir)")
+    status.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     status.set_defaults(func=cmd_status)
 
     capture = add("capture", "Preview what the system stage will pack (per top-level dir), "
@@ -148,7 +168,7 @@ def make_parser() -> argparse.ArgumentParser:
                              "estimated from a sample; warn when the ISO will not fit "
                              "iso.medium or the work dir lacks space. Exit 1 on a warning.")
     capture.add_argument("profile")
-    capture.add_argument("--work-dir", type=Path)
+    capture.add_argument("--work-dir", type=path_arg)
     capture.add_argument("--sample-mib", type=int, default=32, metavar="MIB",
                          help="how much of the data the estimate packs (default 32)")
     capture.add_argument("--no-estimate", action="store_true",
@@ -199,7 +219,9 @@ class ConsoleReporter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StageStarted):
-            print(f"==> {event.stage}: {event.steps} step(s)", flush=True)
+            # A followed build (attach) does not know the count: it says 0.
+            steps = f"{event.steps} step(s)" if event.steps else "started"
+            print(f"==> {event.stage}: {steps}", flush=True)
         elif isinstance(event, StageSkipped):
             print(f"==> {event.stage}: {event.reason}, skipped", flush=True)
         elif isinstance(event, StepStarted) and not self.quiet:
@@ -213,13 +235,39 @@ class ConsoleReporter:
                 print(event.failure.report(), file=sys.stderr, flush=True)
 
 
+def stage_choice(args: argparse.Namespace) -> list[str]:
+    """The ``--only`` stage names; refuses (BuildError, exit 2) an empty list, an unknown
+    name, and options that would silently override one another."""
+    given = [f"--{name}" for name, value in (("only", args.only is not None),
+                                             ("from", args.start is not None),
+                                             ("resume", args.resume)) if value]
+    if len(given) > 1:
+        raise BuildError(f"{' and '.join(given)} cannot be used together: each chooses the "
+                         "stages to run")
+    names = [s.strip() for s in args.only.split(",") if s.strip()] \
+        if args.only is not None else []
+    if args.only is not None and not names:
+        raise BuildError("--only needs at least one stage; stages are: "
+                         + ", ".join(STAGE_NAMES))
+    force = args.force if args.force != "*" else None
+    for name in [*names, *(n for n in (args.start, force) if n)]:
+        if name not in STAGE_NAMES:
+            raise BuildError(f"unknown stage {name!r}; stages are: {', '.join(STAGE_NAMES)}")
+    chosen = names or (STAGE_NAMES[STAGE_NAMES.index(args.start):] if args.start else [])
+    if force and chosen and force not in chosen:
+        raise BuildError(f"--force {force}: the stage is not among those chosen to run "
+                         f"({', '.join(chosen)})")
+    return names
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    only = stage_choice(args)
     profile = open_profile(args.profile)
     build = Build.for_profile(profile, args.work_dir)
+    build.shown_as = args.shown_as  # the TUI's detached build reads a copy of the profile
     if args.detach:
         return detach_build(args, build)
     engine = Engine(build, STAGES, [ConsoleReporter(args.quiet)])
-    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else []
     selected = engine.select(only=only, start=args.start, resume=args.resume)
     force_all = args.force == "*"
     force = [] if force_all or not args.force else [engine.stage(args.force).name]
@@ -393,8 +441,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     build = Build.for_profile(profile, args.work_dir, dry_run=True)
     script = render_script(build, STAGES)
     if args.output:
-        args.output.write_text(script)
-        args.output.chmod(0o755)
+        if args.output.is_dir():
+            raise BuildError(f"-o {args.output} is a directory; give the script's file name")
+        if not args.output.parent.is_dir():
+            raise BuildError(f"-o {args.output}: the directory {args.output.parent} does not "
+                             "exist")
+        try:
+            args.output.write_text(script)
+            if args.output.is_file():  # not /dev/stdout
+                args.output.chmod(0o755)
+        except OSError as err:
+            raise BuildError(f"cannot write {args.output}: {err.strerror}") from None
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(script)

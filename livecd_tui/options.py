@@ -7,6 +7,7 @@ means adding one ``Option`` here and reading it in the stage that uses it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class Option:
     must_exist: bool = False
     #: For lists: each item must be one of these (empty: any string).
     item_choices: tuple[str, ...] = ()
+    #: For lists: the fewest items it may hold.
+    min_items: int = 0
     max_length: int = MAX_STRING
     #: For strings and list items: a regular expression a non-empty value must match, and
     #: what to say when it does not.
@@ -653,14 +656,19 @@ _OPTIONS: tuple[Option, ...] = (
         "'debug' (stop in a shell before switching to the live system, with verbose "
         "output). The first is the default.",
         item_choices=("normal", "toram", "debug"),
+        min_items=1,
     ),
     Option(
         "bootloader.cmdline",
         "Kernel command line",
         "str",
         "",
-        "Extra kernel parameters for every entry, e.g. 'quiet' or 'nomodeset'.",
+        "Extra kernel parameters for every entry, e.g. 'quiet' or 'nomodeset'. A value "
+        "holding blanks is quoted the kernel's way: name=\"a b\".",
         max_length=1024,
+        pattern=r"[^\"'\\]*(?:\"[^\"'\\]*\"[^\"'\\]*)*",
+        pattern_help="kernel parameters with double quotes in pairs, and no single quote or "
+                     "backslash (GRUB 2 cannot pass them to the kernel unchanged)",
     ),
     Option(
         "bootloader.serial",
@@ -709,6 +717,9 @@ _OPTIONS: tuple[Option, ...] = (
         "LIVECD",
         "The ISO 9660 volume id (up to 32 characters), shown by blkid and file managers.",
         max_length=32,
+        required=True,
+        pattern=r"[\x20-\x7e]+",
+        pattern_help="ASCII letters, digits, blanks and punctuation",
     ),
     Option(
         "iso.marker",
@@ -900,9 +911,10 @@ def describe_type(option: Option) -> str:
         powers = ", a power of two" if option.power_of_two else ""
         return f"integer {option.minimum}..{option.maximum}{unit}{powers}"
     if option.kind == "list":
+        least = f", at least {option.min_items}" if option.min_items else ""
         if option.item_choices:
-            return "list of " + ", ".join(option.item_choices)
-        return "list of strings"
+            return "list of " + ", ".join(option.item_choices) + least
+        return "list of strings" + least
     if option.kind == "path":
         return "path" + (" (empty: automatic)" if option.default == "" else "")
     if option.kind == "str":
@@ -950,6 +962,9 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         problem = _string_problem(value, option.max_length)
         if problem:
             return None, problem
+        problem = path_length_problem(value) if kind == "path" else None
+        if problem:
+            return None, problem
         if kind == "choice" and value not in option.choices:
             return None, f"{format_value(value)} is not one of: " + ", ".join(option.choices)
         problem = _pattern_problem(option, value)
@@ -963,6 +978,8 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         return None, f"expected a list of strings, got {_typename(value)}"
     if len(value) > MAX_LIST:
         return None, f"list has {len(value)} items, more than {MAX_LIST}"
+    if len(value) < option.min_items:
+        return None, f"needs at least {option.min_items} item(s), got {len(value)}"
     for index, item in enumerate(value):
         if not isinstance(item, str):
             return None, f"item {index + 1} should be a string, got {_typename(item)}"
@@ -986,6 +1003,25 @@ def _string_problem(value: str, max_length: int) -> str | None:
         return "must be a single line (it contains a line break)"
     if "\x00" in value:
         return "contains a NUL character"
+    control = re.search(r"[\x01-\x1f\x7f]", value)
+    if control:  # a tab or a terminal escape: no command or menu wants one
+        return f"contains a control character (U+{ord(control.group()):04X})"
+    return None
+
+
+#: Linux's limits on a file name and a path, in bytes (beyond them: ENAMETOOLONG).
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def path_length_problem(path: str) -> str | None:
+    """Why the system would refuse ``path`` for its length (ENAMETOOLONG), if it would."""
+    data = os.fsencode(path)
+    if len(data) >= PATH_MAX:
+        return f"the path is {len(data)} bytes long; Linux allows {PATH_MAX - 1}"
+    longest = max(data.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return (f"a name in the path ({os.fsdecode(longest[:16])}...) is {len(longest)} bytes "
+                f"long; Linux allows {NAME_MAX}")
     return None
 
 

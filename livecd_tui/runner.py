@@ -96,7 +96,7 @@ def work_lock(build: Build) -> Iterator[None]:
     try:
         _take_lock(handle, work)
         me = os.getpid()
-        info = LockInfo(me, time.time(), str(build.profile.path or build.profile.name),
+        info = LockInfo(me, time.time(), build.profile_shown,
                         procs.process_start(me) or 0)
         procs.replace_file(work / HOLDER_FILE, json.dumps(asdict(info)).encode())
         try:

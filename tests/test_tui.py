@@ -919,6 +919,7 @@ async def test_a_build_started_here_goes_on_after_quitting(tiny: Profile,
         await wait_until(pilot, lambda: screen.follow_pid is not None, timeout=30)
         holder = runner.read_lock(work)
         assert holder is not None and holder.pid == screen.follow_pid != os.getpid()
+        assert holder.profile == str(tiny.path.resolve())  # type: ignore[union-attr]
         # A stage over before the follower looked still shows its whole log.
         await wait_until(pilot, lambda: any(line.startswith("== preflight: done")
                                             for line in screen.pane("preflight").output.lines))

@@ -485,6 +485,8 @@ class BuildScreen(Screen[None]):
                 prepare_work_dir(build.work, build.epoch)
                 snapshot = snapshot_profile(build.profile, build.work)
                 feed.since = time.time()
+                if build.profile.path:  # the lock names the user's profile, not the copy
+                    extra = [*extra, "--shown-as", str(build.profile.path.resolve())]
                 pid = runner.start_detached(snapshot, build.work, extra)
                 if stop_requested.is_set():  # stopped before the build held its lock
                     runner.stop(build.work)
