@@ -267,3 +267,13 @@ def test_strip_ansi() -> None:
 def test_module_runs_without_textual() -> None:
     code = "import sys, livecd_tui.qemu, livecd_tui.bootconf; assert 'textual' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_drive_paths_with_commas_cannot_add_options() -> None:
+    """A comma in the ISO's or firmware's path is doubled, so QEMU reads one file name."""
+    iso = Path("/w/x.iso,readonly=off,if=virtio")
+    for medium in qemu.MEDIA:
+        drive = qemu.medium_args(iso, medium)[1]
+        assert drive.startswith("file=/w/x.iso,,readonly=off,,if=virtio,format=raw,")
+    code = qemu.ovmf_args(Path("/fw/a,b/OVMF_CODE.fd"))[1]
+    assert code.endswith("file=/fw/a,,b/OVMF_CODE.fd")
