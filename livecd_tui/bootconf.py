@@ -536,6 +536,10 @@ def xorriso_date_args(epoch: int) -> list[str]:
     return [f"--modification-date={stamp}", "--set_all_file_dates", f"={epoch}"]
 
 
+#: The application id every ISO of livecd-tui carries in its primary volume descriptor:
+#: how a later build knows that the file at iso.output is its own to replace.
+ISO_APPLICATION_ID = "LIVECD-TUI"
+
 #: Tools that write ISO images, and the argv prefix of each. Only xorriso can write the
 #: hybrid MBR/GPT of a USB-bootable image.
 MKISOFS_TOOLS: dict[str, tuple[str, ...]] = {
@@ -563,6 +567,7 @@ def _iso_head(tool: str, out: Path | str, volume_label: str, epoch: int | None) 
         "-r",  # Rock Ridge with sane owners and modes
         "-J", "-joliet-long",  # readable names on Windows
         "-V", _validate_label(volume_label),
+        "-A", ISO_APPLICATION_ID,
     ]  # fmt: skip
     epoch = _epoch_or_env(epoch)
     if tool == "xorriso" and epoch is not None:
@@ -682,6 +687,7 @@ def mkisofs_grub_legacy_argv(
         "-b", STAGE2_ELTORITO_IN_ISO,
         "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
         "-V", _validate_label(volume_label),
+        "-A", ISO_APPLICATION_ID,
         "-o", str(out),
     ]  # fmt: skip
     epoch = _epoch_or_env(epoch)

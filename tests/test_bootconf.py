@@ -405,7 +405,8 @@ def test_mkisofs_grub_legacy_argv(tool: str, head: list[str],
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     argv = b.mkisofs_grub_legacy_argv(tool, Path("/t"), Path("/o.iso"), "LIVECD")
     assert argv == [*head, "-R", "-b", "boot/grub/stage2_eltorito", "-no-emul-boot",
-                    "-boot-load-size", "4", "-boot-info-table", "-V", "LIVECD", "-o", "/o.iso",
+                    "-boot-load-size", "4", "-boot-info-table", "-V", "LIVECD",
+                    "-A", "LIVECD-TUI", "-o", "/o.iso",
                     "/t"]
     dated = b.mkisofs_grub_legacy_argv(tool, Path("/t"), Path("/o.iso"), "LIVECD", epoch=1000)
     extra = b.xorriso_date_args(1000) if tool == "xorriso" else []
