@@ -337,7 +337,8 @@ _OPTIONS: tuple[Option, ...] = (
         ["bin", "lib", "sbin", "usr"],
         "Top-level directories packed into the squashfs, as in the article. On merged-/usr "
         "systems bin, lib and sbin are links into usr and are kept as links; lib64 is "
-        "added when the root has it, because the dynamic loader is found through it.",
+        "added when the root has it, because the dynamic loader is found through it. "
+        "Plain names only: no '/', '..' or absolute paths.",
         pattern=TOP_DIR,
         pattern_help=TOP_DIR_HELP,
     ),
@@ -716,7 +717,9 @@ _OPTIONS: tuple[Option, ...] = (
         "Output path",
         "path",
         "",
-        "Where the finished ISO goes. Empty: out/PROFILE.iso in the work dir.",
+        "Where the finished ISO goes. Empty: out/PROFILE.iso in the work dir. A file "
+        "already there is replaced only when it is an ISO livecd-tui wrote; a symlink, a "
+        "system directory (/etc, /usr, /var/lib...) or what is packed is refused.",
     ),
     Option(
         "iso.hybrid",
