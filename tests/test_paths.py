@@ -218,3 +218,45 @@ def test_resume_hint_names_the_work_dir_quoted(tmp_path: Path, home: Path,
     assert cli.main(["build", str(prof), "--quiet"]) == 1
     hint = capsys.readouterr().err.rpartition("fix and run: ")[2].strip()
     assert shlex.split(hint) == ["livecd-tui", "build", str(prof), "--resume"]
+
+
+def test_exported_script_refuses_a_foreign_dir_when_it_runs(tmp_path: Path,
+                                                            home: Path) -> None:
+    """The script may run later than it was written: it checks the marker itself."""
+    work = tmp_path / "work"
+    script = tmp_path / "build.sh"
+    result = livecd(tmp_path, "export-script", profile(tmp_path, ""), "--work-dir", work,
+                    "-o", script)
+    assert result.returncode == 0, result.stderr
+    work.mkdir()
+    (work / "thesis.tex").write_text("precious")
+    run = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "refusing" in run.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["thesis.tex"]
+
+
+def test_clean_of_a_profile_refuses_its_work_dir_inside_the_packed_tree(
+        tmp_path: Path, home: Path) -> None:
+    system = tmp_path / "sysroot"
+    work = system / "usr" / "work"
+    work.mkdir(parents=True)
+    (work / WORK_MARKER).touch()
+    prof = tmp_path / "p.toml"
+    prof.write_text(f'[system]\nroot = "{system}"\n[build]\nwork_dir = "{work}"\n')
+    refused(livecd(tmp_path, "clean", prof), 2, "refusing to delete", "which is packed")
+    assert (work / WORK_MARKER).exists()
+
+
+def test_a_kernel_tree_build_needs_paths_make_takes_literally(tmp_path: Path,
+                                                              home: Path) -> None:
+    """The kernel's make passes its paths to sh unquoted (INSTALL_MOD_PATH, the tree)."""
+    tree = tmp_path / "linux `touch x`"
+    tree.mkdir()
+    prof = tmp_path / "p.toml"
+    prof.write_text(f'[kernel]\nsource = "tree"\ntree = "{tree}"\n')
+    build = Build.for_profile(load_profile(prof), tmp_path / "w $(touch x)")
+    found = {f.key: f.message for f in runner.path_findings(build)}
+    assert set(found) == {"kernel.tree", "build.work_dir"}
+    assert "make hands to a shell" in found["kernel.tree"] and str(tree) in found["kernel.tree"]
+    safe = Build.for_profile(load_profile(prof), tmp_path / "w-1.0_x")
+    assert [f.key for f in runner.path_findings(safe)] == ["kernel.tree"]
