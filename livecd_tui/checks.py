@@ -241,6 +241,11 @@ def fix_inputs(profile: Profile, groups: bool = True
 
     report = kernel_report(profile)
     assert report.tree is not None
+    from livecd_tui.kbuild import make_path_problem
+
+    problem = make_path_problem("kernel tree", report.tree)
+    if problem:
+        raise FixError(problem + " (kernel.tree)")
     build = Build.for_profile(profile)
     reqs = requirements_for(build) + (advised_requirements(build) if groups else [])
     return report.tree, reqs, report.release

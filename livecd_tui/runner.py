@@ -120,8 +120,6 @@ SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/li
 #: Characters a path may not hold: tools read line-based lists naming it (mksquashfs's
 #: exclude and pseudo files), where a line break would start a definition of its own.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-#: What the kernel's make takes literally in a path (its recipes pass paths to sh unquoted).
-_MAKE_SAFE = re.compile(r"[\w./+,@=-]+")
 
 
 @dataclass(frozen=True)
@@ -152,14 +150,14 @@ def path_findings(build: Build) -> list[PathProblem]:
     found = [PathProblem("build.work_dir", m) for m in work_dir_problems(build.work, build)]
     found += [PathProblem("iso.output", m) for m in output_problems(build)]
     if build.profile["kernel.source"] == "tree":
+        from livecd_tui.kbuild import make_path_problem
+
         tree = build.profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
         for key, what, path in (("kernel.tree", "kernel tree", tree),
                                 ("build.work_dir", "work dir", build.work)):
-            if not _MAKE_SAFE.fullmatch(str(path)):
-                found.append(PathProblem(key, (
-                    f"the {what} {_show(path)} holds characters the kernel's make hands to "
-                    "a shell; for a kernel built from a tree use a path of letters, digits "
-                    "and . _ - + , @ = /")))
+            problem = make_path_problem(what, path)
+            if problem:
+                found.append(PathProblem(key, problem))
     return found
 
 
