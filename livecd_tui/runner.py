@@ -270,6 +270,8 @@ def _place_problems(what: str, path: Path, system: Path | None) -> list[str]:
 
 
 def _system_dir_problems(what: str, path: Path, contains: bool) -> list[str]:
+    if _real(Path.home()) in path.parents:
+        return []  # a service account's home under /var/lib is still its own
     for name in SYSTEM_DIRS:
         system_dir = _real(Path(name))
         if path == system_dir or system_dir in path.parents:

@@ -260,3 +260,15 @@ def test_a_kernel_tree_build_needs_paths_make_takes_literally(tmp_path: Path,
     assert "make hands to a shell" in found["kernel.tree"] and str(tree) in found["kernel.tree"]
     safe = Build.for_profile(load_profile(prof), tmp_path / "w-1.0_x")
     assert [f.key for f in runner.path_findings(safe)] == ["kernel.tree"]
+
+
+def test_a_home_under_var_lib_is_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """A service account's home may lie in a system directory: its files are its own."""
+    monkeypatch.setenv("HOME", "/var/lib/livecd-svc")
+    prof = load_profile(profile(tmp_path, '[iso]\noutput = "~/live.iso"\n'))
+    build = Build.for_profile(prof, Path("~/.cache/livecd-tui/p"))
+    assert build.work == Path("/var/lib/livecd-svc/.cache/livecd-tui/p")
+    assert runner.path_findings(build) == []
+    elsewhere = Build.for_profile(prof, Path("/var/lib/other"))
+    assert "system directory /var/lib" in runner.path_problems(elsewhere)[0]
