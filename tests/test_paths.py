@@ -272,3 +272,39 @@ def test_a_home_under_var_lib_is_its_own(tmp_path: Path, monkeypatch: pytest.Mon
     assert runner.path_findings(build) == []
     elsewhere = Build.for_profile(prof, Path("/var/lib/other"))
     assert "system directory /var/lib" in runner.path_problems(elsewhere)[0]
+
+
+#: Runs an exported script with every program stubbed out (bash calls the handler for a
+#: command it cannot find) and without set -e or exit: only bash itself reads each line,
+#: so a path that bash would run as a command shows in the canary.
+STUBBED = """script=$(grep -v '^set -euo pipefail$' "$1")
+command_not_found_handle() { return 0; }
+exit() { :; }
+PATH=/nonexistent-livecd-tui
+set +e
+eval "$script"
+"""
+
+
+CLASSIC = ('[initrd]\nformat = "classic"\n[writable]\nstrategy = "classic"\n'
+           '[bootloader]\ntype = "grub-legacy"\n')
+
+
+@pytest.mark.parametrize(("shipped", "body"), [("demo", ""), ("modern", ""), ("demo", CLASSIC),
+                                               ("modern", CLASSIC)])
+def test_exported_script_runs_no_path(shipped: str, body: str, tmp_path: Path,
+                                      home: Path) -> None:
+    canary = tmp_path / "canary"
+    hostile = "$(echo 1 >> $CANARY) `echo 2 >> $CANARY`; echo 3 >> $CANARY ;x"
+    prof = tmp_path / f"p {hostile}.toml"
+    prof.write_text(f'extends = "{ROOT / "profiles" / f"{shipped}.toml"}"\n{body}'
+                    f'[iso]\noutput = "{tmp_path}/out {hostile}.iso"\n')
+    script = tmp_path / "build.sh"
+    result = livecd(tmp_path, "export-script", prof, "--work-dir", tmp_path / f"w {hostile}",
+                    "-o", script)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "run.sh").write_text(STUBBED)
+    run = subprocess.run(["bash", str(tmp_path / "run.sh"), str(script)], capture_output=True,
+                         text=True, timeout=120, env=dict(os.environ, CANARY=str(canary)))
+    assert "missing tool" in run.stdout + run.stderr, "the script did not run"
+    assert not canary.exists(), canary.read_text()
