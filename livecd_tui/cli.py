@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 the build (or a check) failed; 2 a bad profile or bad u
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -307,12 +308,21 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 128 + received[0]
     if not ok:
         print(f"livecd-tui: build failed after {elapsed:.1f} s; logs in {build.work / 'logs'}; "
-              f"fix and run: livecd-tui build {args.profile} --resume", file=sys.stderr)
+              f"fix and run: {resume_command(args.profile, build)}", file=sys.stderr)
         return EXIT_FAILED
     print(f"livecd-tui: build finished in {elapsed:.1f} s")
     if build.iso_path.exists():
         print(f"ISO: {build.iso_path}")
     return EXIT_OK
+
+
+def resume_command(profile: str, build: Build) -> str:
+    """The command that resumes *build*, quoted to paste into a shell: ``--work-dir`` is
+    named when the build does not use the profile's own work dir."""
+    argv = ["livecd-tui", "build", profile]
+    if build.work != Build.for_profile(build.profile).work:
+        argv += ["--work-dir", str(build.work)]
+    return shlex.join([*argv, "--resume"])
 
 
 def detach_build(args: argparse.Namespace, build: Build) -> int:
@@ -332,9 +342,10 @@ def detach_build(args: argparse.Namespace, build: Build) -> int:
     pid = runner.start_detached(build.profile.path.resolve(), build.work, _rebuild_args(args))
     print(f"livecd-tui: build running in the background (pid {pid}), output in "
           f"{build.work / runner.DETACHED_LOG}")
-    print(f"  follow it: livecd-tui attach {build.work}")
-    print(f"  state:     livecd-tui status {build.work}")
-    print(f"  stop it:   livecd-tui stop {build.work}")
+    work = shlex.quote(str(build.work))
+    print(f"  follow it: livecd-tui attach {work}")
+    print(f"  state:     livecd-tui status {work}")
+    print(f"  stop it:   livecd-tui stop {work}")
     return EXIT_OK
 
 
@@ -354,7 +365,7 @@ def _rebuild_args(args: argparse.Namespace) -> list[str]:
 
 def work_dir_of(target: str) -> Path:
     """A work dir given directly, or a profile's work dir."""
-    path = Path(target)
+    path = Path(os.path.expanduser(target))
     if path.is_dir():
         return path.resolve()
     return Build.for_profile(open_profile(target)).work
@@ -408,16 +419,20 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print(f"livecd-tui: no build is running in {work}"
               + (f"; ended {leftover}" if leftover else ""))
         return EXIT_OK
-    print(f"livecd-tui: stopped the build (pid {holder.pid}); resume it with "
-          f"`livecd-tui build {holder.profile} --work-dir {work} --resume`")
+    resume = shlex.join(["livecd-tui", "build", holder.profile, "--work-dir", str(work),
+                         "--resume"])
+    print(f"livecd-tui: stopped the build (pid {holder.pid}); resume it with `{resume}`")
     return EXIT_OK
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
     from livecd_tui import runner
 
-    work = work_dir_of(args.target)
-    runner.clean(work)
+    # A profile's work dir is also checked against what that profile packs.
+    target = Path(os.path.expanduser(args.target))
+    build = None if target.is_dir() else Build.for_profile(open_profile(args.target))
+    work = target.resolve() if build is None else build.work
+    runner.clean(work, build)
     print(f"livecd-tui: deleted {work}")
     return EXIT_OK
 
@@ -439,6 +454,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     profile = open_profile(args.profile)
     build = Build.for_profile(profile, args.work_dir, dry_run=True)
+    from livecd_tui import runner
+
+    problems = runner.path_problems(build)  # the script deletes and writes where build would
+    if problems:
+        raise BuildError("; ".join(problems))
     script = render_script(build, STAGES)
     if args.output:
         if args.output.is_dir():

@@ -21,6 +21,11 @@ Kind = Literal["bool", "int", "str", "path", "choice", "list"]
 MAX_STRING = 4096
 #: Longest list a profile may hold.
 MAX_LIST = 1024
+#: A directory right under the system root, named plainly: no '/', '.', '..' or anything a
+#: shell or the init script's word splitting would read (the dirs are packed as named).
+TOP_DIR = r"[A-Za-z0-9_][A-Za-z0-9._+@-]*"
+TOP_DIR_HELP = ("a plain top-level directory name such as usr (letters, digits, . _ + @ -; "
+                "no '/', '..' or absolute path)")
 
 
 @dataclass(frozen=True)
@@ -350,7 +355,10 @@ _OPTIONS: tuple[Option, ...] = (
         ["bin", "lib", "sbin", "usr"],
         "Top-level directories packed into the squashfs, as in the article. On merged-/usr "
         "systems bin, lib and sbin are links into usr and are kept as links; lib64 is "
-        "added when the root has it, because the dynamic loader is found through it.",
+        "added when the root has it, because the dynamic loader is found through it. "
+        "Plain names only: no '/', '..' or absolute paths.",
+        pattern=TOP_DIR,
+        pattern_help=TOP_DIR_HELP,
     ),
     Option(
         "system.modules",
@@ -567,6 +575,8 @@ _OPTIONS: tuple[Option, ...] = (
         "Directories packed into the archive on the CD and unpacked into the tmpfs root "
         "at boot (the article packs /etc).",
         depends_on=(("writable.strategy", ("classic",)),),
+        pattern=TOP_DIR,
+        pattern_help=TOP_DIR_HELP,
     ),
     Option(
         "writable.empty_dirs",
@@ -576,6 +586,8 @@ _OPTIONS: tuple[Option, ...] = (
         "Directories made empty on the tmpfs root at boot. /var also gets run, log and "
         "lock and the login records (utmp, wtmp, btmp, lastlog).",
         depends_on=(("writable.strategy", ("classic",)),),
+        pattern=TOP_DIR,
+        pattern_help=TOP_DIR_HELP,
     ),
     Option(
         "writable.overrides",
@@ -736,7 +748,9 @@ _OPTIONS: tuple[Option, ...] = (
         "Output path",
         "path",
         "",
-        "Where the finished ISO goes. Empty: out/PROFILE.iso in the work dir.",
+        "Where the finished ISO goes. Empty: out/PROFILE.iso in the work dir. A file "
+        "already there is replaced only when it is an ISO livecd-tui wrote; a symlink, a "
+        "system directory (/etc, /usr, /var/lib...) or what is packed is refused.",
     ),
     Option(
         "iso.hybrid",
@@ -990,9 +1004,11 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
             return None, (
                 f"item {format_value(item)} is not one of: " + ", ".join(option.item_choices)
             )
-        problem = _pattern_problem(option, item)
+        # An empty item matches nothing a pattern allows ('' in system.dirs is the root).
+        problem = _pattern_problem(option, item) or (
+            "is empty" if option.pattern and not item else None)
         if problem:
-            return None, f"item {index + 1}: {problem}"
+            return None, f"item {index + 1} ({format_value(item)}): {problem}"
     return list(value), None
 
 
