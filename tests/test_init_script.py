@@ -8,7 +8,6 @@ data-only ISO as the CD: they check the contract of docs/initrd-contract.md, not
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import select
@@ -22,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from livecd_tui import qemu
+from tests import disk_images
+from tests.disk_images import fake_devices, make_images, mounted, sha256
 
 INIT = Path(__file__).resolve().parents[1] / "livecd_tui" / "data" / "init"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -155,56 +156,6 @@ def test_iso_label_reads_the_volume_id(tmp_path: Path) -> None:
 # finding the medium: only iso9660, udf and vfat are ever mounted, read-only
 # ------------------------------------------------------------------------------------------
 
-def make_images(where: Path) -> dict[str, Path]:
-    """Real filesystem images made with the real tools, and two fakes (a UDF volume
-    recognition sequence, zeros); ext4's journal is dirty, as after a crash."""
-    where.mkdir(parents=True, exist_ok=True)
-    tree = where / "tree"
-    tree.mkdir()
-    (tree / "LABEL").write_text("x\n")
-    images = {name: where / f"{name}.img" for name in
-              ("iso9660", "vfat16", "vfat32", "ext4", "udf", "zeros")}
-    subprocess.run(["xorriso", "-as", "mkisofs", "-o", str(images["iso9660"]), "-V", "LIVE",
-                    str(tree)], check=True, capture_output=True)
-    subprocess.run(["mformat", "-C", "-i", str(images["vfat16"]), "-T", "16384", "-h", "2",
-                    "-s", "32", "::"], check=True, capture_output=True)
-    subprocess.run(["mformat", "-C", "-F", "-i", str(images["vfat32"]), "-T", "131072",
-                    "-h", "2", "-s", "32", "::"], check=True, capture_output=True)
-    make_dirty_ext4(images["ext4"], "LIVE")
-    udf = bytearray(64 * 1024)
-    for sector, ident in ((16, b"BEA01"), (17, b"NSR03"), (18, b"TEA01")):
-        udf[sector * 2048 + 1:sector * 2048 + 6] = ident
-    images["udf"].write_bytes(bytes(udf))
-    images["zeros"].write_bytes(bytes(64 * 1024))
-    return images
-
-
-def make_dirty_ext4(image: Path, label: str, size_mib: int = 16) -> None:
-    """An ext4 image whose journal holds a transaction not yet replayed (needs_recovery), as
-    a disk after a crash: a kernel that mounts it, even read-only, writes the journal back."""
-    mke2fs = shutil.which("mke2fs", path=os.environ.get("PATH", "") + ":/sbin:/usr/sbin")
-    debugfs = shutil.which("debugfs", path=os.environ.get("PATH", "") + ":/sbin:/usr/sbin")
-    assert mke2fs and debugfs, "e2fsprogs is required"
-    with image.open("wb") as f:
-        f.truncate(size_mib * 1024 * 1024)
-    subprocess.run([mke2fs, "-q", "-F", "-t", "ext4", "-L", label, str(image)], check=True,
-                   capture_output=True)
-    block = image.with_suffix(".block")
-    block.write_bytes(b"journalled, never replayed\n" * 100)
-    # debugfs's journal commands: open the journal, log two blocks, close (no checkpoint).
-    subprocess.run([debugfs, "-w", "-f", "-", str(image)], check=True, capture_output=True,
-                   input=f"jo\njw -b 300,301 {block}\njc\n", text=True)
-    block.unlink()
-    assert "needs_recovery" in dumpe2fs_header(image)
-
-
-def dumpe2fs_header(image: Path) -> str:
-    dumpe2fs = shutil.which("dumpe2fs", path=os.environ.get("PATH", "") + ":/sbin:/usr/sbin")
-    assert dumpe2fs
-    return subprocess.run([dumpe2fs, "-h", str(image)], capture_output=True, text=True,
-                          check=True).stdout
-
-
 #: Sourced after the init: `have blkid` says no (the host has one), every other tool stays.
 HIDE_BLKID = r"""have() { [ "$1" != blkid ] && command -v "$1" >/dev/null 2>&1; }
 """
@@ -241,70 +192,8 @@ def test_medium_fs_is_only_cd_and_fat() -> None:
     assert out.split() == ["iso9660", "udf", "vfat"]
 
 
-#: Fakes for find_medium over a directory of fake devices: DIR/NAME is a device, blkid reads
-#: DIR/NAME.blkid (its fields) and mount "mounts" DIR/NAME.files by copying it. Every
-#: mount, umount and blkid is logged to DIR/log; a mount that is not read-only with a named
-#: medium type logs BAD.
-FAKES = r"""
-DEVS=$1
-LIVE_DIR=$DEVS/live
-LIVECD_WAIT=0
-candidate_devices() { for d in "$DEVS"/sr0 "$DEVS"/vda "$DEVS"/vdb "$DEVS"/vdc "$DEVS"/sda \
-"$DEVS"/sdb; do [ -e "$d" ] && echo "$d"; done; }
-blkid() {
-    echo "blkid${1:+ $*}" >>"$DEVS/log"
-    if [ $# = 0 ]; then
-        for f in "$DEVS"/*.blkid; do d=${f%.blkid}; echo "$d: $(cat "$f")"; done
-    elif [ -f "$1.blkid" ]; then
-        echo "$1: $(cat "$1.blkid")"
-    else
-        return 2
-    fi
-}
-mount() {
-    echo "mount $*" >>"$DEVS/log"
-    case "$1 $2 $3 $4" in
-    "-t iso9660 -o ro" | "-t udf -o ro" | "-t vfat -o ro") ;;
-    *) echo BAD >>"$DEVS/log" ;;
-    esac
-    [ -d "$5.files" ] || return 32
-    cp -R "$5.files/." "$6/"
-}
-umount() { echo "umount $*" >>"$DEVS/log"; rm -rf "$1"; mkdir -p "$1"; }
-sleep() { :; }
-"""
-
-
-def fake_devices(where: Path, devices: dict[str, tuple[str, str | None]]) -> Path:
-    """*devices*: name -> (blkid fields, marker text on it or None for no filesystem
-    content)."""
-    where.mkdir()
-    (where / "log").write_text("")
-    for name, (fields, marker) in devices.items():
-        (where / name).write_text("")
-        if fields:
-            (where / f"{name}.blkid").write_text(fields)
-        if marker is not None:
-            (where / f"{name}.files" / "live").mkdir(parents=True)
-            (where / f"{name}.files" / "LABEL").write_text(marker + "\n")
-            (where / f"{name}.files" / "live" / "system.squashfs").write_text("")
-    return where
-
-
 def run_find_medium(devs: Path, setup: str = "") -> tuple[str, list[str]]:
-    """Source the init with the fakes, run find_medium; (its output, the log's lines)."""
-    (devs / "log").write_text("")
-    proc = subprocess.run(
-        [BUSYBOX, "sh", "-c", f'. "$2" && {FAKES}\n{setup}\n'
-         'find_medium && echo "FOUND $(cat "$LIVE_DIR/medium/LABEL")" || echo NOT-FOUND',
-         "sh", str(devs), str(INIT)],
-        capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout, (devs / "log").read_text().splitlines()
-
-
-def mounted(log: list[str]) -> list[str]:
-    return [line.split()[-2].rsplit("/", 1)[-1] for line in log if line.startswith("mount ")]
+    return disk_images.run_find_medium(BUSYBOX, INIT, devs, setup)
 
 
 def test_find_medium_mounts_only_medium_filesystems(tmp_path: Path) -> None:
@@ -357,7 +246,7 @@ def test_find_medium_without_blkid_on_real_images(tmp_path: Path) -> None:
         (devs / name).symlink_to(images[image])
     (devs / "sr0.files").mkdir()
     (devs / "sr0.files" / "LABEL").write_text("the marker\n")
-    before = hashlib.sha256(images["ext4"].read_bytes()).hexdigest()
+    before = sha256(images["ext4"])
     setup = HIDE_BLKID + r"""
     findfs() { echo "findfs $*" >>"$DEVS/log"; echo "$DEVS/vda"; }
     candidate_devices() { echo "$DEVS/vda"; echo "$DEVS/vdb"; echo "$DEVS/sr0"; }
@@ -370,7 +259,7 @@ def test_find_medium_without_blkid_on_real_images(tmp_path: Path) -> None:
     assert [line for line in log if line.startswith("mount ")] == [
         f"mount -t vfat -o ro {devs}/vdb {devs}/live/medium",
         f"mount -t iso9660 -o ro {devs}/sr0 {devs}/live/medium"]
-    assert hashlib.sha256(images["ext4"].read_bytes()).hexdigest() == before
+    assert sha256(images["ext4"]) == before
 
 
 # ------------------------------------------------------------------------------------------
