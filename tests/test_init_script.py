@@ -208,7 +208,8 @@ def test_find_medium_mounts_only_medium_filesystems(tmp_path: Path) -> None:
         "sr0": ('LABEL="LIVE" TYPE="iso9660"', "the marker"),
     })
     out, log = run_find_medium(devs, "LIVECD_MARKER='the marker'")
-    assert "FOUND the marker" in out and f"found the live medium on {devs}/sr0" in out
+    assert "FOUND the marker" in out
+    assert f"found the live medium on {devs}/sr0 (iso9660)" in out
     assert "BAD" not in log
     assert mounted(log) == ["sr0"], "only the CD, it comes first"
     out, log = run_find_medium(devs, "LIVECD_MARKER='another disc'")
@@ -226,7 +227,7 @@ def test_find_medium_tries_the_label_first(tmp_path: Path) -> None:
     })
     out, log = run_find_medium(devs,
                                "LIVECD_MARKER='the marker'; LIVECD_VOLUME_LABEL=LIVECD_DEMO")
-    assert f"found the live medium on {devs}/sdb" in out
+    assert f"found the live medium on {devs}/sdb (vfat, label LIVECD_DEMO)" in out
     assert log[0] == "blkid", "the label lookup comes first"
     assert mounted(log) == ["sdb"]
     assert "BAD" not in log
@@ -254,7 +255,7 @@ def test_find_medium_without_blkid_on_real_images(tmp_path: Path) -> None:
     LIVECD_VOLUME_LABEL=LIVE
     """
     out, log = run_find_medium(devs, setup)
-    assert f"found the live medium on {devs}/sr0" in out
+    assert f"found the live medium on {devs}/sr0 (iso9660)" in out
     assert log[0] == "findfs LABEL=LIVE"
     assert [line for line in log if line.startswith("mount ")] == [
         f"mount -t vfat -o ro {devs}/vdb {devs}/live/medium",
@@ -271,7 +272,7 @@ CD_MODULES = ["loop", "squashfs", "isofs", "overlay", "sr_mod", "ata_piix"]
 #: Applets the init uses (plus sh); test the script with no more than that.
 APPLETS = ["sh", "mount", "umount", "mkdir", "cat", "sed", "tr", "dd", "grep", "uname",
            "sleep", "cp", "stat", "insmod", "switch_root", "setsid", "cttyhack", "chmod",
-           "ls", "poweroff"]
+           "ls", "poweroff", "findfs"]
 MARKER = "LIVECD-INIT-TEST 'quoted' $x"
 
 
@@ -370,6 +371,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
             shutil.copy(f"/lib/modules/{release}/{rel}", target)
         conf = {
             "LIVECD_MARKER": marker, "LIVECD_MARKER_FILE": "/LABEL",
+            "LIVECD_VOLUME_LABEL": "LIVETEST",
             "LIVECD_SQUASHFS": "/live/system.squashfs", "LIVECD_RELEASE": release,
             "LIVECD_MODULES": " ".join(modules + extra_modules), "LIVECD_DEVMGR": "devtmpfs",
             "LIVECD_WAIT": str(wait), "LIVECD_TMPFS_SIZE": "64m", "LIVECD_TORAM": "0",
@@ -430,7 +432,7 @@ def boot(kit: Kit, initrd: Path, append: str, replies: Sequence[tuple[str, str]]
 @pytest.mark.integration
 def test_boots_into_overlay(kit: Kit) -> None:
     log = boot(kit, kit.initrd_ok, "")
-    assert "livecd: found the live medium on /dev/sr0" in log
+    assert "livecd: found the live medium on /dev/sr0 (iso9660, label LIVETEST)" in log
     assert "livecd: switching to the live system" in log
     assert "LIVE-UP root=overlay" in log
     assert "LIVE-MOUNT /dev/sr0 /run/livecd/medium iso9660" in log
