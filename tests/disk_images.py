@@ -136,11 +136,13 @@ def fake_devices(where: Path, devices: dict[str, tuple[str, str | None]]) -> Pat
 def run_find_medium(busybox: str, script: Path, devs: Path, setup: str = "",
                     env: dict[str, str] | None = None) -> tuple[str, list[str]]:
     """Source *script* with FAKES over *devs*, then *setup*, and run its find_medium:
-    (the output, ending in FOUND and the marker it mounted or NOT-FOUND; the log's lines)."""
+    (the output, ending in FOUND and the marker it mounted, then HOW and linuxrc's
+    MEDIUM_HOW, or NOT-FOUND; the log's lines)."""
     (devs / "log").write_text("")
     proc = subprocess.run(
         [busybox, "sh", "-c", f'. "$2" && {FAKES}\n{setup}\n'
          'if find_medium; then echo "FOUND $(cat "$(cat "$DEVS/mnt")/LABEL")"; '
+         'echo "HOW $MEDIUM_HOW"; '
          'else echo NOT-FOUND; fi',
          "sh", str(devs), str(script)],
         capture_output=True, text=True, timeout=30, env={**os.environ, **(env or {})})

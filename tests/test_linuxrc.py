@@ -154,10 +154,11 @@ def test_the_label_is_tried_first(tmp_path: Path) -> None:
         "sdb": ('UUID="1234" LABEL="LIVECD" TYPE="vfat"', MARKER),
     })
     out, log = find(devs, f"LIVECD_MARKER='{MARKER}'; LIVECD_VOLUME_LABEL=LIVECD")
-    assert f"FOUND {MARKER}" in out
+    assert f"FOUND {MARKER}\nHOW vfat, label LIVECD\n" in out
     assert log[0] == "blkid", "the label lookup comes first"
     assert disk_images.mounted(log) == ["sdb"]
-    _, log = find(devs, f"LIVECD_MARKER='{MARKER}'")
+    out, log = find(devs, f"LIVECD_MARKER='{MARKER}'")
+    assert out.endswith(f"FOUND {MARKER}\nHOW iso9660\n")
     assert "blkid" not in log and disk_images.mounted(log) == ["sr0"]
 
 
@@ -334,6 +335,7 @@ def build_classic_iso(work: Path, kernel: Path, marker: str, cmdline: str, stage
     conf = {
         "LIVECD_MARKER": marker,
         "LIVECD_MARKER_FILE": "/LABEL",
+        "LIVECD_VOLUME_LABEL": "LIVECD_CLASSIC",
         "LIVECD_SQUASHFS": "/live/system.squashfs",
         "LIVECD_RELEASE": "",
         "LIVECD_MODULES": "",
@@ -499,7 +501,7 @@ def test_classic_cd_boots(tmp_path: Path, classic_kernel: Path, stage2: Path) ->
     )
     log = boot(iso, tmp_path / "serial.log", "LIVECD-VAR-OK", 120)
     assert "using deprecated initrd support" in log
-    assert "livecd: medium found on /dev/sr0" in log
+    assert "livecd: medium found on /dev/sr0 (iso9660, label LIVECD_CLASSIC)" in log
     assert "livecd: switching to the live system" in log
     assert "LIVECD-BOOT-OK" in log
     assert "LIVECD-ETC-FROM-ARCHIVE" in log
