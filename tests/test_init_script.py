@@ -236,6 +236,22 @@ def test_find_medium_tries_the_label_first(tmp_path: Path) -> None:
     assert "blkid" not in log and mounted(log) == ["sr0"]
 
 
+def test_udf_falls_back_to_iso9660(tmp_path: Path) -> None:
+    """A UDF/iso9660 bridge ISO that blkid calls udf, on a kernel without udf."""
+    devs = fake_devices(tmp_path / "devs", {"sr0": ('LABEL="LIVE" TYPE="udf"', "the marker")})
+    out, log = run_find_medium(devs, r"""
+    mount() {
+        echo "mount $*" >>"$DEVS/log"
+        [ "$2" = iso9660 ] || return 32
+        cp -R "$5.files/." "$6/"
+        echo "$6" >"$DEVS/mnt"
+    }
+    LIVECD_MARKER='the marker'
+    """)
+    assert "FOUND the marker" in out
+    assert [line.split()[2] for line in log if line.startswith("mount ")] == ["udf", "iso9660"]
+
+
 def test_find_medium_without_blkid_on_real_images(tmp_path: Path) -> None:
     """No blkid: findfs finds the label, and the superblock's magic says what a device is.
     The dirty ext4 image carries the medium's label and is first in line: never mounted."""
