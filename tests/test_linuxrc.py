@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -433,9 +434,9 @@ def build_classic_iso(work: Path, kernel: Path, marker: str, cmdline: str, stage
     return out
 
 
-def boot(iso: Path, log: Path, until: str, timeout: float) -> str:
-    """Boot the ISO headless under TCG until ``until`` shows up in the serial log (or QEMU
-    exits, or the timeout passes); return the log."""
+def boot(iso: Path, log: Path, until: str, timeout: float, extra: Sequence[str] = ()) -> str:
+    """Boot the ISO headless under TCG, with *extra* QEMU arguments, until ``until`` shows up
+    in the serial log (or QEMU exits, or the timeout passes); return the log."""
     log.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [
@@ -452,6 +453,7 @@ def boot(iso: Path, log: Path, until: str, timeout: float) -> str:
             "-monitor",
             "none",
             "-no-reboot",
+            *extra,
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -517,7 +519,16 @@ def test_classic_wrong_marker_opens_rescue_shell(
     iso = build_classic_iso(
         tmp_path, classic_kernel, "some other CD", "console=ttyS0,115200", stage2
     )
-    log = boot(iso, tmp_path / "serial.log", "livecd: rescue shell", 120)
+    # A user's disk (IDE, /dev/sda) with a dirty ext4 and the CD's own volume label: found by
+    # the label lookup, probed each second, never mounted. (This kernel has no ext4 driver,
+    # so the image could not change anyway: what is checked is that linuxrc leaves it alone.)
+    disk = tmp_path / "userdisk.img"
+    disk_images.make_dirty_ext4(disk, "LIVECD_CLASSIC")
+    before = disk_images.sha256(disk)
+    log = boot(iso, tmp_path / "serial.log", "livecd: rescue shell", 120,
+               ["-drive", f"file={disk},format=raw,if=ide,index=0"])
+    assert "/dev/sda: no known filesystem, not a medium filesystem, not mounted" in log, log
+    assert disk_images.sha256(disk) == before
     assert "livecd: ERROR: no medium found" in log
     assert "livecd: looked for a medium whose /LABEL holds: some other CD" in log
     assert f"/dev/sr0: iso9660, /LABEL holds '{MARKER}'" in log
