@@ -432,7 +432,9 @@ def cmd_clean(args: argparse.Namespace) -> int:
     target = Path(os.path.expanduser(args.target))
     build = None if target.is_dir() else Build.for_profile(open_profile(args.target))
     work = target.resolve() if build is None else build.work
-    runner.clean(work, build)
+    ended = runner.clean(work, build)
+    if ended:
+        print(f"ended {ended}")
     print(f"livecd-tui: deleted {work}")
     return EXIT_OK
 

@@ -375,10 +375,11 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(os.path.expanduser(path)))
 
 
-def clean(work: Path, build: Build | None = None) -> None:
+def clean(work: Path, build: Build | None = None) -> str | None:
     """Delete a work dir, but only one livecd-tui made and no build holds, and never one
     the build's guards refuse (/, $HOME, the system root, a system directory...), marker or
-    not; *build* adds what its profile packs."""
+    not; *build* adds what its profile packs. Returns what it ended that a killed build
+    had left running, if anything."""
     problems = work_dir_problems(work, build, marker=False)
     if problems:
         raise BuildError(f"refusing to delete {_show(work)}: " + "; ".join(problems))
@@ -390,7 +391,9 @@ def clean(work: Path, build: Build | None = None) -> None:
     if holder:
         raise BuildError(f"refusing to delete {work}: a build is running in it "
                          f"({holder.describe(work)})")
+    ended = procs.end_leftovers(work)  # what a killed build left running writes into it
     shutil.rmtree(work)
+    return ended
 
 
 # -- detached builds ---------------------------------------------------------------------
