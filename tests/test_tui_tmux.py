@@ -155,7 +155,7 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
     open_app(again, where)
     try:
         wait_for("Restore them?", session=again)
-        assert 'bootloader.title: "livecd-tui demo" → "lost edit"' in screen(again)
+        assert 'bootloader.title: "livecd-tui demo" -> "lost edit"' in screen(again)
         keys("r", session=again)
         wait_for("Edits restored", session=again)
         if runner.read_lock(work) is not None:

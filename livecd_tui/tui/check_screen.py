@@ -56,7 +56,7 @@ class CheckScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog full", id="checks") as box:
             box.border_title = "Check"
             box.border_subtitle = "Enter: go to the option   K: kernel   r: again   Esc: close"
-            yield OptionList(ListOption(Text("checking…", style="italic"), disabled=True),
+            yield OptionList(ListOption(Text("checking...", style="italic"), disabled=True),
                              id="findings")
 
     def on_mount(self) -> None:
@@ -104,7 +104,7 @@ class CheckScreen(ModalScreen[str | None]):
                 line = Text.assemble((mark, style), item.message)
                 leads_somewhere = bool(item.key) and (not item.ok or item.note)
                 if leads_somewhere:
-                    line.append(f"  → {item.key}", style="italic")
+                    line.append(f"  -> {item.key}", style="italic")
                 options.append(ListOption(line, id=f"{kind}-{number}:{item.key or ''}",
                                           disabled=not leads_somewhere))
         findings.set_options(options)
