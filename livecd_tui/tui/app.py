@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
+from textual.command import CommandPalette
 from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 
 from livecd_tui.profile import Profile
 from livecd_tui.tui import glyphs, recovery
@@ -104,6 +106,17 @@ class LiveCDApp(App[None]):
             return super().format_title(title, sub_title)
         return Content.assemble(title, (" - ", "dim"), Content(sub_title).stylize("dim")) \
             if sub_title else Content(title)
+
+    def action_command_palette(self) -> None:
+        """Textual's command palette; with an ASCII icon in ASCII mode."""
+        if not self.ascii:
+            super().action_command_palette()
+        elif self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(glyphs.AsciiCommandPalette())
+
+    def get_loading_widget(self) -> Widget:
+        """Textual's loading indicator; one without its dots in ASCII mode."""
+        return glyphs.AsciiLoadingIndicator() if self.ascii else super().get_loading_widget()
 
     def on_mount(self) -> None:
         self._show_title()

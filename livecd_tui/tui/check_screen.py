@@ -19,6 +19,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option as ListOption
 
 from livecd_tui.profile import Profile
+from livecd_tui.tui import glyphs
 
 if TYPE_CHECKING:
     from livecd_tui.checks import CheckReport
@@ -94,7 +95,9 @@ class CheckScreen(ModalScreen[str | None]):
                            key=lambda i: (i.ok, not i.note))
             if not items:
                 continue
-            options += [None, ListOption(Text(title, style="bold underline"), disabled=True)]
+            # OptionList draws its separators with "─": a blank line in ASCII mode.
+            gap = ListOption("", disabled=True) if glyphs.is_ascii(self) else None
+            options += [gap, ListOption(Text(title, style="bold underline"), disabled=True)]
             for number, item in enumerate(items):
                 mark, style = ("ok ", "dim") if item.ok else ("!! ", "bold red")
                 if kind == "kernel":  # the kernel findings start with their own state

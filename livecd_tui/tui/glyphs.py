@@ -22,13 +22,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions
+from rich.console import RenderResult as RichResult
 from rich.text import Text
+from textual.app import RenderResult
+from textual.command import CommandPalette, SearchIcon
 from textual.dom import DOMNode
 from textual.drivers.linux_driver import LinuxDriver
 from textual.renderables.bar import Bar as BarRenderable
 from textual.scrollbar import ScrollBar, ScrollBarRender
-from textual.widgets import Header
+from textual.widgets import Header, LoadingIndicator
 
 #: The environment variable that chooses the mode: 1 (ASCII) or 0 (Unicode), else automatic.
 ENV = "LIVECD_TUI_ASCII"
@@ -125,6 +128,9 @@ class _AsciiTable(dict[int, str]):
 
     def __missing__(self, code: int) -> str:
         char = chr(code)
+        if char.isascii():  # escape sequences and text stay as they are
+            self[code] = char
+            return char
         width = cell_len(char)
         base = unicodedata.normalize("NFKD", char)[:1]
         shown = base if base.isascii() and base.isprintable() and base else "?"
@@ -169,7 +175,7 @@ class AsciiScrollBarRender(ScrollBarRender):
 class AsciiBar(BarRenderable):
     """A progress bar of ``#`` (done) and ``-`` (still to do), readable without colour."""
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RichResult:
         width = self.width or options.max_width
         start, end = (max(0, min(width, round(edge))) for edge in self.highlight_range)
         end = max(start, end)
@@ -177,6 +183,23 @@ class AsciiBar(BarRenderable):
         yield Text.assemble((BAR_TODO * start, todo),
                             (BAR_DONE * (end - start), console.get_style(self.highlight_style)),
                             (BAR_TODO * (width - end), todo), end="")
+
+
+class AsciiLoadingIndicator(LoadingIndicator):
+    """Textual's loading indicator without its ``●`` dots (as with animations off)."""
+
+    def render(self) -> RenderResult:
+        return Text("Loading...")
+
+
+class AsciiCommandPalette(CommandPalette):
+    """Textual's command palette with ASCII for its search icon and placeholder."""
+
+    def __init__(self) -> None:
+        super().__init__(placeholder="Search for commands...", id="--command-palette")
+
+    def on_mount(self) -> None:
+        self.query_one(SearchIcon).icon = ">"
 
 
 @contextmanager
