@@ -111,7 +111,7 @@ class LiveCDApp(App[None]):
         """Textual's command palette; with an ASCII icon in ASCII mode."""
         if not self.ascii:
             super().action_command_palette()
-        elif self.use_command_palette and not CommandPalette.is_open(self):
+        elif self.use_command_palette and not isinstance(self.screen, CommandPalette):
             self.push_screen(glyphs.AsciiCommandPalette())
 
     def get_loading_widget(self) -> Widget:
