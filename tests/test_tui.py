@@ -630,7 +630,7 @@ async def test_a_stage_that_cannot_be_planned_says_so_in_its_pane(demo: Profile)
         assert isinstance(screen, BuildScreen)
         assert screen.views["first"].status == "done"
         assert screen.selected == "broken"
-        assert any("no plan today" in line for line in screen.pane("broken").output.lines)
+        assert any("no plan today" in line for line in screen.pane("broken").output.unwrapped)
         assert any(n.title == "The build stopped" for n in app._notifications)
         assert not screen.running
 
@@ -689,7 +689,8 @@ async def test_progress_lines_move_the_bar_instead_of_filling_the_log(demo: Prof
         pane = screen.pane("squash")
         await until(pilot, app, lambda: pane.objects == 2)
         assert pane.bar.progress == pytest.approx(0.75)
-        assert not any("%" in line for line in pane.output.lines if not line.startswith("$"))
+        assert not any("%" in line for line in pane.output.unwrapped
+                       if not line.startswith("$"))
         assert "2 objects made" in pane.detail
         await pilot.press("x")
         await settle(pilot, app)

@@ -107,6 +107,11 @@ class StageLog(Log):
         self._raw: deque[str] = deque(maxlen=MAX_LINES)
         self._wrapped_at = 0
 
+    @property
+    def unwrapped(self) -> list[str]:
+        """The lines as they were written (the last ``MAX_LINES``), however they are shown."""
+        return list(self._raw)
+
     def _wrap_width(self) -> int:
         return self.scrollable_content_region.width if self.wrap else 0
 
