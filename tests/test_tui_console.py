@@ -329,7 +329,7 @@ async def test_the_finished_iso_is_shown_with_its_size_and_the_usb_command(
         assert "ISO: work/out/demo.iso (3.0 MiB)" in text
         assert ("dd if=work/out/demo.iso of=/dev/sdX bs=4M conv=fsync status=progress"
                 in text)
-        assert "Everything on it is lost" in text
+        assert "all on it is lost" in text
         assert "dd if=" in screen_text(app)  # on screen at 80x24, not cut away
         await pilot.press("escape")
     # Opened again later: the work dir still has it.

@@ -132,11 +132,10 @@ def finished_iso_text(build: Build) -> Text | None:
     text = Text.assemble(("ISO: ", "bold"), (where, "bold"), f" ({human(size)})")
     profile = build.profile
     if profile["iso.hybrid"] and profile["bootloader.type"] in USB_LOADERS:
-        text.append("\nTo a USB stick: ")
-        text.append(shlex.join(["dd", f"if={where}", "of=/dev/sdX", "bs=4M", "conv=fsync",
-                                "status=progress"]), style="bold")
-        text.append("\n  sdX: the whole stick (not sdX1; lsblk shows it). Everything on "
-                    "it is lost.", style="italic")
+        text.append("\nTo a USB stick (sdX: the whole stick, see lsblk; all on it is "
+                    "lost):\n", style="italic")
+        text.append("  " + shlex.join(["dd", f"if={where}", "of=/dev/sdX", "bs=4M",
+                                       "conv=fsync", "status=progress"]), style="bold")
     else:
         text.append("\nA CD image only (no USB boot: iso.hybrid off or GRUB legacy): "
                     "burn it to a CD.", style="italic")
@@ -746,11 +745,12 @@ class BuildScreen(Screen[None]):
         elif event.ok:
             build = self._build()
             iso = build.iso_path
-            self.notify("Every stage finished" + (f"\nISO: {shown_path(iso)}"
-                                                  if iso.is_file() else ""),
-                        title="Build done", timeout=5)
             if self.views.get("iso", StageView()).status in ("done", "skipped"):
                 self.finished_iso = finished_iso_text(build)
+            if self.finished_iso is None:  # else the ISO's bar says it, not hidden by this
+                self.notify("Every stage finished" + (f"\nISO: {shown_path(iso)}"
+                                                      if iso.is_file() else ""),
+                            title="Build done", timeout=5)
         self.refresh_bindings()
 
     def _index(self, name: str) -> int:

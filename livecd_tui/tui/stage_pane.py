@@ -113,7 +113,9 @@ class StageLog(Log):
         return list(self._raw)
 
     def _wrap_width(self) -> int:
-        return self.scrollable_content_region.width if self.wrap else 0
+        # The scroll bar's column kept free: lines that make it appear still fit.
+        width = self.content_region.width - self.styles.scrollbar_size_vertical
+        return max(0, width) if self.wrap else 0
 
     def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
         lines = [part for line in lines for part in (line.splitlines() or [""])]
@@ -134,6 +136,11 @@ class StageLog(Log):
         raw = list(self._raw)
         self.clear()
         self.write_lines(raw, scroll_end=True)
+
+    def on_mount(self) -> None:
+        # Follow the end through new lines and size changes (a failure shown above the
+        # log, zooming) until the user scrolls up.
+        self.anchor()
 
     def watch_wrap(self) -> None:
         if self.is_mounted:
