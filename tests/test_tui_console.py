@@ -250,10 +250,22 @@ async def test_long_log_lines_wrap_and_w_cuts_them_again(demo: Profile) -> None:
         await pilot.press("w")
         await pilot.pause()
         assert LONG_ARGV not in log.lines
+        # Lines that come while the pane is hidden (another stage shown) wrap all the same.
+        await pilot.press("down")
+        await pilot.pause()
+        assert not log.display or not log.region
+        log.write_line(LONG_ARGV)
+        await pilot.press("up")
+        await pilot.pause()
+        assert all(cell_len(line) <= width for line in log.lines)
+        assert log.virtual_size.width <= width + 1  # no sideways scrolling
+        assert log.unwrapped[-1] == LONG_ARGV
 
 
 def test_wrap_line_breaks_at_spaces_and_leaves_short_lines() -> None:
     assert wrap_line("short", 20) == ["short"]
+    assert wrap_line(" " * 79, 20) == [""]  # a serial console's blank line
+    assert wrap_line("login:" + " " * 70, 20) == ["login:"]
     parts = wrap_line(LONG_ARGV, 30)
     assert all(cell_len(part) <= 30 for part in parts)
     assert parts[1].startswith(CONTINUED)

@@ -88,8 +88,11 @@ def wrap_line(line: str, width: int) -> list[str]:
     (an argv stays readable), the continuations indented by two."""
     if width < 8 or cell_len(line) <= width:
         return [line]
+    line = line.rstrip()  # a serial console pads its lines with spaces
+    if cell_len(line) <= width:
+        return [line]
     return textwrap.wrap(line, width, subsequent_indent=CONTINUED, break_on_hyphens=False,
-                         replace_whitespace=False, expand_tabs=False) or [line]
+                         replace_whitespace=False, expand_tabs=False)
 
 
 class StageLog(Log):
@@ -119,8 +122,17 @@ class StageLog(Log):
 
     def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
         lines = [part for line in lines for part in (line.splitlines() or [""])]
+        width = self._wrap_width()
+        shown_before = bool(self._raw)
         self._raw.extend(lines)
-        width = self._wrapped_at = self._wrap_width()
+        if shown_before and width != self._wrapped_at:
+            # Written at another width (the pane was hidden, or resized since): all again.
+            self._show_again()
+            return self
+        self._wrapped_at = width
+        return self._show(lines, width, scroll_end)
+
+    def _show(self, lines: list[str], width: int, scroll_end: bool | None) -> Self:
         if width:
             lines = [part for line in lines for part in wrap_line(line, width)]
         return super().write_lines(lines, scroll_end)
@@ -129,13 +141,15 @@ class StageLog(Log):
         self._raw.clear()
         return super().clear()
 
-    def _rewrap(self) -> None:
+    def _show_again(self) -> None:
         """Show the kept lines again at the current width (or unwrapped)."""
-        if self._wrap_width() == self._wrapped_at:
-            return
-        raw = list(self._raw)
-        self.clear()
-        self.write_lines(raw, scroll_end=True)
+        width = self._wrapped_at = self._wrap_width()
+        super().clear()
+        self._show(list(self._raw), width, scroll_end=True)
+
+    def _rewrap(self) -> None:
+        if self._wrap_width() != self._wrapped_at:
+            self._show_again()
 
     def on_mount(self) -> None:
         # Follow the end through new lines and size changes (a failure shown above the
