@@ -100,9 +100,10 @@ def test_the_ascii_driver_writes_ascii_only() -> None:
 # -- ASCII mode, screen by screen ----------------------------------------------------------
 @pilot_test
 async def test_every_screen_draws_ascii_only_in_ascii_mode(demo: Profile) -> None:
-    """Editor, help, search, value and list editors, a confirm dialog with buttons, the
-    check panel, the plan, the build screen (running, failed, zoomed) and a notification:
-    nothing but ASCII in what the app draws."""
+    """Editor, help, search, value and list editors, the kernel check, the preview (while
+    it loads too), the check panel, the plan, the build screen (failed, zoomed), a
+    notification, the command palette, a confirm dialog: nothing but ASCII in what the app
+    draws."""
     app = make_app(demo, echo_stages(), ascii=True)
     seen: dict[str, str] = {}
 
@@ -130,6 +131,20 @@ async def test_every_screen_draws_ascii_only_in_ascii_mode(demo: Profile) -> Non
         await pilot.pause()
         assert isinstance(app.screen, ListEditor)
         look("list editor")
+        await pilot.press("escape")
+        await go_to(pilot, app, "kernel")
+        await pilot.press("K")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        look("kernel check")
+        await pilot.press("escape")
+        await go_to(pilot, app, "system")
+        await pilot.press("v")
+        await pilot.pause()
+        look("preview, loading")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        look("preview")
         await pilot.press("escape", "c")
         await app.workers.wait_for_complete()
         await pilot.pause()
