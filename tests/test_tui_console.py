@@ -262,6 +262,12 @@ async def test_long_log_lines_wrap_and_w_cuts_them_again(demo: Profile) -> None:
         assert not screen.wrap and not log.wrap
         assert LONG_ARGV in log.lines
         assert log.virtual_size.width > width  # cut on screen: it scrolls sideways
+        await pilot.press("tab")
+        assert app.focused is log
+        await pilot.press("end", "right", "right")
+        await pilot.pause()
+        assert log.scroll_x > 0
+        await pilot.press("shift+tab")
         await pilot.press("w")
         await pilot.pause()
         assert LONG_ARGV not in log.lines
