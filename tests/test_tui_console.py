@@ -74,6 +74,16 @@ def test_a_c_locale_python_made_utf8_still_counts_as_c() -> None:
     assert not glyphs.ascii_wanted(coerced, started=coerced)
 
 
+def test_the_environment_the_process_started_with_is_read() -> None:
+    started = glyphs.started_environ()
+    assert started.get("PATH") and "LIVECD_TUI_TEST_LATE" not in started
+    os.environ["LIVECD_TUI_TEST_LATE"] = "1"  # set after the start: not in it
+    try:
+        assert "LIVECD_TUI_TEST_LATE" not in glyphs.started_environ()
+    finally:
+        del os.environ["LIVECD_TUI_TEST_LATE"]
+
+
 def test_to_ascii_keeps_every_cell() -> None:
     text = "╭─ Help ━━ ▏⭘ ► é… 中文 🔎 x\u0301│"
     shown = glyphs.to_ascii(text)

@@ -148,7 +148,13 @@ def to_ascii(text: str) -> str:
 
 
 class AsciiDriver(LinuxDriver):
-    """Textual's terminal driver, writing ASCII only (see :func:`to_ascii`)."""
+    """Textual's terminal driver, writing ASCII only (see :func:`to_ascii`).
+
+    What reaches the terminal otherwise: Textual writes through ``sys.__stderr__``; under a
+    C locale Python's UTF-8 mode makes that UTF-8 (bytes a non-UTF-8 console shows as two or
+    three wrong characters each), and with ``PYTHONUTF8=0`` it is ASCII with backslash
+    escapes (``\u2500``: six cells for one). ASCII in, both write the same bytes.
+    """
 
     def write(self, data: str) -> None:
         super().write(to_ascii(data))
