@@ -394,3 +394,20 @@ def test_a_cd_only_iso_says_so(demo: Profile) -> None:
     text = str(finished_iso_text(build))
     assert "(3 B)" in text and "dd if=" not in text and "burn it to a CD" in text
 
+
+
+def test_the_command_line_chooses_ascii_or_not(demo: Profile,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from livecd_tui import cli
+
+    opened: list[bool | None] = []
+    monkeypatch.setattr(LiveCDApp, "run", lambda self: opened.append(self.ascii))
+    assert cli.main(["--ascii", "demo.toml"]) == 0
+    assert cli.main(["demo.toml", "--no-ascii"]) == 0
+    assert cli.main(["demo.toml"]) == 0
+    assert opened == [True, False, None]  # None: decided when it runs, from the terminal
+    for wrong in (["--ascii", "--no-ascii"], ["--asci", "demo.toml"],
+                  ["--ascii", "demo.toml", "other.toml"]):
+        assert cli.main(wrong) == 2, wrong
+        assert "usage: livecd-tui [--ascii|--no-ascii] [PROFILE]" in capsys.readouterr().err
