@@ -98,7 +98,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livecd-tui",
         description="Turn an installed Linux system into a bootable live ISO. Without a "
-                    "command, opens the TUI on PROFILE (default: demo).",
+                    "command, opens the TUI on PROFILE (default: demo); --ascii or "
+                    "--no-ascii before it choose its drawing (default: ASCII on the Linux "
+                    "console and without a UTF-8 locale; LIVECD_TUI_ASCII=1/0).",
         epilog="Exit codes: 0 ok, 1 build or check failed, 2 bad profile or usage.")
     parser.add_argument("--version", action="version", version=f"livecd-tui {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -190,10 +192,14 @@ def open_profile(name: str) -> Profile:
 
 
 def open_tui(args: list[str]) -> int:
-    """Open the TUI on a profile (the demo profile by default)."""
-    if len(args) > 1:
-        print("usage: livecd-tui [PROFILE] | livecd-tui COMMAND ... (see --help)",
-              file=sys.stderr)
+    """Open the TUI on a profile (the demo profile by default); ``--ascii``/``--no-ascii``
+    choose ASCII drawing instead of the terminal's and locale's say."""
+    ascii = {"--ascii": True, "--no-ascii": False}
+    chosen = [ascii[arg] for arg in args if arg in ascii]
+    args = [arg for arg in args if arg not in ascii]
+    if len(args) > 1 or len(chosen) > 1 or any(arg.startswith("-") for arg in args):
+        print("usage: livecd-tui [--ascii|--no-ascii] [PROFILE] | livecd-tui COMMAND ... "
+              "(see --help)", file=sys.stderr)
         return EXIT_USAGE
     try:
         path = find_profile(args[0] if args else DEFAULT_PROFILE)
@@ -207,7 +213,7 @@ def open_tui(args: list[str]) -> int:
         print(f"livecd-tui: the TUI is not available ({err}); use the headless commands: "
               "livecd-tui --help", file=sys.stderr)
         return EXIT_USAGE
-    LiveCDApp(profile).run()
+    LiveCDApp(profile, ascii=chosen[0] if chosen else None).run()
     return EXIT_OK
 
 
