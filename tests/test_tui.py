@@ -398,7 +398,7 @@ async def test_open_another_profile(demo: Profile) -> None:
         app.screen.query_one("#open-path", Input).focus()
         app.screen.query_one("#open-path", Input).value = "nowhere.toml"
         await pilot.press("enter")
-        assert "no such profile" in str(app.screen.query_one("#open-problem").render())
+        assert "nowhere.toml: does not exist" in str(app.screen.query_one("#open-problem").render())
         app.screen.query_one("#open-path", Input).value = "classic.toml"
         await pilot.press("enter")
         await pilot.pause()
