@@ -13,8 +13,11 @@ from typing import Literal
 
 from livecd_tui import kconfig, toolbox, tools
 from livecd_tui.build import Build
+from livecd_tui.engine import PlanError, StepFailed, plan_stage
 from livecd_tui.options import OPTIONS, format_value, is_active
 from livecd_tui.profile import Profile
+from livecd_tui.stages import STAGES
+from livecd_tui.stages.initrd import planned_modules
 
 Kind = Literal["profile", "tool", "kernel"]
 
@@ -95,9 +98,30 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
                 "tool", False, f"{tool.name} missing ({tool.why}): Debian {tool.debian}; "
                 f"LFS/BLFS {tool.lfs}", TOOL_OPTIONS.get(tool.name, "bootloader.type")))
     report.items += toolbox_items(profile)
+    if not problems:
+        report.items += plan_items(profile)
     if with_kernel:
         report.items += kernel_items(profile)
     return report
+
+
+def plan_items(profile: Profile) -> list[CheckItem]:
+    """What the stages' planners refuse, found by planning every stage as ``plan`` does
+    (the build plans them all the same way before its first stage runs), and the initrd's
+    modules, which it resolves only when it runs."""
+    build = Build.for_profile(profile, dry_run=True)
+    items = []
+    for stage in STAGES:
+        try:
+            plan_stage(build, stage)
+        except PlanError as err:
+            items.append(CheckItem("profile", False, str(err), err.option or None))
+    try:
+        planned_modules(build)
+    except StepFailed as err:
+        items.append(CheckItem("profile", False, f"the initrd's modules: {err}",
+                               err.option or "kernel.extra_modules"))
+    return items
 
 
 def toolbox_items(profile: Profile) -> list[CheckItem]:

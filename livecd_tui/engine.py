@@ -29,6 +29,7 @@ import sh
 
 from livecd_tui import __version__, procs
 from livecd_tui.build import EPOCH_FILE, WORK_MARKER, Build
+from livecd_tui.options import OPTIONS
 from livecd_tui.profile import write_atomically
 from livecd_tui.steps import Action, Command, Step
 from livecd_tui.terminal import printable
@@ -59,7 +60,12 @@ class BuildError(Exception):
 
 
 class PlanError(BuildError):
-    """A stage cannot be planned: the profile asks for what the stage cannot do."""
+    """A stage cannot be planned: the profile asks for what the stage cannot do.
+    ``option`` is the option most likely at fault ("" when nothing names one)."""
+
+    def __init__(self, message: str, option: str = "") -> None:
+        super().__init__(message)
+        self.option = option
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,17 @@ def plan_stage(build: Build, stage: Stage) -> list[Step]:
     try:
         return stage.plan(build)
     except (ValueError, StepFailed) as err:
-        raise PlanError(f"cannot plan stage {stage.name}: {err}") from None
+        option = getattr(err, "option", "") or _named_option(str(err), stage)
+        raise PlanError(f"cannot plan stage {stage.name}: {err}", option) from None
+
+
+def _named_option(message: str, stage: Stage) -> str:
+    """The option a planner's message names (the longest key in it), else the stage's
+    first option."""
+    named = [key for key in OPTIONS if key in message]
+    if named:
+        return max(named, key=len)
+    return next((r for r in stage.reads if r in OPTIONS), "")
 
 
 def plan_fingerprints(build: Build, stages: Sequence[Stage]) -> dict[str, str]:
@@ -450,6 +466,7 @@ class Engine:
             if missing:
                 raise BuildError(f"stage {stage.name} needs the output of "
                                  f"{', '.join(missing)}; build that first")
+        self._plan_ahead(selected)
         for stage in selected:
             if self._stopping.is_set():
                 return False
@@ -457,6 +474,19 @@ class Engine:
             if not self._run_stage(stage, forced):
                 return False
         return True
+
+    def _plan_ahead(self, selected: Sequence[Stage]) -> None:
+        """Plan every selected stage before the first runs (as ``plan`` does: no probes),
+        so that a value a late stage refuses stops the build before an hour of building."""
+        ahead = Build(profile=self.build.profile, work=self.build.work,
+                      facts=dict(self.build.facts), dry_run=True)
+        for stage in selected:
+            ahead.facts.update(load_state(ahead, stage.name).facts)
+            try:
+                plan_stage(ahead, stage)
+            except PlanError as err:
+                self._plan_failed(stage, str(err), err.option)
+                raise
 
     def stop(self, reason: str = "") -> None:
         """Stop the build: kill the running command's whole process group. ``reason``: the
@@ -481,7 +511,7 @@ class Engine:
         try:
             steps = plan_stage(build, stage)
         except PlanError as err:
-            self._plan_failed(stage, str(err))
+            self._plan_failed(stage, str(err), err.option)
             raise
         print_fp = fingerprint(build, stage, steps)
         if (not forced and previous.status in ("done", "skipped")
@@ -587,13 +617,13 @@ class Engine:
         self._emit(StageFinished(state.name, status, duration, failure))
         return status == "done"
 
-    def _plan_failed(self, stage: Stage, message: str) -> None:
+    def _plan_failed(self, stage: Stage, message: str, option: str = "") -> None:
         """The stage cannot be planned with this profile: record it as failed, and what
         earlier builds made from it on (later stages, the ISO) as no longer current."""
         now = time.time()
         failure = Failure(stage.name, 0, "plan the stage", "", None, None, [message],
                           "fix the profile (`livecd-tui check` lists its problems) and "
-                          "build again", "plan")
+                          "build again", "plan", option)
         with contextlib.suppress(OSError):
             save_state(self.build, StageState(name=stage.name, status="failed", started=now,
                                               ended=now, failure=asdict(failure)))

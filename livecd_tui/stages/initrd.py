@@ -117,8 +117,8 @@ def initrd_modules(build: Build, log: Callable[[str], None]) -> list[str]:
     try:
         return kmod.resolve_modules(info.modules_dir, names)
     except kmod.UnknownModule as err:
-        raise StepFailed(str(err), hint="check kernel.extra_modules and the kernel config") \
-            from None
+        raise StepFailed(str(err), hint="check kernel.extra_modules and the kernel config",
+                         option="kernel.extra_modules") from None
 
 
 def livecd_conf(build: Build, modules: list[str]) -> str:
@@ -537,7 +537,8 @@ def populate_script(build: Build, tree: Path) -> list[str]:
             programs, missing = toolbox.system_programs(p)
             if missing:
                 raise StepFailed(f"the system toolbox needs {', '.join(missing)}, which "
-                                 f"{root} lacks", hint="initrd.toolbox = \"busybox\"")
+                                 f"{root} lacks", hint="initrd.toolbox = \"busybox\"",
+                                 option="initrd.toolbox")
             for program in programs:
                 lines += install_path_lines(root, program, tree)
             binaries += [program for program in programs if program not in binaries]
@@ -563,6 +564,8 @@ def populate_script(build: Build, tree: Path) -> list[str]:
             lines += install_path_lines(Path("/"), lib, tree)
         modules = planned_modules(build)
     except (StepFailed, OSError) as err:
+        if isinstance(err, StepFailed) and err.option:
+            raise  # a profile value the stage cannot use: refused when planned
         return [*lines, *fail_lines(str(err), getattr(err, "hint", ""))]
 
     info = kernel_info(build)
