@@ -36,7 +36,8 @@ class Guest:
     @property
     def output(self) -> str:
         with self._lock:
-            return b"".join(self._chunks).decode(errors="replace").replace("\r", "")
+            text = b"".join(self._chunks).decode(errors="replace").replace("\r", "")
+        return qemu.strip_ansi(text)  # bash's bracketed-paste switches, colours
 
     def expect(self, text: str, timeout: float, after: int = 0) -> int:
         """Wait until ``text`` appears after offset ``after``; its end offset. Fails with
