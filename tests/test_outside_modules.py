@@ -51,20 +51,27 @@ def merged_usr_root(root: Path) -> None:
     (root / "etc/group").write_text("root:x:0:\n")
 
 
-@needs_tools
-@pytest.mark.parametrize("mode", ["all", "initrd", "none"])
-def test_modules_from_outside_the_root(tmp_path: Path, mode: str) -> None:
+def outside_setup(tmp_path: Path, mode: str = "all") -> tuple[Path, Path, Path, str]:
+    """A merged-/usr root without modules and a profile that packs it with a few of the
+    host kernel's modules from outside: (profile, root, modules dir, release)."""
     assert KERNEL is not None
     image, release = KERNEL
     modules = small_modules_dir(tmp_path, release)
     root = tmp_path / "root"
     merged_usr_root(root)
-    before = tree_digest(root)
     profile = tmp_path / "outside.toml"
     profile.write_text(
         f'[kernel]\nimage = "{image}"\nmodules_dir = "{modules}"\n'
         f'[system]\nsource = "root"\nroot = "{root}"\ndirs = ["bin", "lib", "sbin", "usr"]\n'
         f'modules = "{mode}"\ncompressor = "gzip"\n')
+    return profile, root, modules, release
+
+
+@needs_tools
+@pytest.mark.parametrize("mode", ["all", "initrd", "none"])
+def test_modules_from_outside_the_root(tmp_path: Path, mode: str) -> None:
+    profile, root, _modules, release = outside_setup(tmp_path, mode)
+    before = tree_digest(root)
     result = build(profile, tmp_path / "work", "preflight,kernel,system")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert tree_digest(root) == before, "the root was changed"
@@ -96,16 +103,7 @@ def test_the_exported_script_writes_the_same_pseudo_files(tmp_path: Path) -> Non
     from livecd_tui.profile import load_profile
     from livecd_tui.stages import system
 
-    assert KERNEL is not None
-    image, release = KERNEL
-    modules = small_modules_dir(tmp_path, release)
-    root = tmp_path / "root"
-    merged_usr_root(root)
-    profile_path = tmp_path / "outside.toml"
-    profile_path.write_text(
-        f'[kernel]\nimage = "{image}"\nmodules_dir = "{modules}"\n'
-        f'[system]\nsource = "root"\nroot = "{root}"\ndirs = ["bin", "lib", "sbin", "usr"]\n'
-        'compressor = "gzip"\n')
+    profile_path, root, modules, _release = outside_setup(tmp_path)
     work = tmp_path / "work"
     result = build(profile_path, work, "preflight,kernel,system")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -127,15 +125,7 @@ def test_capture_shows_the_modules_from_outside(tmp_path: Path) -> None:
     from livecd_tui.build import Build
     from livecd_tui.profile import load_profile
 
-    assert KERNEL is not None
-    image, release = KERNEL
-    modules = small_modules_dir(tmp_path, release)
-    root = tmp_path / "root"
-    merged_usr_root(root)
-    profile_path = tmp_path / "outside.toml"
-    profile_path.write_text(
-        f'[kernel]\nimage = "{image}"\nmodules_dir = "{modules}"\n'
-        f'[system]\nsource = "root"\nroot = "{root}"\ndirs = ["bin", "lib", "sbin", "usr"]\n')
+    profile_path, _root, modules, release = outside_setup(tmp_path)
     found = capture.scan(Build.for_profile(load_profile(profile_path), tmp_path / "work"))
     packed = {path for path, _host, _size in found.files}
     assert {f"usr/lib/modules/{release}/{rel}" for rel in MODULES} <= packed
