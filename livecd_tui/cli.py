@@ -308,13 +308,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not ok and received:
         name = signal.Signals(received[0]).name
         print(f"livecd-tui: build stopped by {name} after {elapsed:.1f} s; logs in "
-              f"{build.work / 'logs'}; continue with: livecd-tui build "
-              f"{shlex.quote(args.profile)} --work-dir {shlex.quote(str(build.work))} "
-              "--resume", file=sys.stderr)
+              f"{build.work / 'logs'}; continue with: "
+              f"{resume_command(build.shown_as or args.profile, build, always_work=True)}",
+              file=sys.stderr)
         return 128 + received[0]
     if not ok:
         print(f"livecd-tui: build failed after {elapsed:.1f} s; logs in {build.work / 'logs'}; "
-              f"fix and run: {resume_command(args.profile, build)}", file=sys.stderr)
+              f"fix and run: {resume_command(build.shown_as or args.profile, build)}",
+              file=sys.stderr)
         return EXIT_FAILED
     print(f"livecd-tui: build finished in {elapsed:.1f} s")
     if build.iso_path.exists():
@@ -322,11 +323,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def resume_command(profile: str, build: Build) -> str:
+def resume_command(profile: str, build: Build, always_work: bool = False) -> str:
     """The command that resumes *build*, quoted to paste into a shell: ``--work-dir`` is
-    named when the build does not use the profile's own work dir."""
+    named when the build does not use the profile's own work dir (or ``always_work``);
+    *profile* is the user's (a TUI build runs from a snapshot of it)."""
     argv = ["livecd-tui", "build", profile]
-    if build.work != Build.for_profile(build.profile).work:
+    if always_work or build.work != Build.for_profile(build.profile).work:
         argv += ["--work-dir", str(build.work)]
     return shlex.join([*argv, "--resume"])
 

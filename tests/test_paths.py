@@ -218,6 +218,11 @@ def test_resume_hint_names_the_work_dir_quoted(tmp_path: Path, home: Path,
     assert cli.main(["build", str(prof), "--quiet"]) == 1
     hint = capsys.readouterr().err.rpartition("fix and run: ")[2].strip()
     assert shlex.split(hint) == ["livecd-tui", "build", str(prof), "--resume"]
+    # A build the TUI started runs from a snapshot: the hint names the user's profile.
+    assert cli.main(["build", str(prof), "--work-dir", str(work), "--quiet",
+                     "--shown-as", "/home/u/mine.toml"]) == 1
+    hint = capsys.readouterr().err.rpartition("fix and run: ")[2].strip()
+    assert shlex.split(hint)[:3] == ["livecd-tui", "build", "/home/u/mine.toml"]
 
 
 def test_exported_script_refuses_a_foreign_dir_when_it_runs(tmp_path: Path,
