@@ -69,6 +69,9 @@ class Stage:
     uses: tuple[str, ...] = ()
     #: Files or dirs whose contents the stage reads (fingerprinted by size and mtime).
     inputs: Callable[[Build], list[Path]] = field(default=lambda build: [])
+    #: Run once the stage's outputs are in their done dir: publishes what must describe a
+    #: finished stage only (the scrub report in out/).
+    on_done: Callable[[Build], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -439,6 +442,11 @@ class Engine:
                 partial.rename(done)
                 state.output = output_digest(done)
                 status = "done"
+                if stage.on_done is not None:
+                    try:
+                        stage.on_done(build)
+                    except OSError as err:
+                        write(f"warning: {err}")
                 write(f"== {stage.name}: done in {time.time() - started:.1f} s")
             else:
                 status = "interrupted" if self._stopping.is_set() else "failed"
