@@ -262,6 +262,8 @@ def scan_bytes(rel: str, data: bytes) -> list[Hit]:
             if rule.check is not None and not rule.check(rel, data, match):
                 continue
             if rule.value:
+                if match.group("v").strip(b"\"'") == REDACTED:
+                    continue  # replaced by livecd-tui already
                 hits.append(Hit(rule.name, rule.why, *match.span("v"), True))
             else:
                 hits.append(Hit(rule.name, rule.why, *match.span(), False))
