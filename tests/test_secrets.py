@@ -187,3 +187,32 @@ def test_the_script_scan_is_the_tools(tmp_path: Path) -> None:
     assert pseudo.startswith("etc/wireguard/wg0.conf f 644 ")
     staged = out / scrub.STAGED_DIR / "etc/wireguard/wg0.conf"
     assert wg.unique not in staged.read_bytes() and b"[Peer]" in staged.read_bytes()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_report_is_published_only_when_the_stage_is_done(tmp_path: Path,
+                                                             fails: bool) -> None:
+    """out/PROFILE.scrub.txt describes finished images only: a stage that writes its part
+    of the report and then fails (or is stopped) publishes nothing."""
+    from livecd_tui.build import Build
+    from livecd_tui.engine import Engine, Stage
+    from livecd_tui.profile import new_profile
+    from livecd_tui.stages import system, writable
+    from livecd_tui.steps import Action, command
+
+    assert system.STAGE.on_done is writable.STAGE.on_done is scrub.publish_combined
+    build = Build(profile=new_profile(), work=tmp_path / "work")
+
+    def plan(b: Build) -> list:
+        write = Action("write the report", lambda ctx: scrub.publish_report(
+            ctx.build, "system", ["== scrub: the system image", "removed   etc/x"], ctx.out))
+        return [write, command(["false" if fails else "true"], "then fail or not")]
+
+    engine = Engine(build, [Stage("system", "System", "scrubs", plan,
+                                  on_done=scrub.publish_combined)])
+    assert engine.run(engine.select()) is not fails
+    report = scrub.report_path(build)
+    if fails:
+        assert not report.exists()
+    else:
+        assert "removed   etc/x" in report.read_text()
