@@ -22,14 +22,13 @@ file that holds a secret is left out. Nothing here writes anything: the scrub de
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
+import concurrent.futures.process
 import multiprocessing
 import os
 import re
 import stat
 import struct
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,9 +359,13 @@ def scan_files(root: Path | str, rels: Iterable[str], jobs: int | None = None) -
     # forkserver: the engine runs steps in threads, and fork with threads may deadlock.
     context = multiprocessing.get_context("forkserver")
     out: list[Result] = []
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        for found in pool.map(_scan_batch, [root] * len(batches), batches):
-            out += found
+    try:
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            for found in pool.map(_scan_batch, [root] * len(batches), batches):
+                out += found
+    except (OSError, RuntimeError, concurrent.futures.process.BrokenProcessPool):
+        # No pool here (no /dev/shm, a worker killed): the same scan, in this process.
+        out = _scan_batch(root, paths)
     return sorted(out, key=lambda r: r.path)
 
 
@@ -384,25 +387,3 @@ def regular_files(root: Path) -> list[str]:
 def normalise_allow(paths: Iterable[str]) -> set[str]:
     """``system.scrub.allow`` entries as paths relative to the root (``/etc/x`` -> ``etc/x``)."""
     return {os.path.normpath(p).strip("/") for p in paths if p.strip("/")}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m livecd_tui.secrets DIR [--allow PATH]...``: list the files below DIR that
-    hold secrets, one per line (path, then the rules); exit 1 when any is not allowed. The
-    exported build script uses it to check what it packed."""
-    parser = argparse.ArgumentParser(prog="python -m livecd_tui.secrets",
-                                     description=main.__doc__)
-    parser.add_argument("dir", type=Path)
-    parser.add_argument("--allow", action="append", default=[])
-    args = parser.parse_args(argv)
-    allowed = normalise_allow(args.allow)
-    bad = 0
-    for result in scan_files(args.dir, regular_files(args.dir)):
-        kept = result.path in allowed
-        bad += not kept
-        print(f"{result.path}: {result.rules}{' (allowed)' if kept else ''}")
-    return 1 if bad else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
