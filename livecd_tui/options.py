@@ -479,9 +479,9 @@ _OPTIONS: tuple[Option, ...] = (
         "Allowed secrets",
         "list",
         [],
-        "Files packed even though the content scan finds a secret in them, as paths in the "
-        "system ('/etc/wireguard/wg0.conf'); the scrub report lists them as kept. Files "
-        "the path rules leave out are kept by switching their item off.",
+        "Files packed as they are even though the scrub would leave them out or replace "
+        "their secrets (by their path or their content), as paths in the system: "
+        "'/etc/wireguard/wg0.conf'. The scrub report lists them as kept.",
     ),
     Option(
         "system.login.user",

@@ -232,6 +232,7 @@ def make_plan(build: Build, root: Path, tops: Iterable[str],
     if "var" in packed:
         _var(build, plan, root)
     if "etc" not in packed:
+        keep_allowed(plan, root, packed)
         return plan
     if enabled(build, "system.scrub.machine_id"):
         _machine_id(plan, root)
@@ -246,7 +247,26 @@ def make_plan(build: Build, root: Path, tops: Iterable[str],
         _live_home(build, plan, root, system_root, init, login.user, all_root)
     if login.password_field == "":
         _warn_empty_passwords(plan, root)
+    keep_allowed(plan, root, packed)
     return plan
+
+
+def keep_allowed(plan: ScrubPlan, root: Path, tops: Iterable[str]) -> None:
+    """Files that system.scrub.allow lists and a scrub pattern leaves out: packed all the
+    same, as they are (a pseudo file for mksquashfs, written back into a staging tree)."""
+    matcher = excludes.Matcher(plan.patterns)
+    packed = set(tops)
+    for rel in sorted(plan.allow):
+        pattern = matcher.excluded(rel)
+        path = root / rel
+        if rel.split("/")[0] not in packed or pattern is None or \
+                realpath_in(root, rel) != path or not path.is_file():
+            continue
+        mode, uid, gid, _ = _stat_of(path, 0o600)
+        plan.replacements.append(Replacement(
+            rel, path.read_bytes(), mode, uid, gid, ALLOW_OPTION,
+            f"left out by {pattern.option} ({pattern.reason}), kept: listed in {ALLOW_OPTION}",
+            replaces=False))
 
 
 def _var(build: Build, plan: ScrubPlan, root: Path) -> None:
@@ -661,13 +681,15 @@ def find_removed(root: Path, sources: Sequence[str], other: Sequence[excludes.Pa
     """What the scrub's patterns leave out of ``sources``: each excluded file or directory
     (with what it holds), met by walking the root with every exclude applied."""
     scrub_patterns = set(map(id, plan.patterns))
+    kept = {r.path for r in plan.replacements if r.option == ALLOW_OPTION}
     found = []
     for entry in excludes.walk(root, sources, [*other, *plan.all_patterns()]):
         pattern = entry.excluded_by
-        if pattern is None or id(pattern) not in scrub_patterns:
+        if pattern is None or id(pattern) not in scrub_patterns or entry.relpath in kept:
             continue
         if entry.is_dir:
-            inside = _files_below(root, entry.relpath)
+            inside = [(rel, size) for rel, size in _files_below(root, entry.relpath)
+                      if rel not in kept]
             found.append(Finding("removed", entry.relpath + "/", pattern.option, pattern.reason,
                                  len(inside), sum(size for _, size in inside),
                                  tuple(rel for rel, _ in inside)))
@@ -700,8 +722,9 @@ def changed_findings(plan: ScrubPlan, tops: Iterable[str],
     out = []
     for r in plan.replacements:
         if r.path.split("/")[0] in inside:
-            out.append(Finding("replaced" if r.replaces else "added", r.path, r.option, r.why,
-                               1, len(r.content)))
+            action = "kept" if r.option == ALLOW_OPTION else \
+                "replaced" if r.replaces else "added"
+            out.append(Finding(action, r.path, r.option, r.why, 1, len(r.content)))
     for d in plan.new_dirs:
         if d.path.split("/")[0] in inside or (homes and d.option == "system.login.user"):
             out.append(Finding("recreated" if d.option != "system.login.user" else "added",
@@ -852,17 +875,20 @@ def verify_image(image: Path, findings: Sequence[Finding], plan: ScrubPlan) -> l
     differs from livecd-tui's. Empty when the scrub held."""
     paths = image_paths(image)
     kept_dirs = {d.path for d in plan.new_dirs}
+    kept = {r.path for r in plan.replacements if r.option == ALLOW_OPTION}
     problems = []
     for f in findings:
         rel = f.path.rstrip("/")
         if f.action == "removed":
+            if any(k.startswith(rel + "/") for k in kept):
+                continue  # a directory that holds an allowed file: the image has the file
             if rel in kept_dirs:
                 inside = sorted(p for p in paths if p.startswith(rel + "/"))
                 if inside:
                     problems.append(f"{rel} should be empty but holds {inside[0]}")
             elif rel in paths:
                 problems.append(f"{rel} is in the image")
-        elif f.action in ("replaced", "added") and not f.path.endswith("/"):
+        elif (f.action in ("replaced", "added") or rel in kept) and not f.path.endswith("/"):
             wanted = next(r.content for r in plan.replacements if r.path == rel)
             if image_file(image, rel) != wanted:
                 problems.append(f"{rel} in the image is not livecd-tui's replacement")
@@ -977,7 +1003,8 @@ def apply_to_tree(plan: ScrubPlan, tree: Path, add_new: bool = True) -> list[Fin
                 _own(target, d.mode, d.uid, d.gid)
     skipped = set()
     for r in plan.replacements:
-        if r.path.split("/")[0] not in tops or not (add_new or os.path.lexists(tree / r.path)):
+        if r.path.split("/")[0] not in tops or not (
+                add_new or os.path.lexists(tree / r.path) or r.option == ALLOW_OPTION):
             continue
         parent = _dir_inside(tree, str(PurePosixPath(r.path).parent), plan)
         if parent is None:
