@@ -7,6 +7,9 @@ A ``Build`` is what every stage planner receives. It knows the work dir layout:
     WORK/stages/NAME.partial/  a running stage's outputs (renamed to NAME/ on success)
     WORK/logs/NAME.log         each stage's full log
     WORK/state/NAME.json       each stage's state (status, times, fingerprint, failure)
+    WORK/state/build.json      how the last build went or ended (``attach``'s exit code)
+    WORK/lock, lock.json       the running build's flock, and who holds it (runner)
+    WORK/lock.command          the command it runs, to end what a killed build left (procs)
     WORK/out/PROFILE.iso       the finished image (unless the profile names another path)
 """
 
@@ -40,11 +43,15 @@ class Build:
     work: Path
     #: Facts a stage records for later ones (e.g. the kernel release built from a tree).
     facts: dict[str, str] = field(default_factory=dict)
+    #: Planned only to be shown or exported (plan, export-script): planners start no
+    #: probes (a QEMU guest testing KVM) and use what earlier runs found instead.
+    dry_run: bool = False
 
     @classmethod
-    def for_profile(cls, profile: Profile, work_dir: Path | None = None) -> Build:
+    def for_profile(cls, profile: Profile, work_dir: Path | None = None,
+                    dry_run: bool = False) -> Build:
         work = work_dir or profile.resolve_path("build.work_dir") or default_work_dir(profile)
-        return cls(profile=profile, work=Path(os.path.abspath(work)))
+        return cls(profile=profile, work=Path(os.path.abspath(work)), dry_run=dry_run)
 
     # -- layout ------------------------------------------------------------------------
     def done_dir(self, stage: str) -> Path:
@@ -92,7 +99,13 @@ class Build:
 
     @property
     def jobs(self) -> int:
+        """Parallel jobs for the build's tools (build.jobs; 0: every CPU)."""
         return int(self.profile["build.jobs"]) or os.cpu_count() or 1
+
+    @property
+    def squashfs_cpus(self) -> int:
+        """Processors mksquashfs uses (system.cpus; 0: build.jobs)."""
+        return int(self.profile["system.cpus"]) or self.jobs
 
     @property
     def system_root(self) -> Path:
@@ -105,9 +118,14 @@ class Build:
     def host_root(self) -> Path:
         """Where tools and kernel files are looked up: the system root for 'root' profiles,
         the running system for 'busybox' ones."""
-        if self.profile["system.source"] == "busybox":
-            return Path("/")
-        return self.profile.resolve_path("system.root") or Path("/")
+        return host_root_of(self.profile)
+
+
+def host_root_of(profile: Profile) -> Path:
+    """Build.host_root for a profile alone."""
+    if profile["system.source"] == "busybox":
+        return Path("/")
+    return profile.resolve_path("system.root") or Path("/")
 
 
 _VMLINUZ = re.compile(r"vmlinuz-(.+)$")

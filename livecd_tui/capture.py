@@ -279,15 +279,25 @@ def _busybox_root(build: Build, capture: Capture, log: Log | None) -> Path:
 
 def _add_modules(build: Build, capture: Capture, tops: dict[str, TopLevel],
                  log: Log | None) -> None:
-    """The kernel's modules the busybox system gets (system.modules), not yet in its root."""
-    if build.profile["system.source"] != "busybox" or build.profile["system.modules"] == "none":
-        return
-    if (capture.root / "lib" / "modules").is_dir() and any(
-            (capture.root / "lib" / "modules").iterdir()):
-        return  # the stage's own root has them already
+    """The kernel's modules the image gets (system.modules) from outside its root: into the
+    busybox system, or into a real root that lacks the CD kernel's modules."""
     from livecd_tui.stages.kernel import kernel_info
+    from livecd_tui.stages.system import image_dir, modules_from_outside
 
+    if build.profile["system.modules"] == "none":
+        return
     info = kernel_info(build)
+    where = "lib/modules"
+    if build.profile["system.source"] == "busybox":
+        if (capture.root / "lib" / "modules").is_dir() and any(
+                (capture.root / "lib" / "modules").iterdir()):
+            return  # the stage's own root has them already
+    elif modules_from_outside(build, capture.root):
+        where, _missing = image_dir(capture.root, "lib/modules", list(tops))
+        capture.notes.append(f"the kernel's modules come from {info.modules_dir} (the root "
+                             f"has none for {info.release}): /{where}/{info.release}")
+    else:
+        return
     if info.modules_dir is None or not info.modules_dir.is_dir():
         return
     if build.profile["system.modules"] == "all":
@@ -302,14 +312,15 @@ def _add_modules(build: Build, capture: Capture, tops: dict[str, TopLevel],
             capture.notes.append(f"the initrd's modules cannot be listed: {err}")
             return
         relpaths += [n for n in os.listdir(info.modules_dir) if n.startswith("modules.")]
-    top = tops.setdefault("lib", TopLevel("lib"))
+    name = where.split("/")[0]
+    top = tops.setdefault(name, TopLevel(name))
     for rel in relpaths:
         path = info.modules_dir / rel
         with contextlib.suppress(OSError):
             size = path.stat().st_size
             top.files += 1
             top.size += size
-            capture.files.append((f"lib/modules/{info.release}/{rel}", path, size))
+            capture.files.append((f"{where}/{info.release}/{rel}", path, size))
 
 
 def _not_packed(build: Build, root: Path, sources: Sequence[str],
@@ -346,7 +357,7 @@ def estimate(build: Build, capture: Capture, budget: int = SAMPLE_BYTES,
     unit = max(128 * 1024, block)
     pieces = _sample(capture.files, budget, unit)
     sample_bytes = sum(length for _, _, _, length in pieces)
-    cpus = int(p["system.cpus"]) or os.cpu_count() or 1
+    cpus = build.squashfs_cpus
     with tempfile.TemporaryDirectory(prefix="livecd-sample-") as tmp:
         tree = Path(tmp) / "sample"
         tree.mkdir()

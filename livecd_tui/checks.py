@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from livecd_tui import kconfig, tools
+from livecd_tui import kconfig, toolbox, tools
 from livecd_tui.build import Build
 from livecd_tui.options import OPTIONS, format_value, is_active
 from livecd_tui.profile import Profile
@@ -85,9 +85,31 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
             report.items.append(CheckItem(
                 "tool", False, f"{tool.name} missing ({tool.why}): Debian {tool.debian}; "
                 f"LFS/BLFS {tool.lfs}", TOOL_OPTIONS.get(tool.name, "bootloader.type")))
+    report.items += toolbox_items(profile)
     if with_kernel:
         report.items += kernel_items(profile)
     return report
+
+
+def toolbox_items(profile: Profile) -> list[CheckItem]:
+    """Which toolbox the initrd gets and why; with the system's, every program it needs."""
+    choice = toolbox.choose(profile)
+    items = [CheckItem("tool", True, f"initrd toolbox: {choice.kind} ({choice.why})",
+                       "initrd.toolbox", note=True)]
+    if choice.kind == "system":
+        programs, missing = toolbox.system_programs(profile)
+        if missing:
+            items.append(CheckItem(
+                "tool", False, f"the system toolbox needs {', '.join(missing)} in the system "
+                "root (coreutils, util-linux, kmod)", "initrd.toolbox"))
+        if profile["initrd.device_manager"] == "mdev":
+            items.append(CheckItem(
+                "tool", False, "initrd.device_manager = \"mdev\" is busybox's: the system "
+                "toolbox has none (use devtmpfs or udev)", "initrd.device_manager"))
+        else:
+            items.append(CheckItem("tool", True, f"system toolbox: {len(programs)} programs "
+                                   "found in the system root"))
+    return items
 
 
 def unused_settings(profile: Profile) -> list[tuple[str, str]]:

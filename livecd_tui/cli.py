@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 the build (or a check) failed; 2 a bad profile or bad u
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import threading
@@ -21,13 +22,16 @@ from livecd_tui.engine import (
     Engine,
     Event,
     OutputLine,
+    PlanError,
     StageFinished,
     StageSkipped,
     StageStarted,
     StepStarted,
+    load_result,
     load_state,
     plan_stage,
     render_script,
+    result_code,
 )
 from livecd_tui.options import reference_markdown, reference_text
 from livecd_tui.profile import Profile, ProfileError, find_profile, load_profile
@@ -54,12 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_problems(err)
         return EXIT_USAGE
     except BuildError as err:
+        from livecd_tui.runner import report_refusal
+
+        report_refusal(str(err))  # a detached build refused: its starter says why
         print(f"livecd-tui: {err}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
     except KeyboardInterrupt:
-        return 130
+        return 128 + signal.SIGINT
+    except OSError as err:  # the work dir's disk full, unreadable, ...: no traceback
+        where = f": {err.filename}" if err.filename else ""
+        print(f"livecd-tui: {err.strerror or err}{where}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def print_problems(err: ProfileError) -> None:
@@ -213,22 +224,39 @@ def cmd_build(args: argparse.Namespace) -> int:
     force_all = args.force == "*"
     force = [] if force_all or not args.force else [engine.stage(args.force).name]
 
+    received: list[int] = []
+
     def stop(signum: int, frame: FrameType | None) -> None:
         # Stop from a thread: the handler runs on the main thread, which may be inside the
         # engine holding its lock, and killing waits for the command to go.
-        print(f"\nlivecd-tui: {signal.Signals(signum).name}: stopping the build",
-              file=sys.stderr)
-        threading.Thread(target=engine.stop, name="stop-build", daemon=True).start()
+        name = signal.Signals(signum).name
+        print(f"\nlivecd-tui: {name}: stopping the build", file=sys.stderr)
+        received.append(signum)
+        threading.Thread(target=engine.stop, args=(name,), name="stop-build",
+                         daemon=True).start()
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM,
                                                     signal.SIGHUP)}
     started = time.monotonic()
     try:
         ok = engine.run(selected, force=force, force_all=force_all)
+    except PlanError as err:
+        stale = (f"; the ISO {build.iso_path} is from an earlier build"
+                 if build.iso_path.exists() else "")
+        raise BuildError(f"{err}{stale}") from None
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        for note in engine.notes:
+            print(f"livecd-tui: {note}", file=sys.stderr)
     elapsed = time.monotonic() - started
+    if not ok and received:
+        name = signal.Signals(received[0]).name
+        print(f"livecd-tui: build stopped by {name} after {elapsed:.1f} s; logs in "
+              f"{build.work / 'logs'}; continue with: livecd-tui build "
+              f"{shlex.quote(args.profile)} --work-dir {shlex.quote(str(build.work))} "
+              "--resume", file=sys.stderr)
+        return 128 + received[0]
     if not ok:
         print(f"livecd-tui: build failed after {elapsed:.1f} s; logs in {build.work / 'logs'}; "
               f"fix and run: livecd-tui build {args.profile} --resume", file=sys.stderr)
@@ -285,12 +313,13 @@ def work_dir_of(target: str) -> Path:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from livecd_tui.runner import Follower
+    from livecd_tui.runner import Follower, read_lock
 
     work = work_dir_of(args.target)
     follower = Follower(work, list(STAGE_NAMES))
     report = ConsoleReporter(quiet=False)
     print(f"livecd-tui: following the build in {work} (Ctrl-C leaves it running)")
+    followed = read_lock(work)
     try:
         while True:
             building = follower.building()
@@ -301,7 +330,24 @@ def cmd_attach(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nlivecd-tui: detached; the build goes on", file=sys.stderr)
         return EXIT_OK
-    return cmd_status(argparse.Namespace(target=str(work)))
+    cmd_status(argparse.Namespace(target=str(work)))
+    return followed_code(work, followed.pid if followed else None)
+
+
+def followed_code(work: Path, pid: int | None) -> int:
+    """The exit code of the build ``attach`` followed (the last one, if none was running):
+    what that build returned, so ``build --detach && attach`` sees a failure."""
+    result = load_result(work)
+    if result is not None and (pid is None or result.get("pid") == pid):
+        if result.get("outcome") != "running":
+            return result_code(result)
+        return EXIT_FAILED  # it died without saying how it ended
+    if pid is not None:
+        return EXIT_FAILED
+    build = Build(profile=_placeholder_profile(), work=work)
+    failed = any(load_state(build, name).status in ("failed", "interrupted", "running")
+                 for name in STAGE_NAMES)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -310,7 +356,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
     work = work_dir_of(args.target)
     holder = runner.stop(work)
     if holder is None:
-        print(f"livecd-tui: no build is running in {work}")
+        leftover = runner.end_leftovers(work)
+        print(f"livecd-tui: no build is running in {work}"
+              + (f"; ended {leftover}" if leftover else ""))
         return EXIT_OK
     print(f"livecd-tui: stopped the build (pid {holder.pid}); resume it with "
           f"`livecd-tui build {holder.profile} --work-dir {work} --resume`")
@@ -329,7 +377,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 # -- plan, export-script ---------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace) -> int:
     profile = open_profile(args.profile)
-    build = Build.for_profile(profile, args.work_dir)
+    build = Build.for_profile(profile, args.work_dir, dry_run=True)
     print(f"# profile {profile.path}, work dir {build.work}")
     for stage in STAGES:
         print(f"\n== {stage.name}: {stage.title}")
@@ -342,7 +390,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     profile = open_profile(args.profile)
-    build = Build.for_profile(profile, args.work_dir)
+    build = Build.for_profile(profile, args.work_dir, dry_run=True)
     script = render_script(build, STAGES)
     if args.output:
         args.output.write_text(script)
@@ -435,11 +483,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not (build.work / "state").is_dir():
         print(f"livecd-tui: {build.work} holds no build", file=sys.stderr)
         return EXIT_USAGE
-    from livecd_tui.runner import read_lock
+    from livecd_tui.runner import end_leftovers, read_lock
 
     holder = read_lock(build.work)
     print(f"work dir {build.work}")
     print(f"build running: {holder.describe(build.work)}" if holder else "no build running")
+    leftover = None if holder else end_leftovers(build.work)
+    if leftover:
+        print(f"ended {leftover}")
+    result = load_result(build.work)
+    if result and not holder and result.get("outcome") in ("plan failed", "refused"):
+        print(f"last build: {result['outcome']}: {result.get('message', '')}")
     print(f"{'stage':11} {'state':12} {'duration':>9}  log")
     for name in STAGE_NAMES:
         state = load_state(build, name)
@@ -450,8 +504,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         if status == "running" and state.started:
             duration = f"{time.time() - state.started:.0f} s…"
         print(f"{name:11} {status:12} {duration:>9}  {state.log or '-'}")
-        if state.failure:
-            print(f"{'':11} failed: {state.failure.get('command', '')}")
+        if name == "iso" and status not in ("done", "skipped", "running"):
+            for iso in sorted((build.work / "out").glob("*.iso")):
+                print(f"{'':11} {iso} is from an earlier build, not current")
+        if state.failure and status == "failed":
+            failure = state.failure
+            if failure.get("kind") == "command":
+                print(f"{'':11} failed: {failure.get('command', '')}")
+            else:
+                print(f"{'':11} {(failure.get('tail') or [failure.get('describe', '')])[-1]}")
     return EXIT_OK
 
 

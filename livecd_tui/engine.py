@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from typing import Any, Literal
 
 import sh
 
-from livecd_tui import __version__
+from livecd_tui import __version__, procs
 from livecd_tui.build import EPOCH_FILE, WORK_MARKER, Build
 from livecd_tui.profile import write_atomically
 from livecd_tui.steps import Action, Command, Step
@@ -36,6 +37,8 @@ Status = Literal["pending", "running", "done", "failed", "interrupted", "skipped
 
 #: How many output lines a failure report quotes.
 TAIL_LINES = 20
+#: Output lines kept for a step's diagnosis of its failure (a boot's serial console).
+DIAGNOSE_LINES = 20_000
 #: Files up to this size are fingerprinted by content, bigger ones by size and mtime.
 SMALL_FILE = 32 * 1024 * 1024
 #: Seconds between SIGTERM and SIGKILL when stopping a command.
@@ -53,6 +56,10 @@ class StepFailed(Exception):
 
 class BuildError(Exception):
     """The build cannot start: bad selection, missing earlier outputs, busy work dir."""
+
+
+class PlanError(BuildError):
+    """A stage cannot be planned: the profile asks for what the stage cannot do."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,8 @@ class Failure:
     signal: str | None
     tail: list[str]
     hint: str = ""
-    #: "command" (a program livecd-tui ran) or "action" (one of livecd-tui's own steps).
+    #: "command" (a program livecd-tui ran), "action" (one of livecd-tui's own steps) or
+    #: "plan" (the stage could not even be planned: the profile asks for the impossible).
     kind: str = "command"
     #: The option that most likely fixes it, when the step knows.
     option: str = ""
@@ -98,7 +106,11 @@ class Failure:
             else f"exit code {self.exit_code}" if self.exit_code is not None
             else "failed"
         )
-        lines = [f"stage {self.stage} failed at step {self.step + 1} ({self.describe}): {how}"]
+        if self.kind == "plan":
+            lines = [f"stage {self.stage} could not be planned"]
+        else:
+            lines = [f"stage {self.stage} failed at step {self.step + 1} ({self.describe}): "
+                     f"{how}"]
         if self.kind == "command":
             lines.append(f"  command: {self.command}")
         if self.tail:
@@ -198,6 +210,28 @@ def save_state(build: Build, state: StageState) -> None:
                      json.dumps(asdict(state), indent=1, sort_keys=True).encode())
 
 
+#: How the last build in a work dir ended, for ``attach`` and ``status``.
+RESULT_FILE = "state/build.json"
+#: The exit code each outcome of a build gives (an interrupted one: 128 + the signal).
+OUTCOME_CODES = {"done": 0, "failed": 1, "interrupted": 1, "plan failed": 2, "refused": 2,
+                 "running": 1}
+
+
+def load_result(work: Path) -> dict[str, Any] | None:
+    """How the last build in the work dir ended (``outcome``: running, done, failed,
+    interrupted, plan failed, refused), or None for a work dir that never said."""
+    return procs.read_json(work / RESULT_FILE)
+
+
+def result_code(result: Mapping[str, Any]) -> int:
+    """The exit code of the build the result describes: what ``build`` itself returned."""
+    outcome = str(result.get("outcome", ""))
+    if outcome == "interrupted" and result.get("signal"):
+        with contextlib.suppress(KeyError):
+            return 128 + signal.Signals[str(result["signal"])].value
+    return OUTCOME_CODES.get(outcome, 1)
+
+
 def fingerprint(build: Build, stage: Stage, steps: Sequence[Step],
                 upstream: Mapping[str, str] | None = None) -> str:
     """A digest of everything a stage's result depends on.
@@ -227,7 +261,7 @@ def plan_stage(build: Build, stage: Stage) -> list[Step]:
     try:
         return stage.plan(build)
     except (ValueError, StepFailed) as err:
-        raise BuildError(f"cannot plan stage {stage.name}: {err}") from None
+        raise PlanError(f"cannot plan stage {stage.name}: {err}") from None
 
 
 def plan_fingerprints(build: Build, stages: Sequence[Stage]) -> dict[str, str]:
@@ -291,9 +325,12 @@ def prepare_work_dir(work: Path, epoch: int | None = None) -> None:
             raise BuildError(
                 f"work dir {work} is not empty and was not made by livecd-tui "
                 f"(no {WORK_MARKER} file in it); choose an empty or new directory")
+    # The marker before anything else: a build starting beside this one must never see the
+    # dir non-empty and unmarked (it would refuse it as not made by livecd-tui).
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARKER).write_text("This directory is a livecd-tui work dir.\n")
     for sub in ("stages", "logs", "state", "out"):
         (work / sub).mkdir(parents=True, exist_ok=True)
-    (work / WORK_MARKER).write_text("This directory is a livecd-tui work dir.\n")
     if epoch is not None and not (work / EPOCH_FILE).exists():
         (work / EPOCH_FILE).write_text(f"{epoch}\n")
 
@@ -308,7 +345,10 @@ class Engine:
         self.listeners = list(listeners)
         self._process: Any = None
         self._stopping = threading.Event()
+        self._stop_reason = ""
         self._lock = threading.RLock()
+        #: What the build found and ended before starting (a killed build's leftovers).
+        self.notes: list[str] = []
 
     # -- selection ---------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -354,9 +394,46 @@ class Engine:
         if problems:
             raise BuildError("; ".join(problems))
         prepare_work_dir(self.build.work, self.build.epoch)
-        with work_lock(self.build):
-            self._mark_stale_runs()
-            return self._run_locked(selected, force, force_all)
+        try:
+            with work_lock(self.build):
+                self._mark_stale_runs()
+                leftover = procs.end_leftovers(self.build.work)
+                if leftover:
+                    self.notes.append(f"ended {leftover}")
+                return self._run_recorded(selected, force, force_all)
+        finally:
+            # Cleared only now: a stop that came before the build got this far (a signal
+            # right after the handler was installed) must still stop it.
+            self._stopping.clear()
+
+    def _run_recorded(self, selected: Sequence[Stage], force: Sequence[str],
+                      force_all: bool) -> bool:
+        """Run, keeping ``RESULT_FILE`` saying how the build goes and how it ended."""
+        me = os.getpid()
+        result: dict[str, Any] = {"pid": me, "start": procs.process_start(me) or 0,
+                                  "started": time.time(), "outcome": "running"}
+        self._save_result(result)
+        result["outcome"] = "failed"
+        try:
+            ok = self._run_locked(selected, force, force_all)
+            result["outcome"] = ("done" if ok else
+                                 "interrupted" if self._stopping.is_set() else "failed")
+            return ok
+        except BuildError as err:
+            result["outcome"] = "plan failed" if isinstance(err, PlanError) else "refused"
+            result["message"] = str(err)
+            raise
+        finally:
+            if result["outcome"] == "interrupted" and self._stop_reason:
+                result["signal"] = self._stop_reason
+            result["ended"] = time.time()
+            self._save_result(result)
+
+    def _save_result(self, result: Mapping[str, Any]) -> None:
+        # Only a report: a full disk must not turn a finished build into a traceback.
+        with contextlib.suppress(OSError):
+            procs.replace_file(self.build.work / RESULT_FILE,
+                               json.dumps(result, sort_keys=True).encode())
 
     def _mark_stale_runs(self) -> None:
         """A stage still marked running when we got the lock belongs to a dead build."""
@@ -369,7 +446,6 @@ class Engine:
 
     def _run_locked(self, selected: Sequence[Stage], force: Sequence[str],
                     force_all: bool) -> bool:
-        self._stopping.clear()
         selected_names = {s.name for s in selected}
         for stage in selected:
             missing = [u for u in stage.uses if u not in selected_names
@@ -385,8 +461,11 @@ class Engine:
                 return False
         return True
 
-    def stop(self) -> None:
-        """Stop the build: kill the running command's whole process group."""
+    def stop(self, reason: str = "") -> None:
+        """Stop the build: kill the running command's whole process group. ``reason``: the
+        signal's name when a signal stopped it (recorded in ``RESULT_FILE``)."""
+        if reason and not self._stopping.is_set():
+            self._stop_reason = reason
         self._stopping.set()
         with self._lock:
             process = self._process
@@ -402,64 +481,136 @@ class Engine:
         build = self.build
         previous = load_state(build, stage.name)
         build.facts.update(previous.facts)
-        steps = plan_stage(build, stage)
+        try:
+            steps = plan_stage(build, stage)
+        except PlanError as err:
+            self._plan_failed(stage, str(err))
+            raise
         print_fp = fingerprint(build, stage, steps)
         if (not forced and previous.status in ("done", "skipped")
                 and previous.fingerprint == print_fp and build.done_dir(stage.name).exists()):
             previous.status = "skipped"
-            save_state(build, previous)
+            with contextlib.suppress(OSError):  # "done" on disk says the same
+                save_state(build, previous)
             self._emit(StageSkipped(stage.name, "up to date"))
             return True
 
         partial = build.partial_dir(stage.name)
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
         log_path = build.log_path(stage.name)
         started = time.time()
         state = StageState(name=stage.name, status="running", started=started,
                            fingerprint=print_fp, log=str(log_path))
-        save_state(build, state)
-        self._emit(StageStarted(stage.name, len(steps)))
         tail: deque[str] = deque(maxlen=TAIL_LINES)
-        with open(log_path, "w", encoding="utf-8", errors="replace") as log:
-            last_flush = [0.0]
+        try:
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            log = open(log_path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+        except OSError as err:
+            return self._finish(state, io_failure(stage.name, 0, "prepare the stage", err, []))
+        try:
+            save_state(build, state)
+        except OSError as err:
+            log.close()
+            return self._finish(state, io_failure(stage.name, 0, "record that the stage "
+                                                  "runs", err, []))
+        self._emit(StageStarted(stage.name, len(steps)))
+        #: The first error writing the log (a full disk): the stage cannot be trusted.
+        log_errors: list[OSError] = []
+        last_flush = [0.0]
 
-            def write(line: str) -> None:
-                line = line.rstrip("\r\n")
+        def write(line: str) -> None:
+            line = line.rstrip("\r\n")
+            try:
                 log.write(line + "\n")
                 now = time.monotonic()
                 if now - last_flush[0] > 0.2:  # a flood of lines must not cost a flush each
                     log.flush()
                     last_flush[0] = now
-                tail.append(line)
-                self._emit(OutputLine(stage.name, line))
+            except OSError as err:
+                if not log_errors:
+                    log_errors.append(err)
+            tail.append(line)
+            self._emit(OutputLine(stage.name, line))
 
-            failure = self._run_steps(stage, steps, partial, write, tail)
-            status: Status
-            if failure is None and not self._stopping.is_set():
+        failure = self._run_steps(stage, steps, partial, write, tail)
+        if failure is None and not self._stopping.is_set():
+            try:
+                log.flush()
+            except OSError as err:
+                log_errors.append(err)
+            if log_errors:
+                failure = io_failure(stage.name, len(steps), "write the stage's log",
+                                     log_errors[0], list(tail))
+        if failure is None and not self._stopping.is_set():
+            try:
                 done = build.done_dir(stage.name)
                 shutil.rmtree(done, ignore_errors=True)
                 partial.rename(done)
                 state.output = output_digest(done)
-                status = "done"
-                if stage.on_done is not None:
-                    try:
-                        stage.on_done(build)
-                    except OSError as err:
-                        write(f"warning: {err}")
+                if stage.on_done is not None:  # an OSError: the outputs were not published
+                    stage.on_done(build)
                 write(f"== {stage.name}: done in {time.time() - started:.1f} s")
-            else:
-                status = "interrupted" if self._stopping.is_set() else "failed"
-                if failure:
-                    write(failure.report())
-        ended = time.time()
+            except OSError as err:
+                failure = io_failure(stage.name, len(steps), "publish the stage's outputs",
+                                     err, list(tail))
+        if failure:
+            write(failure.report())
+        try:
+            log.close()
+        except OSError as err:
+            failure = failure or io_failure(stage.name, len(steps), "write the stage's log",
+                                            err, list(tail))
+        return self._finish(state, failure)
+
+    def _finish(self, state: StageState, failure: Failure | None) -> bool:
+        """Record how the stage ended and say so; True when it is done.
+
+        When even the state cannot be saved (the disk is full), the stage's outputs are
+        removed to make room and it is recorded as failed; failing that, the state on disk
+        still says running, which a later build and ``status`` read as interrupted.
+        """
+        build = self.build
+        status: Status = ("interrupted" if self._stopping.is_set()
+                          else "failed" if failure else "done")
         state.status = status
-        state.ended = ended
+        state.ended = time.time()
         state.failure = asdict(failure) if failure else None
-        state.facts = {k: v for k, v in build.facts.items() if k.startswith(stage.name + ".")}
-        save_state(build, state)
-        self._emit(StageFinished(stage.name, status, ended - started, failure))
+        state.facts = {k: v for k, v in build.facts.items() if k.startswith(state.name + ".")}
+        try:
+            save_state(build, state)
+        except OSError as err:
+            failure = io_failure(state.name, 0, "save the stage's state", err,
+                                 failure.tail if failure else [])
+            for path in (build.partial_dir(state.name), build.done_dir(state.name)):
+                shutil.rmtree(path, ignore_errors=True)
+            state.status = status = "failed"
+            state.output = ""
+            state.failure = asdict(failure)
+            with contextlib.suppress(OSError):
+                save_state(build, state)
+        duration = state.ended - (state.started or state.ended)
+        self._emit(StageFinished(state.name, status, duration, failure))
         return status == "done"
+
+    def _plan_failed(self, stage: Stage, message: str) -> None:
+        """The stage cannot be planned with this profile: record it as failed, and what
+        earlier builds made from it on (later stages, the ISO) as no longer current."""
+        now = time.time()
+        failure = Failure(stage.name, 0, "plan the stage", "", None, None, [message],
+                          "fix the profile (`livecd-tui check` lists its problems) and "
+                          "build again", "plan")
+        with contextlib.suppress(OSError):
+            save_state(self.build, StageState(name=stage.name, status="failed", started=now,
+                                              ended=now, failure=asdict(failure)))
+            later = self.names()[self.names().index(stage.name) + 1:]
+            for name in later:
+                state = load_state(self.build, name)
+                if state.status in ("done", "skipped"):
+                    # Built from the profile as it was: kept on disk, but not current.
+                    state.status = "pending"
+                    state.started = state.ended = None
+                    save_state(self.build, state)
+        self._emit(StageFinished(stage.name, "failed", 0.0, failure))
 
     def _run_steps(self, stage: Stage, steps: Sequence[Step], partial: Path,
                    write: Callable[[str], None], tail: deque[str]) -> Failure | None:
@@ -499,21 +650,35 @@ class Engine:
             env.pop(name, None)
         matched = threading.Event()
         timed_out = threading.Event()
-        lines = LineSplitter(write)
+        seen: deque[str] = deque(maxlen=DIAGNOSE_LINES)
+
+        def keep(line: str) -> None:
+            write(line)
+            if step.diagnose is not None:
+                seen.append(line)
+
+        lines = LineSplitter(keep)
+        marker = MarkerWatch(step.until) if step.until is not None else None
 
         def on_output(chunk: str) -> None:
             # Called from the output pipe's thread: never let an exception escape there.
             with contextlib.suppress(Exception):
                 lines.feed(chunk)
-                if step.until is not None and not matched.is_set() and \
-                        step.until in lines.recent():
+                if marker is not None and not matched.is_set() and marker.feed(chunk):
                     matched.set()
                     self._kill_current_later()
 
         def failed(code: int | None, sig: str | None, extra: str = "") -> Failure:
             found = list(tail) + ([extra] if extra else [])
+            option = step.option
+            if step.diagnose is not None:
+                with contextlib.suppress(Exception):  # a diagnosis must not hide the failure
+                    verdict = step.diagnose(list(seen))
+                    if verdict is not None:
+                        found.append(verdict[0])
+                        option = verdict[1] or option
             return Failure(stage, index, step.describe, step.shell_line(), code, sig,
-                           shown_tail(found), step.hint, "command", step.option)
+                           shown_tail(found), step.hint, "command", option)
 
         try:
             program = sh.Command(step.argv[0])
@@ -522,7 +687,7 @@ class Engine:
         files: list[Any] = []
         kwargs: dict[str, Any] = dict(
             _bg=True, _bg_exc=False, _new_session=True, _env=env, _tty_out=False,
-            _ok_code=list(range(256)),
+            _ok_code=list(range(256)), _preexec_fn=procs.die_with_parent(),
         )
         output = OutputPipe(on_output)
         if step.cwd:
@@ -546,10 +711,15 @@ class Engine:
             output.finish()
             return failed(None, None, f"cannot open redirection: {err}")
         timer = None
+        record = None
         try:
             with self._lock:
                 if self._stopping.is_set():
                     return None
+                # Recorded first: if this build is killed outright, what the command
+                # started is found by the token in its environment and ended later.
+                record = procs.new_command(self.build.work, stage, step.shell_line())
+                env[procs.TOKEN_ENV] = record.token
                 self._process = program(*step.argv[1:], **kwargs)
             output.child_started()
             if step.timeout:
@@ -574,6 +744,9 @@ class Engine:
                 timer.cancel()
             with self._lock:
                 self._process = None
+            if record is not None:
+                with contextlib.suppress(OSError):
+                    procs.command_ended(self.build.work)
             for f in files:
                 f.close()
             output.finish()
@@ -603,6 +776,17 @@ class Engine:
         if process is not None:
             threading.Thread(target=kill_process_group, args=(process.pid, 2.0),
                              daemon=True).start()
+
+
+def io_failure(stage: str, step: int, what: str, err: OSError,
+               tail: Sequence[str]) -> Failure:
+    """A failure of livecd-tui's own bookkeeping (a full disk, most often), as a report."""
+    where = f": {err.filename}" if err.filename else ""
+    full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+    hint = ("the work dir's filesystem is full: make room (df -h shows it), then build "
+            "again with --resume" if full else "")
+    return Failure(stage, step, f"cannot {what}", f"cannot {what}", None, None,
+                   shown_tail([*tail, f"{err.strerror or err}{where}"]), hint, "action")
 
 
 def shown_tail(lines: Sequence[str]) -> list[str]:
@@ -678,7 +862,6 @@ class LineSplitter:
     def __init__(self, emit: Callable[[str], None]) -> None:
         self.emit = emit
         self.pending = ""
-        self._last = ""
 
     def feed(self, chunk: str) -> None:
         text = self.pending + chunk.replace("\r\n", "\n")
@@ -686,16 +869,30 @@ class LineSplitter:
         for line in complete:
             if line:
                 self.emit(line)
-                self._last = line
-
-    def recent(self) -> str:
-        """The last complete line plus the unfinished one (a prompt has no newline)."""
-        return self._last + "\n" + self.pending
 
     def flush(self) -> None:
         if self.pending:
             self.emit(self.pending)
             self.pending = ""
+
+
+class MarkerWatch:
+    """Whether a text has appeared in a stream of output chunks: anywhere, across chunk
+    boundaries, and with more output after it in the same chunk (as ``grep -F`` over the
+    whole log finds it)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._carry = ""
+
+    def feed(self, chunk: str) -> bool:
+        """Take the next chunk; True once the text has been seen."""
+        window = self._carry + chunk
+        if self.text in window:
+            return True
+        # Only the end that could start the text again is worth keeping.
+        self._carry = window[-(len(self.text) - 1):] if len(self.text) > 1 else ""
+        return False
 
 
 def kill_process_group(pid: int, grace: float = KILL_GRACE) -> None:

@@ -49,6 +49,8 @@ class Option:
     #: what to say when it does not.
     pattern: str = ""
     pattern_help: str = ""
+    #: For strings: an empty (or blank) value is refused.
+    required: bool = False
 
     @property
     def section(self) -> str:
@@ -177,7 +179,7 @@ _OPTIONS: tuple[Option, ...] = (
         "Make jobs",
         "int",
         0,
-        "Parallel jobs for make (-j). " + _auto_cpus(),
+        "Parallel jobs for make (-j). 0 means build.jobs.",
         minimum=0,
         maximum=1024,
         depends_on=(("kernel.source", ("tree",)),),
@@ -242,14 +244,27 @@ _OPTIONS: tuple[Option, ...] = (
         depends_on=(("initrd.format", ("classic",)),),
     ),
     Option(
+        "initrd.toolbox",
+        "Toolbox",
+        "choice",
+        "auto",
+        "Where the initrd's shell and commands come from. 'busybox': one static binary "
+        "(initrd.busybox). 'system': the system root's own bash, mount, switch_root or "
+        "pivot_root, insmod and coreutils, each with its libraries, as the article builds "
+        "it (an LFS system without busybox). 'auto': busybox when one is named, in the "
+        "root or on this host, else 'system'; check and plan say which and why.",
+        choices=("auto", "busybox", "system"),
+    ),
+    Option(
         "initrd.shell",
         "Shell",
         "choice",
         "busybox",
         "The shell that runs the init script. busybox is one static binary that also "
         "provides every command the script needs; bash needs its libraries and the "
-        "commands copied in one by one.",
+        "commands copied in one by one. The system toolbox always runs bash.",
         choices=("busybox", "bash"),
+        depends_on=(("initrd.toolbox", ("auto", "busybox")),),
     ),
     Option(
         "initrd.busybox",
@@ -341,8 +356,9 @@ _OPTIONS: tuple[Option, ...] = (
         "all",
         "Which of the kernel's modules the live system gets under /lib/modules: 'all', so "
         "it can load any driver after boot; 'initrd', only those the initrd loads (a "
-        "smaller, faster image); 'none'. With a system root that already holds the "
-        "kernel's modules, 'all' packs them as they are.",
+        "smaller, faster image); 'none'. A system root that already holds the CD kernel's "
+        "modules is packed as it is; one that does not (it runs another kernel) gets them "
+        "into the image from kernel.modules_dir (or the kernel stage), the root untouched.",
         choices=("all", "initrd", "none"),
     ),
     Option(
@@ -382,7 +398,7 @@ _OPTIONS: tuple[Option, ...] = (
         "CPUs",
         "int",
         0,
-        "Processors mksquashfs uses. " + _auto_cpus(),
+        "Processors mksquashfs uses. 0 means build.jobs.",
         minimum=0,
         maximum=1024,
     ),
@@ -600,6 +616,9 @@ _OPTIONS: tuple[Option, ...] = (
         "Size of the tmpfs that holds every change made in the live system, as mount's "
         "size= takes it ('512m', '50%'). Empty: the kernel's default, half the RAM.",
         max_length=16,
+        pattern=r"[1-9][0-9]*[kmgtpeKMGTPE]?|[1-9][0-9]{0,2}%",
+        pattern_help="a size as mount's size= takes it: a number of bytes with an optional "
+                     "k, m, g or t ('512m', '2g'), or a share of the RAM ('50%')",
     ),
     Option(
         "writable.copy_to_ram",
@@ -607,8 +626,9 @@ _OPTIONS: tuple[Option, ...] = (
         "bool",
         False,
         "Copy the system image into RAM at boot, so the CD can be removed and the system "
-        "runs faster. Needs RAM larger than the image. The boot menu always has an entry "
-        "for it; this makes it the default.",
+        "runs faster. Needs RAM larger than the image. This makes the boot menu's 'toram' "
+        "entry the default (first), added when bootloader.entries lacks it; the other "
+        "entries boot from the medium as before.",
     ),
     # ---------------------------------------------------------------- Boot loader
     Option(
@@ -803,8 +823,10 @@ _OPTIONS: tuple[Option, ...] = (
         "str",
         "login:",
         "Text on the serial console that proves the live system came up, e.g. the "
-        "getty's 'login:' prompt.",
+        "getty's 'login:' prompt. It must not be empty: an empty marker would be "
+        "found before anything booted.",
         max_length=256,
+        required=True,
         depends_on=(("boottest.enabled", (True,)),),
     ),
     Option(
@@ -842,7 +864,9 @@ _OPTIONS: tuple[Option, ...] = (
         "Jobs",
         "int",
         0,
-        "Parallel jobs for the build's own tools. " + _auto_cpus(),
+        "Parallel jobs for the build's tools: the default of kernel.jobs (make -j) and "
+        "system.cpus (mksquashfs). The initramfs compressors run single-threaded, so the "
+        "same inputs give the same bytes on any machine. " + _auto_cpus(),
         minimum=0,
         maximum=1024,
     ),
@@ -897,7 +921,8 @@ def describe_type(option: Option) -> str:
     if option.kind == "path":
         return "path" + (" (empty: automatic)" if option.default == "" else "")
     if option.kind == "str":
-        return f"string (up to {option.max_length} characters)"
+        required = ", not empty" if option.required else ""
+        return f"string (up to {option.max_length} characters{required})"
     return "boolean"
 
 
@@ -945,6 +970,8 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         problem = _pattern_problem(option, value)
         if problem:
             return None, problem
+        if option.required and not value.strip():
+            return None, "must not be empty"
         return value, None
     # list
     if not isinstance(value, list):

@@ -368,3 +368,35 @@ def boot_phase(line: str) -> str | None:
         if pattern.search(text):
             return phase
     return None
+
+
+def diagnose_boot(lines: Sequence[str], marker: str, serial: bool) -> tuple[str, str]:
+    """What a boot that never showed *marker* reached, and the option most likely at fault.
+
+    *lines* are the serial console's lines; *serial* says whether the boot loader gives the
+    kernel a serial console (without it the console stops after the boot loader).
+    """
+    phase = None
+    last = ""
+    login_seen = False
+    for line in lines:
+        text = strip_ansi(line).strip()
+        if not text:
+            continue
+        last = text
+        phase = boot_phase(text) or phase
+        login_seen = login_seen or "login:" in text
+    shown = f"; its last line: {last[:120]!r}" if last else ""
+    if phase is None:
+        return ("the serial console showed no boot phase at all (not even the firmware)"
+                + shown, "boottest.firmware")
+    said = f"the boot reached the {phase} phase{shown}"
+    if login_seen and marker != "login:":
+        return (f"{said}; a login prompt appeared but boottest.marker is {marker!r}",
+                "boottest.marker")
+    if phase in ("firmware", "boot loader") and not serial:
+        return (f"{said}; without bootloader.serial the kernel writes nothing on the serial "
+                "console", "bootloader.serial")
+    if phase == "failed":
+        return f"{said}; the boot stopped with an error (read the lines above it)", ""
+    return said, ""

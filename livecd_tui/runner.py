@@ -1,9 +1,13 @@
 """Builds that outlive the terminal: the work dir lock, detached builds, following and
 stopping them, and the guards that keep a root-run tool from deleting what it must not.
 
-A build owns its work dir through ``WORK/lock``: an ``flock`` held for the life of the
-process, plus a line of JSON saying who holds it. The kernel drops the lock when the process
-dies however it dies, so a lock left by a dead process is simply taken over.
+A build owns its work dir through an ``flock`` on ``WORK/lock``, held for the life of the
+process: the kernel drops it however the process dies, so a dead build's lock is simply
+taken over. Who holds it is in ``WORK/lock.json`` (pid, the process's start time, profile),
+written by the holder through a rename, so a reader never sees it half-written. Readers
+never touch the lock itself (a reader holding it for a moment would make a build starting
+at that moment fail): a build is running when the process the file names is alive and
+started when the file says.
 """
 
 from __future__ import annotations
@@ -12,16 +16,19 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from livecd_tui import procs
 from livecd_tui.build import WORK_MARKER, Build
 from livecd_tui.engine import (
     BuildError,
@@ -34,7 +41,18 @@ from livecd_tui.engine import (
 )
 
 LOCK_FILE = "lock"
+#: Who holds the lock (``LockInfo`` as JSON), beside it.
+HOLDER_FILE = "lock.json"
 DETACHED_LOG = "logs/build.out"
+#: How long a build refused the lock waits for the holder to name itself (it writes its
+#: file right after taking the lock).
+HOLDER_WAIT = 5.0
+#: A detached build's first moments: where its output goes until it holds the lock
+#: (then it becomes ``DETACHED_LOG``), and the pipe on which it says it holds it.
+EARLY_LOG_ENV = "LIVECD_TUI_EARLY_LOG"
+READY_FD_ENV = "LIVECD_TUI_READY_FD"
+#: How long ``start_detached`` waits for the build to hold the lock.
+START_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,8 @@ class LockInfo:
     pid: int
     since: float
     profile: str
+    #: The holder's start time (``procs.process_start``): with the pid, names one process.
+    start: int = 0
 
     def describe(self, work: Path) -> str:
         stage = running_stage(work)
@@ -53,49 +73,89 @@ class LockInfo:
 
 
 def read_lock(work: Path) -> LockInfo | None:
-    """The build holding the work dir, or None when no live process holds it."""
-    path = work / LOCK_FILE
-    try:
-        handle = open(path)  # noqa: SIM115 - closed below
-    except OSError:
+    """The build holding the work dir, or None when no live process holds it. Takes no
+    lock: reads the holder's file and checks that its process still runs."""
+    data = procs.read_json(work / HOLDER_FILE)
+    if data is None:
         return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                data = json.loads(handle.read() or "{}")
-                return LockInfo(int(data["pid"]), float(data["since"]),
-                                str(data.get("profile", "")))
-            except (ValueError, KeyError, TypeError):
-                return LockInfo(0, 0.0, "?")
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
+    try:
+        info = LockInfo(int(data["pid"]), float(data["since"]), str(data.get("profile", "")),
+                        int(data["start"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return info if procs.alive(info.pid, info.start) else None
 
 
 @contextlib.contextmanager
 def work_lock(build: Build) -> Iterator[None]:
     """Hold the work dir for this process, or refuse naming the build that holds it."""
-    path = build.work / LOCK_FILE
+    work = build.work
+    path = work / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle: IO[str] = open(path, "a+")  # noqa: SIM115 - closed below
+    handle: IO[str] = open(path, "a")  # noqa: SIM115 - closed below; never written
     try:
+        _take_lock(handle, work)
+        me = os.getpid()
+        info = LockInfo(me, time.time(), str(build.profile.path or build.profile.name),
+                        procs.process_start(me) or 0)
+        procs.replace_file(work / HOLDER_FILE, json.dumps(asdict(info)).encode())
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = read_lock(build.work)
-            who = holder.describe(build.work) if holder else "another process"
-            raise BuildError(f"work dir {build.work} is in use by a running build ({who}); "
-                             f"follow it with `livecd-tui attach {build.work}` or stop it "
-                             f"with `livecd-tui stop {build.work}`") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "since": time.time(),
-                                 "profile": str(build.profile.path or build.profile.name)}))
-        handle.flush()
-        yield
+            _announce_held(work)
+            yield
+        finally:
+            # Before the lock goes: a reader must never see a holder that let go.
+            (work / HOLDER_FILE).unlink(missing_ok=True)
     finally:
         handle.close()
+
+
+def _take_lock(handle: IO[str], work: Path) -> None:
+    """Take the lock, or raise naming its holder (who may need a moment to write its
+    name: the lock comes first)."""
+    deadline = time.monotonic() + HOLDER_WAIT
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        holder = read_lock(work)
+        if holder is not None or time.monotonic() > deadline:
+            who = holder.describe(work) if holder else "another process"
+            raise BuildError(in_use_message(work, who))
+        time.sleep(0.02)
+
+
+def in_use_message(work: Path, who: str) -> str:
+    return (f"work dir {work} is in use by a running build ({who}); follow it with "
+            f"`livecd-tui attach {work}` or stop it with `livecd-tui stop {work}`")
+
+
+def _announce_held(work: Path) -> None:
+    """In a build ``start_detached`` started: its output becomes ``DETACHED_LOG`` (only now,
+    so a build refused the work dir never touches the running one's), and the starter
+    learns that the lock is held."""
+    early = os.environ.pop(EARLY_LOG_ENV, None)
+    if early:
+        with contextlib.suppress(OSError):
+            os.replace(early, work / DETACHED_LOG)
+    _tell_starter(b"held\n")
+
+
+def _tell_starter(message: bytes) -> None:
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd is None or not fd.isdigit():
+        return
+    with contextlib.suppress(OSError):
+        os.write(int(fd), message)
+    with contextlib.suppress(OSError):
+        os.close(int(fd))
+
+
+def report_refusal(message: str) -> None:
+    """In a build ``start_detached`` started, refused before it held the lock: hand the
+    reason to the starter, which says it as its own (no-op in any other build)."""
+    _tell_starter(b"refused " + message.encode(errors="replace"))
 
 
 def running_stage(work: Path) -> str | None:
@@ -182,43 +242,79 @@ def clean(work: Path) -> None:
 # -- detached builds ---------------------------------------------------------------------
 def start_detached(profile: Path, work: Path, extra: list[str]) -> int:
     """Start ``livecd-tui build`` in its own session, immune to the terminal hanging up;
-    its output goes to ``WORK/logs/build.out``. Returns its pid once it holds the lock."""
+    its output goes to ``WORK/logs/build.out``. Returns its pid once it holds the lock.
+
+    The build says so on a pipe (or, refused, why); until then its output goes to a file
+    of its own, so a build that loses the race for the work dir leaves the running one's
+    output alone.
+    """
     holder = read_lock(work)
-    if holder:  # before touching its output file
-        raise BuildError(f"work dir {work} is in use by a running build "
-                         f"({holder.describe(work)})")
+    if holder:  # before starting anything
+        raise BuildError(in_use_message(work, holder.describe(work)))
     prepare_work_dir(work)
-    log = work / DETACHED_LOG
+    fd, early_name = tempfile.mkstemp(prefix=".build.out.", dir=work / "logs")
+    early = Path(early_name)
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ, **{EARLY_LOG_ENV: str(early), READY_FD_ENV: str(write_fd)})
     argv = [sys.executable, "-m", "livecd_tui.cli", "build", str(profile),
             "--work-dir", str(work), *extra]
-    with open(log, "w") as out, open(os.devnull) as devnull:
-        proc = subprocess.Popen(argv, stdin=devnull, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        holder = read_lock(work)
-        if holder and holder.pid == proc.pid:
-            return proc.pid
-        if proc.poll() is not None:
-            raise BuildError(f"the build exited at once (exit {proc.returncode}): "
-                             + log.read_text(errors="replace")[-2000:])
-        time.sleep(0.05)
-    return proc.pid
+    try:
+        with os.fdopen(fd, "w") as out, open(os.devnull) as devnull:
+            proc = subprocess.Popen(argv, stdin=devnull, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    close_fds=True, pass_fds=(write_fd,), env=env)
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as ready:
+        word = _read_until_closed(ready, START_TIMEOUT)
+    if word.startswith(b"held"):
+        return proc.pid
+    if not word and proc.poll() is None:  # slow to start (a loaded machine): it goes on
+        return proc.pid
+    code = proc.wait()
+    output = early.read_text(errors="replace") if early.exists() else ""
+    early.unlink(missing_ok=True)
+    if word.startswith(b"refused "):
+        raise BuildError(word[len(b"refused "):].decode(errors="replace"))
+    raise BuildError(f"the build exited at once (exit {code}): " + output[-2000:])
+
+
+def _read_until_closed(pipe: IO[bytes], timeout: float) -> bytes:
+    """What the other end wrote before closing it, or what came within ``timeout``."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([pipe], [], [], left)
+        if not ready:
+            break
+        chunk = os.read(pipe.fileno(), 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def stop(work: Path, timeout: float = 30.0) -> LockInfo | None:
     """SIGTERM the build holding the work dir and wait until it let go; None if idle."""
     holder = read_lock(work)
-    if holder is None or holder.pid <= 0:
+    if holder is None:
         return None
     with contextlib.suppress(ProcessLookupError):
         os.kill(holder.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while read_lock(work) is not None:
+    while procs.alive(holder.pid, holder.start) and read_lock(work) == holder:
         if time.monotonic() > deadline:
             raise BuildError(f"the build (pid {holder.pid}) did not stop within {timeout:g} s")
         time.sleep(0.1)
     return holder
+
+
+def end_leftovers(work: Path) -> str | None:
+    """End what a killed build left running in the work dir (see ``procs``), unless a
+    build is running there now; says what was ended."""
+    if read_lock(work) is not None:
+        return None
+    return procs.end_leftovers(work)
 
 
 class Follower:

@@ -240,6 +240,8 @@ def make_plan(build: Build, root: Path, tops: Iterable[str],
     init = init_system(system_root)
     if enabled(build, "system.scrub.ssh_host_keys"):
         _ssh_host_keys(plan, root, system_root, init)
+    if build.profile["bootloader.serial"]:
+        _serial_getty(build, plan, root, system_root, init)
     autologin = build.profile["system.login.autologin"]
     if autologin != "off":
         _autologin(plan, root, system_root, init, login.user, autologin)
@@ -495,21 +497,85 @@ def autologin_inittab(text: str, user: str, which: str, init: str,
 
 AGETTY_LOGIN = "-o '-p -f -- \\\\u'"
 
+#: The serial console the boot loader gives the kernel (bootconf.kernel_args).
+SERIAL_TTY = "ttyS0"
+
+
+def has_serial_getty(inittab: str) -> bool:
+    """Whether an active inittab line runs a getty (or a login) on the serial console."""
+    for line in inittab.splitlines():
+        fields = line.split(":", 3)
+        if line.lstrip().startswith("#") or len(fields) != 4 or fields[2] != "respawn":
+            continue
+        words = fields[3].split()
+        if fields[0] == SERIAL_TTY or SERIAL_TTY in words or f"/dev/{SERIAL_TTY}" in words:
+            return True
+    return False
+
+
+def _inittab_text(plan: ScrubPlan, root: Path) -> str | None:
+    """The image's inittab as the plan has it so far (a replacement, else the root's)."""
+    done = next((r for r in plan.replacements if r.path == "etc/inittab"), None)
+    if done is not None:
+        return done.content.decode(errors="surrogateescape")
+    inittab = root / "etc" / "inittab"
+    return inittab.read_text(errors="surrogateescape") if inittab.is_file() else None
+
+
+def _set_inittab(plan: ScrubPlan, root: Path, text: str, option: str, why: str) -> None:
+    """Make ``text`` the image's inittab (once replaced, later changes add their reason)."""
+    index = next((i for i, r in enumerate(plan.replacements) if r.path == "etc/inittab"), None)
+    if index is None:
+        mode, uid, gid, _ = _stat_of(root / "etc" / "inittab", 0o644)
+        plan.replacements.append(Replacement("etc/inittab", text.encode(
+            errors="surrogateescape"), mode, uid, gid, option, why))
+    else:
+        old = plan.replacements[index]
+        plan.replacements[index] = dataclasses.replace(
+            old, content=text.encode(errors="surrogateescape"), why=f"{old.why}; {why}")
+
+
+def _serial_getty(build: Build, plan: ScrubPlan, root: Path, system_root: Path,
+                  init: str) -> None:
+    """A login prompt on the serial console (bootloader.serial): an inittab line for SysV
+    and busybox init when none is there and the /etc overrides bring no inittab; systemd
+    starts serial-getty@ttyS0 itself for the kernel's serial console."""
+    if init not in ("sysvinit", "busybox"):
+        return
+    overrides = build.profile.resolve_path("writable.overrides")
+    if overrides is not None and (overrides / "inittab").exists():
+        return
+    text = _inittab_text(plan, root)
+    if text is None or has_serial_getty(text):
+        return
+    speed = int(build.profile["bootloader.serial_speed"])
+    if init == "busybox":
+        busybox_getty = next((f"/{p}" for p in ("sbin/getty", "bin/getty", "usr/sbin/getty")
+                              if _exists(system_root, p)), "/sbin/getty")
+        line = f"{SERIAL_TTY}::respawn:{busybox_getty} -L {speed} {SERIAL_TTY} vt100"
+    else:
+        getty = next((f"/{p}" for p in ("sbin/agetty", "usr/sbin/agetty", "sbin/getty",
+                                        "usr/sbin/getty") if _exists(system_root, p)), None)
+        if getty is None:
+            plan.notes.append("bootloader.serial: no agetty or getty in the system, so no "
+                              "login prompt on the serial console")
+            return
+        line = f"S0:2345:respawn:{getty} -L {SERIAL_TTY} {speed} vt100"
+    text += ("" if text.endswith("\n") or not text else "\n") + line + "\n"
+    _set_inittab(plan, root, text, "bootloader.serial",
+                 f"a login prompt on the serial console ({line})")
+
 
 def _autologin(plan: ScrubPlan, root: Path, system_root: Path, init: str, user: str,
                which: str) -> None:
-    inittab = root / "etc" / "inittab"
-    if init in ("busybox", "sysvinit") and inittab.is_file():
+    text = _inittab_text(plan, root)
+    if init in ("busybox", "sysvinit") and text is not None:
         login_program = next((f"/{p}" for p in ("bin/login", "usr/bin/login", "sbin/login")
                               if _exists(system_root, p)), "/bin/login")
-        text = inittab.read_text(errors="surrogateescape")
         new, ttys = autologin_inittab(text, user, which, init, login_program)
         if ttys:
-            mode, uid, gid, _ = _stat_of(inittab, 0o644)
-            plan.replacements.append(Replacement(
-                "etc/inittab", new.encode(errors="surrogateescape"), mode, uid, gid,
-                "system.login.autologin", f"{user} logs in without a prompt on "
-                f"{', '.join(ttys)}"))
+            _set_inittab(plan, root, new, "system.login.autologin",
+                         f"{user} logs in without a prompt on {', '.join(ttys)}")
         else:
             plan.notes.append(f"autologin: no getty line in /etc/inittab that can log {user} "
                               "in (busybox getty, agetty or mingetty)")
@@ -563,24 +629,13 @@ def _own_home_at_boot(plan: ScrubPlan, root: Path, system_root: Path, init: str,
                       home: str, uid: int, gid: int) -> None:
     """With ``-all-root`` the image cannot hold the home as the user's: give it at boot."""
     why = f"/{home} given to {user} at boot (the image makes every file root's)"
-    inittab = root / "etc" / "inittab"
-    if init == "busybox" and inittab.is_file():
+    text = _inittab_text(plan, root)
+    if init == "busybox" and text is not None:
         chown = next((f"/{p}" for p in ("bin/chown", "usr/bin/chown")
                       if _exists(system_root, p)), "/bin/chown")
         line = f"::sysinit:{chown} {uid}:{gid} /{home}\n"
-        index = next((i for i, r in enumerate(plan.replacements) if r.path == "etc/inittab"),
-                     None)
-        if index is None:
-            text = inittab.read_bytes()
-            mode, fuid, fgid, _ = _stat_of(inittab, 0o644)
-            plan.replacements.append(Replacement(
-                "etc/inittab", text + (b"" if text.endswith(b"\n") else b"\n") + line.encode(),
-                mode, fuid, fgid, "system.login.user", why))
-        else:
-            old = plan.replacements[index]
-            content = old.content + (b"" if old.content.endswith(b"\n") else b"\n")
-            plan.replacements[index] = dataclasses.replace(
-                old, content=content + line.encode(), why=f"{old.why}; {why}")
+        text += "" if text.endswith("\n") or not text else "\n"
+        _set_inittab(plan, root, text + line, "system.login.user", why)
     elif init == "systemd":
         plan.replacements.append(Replacement(
             "etc/tmpfiles.d/livecd-tui-home.conf",
@@ -1135,6 +1190,8 @@ def _login_comments(build: Build) -> list[str]:
         lines.append(f"# livecd-tui also adds the live user {user} when the system lacks it")
     if build.profile["system.login.autologin"] != "off":
         lines.append("# livecd-tui also sets up autologin (inittab or systemd drop-ins)")
+    if build.profile["bootloader.serial"]:
+        lines.append("# livecd-tui also adds a getty on ttyS0 to an inittab that has none")
     return lines
 
 

@@ -38,6 +38,10 @@ class Command:
     until: str | None = None
     #: Fail (and stop the program) after this many seconds.
     timeout: float | None = None
+    #: On failure, given every output line: a sentence on what went wrong and the option
+    #: most likely at fault ("" keeps ``option``), or None (the boot test's boot phase).
+    diagnose: Callable[[Sequence[str]], tuple[str, str] | None] | None = field(
+        default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(a, str) for a in self.argv):

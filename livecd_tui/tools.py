@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from livecd_tui import toolbox
 from livecd_tui.profile import Profile
 
 
@@ -119,7 +120,9 @@ OVMF = Tool("OVMF", "UEFI firmware for the boot test", "ovmf",
 def required_tools(profile: Profile) -> list[Tool]:
     """Every tool the profile's build will use, in stage order."""
     p = profile
-    tools = [MKSQUASHFS, BUSYBOX]
+    tools = [MKSQUASHFS]
+    if p["system.source"] == "busybox" or toolbox.choose(p).kind == "busybox":
+        tools.append(BUSYBOX)
     if p["kernel.source"] == "tree":
         tools += [MAKE, GCC, BC, FLEX, BISON]
     tools.append({"gzip": GZIP, "xz": XZ, "zstd": ZSTD}[p["initrd.compression"]])

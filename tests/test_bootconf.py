@@ -457,3 +457,26 @@ def test_grub2_image_steps_run_and_are_reproducible(tmp_path: Path) -> None:
     listing = subprocess.run(["mdir", "-i", str(one / b.EFI_IMAGE_IN_ISO), "-b", "::/EFI/BOOT"],
                              capture_output=True, text=True, check=True).stdout
     assert "BOOTX64.EFI" in listing.upper()
+
+
+@pytest.mark.parametrize(("entries", "wanted"), [
+    (["normal", "toram", "debug"], ["toram", "normal", "debug"]),
+    (["normal", "debug"], ["toram", "normal", "debug"]),
+    (["toram"], ["toram"]),
+])
+def test_copy_to_ram_makes_the_toram_entry_the_default_and_only_it_copies(
+        entries: list[str], wanted: list[str]) -> None:
+    from livecd_tui.build import Build
+    from livecd_tui.profile import new_profile
+    from livecd_tui.stages import bootloader
+
+    profile = new_profile()
+    profile.set("bootloader.entries", entries)
+    profile.set("writable.copy_to_ram", True)
+    build = Build(profile=profile, work=Path("/nonexistent"))
+    assert bootloader.menu_entries(build) == wanted
+    _path, text = bootloader.config_text(build)
+    words = [lx for _title, lx in menuentries(text)]
+    assert ["livecd.toram" in w for w in words] == [e == "toram" for e in wanted]
+    profile.set("writable.copy_to_ram", False)
+    assert bootloader.menu_entries(build) == entries

@@ -7,7 +7,6 @@ its output for the same list.
 
 from __future__ import annotations
 
-import glob
 import gzip
 import io
 import os
@@ -314,18 +313,15 @@ def test_node_errors(tmp_path: Path) -> None:
 # -- the kernel's own writer as oracle ------------------------------------------------------------
 
 
-def find_gen_init_cpio(tmp_path: Path) -> str | None:
-    """gen_init_cpio from PATH, or built from a kernel source tree if one is cached."""
+def find_gen_init_cpio(tmp_path: Path, tree: Path) -> str:
+    """gen_init_cpio from PATH, or built from the classic test kernel's source tree."""
     tool = os.environ.get("GEN_INIT_CPIO") or shutil.which("gen_init_cpio")
     if tool:
         return tool
-    cache = os.path.expanduser("~/.cache/livecd-tui-tests/linux-source-*/usr/gen_init_cpio.c")
-    sources = sorted(glob.glob(cache))
-    if not sources or shutil.which("gcc") is None:
-        return None
     binary = tmp_path / "gen_init_cpio"
-    build = subprocess.run(["gcc", "-O2", "-o", str(binary), sources[-1]], check=False)
-    return str(binary) if build.returncode == 0 else None
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(tree / "usr" / "gen_init_cpio.c")],
+                   check=True)
+    return str(binary)
 
 
 def gen_init_cpio(tool: str, root: Path, nodes: tuple[DeviceNode, ...], work: Path) -> bytes:
@@ -354,10 +350,8 @@ def gen_init_cpio(tool: str, root: Path, nodes: tuple[DeviceNode, ...], work: Pa
     ).stdout
 
 
-def test_same_as_gen_init_cpio(tmp_path: Path) -> None:
-    tool = find_gen_init_cpio(tmp_path)
-    if tool is None:
-        pytest.skip("the kernel's usr/gen_init_cpio is not available")
+def test_same_as_gen_init_cpio(tmp_path: Path, classic_tree: Path) -> None:
+    tool = find_gen_init_cpio(tmp_path, classic_tree)
     root = build_tree(tmp_path / "root")
     # Two deliberate differences. gen_init_cpio stores a symlink's target with its C string's
     # NUL (filesize = len + 1); GNU cpio and libarchive store the bare target, which we follow

@@ -6,6 +6,7 @@ These stages run real commands (echo, sh, sleep, printf); only the stage list is
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -205,6 +206,54 @@ def test_until_and_timeout(setup) -> None:
     failure = next(e for e in rec.events if isinstance(e, StageFinished)).failure
     assert failure is not None and "timed out after 1 s" in failure.tail[-1]
     assert "booting" in failure.tail
+
+
+@pytest.mark.parametrize("script", [
+    # The marker followed by more lines in the same write (a fast console under load).
+    r"printf 'booting\nbox login: \nmore\nand more\n'; sleep 60",
+    # The marker split over two writes.
+    r"printf 'box log'; sleep 0.5; printf 'in: \n'; sleep 60",
+    # The marker in the middle of a long line, then a newline-less tail.
+    r"printf 'x%.0s' $(seq 5000); printf 'login: then on\nmore'; sleep 60",
+])
+def test_until_sees_the_marker_anywhere_in_the_output(setup, script: str) -> None:
+    """The engine succeeds wherever the marker is, as the exported script's grep does."""
+    build, _ = setup
+
+    def watch(b: Build) -> list:
+        return [command(["sh", "-c", script], "wait for a prompt", until="login:", timeout=30)]
+
+    started = time.monotonic()
+    ok, _ = run(build, [Stage("watch", "Watch", "prompt", watch)])
+    assert ok and time.monotonic() - started < 20
+    log = build.log_path("watch").read_text()
+    assert "== found 'login:': success" in log
+    # The exported script's version of the same step agrees.
+    step = watch(build)[0]
+    result = subprocess.run(["bash", "-c", "set -e\n" + "\n".join(step.script_lines())],
+                            capture_output=True, text=True, timeout=25, check=False)
+    assert result.returncode == 0 and "success" in result.stdout, result
+
+
+def test_a_timeout_says_what_the_diagnosis_found(setup) -> None:
+    """A step's diagnosis sees every line and may name another option than the step's."""
+    build, _ = setup
+    seen: list[list[str]] = []
+
+    def diagnose(lines):
+        seen.append(list(lines))
+        return "the boot reached the live system phase", "boottest.marker"
+
+    def never(b: Build) -> list:
+        return [command(["sh", "-c", "seq 100; printf 'box login: '; sleep 60"], "wait",
+                        until="ok>", timeout=2, option="boottest.timeout", diagnose=diagnose)]
+
+    ok, rec = run(build, [Stage("never", "Never", "no prompt", never)])
+    failure = next(e for e in rec.events if isinstance(e, StageFinished)).failure
+    assert not ok and failure is not None
+    assert failure.option == "boottest.marker"
+    assert failure.tail[-1] == "the boot reached the live system phase"
+    assert seen and seen[0][:3] == ["1", "2", "3"] and seen[0][-1] == "box login: "
 
 
 def test_missing_program_and_failing_action(setup) -> None:

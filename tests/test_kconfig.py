@@ -476,11 +476,8 @@ def test_classic_fragment_meets_classic_requirements() -> None:
     ]
 
 
-def test_extract_ikconfig_from_test_kernel() -> None:
-    tree = _classic_tree()
-    image = kernel_tree.built_kernel(tree)
-    if image is None:
-        pytest.skip(f"test kernel not built yet: make -C {tree} -j2 bzImage")
+def test_extract_ikconfig_from_test_kernel(classic_tree: Path, classic_kernel: Path) -> None:
+    tree, image = classic_tree, classic_kernel
     release = kconfig.kernel_release_from_image(image)
     built = tree / "include" / "config" / "kernel.release"
     assert release == built.read_text().strip()

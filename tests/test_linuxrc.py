@@ -3,7 +3,8 @@
 Static checks always run. The integration tests build the article's classic CD by hand with
 the real tools (ext2 initrd via mke2fs -d + debugfs, squashfs, etc.tar.bz2, GRUB legacy
 stage2_eltorito + menu.lst, genisoimage) around the cached 6.1 test kernel, and boot it in
-QEMU (TCG, headless). They skip when the test kernel has not been built yet.
+QEMU (TCG, headless). The test kernel is the session's ``classic_kernel`` (tests/conftest.py),
+built once if no earlier run built it.
 """
 
 from __future__ import annotations
@@ -369,17 +370,10 @@ def boot(iso: Path, log: Path, until: str, timeout: float) -> str:
 
 
 @pytest.fixture(scope="module")
-def classic_kernel() -> Path:
+def boot_tools() -> None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.skip(f"tools missing: {missing}")
-    if not kernel_tree.SOURCE_TARBALL.is_file():
-        pytest.skip("linux-source-6.1 not installed")
-    tree = kernel_tree.prepare_classic_kernel_tree(kernel_tree.default_cache_dir())
-    image = kernel_tree.built_kernel(tree)
-    if image is None:
-        pytest.skip(f"classic test kernel not built: make -C {tree} -j2 bzImage")
-    return image
 
 
 @pytest.fixture(scope="module")
@@ -391,7 +385,8 @@ def stage2() -> Path:
 
 
 @pytest.mark.integration
-def test_classic_cd_boots(tmp_path: Path, classic_kernel: Path, stage2: Path) -> None:
+def test_classic_cd_boots(tmp_path: Path, boot_tools: None, classic_kernel: Path,
+                           stage2: Path) -> None:
     iso = build_classic_iso(
         tmp_path, classic_kernel, MARKER, "console=ttyS0,115200 livecd.test_exit", stage2
     )
@@ -408,7 +403,7 @@ def test_classic_cd_boots(tmp_path: Path, classic_kernel: Path, stage2: Path) ->
 
 @pytest.mark.integration
 def test_classic_wrong_marker_opens_rescue_shell(
-    tmp_path: Path, classic_kernel: Path, stage2: Path
+    tmp_path: Path, boot_tools: None, classic_kernel: Path, stage2: Path
 ) -> None:
     iso = build_classic_iso(
         tmp_path, classic_kernel, "some other CD", "console=ttyS0,115200", stage2

@@ -74,6 +74,9 @@ def _problems(name: str) -> list[str]:
         ("newline.toml", ["newline.toml:2: bootloader.title: must be a single line"]),
         ("list_item.toml", ["list_item.toml:2: system.dirs: item 2 should be a string"]),
         ("table_expected.toml", ["table_expected.toml:1: system: [system] is a table"]),
+        ("empty_marker.toml", ["empty_marker.toml:3: boottest.marker: must not be empty"]),
+        ("tmpfs_size.toml", ["tmpfs_size.toml:3: writable.tmpfs_size: must be a size as "
+                             "mount's size= takes it"]),
     ],
 )
 def test_bad_input_is_reported_with_place(name: str, expected: list[str]) -> None:

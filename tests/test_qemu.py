@@ -267,3 +267,23 @@ def test_strip_ansi() -> None:
 def test_module_runs_without_textual() -> None:
     code = "import sys, livecd_tui.qemu, livecd_tui.bootconf; assert 'textual' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(("lines", "marker", "serial", "phrase", "option"), [
+    ([], "login:", True, "no boot phase at all", "boottest.firmware"),
+    (["SeaBIOS (version 1.16)", "Booting from DVD/CD..."], "login:", False,
+     "firmware phase", "bootloader.serial"),
+    (["SeaBIOS", "Linux version 6.1.0", "livecd: switching to the live system",
+      "Debian GNU/Linux 12 live ttyS0", "", "live login: "], "READY", True,
+     "but boottest.marker is 'READY'", "boottest.marker"),
+    (["SeaBIOS", "Linux version 6.1.0", "Run /init as init process",
+      "livecd: boot failed: no medium", "livecd: rescue shell"], "login:", True,
+     "failed phase", ""),
+    (["SeaBIOS", "Linux version 6.1.0", "[    3.2] random: crng init done"], "login:", True,
+     "the kernel phase; its last line: '[    3.2] random: crng init done'", ""),
+])
+def test_diagnose_boot_names_the_phase_and_the_option(
+        lines: list[str], marker: str, serial: bool, phrase: str, option: str) -> None:
+    message, at_fault = qemu.diagnose_boot(lines, marker, serial)
+    assert phrase in message
+    assert at_fault == option

@@ -82,7 +82,12 @@ async def go_to(pilot, app: LiveCDApp, key: str) -> None:  # type: ignore[no-unt
     editor = app.screen
     assert isinstance(editor, EditorScreen)
     editor.jump_to(key)
-    await pilot.pause()
+    # The cursor moves after the tree's next refresh: under load that is a few frames away.
+    for _ in range(100):
+        await pilot.pause()
+        if tree_of(app).current_key == key:
+            break
+        await pilot.pause(0.02)
     assert tree_of(app).current_key == key
 
 

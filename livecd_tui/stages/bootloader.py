@@ -28,18 +28,26 @@ def kernel_cmdline(build: Build) -> str:
         # The kernel's RAM disk must hold the whole ext2 image. No root=: with root=/dev/ram0
         # the kernel would run the image's /sbin/init and never /linuxrc.
         words.append(f"ramdisk_size={int(p['initrd.size_mib']) * 1024}")
-    if p["writable.copy_to_ram"]:
-        words.append("livecd.toram")
     if p["bootloader.cmdline"]:
         words.append(p["bootloader.cmdline"])
     return " ".join(words)
+
+
+def menu_entries(build: Build) -> list[str]:
+    """The menu's entries in order, the default first: with writable.copy_to_ram the
+    toram entry leads (added when the list lacks it); the other entries stay as they are,
+    so a boot without the copy is always one choice away."""
+    entries = list(build.profile["bootloader.entries"]) or ["normal"]
+    if build.profile["writable.copy_to_ram"]:
+        entries = ["toram", *(e for e in entries if e != "toram")]
+    return entries
 
 
 def config_text(build: Build) -> tuple[str, str]:
     """(path in the CD tree, text) of the boot menu."""
     p = build.profile
     args = dict(title=p["bootloader.title"], timeout=int(p["bootloader.timeout"]),
-                entries=list(p["bootloader.entries"]) or ["normal"],
+                entries=menu_entries(build),
                 cmdline=kernel_cmdline(build), serial=bool(p["bootloader.serial"]),
                 serial_speed=int(p["bootloader.serial_speed"]), kernel=KERNEL_ON_CD,
                 initrd=INITRD_ON_CD)

@@ -21,7 +21,8 @@ def accelerator(build: Build) -> str:
     """The profile's accelerator; for 'auto', whether KVM really works on this host.
 
     Probing takes seconds when /dev/kvm exists, so the answer is kept per host boot
-    (keyed by the kernel's boot id) in the user's cache dir.
+    (keyed by the kernel's boot id) in the user's cache dir. A dry run (plan,
+    export-script) never probes: it takes the kept answer, else TCG, which always works.
     """
     choice = build.profile["boottest.accel"]
     if choice != "auto":
@@ -29,13 +30,15 @@ def accelerator(build: Build) -> str:
     try:
         boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
-        return qemu.detect_accel()
+        return "tcg" if build.dry_run else qemu.detect_accel()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "livecd-tui"
     remembered = cache / f"accel-{boot_id}"
     with contextlib.suppress(OSError):
         answer = remembered.read_text().strip()
         if answer in qemu.ACCELS:
             return answer
+    if build.dry_run:
+        return "tcg"
     answer = qemu.detect_accel()
     with contextlib.suppress(OSError):
         cache.mkdir(parents=True, exist_ok=True)
@@ -59,7 +62,9 @@ def plan_boottest(build: Build) -> list[Step]:
                          "longer boottest.timeout; a different prompt, another "
                          "boottest.marker; QEMU itself is Debian's "
                          f"{tools.QEMU.debian}",
-                    option="boottest.timeout")]
+                    option="boottest.timeout",
+                    diagnose=lambda lines: qemu.diagnose_boot(
+                        lines, p["boottest.marker"], bool(p["bootloader.serial"])))]
 
 
 STAGE = Stage(

@@ -9,6 +9,7 @@ values of this build the script reads (docs/initrd-contract.md).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from livecd_tui import cpio, elf, kmod
+from livecd_tui import cpio, elf, kmod, toolbox
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.kernel import driver_groups, kernel_info
@@ -135,7 +136,6 @@ def livecd_conf(build: Build, modules: list[str]) -> str:
         "LIVECD_DEVMGR": p["initrd.device_manager"],
         "LIVECD_WAIT": str(p["initrd.wait"]),
         "LIVECD_TMPFS_SIZE": p["writable.tmpfs_size"],
-        "LIVECD_TORAM": "1" if p["writable.copy_to_ram"] else "0",
         "LIVECD_ETC_ARCHIVE": f"/live/{archive_name(build)}" if archive_name(build) else "",
         "LIVECD_LINK_DIRS": " ".join(link_dirs(build)) if classic else "",
         "LIVECD_EMPTY_DIRS": " ".join(p["writable.empty_dirs"]) if classic else "",
@@ -158,29 +158,51 @@ def populate_initrd(ctx: StepContext) -> None:
     shutil.rmtree(tree, ignore_errors=True)
     make_tree_dirs(build, tree)
 
-    busybox = find_busybox(build)
-    if not busybox.is_file():
-        raise StepFailed(f"busybox not found at {busybox}",
-                         hint="Debian: apt-get install busybox-static; or set initrd.busybox")
-    shutil.copy2(busybox, tree / "bin" / "busybox")
-    os.chmod(tree / "bin" / "busybox", 0o755)
-    # Relative links for every applet this busybox has: after pivot_root the initrd is
-    # /initrd and the links must still resolve. Not "linuxrc": that name is the script's.
-    for applet in _busybox_applet_names(tree / "bin" / "busybox"):
-        link = tree / "bin" / applet
-        if applet not in ("busybox", "linuxrc") and not os.path.lexists(link):
-            link.symlink_to("busybox")
-    binaries = [str(busybox)]
-    if p["initrd.shell"] == "bash":
+    choice = toolbox.choose(p)
+    ctx.log(f"toolbox: {choice.kind} ({choice.why})")
+    binaries: list[str] = []
+    host_libraries: list[str] = []
+    if choice.kind == "busybox":
+        busybox = choice.busybox or find_busybox(build)
+        if not busybox.is_file():
+            raise StepFailed(f"busybox not found at {busybox}",
+                             hint="Debian: apt-get install busybox-static; or set "
+                                  "initrd.busybox, or initrd.toolbox = \"system\"",
+                             option="initrd.toolbox")
+        shutil.copy2(busybox, tree / "bin" / "busybox")
+        os.chmod(tree / "bin" / "busybox", 0o755)
+        # Relative links for every applet this busybox has: after pivot_root the initrd is
+        # /initrd and the links must still resolve. Not "linuxrc": that name is the script's.
+        for applet in _busybox_applet_names(tree / "bin" / "busybox"):
+            link = tree / "bin" / applet
+            if applet not in ("busybox", "linuxrc") and not os.path.lexists(link):
+                link.symlink_to("busybox")
+        if _inside(build, busybox):
+            binaries.append(str(busybox))
+        else:  # the host's busybox: its libraries (if any) are the host's too
+            host_libraries = elf.resolve_libraries([str(busybox)])
+    if choice.kind == "system" or p["initrd.shell"] == "bash":
         bash = _find_program(build, "bash")
         binaries.append(str(bash))
         elf.install_path(build.host_root, str(Path("/") / bash.relative_to(build.host_root)),
                          tree)
-        (tree / "bin" / "sh").unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (tree / "bin" / "sh").unlink()
         # Relative to where the link really is: bin may itself be a link into usr.
         real_bin = os.path.realpath(tree / "bin")
         real_bash = os.path.join(os.path.realpath(tree), str(bash.relative_to(build.host_root)))
         (tree / "bin" / "sh").symlink_to(os.path.relpath(real_bash, real_bin))
+    if choice.kind == "system":
+        programs, missing = toolbox.system_programs(p)
+        if missing:
+            raise StepFailed(f"the system toolbox needs {', '.join(missing)}, which "
+                             f"{build.host_root} lacks",
+                             hint="install them into the root (coreutils, util-linux, kmod), "
+                                  "or use busybox: initrd.toolbox = \"busybox\"",
+                             option="initrd.toolbox")
+        for program in programs:
+            elf.install_path(build.host_root, program, tree)
+        binaries += [program for program in programs if program not in binaries]
     for extra in p["initrd.extra_binaries"]:
         path = "/" + extra.lstrip("/")
         if not (build.host_root / path.lstrip("/")).exists():
@@ -198,7 +220,10 @@ def populate_initrd(ctx: StepContext) -> None:
         raise StepFailed(str(err), hint="install the library, or drop the program") from None
     for lib in libraries:
         elf.install_path(build.host_root, lib, tree)
-    ctx.log(f"programs: {', '.join(binaries)}; libraries: {len(libraries)}")
+    for lib in host_libraries:
+        elf.install_path(Path("/"), lib, tree)
+    ctx.log(f"programs: {', '.join(binaries) or 'busybox'}; libraries: "
+            f"{len(libraries) + len(host_libraries)}")
 
     modules = initrd_modules(build, ctx.log)
     info = kernel_info(build)
@@ -277,6 +302,15 @@ def _busybox_applet_names(busybox: Path) -> list[str]:
         raise StepFailed(f"{busybox} --list failed: {result.stderr.strip()}",
                          hint="initrd.busybox must be a busybox binary")
     return sorted({line.strip() for line in result.stdout.split() if "/" not in line})
+
+
+def _inside(build: Build, path: Path) -> bool:
+    """Whether ``path`` (a host path) lies in the system root."""
+    try:
+        path.relative_to(build.host_root)
+    except ValueError:
+        return False
+    return True
 
 
 def _in_root(build: Build, path: str) -> str:
@@ -469,27 +503,43 @@ def populate_script(build: Build, tree: Path) -> list[str]:
     p = build.profile
     root = build.host_root
     lines = tree_dirs_lines(build, tree)
-    busybox = find_busybox(build)
-    if not busybox.is_file():
-        return [*lines, *fail_lines(f"busybox not found at {busybox}",
-                                    "Debian: apt-get install busybox-static; or set "
-                                    "initrd.busybox")]
+    choice = toolbox.choose(p)
+    lines.append(f"# toolbox: {choice.kind} ({choice.why})")
     bin_dir = q(tree / "bin")
-    lines += [f"cp -p {q(busybox)} {bin_dir}/busybox", f"chmod 755 {bin_dir}/busybox",
-              f"for applet in $({bin_dir}/busybox --list); do",
-              "    case $applet in busybox | linuxrc | */*) continue ;; esac",
-              f'    [ -e {bin_dir}/"$applet" ] || [ -L {bin_dir}/"$applet" ] || '
-              f'ln -s busybox {bin_dir}/"$applet"',
-              "done"]
-    binaries = [str(busybox)]
+    binaries: list[str] = []
+    host_libraries: list[str] = []
+    if choice.kind == "busybox":
+        busybox = choice.busybox or find_busybox(build)
+        if not busybox.is_file():
+            return [*lines, *fail_lines(f"busybox not found at {busybox}",
+                                        "Debian: apt-get install busybox-static; or set "
+                                        "initrd.busybox, or initrd.toolbox = \"system\"")]
+        lines += [f"cp -p {q(busybox)} {bin_dir}/busybox", f"chmod 755 {bin_dir}/busybox",
+                  f"for applet in $({bin_dir}/busybox --list); do",
+                  "    case $applet in busybox | linuxrc | */*) continue ;; esac",
+                  f'    [ -e {bin_dir}/"$applet" ] || [ -L {bin_dir}/"$applet" ] || '
+                  f'ln -s busybox {bin_dir}/"$applet"',
+                  "done"]
+        if _inside(build, busybox):
+            binaries.append(str(busybox))
+        else:
+            host_libraries = elf.resolve_libraries([str(busybox)])
     try:
-        if p["initrd.shell"] == "bash":
+        if choice.kind == "system" or p["initrd.shell"] == "bash":
             bash = _find_program(build, "bash")
             binaries.append(str(bash))
             lines += install_path_lines(root, "/" + str(bash.relative_to(root)), tree)
             real_bin = tree / (dict(tree_layout(build))["bin"] or "bin")
             link = os.path.relpath(tree / str(bash.relative_to(root)), real_bin)
             lines += [f"rm -f {bin_dir}/sh", f"ln -s {q(link)} {bin_dir}/sh"]
+        if choice.kind == "system":
+            programs, missing = toolbox.system_programs(p)
+            if missing:
+                raise StepFailed(f"the system toolbox needs {', '.join(missing)}, which "
+                                 f"{root} lacks", hint="initrd.toolbox = \"busybox\"")
+            for program in programs:
+                lines += install_path_lines(root, program, tree)
+            binaries += [program for program in programs if program not in binaries]
         for extra in p["initrd.extra_binaries"]:
             path = "/" + extra.lstrip("/")
             if not (root / path.lstrip("/")).exists():
@@ -508,6 +558,8 @@ def populate_script(build: Build, tree: Path) -> list[str]:
                 from None
         for lib in libraries:
             lines += install_path_lines(root, lib, tree)
+        for lib in host_libraries:
+            lines += install_path_lines(Path("/"), lib, tree)
         modules = planned_modules(build)
     except (StepFailed, OSError) as err:
         return [*lines, *fail_lines(str(err), getattr(err, "hint", ""))]
@@ -575,7 +627,13 @@ FIXED_UUID = "6c697665-6364-2d74-7569-000000000001"
 
 def initrd_inputs(build: Build) -> list[Path]:
     data = Path(str(resources.files("livecd_tui") / "data"))
-    paths = [find_busybox(build), data / script_name(build)]
+    choice = toolbox.choose(build.profile)
+    if choice.kind == "busybox":
+        paths = [choice.busybox or find_busybox(build)]
+    else:
+        paths = [build.host_root / program.lstrip("/")
+                 for program in toolbox.system_programs(build.profile)[0]]
+    paths.append(data / script_name(build))
     paths += [build.host_root / e.lstrip("/") for e in build.profile["initrd.extra_binaries"]]
     return paths
 

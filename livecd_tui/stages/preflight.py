@@ -6,8 +6,10 @@ package that provide it, before an hour of building finds out.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+from pathlib import Path
 
 from livecd_tui import capture, tools
 from livecd_tui.build import Build
@@ -102,6 +104,22 @@ def space_script(build: Build) -> list[str]:
             f'{build.work}" >&2; exit 1; }}']
 
 
+def tool_inputs(build: Build) -> list[Path]:
+    """Each needed tool's file, and what its link points to: preflight runs again when a
+    tool is removed, moved or upgraded (a missing one is named as missing)."""
+    found: list[Path] = []
+    for tool in tools.required_tools(build.profile):
+        path = tool.find()
+        if path is None:
+            found.append(Path("/(missing)") / tool.name)
+            continue
+        found.append(Path(path))
+        real = Path(os.path.realpath(path))
+        if real != Path(path):
+            found.append(real)
+    return found
+
+
 def plan_preflight(build: Build) -> list[Step]:
     return [
         Action("find every tool the profile needs, with its version", check_tools,
@@ -120,4 +138,5 @@ STAGE = Stage(
     # The plan lists the tools by name, so it changes (and preflight re-runs) exactly when
     # the set of tools does; the space estimate reads the packed dirs.
     reads=("system.source", "system.root", "system.dirs", "build.work_dir"),
+    inputs=tool_inputs,
 )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from livecd_tui import elf, excludes, modmatch, scrub
+from livecd_tui import elf, excludes, modmatch, scrub, toolbox
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.kernel import kernel_info
@@ -74,16 +75,9 @@ def squashfs_sources(build: Build, root: Path) -> list[str]:
 
 
 def find_busybox(build: Build) -> Path:
-    """The busybox the profile names, or one from the system root or PATH."""
-    configured = build.profile.resolve_path("initrd.busybox")
-    if configured:
-        return configured
-    for candidate in ("bin/busybox", "usr/bin/busybox", "sbin/busybox"):
-        path = build.host_root / candidate
-        if path.is_file():
-            return path
-    found = shutil.which("busybox")
-    return Path(found) if found else Path("/bin/busybox")
+    """The busybox the profile names, or one from the system root or PATH (where a missing
+    one would be, for the messages)."""
+    return toolbox.find_busybox(build.profile) or Path("/bin/busybox")
 
 
 def make_busybox_root(ctx: StepContext, busybox: Path) -> None:
@@ -141,16 +135,21 @@ def plan_system(build: Build) -> list[Step]:
 
     modules_mode = p["system.modules"]
     target = root / "lib" / "modules" / kernel.release
-    if modules_mode != "none" and kernel.modules_dir is not None:
-        if busybox_source:
+    if busybox_source:
+        if modules_mode != "none" and kernel.modules_dir is not None:
             steps.append(check_modules_step(build, kernel.modules_dir, "the live system"))
             steps += _copy_modules_steps(build, kernel.modules_dir, target, modules_mode)
-        elif not _same_dir(kernel.modules_dir, target):
-            steps.append(Action(
-                "check the root has the kernel's modules",
-                lambda ctx: _refuse_foreign_modules(kernel.modules_dir, target),
-                (f"test -d {q(target)}",)))
-    if not busybox_source and (modules_mode != "none" or target.is_dir()):
+    elif modules_from_outside(build, root):
+        assert kernel.modules_dir is not None
+        # The root lacks the CD kernel's modules (it runs another kernel): they go into
+        # the image from where they are, as pseudo files; the root is not touched.
+        steps.append(check_modules_step(build, kernel.modules_dir, "the live system"))
+        source = kernel.modules_dir
+        if modules_mode == "initrd":
+            source = out / OUTSIDE_MODULES / "lib" / "modules" / kernel.release
+            steps += _copy_modules_steps(build, kernel.modules_dir, source, modules_mode)
+        steps.append(outside_modules_step(build, root, source))
+    elif modules_mode != "none" or target.is_dir():
         steps.append(check_modules_step(build, target, "the live system"))
 
     scrub_step, verify_step = scrub_steps(build, root)
@@ -286,20 +285,95 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
                     *scrub.check_image_script_lines(build, image, out / "check"))))
 
 
+#: Where the system stage keeps the kernel's modules it adds from outside the root, and the
+#: pseudo-file definitions that put them into the image.
+OUTSIDE_MODULES = "modules"
+MODULES_PSEUDO = "modules.pseudo"
+
+
+def modules_from_outside(build: Build, root: Path) -> bool:
+    """Whether the image gets the CD kernel's modules from outside a real root: the root
+    has no modules of that release, and system.modules wants some."""
+    if build.profile["system.source"] == "busybox" or build.profile["system.modules"] == "none":
+        return False
+    kernel = kernel_info(build)
+    if kernel.modules_dir is None:
+        return False
+    target = root / "lib" / "modules" / kernel.release
+    return not _same_dir(kernel.modules_dir, target) and not target.is_dir()
+
+
+def image_dir(root: Path, rel: str, sources: Sequence[str]) -> tuple[str, list[str]]:
+    """``rel`` as the image holds it: its links inside the root followed (``lib`` may be
+    ``usr/lib``), and the directories on the way the image lacks (to make as pseudo dirs)."""
+    parts = [p for p in rel.split("/") if p]
+    for cut in range(len(parts), 0, -1):
+        found = scrub.realpath_in(root, "/".join(parts[:cut]))
+        if found is None or not found.is_dir():
+            continue
+        base = found.relative_to(root).as_posix() if found != root else ""
+        if base and base.split("/")[0] not in sources:
+            continue
+        missing, path = [], base
+        for name in parts[cut:]:
+            path = f"{path}/{name}" if path else name
+            missing.append(path)
+        return path, missing
+    missing, path = [], ""
+    for name in parts:
+        path = f"{path}/{name}" if path else name
+        missing.append(path)
+    return path, missing
+
+
+def outside_modules_step(build: Build, root: Path, source: Path) -> Action:
+    """Write the pseudo-file definitions that put the modules in ``source`` (the kernel's
+    modules dir, or the initrd's modules staged) into the image under /lib/modules."""
+    out = build.partial_dir("system")
+    base, missing = image_dir(root, "lib/modules", squashfs_sources(build, root))
+
+    def write(ctx: StepContext) -> None:
+        release = kernel_info(ctx.build).release
+        modules = source if source.is_dir() else source.parent / release
+        lines = [f"{scrub.pseudo_name(d)} d 755 0 0" for d in [*missing, f"{base}/{release}"]]
+        count = 0
+        for dirpath, dirnames, filenames in os.walk(modules):
+            dirnames.sort()
+            inside = os.path.normpath(f"{base}/{release}/{os.path.relpath(dirpath, modules)}")
+            lines += [f"{scrub.pseudo_name(inside + '/' + name)} d 755 0 0"
+                      for name in dirnames]
+            for name in sorted(filenames):
+                host = os.path.join(dirpath, name)
+                if os.path.islink(host) or "\n" in host:
+                    continue  # build/source links point at headers the CD does not have
+                mode = stat.S_IMODE(os.stat(host).st_mode)
+                lines.append(f"{scrub.pseudo_name(inside + '/' + name)} f {mode:o} 0 0 "
+                             f"cat {q(host)}")
+                count += 1
+        (ctx.out / MODULES_PSEUDO).write_text("".join(line + "\n" for line in lines))
+        ctx.log(f"the image gets {count} module files of {release} from {modules} at "
+                f"/{base}/{release} (the root {root} has none of that release and is not "
+                "changed)")
+
+    dirs = " ".join(q(d) for d in missing)
+    return Action(
+        "add the CD kernel's modules from outside the root (as pseudo files)", write,
+        (f"release=$(cat {q(build.done_dir('kernel') / 'release')})",
+         f'modules={q(source)}; [ -d "$modules" ] || modules={q(source.parent)}/"$release"',
+         f"base={q(base)}/\"$release\"",
+         f'{{ for d in {dirs} "$base"; do echo "$d d 755 0 0"; done',
+         '  (cd "$modules" && find . -mindepth 1 -type d | sort | while IFS= read -r d; do '
+         'echo "$base/${d#./} d 755 0 0"; done',
+         '   find . -type f | sort | while IFS= read -r f; do '
+         'printf \'%s f %s 0 0 cat %q\\n\' "$base/${f#./}" "$(stat -c %a "$f")" '
+         '"$modules/${f#./}"; done); } > ' + q(out / MODULES_PSEUDO)))
+
+
 def _same_dir(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
     except OSError:
         return False
-
-
-def _refuse_foreign_modules(modules: Path | None, target: Path) -> None:
-    if not target.is_dir():
-        raise StepFailed(
-            f"the system root has no {target} for the CD's kernel; its modules are in "
-            f"{modules}",
-            hint="install the kernel's modules into the root (make modules_install), or "
-                 "set system.modules = \"none\"")
 
 
 def _copy_modules_steps(build: Build, modules: Path, target: Path, mode: str) -> list[Step]:
@@ -375,7 +449,7 @@ def mksquashfs_command(build: Build, root: Path) -> list[str]:
     p = build.profile
     out = build.partial_dir("system") / "system.squashfs"
     sources = squashfs_sources(build, root)
-    cpus = int(p["system.cpus"]) or os.cpu_count() or 1
+    cpus = build.squashfs_cpus
     argv = ["mksquashfs", *sources, str(out), "-noappend",
             "-comp", p["system.compressor"], "-b", f"{int(p['system.block_size'])}K",
             "-processors", str(cpus),
@@ -390,6 +464,8 @@ def mksquashfs_command(build: Build, root: Path) -> list[str]:
     partial = build.partial_dir("system")
     argv += ["-wildcards", "-ef", str(partial / scrub.EXCLUDE_FILE),
              "-pf", str(partial / scrub.PSEUDO_FILE)]
+    if modules_from_outside(build, root):
+        argv += ["-pf", str(partial / MODULES_PSEUDO)]
     patterns = [pattern.text for pattern in exclude_patterns(build, root)]
     if patterns:
         argv += ["-e", *patterns]
@@ -413,7 +489,12 @@ def system_inputs(build: Build) -> list[Path]:
     if build.profile["system.source"] == "busybox":
         return [find_busybox(build)]
     root = build.system_root
-    return [root / name for name in squashfs_sources(build, root)]
+    found = [root / name for name in squashfs_sources(build, root)]
+    modules = kernel_info(build).modules_dir
+    if modules_from_outside(build, root) and modules is not None \
+            and build.profile["kernel.source"] != "tree":  # a tree's: the kernel stage's
+        found.append(modules)
+    return found
 
 
 STAGE = Stage(
@@ -422,7 +503,8 @@ STAGE = Stage(
     describe="Pack the system's directories into a compressed squashfs image, the "
              "read-only root of the live system.",
     plan=plan_system,
-    reads=("system.", "writable.strategy", "initrd.busybox", "kernel."),
+    reads=("system.", "writable.strategy", "writable.overrides", "initrd.busybox", "kernel.",
+           "bootloader.serial", "bootloader.serial_speed"),
     uses=("kernel",),
     inputs=system_inputs,
     on_done=scrub.publish_combined,

@@ -145,7 +145,7 @@ STAGE = Stage(
              "classic method, or the /etc overrides for the overlay method.",
     plan=plan_writable,
     reads=("writable.", "system.source", "system.root", "system.scrub.", "system.login.",
-           "system.keep_owners"),
+           "system.keep_owners", "bootloader.serial", "bootloader.serial_speed"),
     inputs=writable_inputs,
     on_done=scrub.publish_combined,
 )

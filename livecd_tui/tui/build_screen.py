@@ -115,8 +115,8 @@ def format_duration(seconds: float) -> str:
 def option_for_failure(stage: Stage, failure: Failure | None,
                        profile: Profile | None = None) -> str | None:
     """The option a user most likely changes to fix a failed stage: the one that chooses a
-    missing tool named in the failure, one named in the failure text, else the first option
-    or menu the stage reads."""
+    missing tool named in the failure, the one the failed step named, one named in the
+    failure text, else the first option or menu the stage reads."""
     if failure is not None:
         text = "\n".join([failure.command, failure.hint, *failure.tail])
         if profile is not None:
@@ -126,6 +126,8 @@ def option_for_failure(stage: Stage, failure: Failure | None,
             for tool in tools.required_tools(profile):
                 if tool.name in text and tool.find() is None:
                     return TOOL_OPTIONS.get(tool.name, "bootloader.type")
+        if failure.option in OPTIONS:  # the step's own verdict (a boot test's diagnosis)
+            return failure.option
         for key in OPTIONS:
             if key in text:
                 return key

@@ -102,7 +102,7 @@ class FollowFeed:
         self.follower = Follower(work, [s.name for s in stages])
         #: A Build to plan stages with (the profile's values, the followed work dir).
         self.build = Build(profile=dataclasses.replace(profile, values=dict(profile.values)),
-                           work=work)
+                           work=work, dry_run=True)
         #: When the followed build started (its output file is newer than that).
         self.since = since if since is not None else time.time()
         self._steps: dict[str, list[Step]] = {}
@@ -187,7 +187,7 @@ class FollowFeed:
                                    in ("failed", "interrupted") for name in self.stages))
         if last.startswith("build finished"):
             return Outcome(True)
-        if last.startswith("build failed") or "stopping the build" in last:
+        if last.startswith(("build failed", "build stopped by")) or "stopping the build" in last:
             return Outcome(False)
         return Outcome(False, last)
 

@@ -46,7 +46,7 @@ class PlanScreen(Screen[None]):
     def __init__(self, profile: Profile, stages: Sequence[Stage],
                  work_dir: Path | None = None) -> None:
         super().__init__()
-        self.build = Build.for_profile(profile, work_dir)
+        self.build = Build.for_profile(profile, work_dir, dry_run=True)
         self.stages = list(stages)
 
     def compose(self) -> ComposeResult:

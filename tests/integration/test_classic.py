@@ -6,16 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from tests import kernel_tree
 from tests.integration.helpers import PROFILES, livecd, serial_log, write_profile
-
-
-@pytest.fixture(scope="module")
-def classic_tree() -> Path:
-    """Debian's 6.1 source, configured from tinyconfig to meet the classic requirements."""
-    return kernel_tree.prepare_classic_kernel_tree(kernel_tree.default_cache_dir())
 
 
 def test_classic_method_boots(tmp_path: Path, classic_tree: Path) -> None:

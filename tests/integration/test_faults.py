@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import runner
+from livecd_tui import procs, runner
 from livecd_tui.build import Build
 from livecd_tui.engine import load_state
 from livecd_tui.profile import new_profile
@@ -111,10 +111,108 @@ def test_signals_reach_a_foreground_build_too(tmp_path: Path) -> None:
     time.sleep(2)
     qemu = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 1
+    assert proc.wait(timeout=60) == 130
     view = Build(profile=new_profile(), work=work)
     assert load_state(view, "boottest").status == "interrupted"
     for pid in qemu.stdout.split():
         if int(pid) != proc.pid:
             wait_until(lambda p=int(pid): not Path(f"/proc/{p}").exists(), 15,
                        f"process {pid} of the stage to be killed")
+
+
+CLI_ARGV = [sys.executable, "-m", "livecd_tui.cli"]
+
+
+def gone(pid: int) -> bool:
+    return procs.process_start(pid) is None
+
+
+def slow_profile(tmp_path: Path, timeout: int = 900) -> Path:
+    """The demo, with a boot test that waits for a marker that never comes: a long command
+    (QEMU) to signal."""
+    profile = tmp_path / "slow.toml"
+    profile.write_text(f'extends = "{PROFILES / "demo.toml"}"\n'
+                       f'[boottest]\nmarker = "this never appears"\ntimeout = {timeout}\n')
+    return profile
+
+
+def test_signals_exit_128_plus_n_and_attach_exits_as_the_build_did(tmp_path: Path) -> None:
+    """Real builds: SIGINT gives 130, SIGTERM 143 (not 1, "build failed"); `build --detach`
+    then `attach`: attach exits 143 when the build is stopped, 1 when it fails."""
+    work = tmp_path / "work"
+    profile = slow_profile(tmp_path)
+    build = [*CLI_ARGV, "build", str(profile), "--work-dir", str(work), "-q"]
+
+    def at_boottest(proc: subprocess.Popen[str] | None = None) -> None:
+        def qemu_runs() -> bool:
+            record = procs.read_command(work)
+            return (runner.running_stage(work) == "boottest" and record is not None
+                    and bool(procs.carriers(record.token)))
+
+        wait_until(lambda: qemu_runs() or (proc is not None and proc.poll() is not None),
+                   300, "the boot test")
+
+    for sig, extra in ((signal.SIGINT, []), (signal.SIGTERM, ["--resume"])):
+        proc = subprocess.Popen([*build, *extra], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        at_boottest(proc)
+        record = procs.read_command(work)
+        assert record is not None and "qemu" in record.command
+        qemu = procs.carriers(record.token)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + sig, out[-2000:] + err
+        assert f"build stopped by {signal.Signals(sig).name}" in err
+        assert "build failed" not in err and "Traceback" not in err
+        assert load_state(Build(profile=new_profile(), work=work), "boottest").status == \
+            "interrupted"
+        assert qemu and all(gone(pid) for pid in qemu)
+
+    def detach_and_attach(then: str) -> int:
+        started = subprocess.run([*build, "--resume", "--detach"], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr
+        attach = subprocess.Popen([*CLI_ARGV, "attach", str(work)], cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if then == "stop":
+            at_boottest()
+            stopped = subprocess.run([*CLI_ARGV, "stop", str(work)], cwd=ROOT, capture_output=True,
+                                     text=True, timeout=120)
+            assert "stopped the build" in stopped.stdout, stopped.stdout + stopped.stderr
+        _, err = attach.communicate(timeout=300)
+        assert "Traceback" not in err
+        return attach.returncode
+
+    assert detach_and_attach("stop") == 143
+    slow_profile(tmp_path, timeout=5)  # the boot test now fails: the marker never comes
+    assert detach_and_attach("wait") == 1
+    assert load_state(Build(profile=new_profile(), work=work), "boottest").status == "failed"
+
+
+def test_a_build_killed_outright_leaves_nothing_running(tmp_path: Path) -> None:
+    """SIGKILL of `livecd-tui build` while QEMU runs: QEMU dies with it (it does not boot on
+    for ever, unseen by `stop` and `status`), and the next build starts cleanly."""
+    work = tmp_path / "work"
+    profile = slow_profile(tmp_path)
+    proc = subprocess.Popen([*CLI_ARGV, "build", str(profile), "--work-dir", str(work), "-q"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def qemu_runs() -> list[int]:
+        record = procs.read_command(work)
+        if runner.running_stage(work) != "boottest" or record is None:
+            return []
+        return procs.carriers(record.token)
+
+    wait_until(lambda: bool(qemu_runs()) or proc.poll() is not None, 300, "QEMU to run")
+    qemu = qemu_runs()
+    assert qemu, "the boot test runs QEMU"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for pid in qemu:
+        wait_until(lambda p=pid: gone(p), 10, f"QEMU ({pid}) to die with the build")
+    status = livecd("status", work)
+    assert "no build running" in status.output and "interrupted" in status.output
+    assert "ended" not in status.output, "nothing was left to end"
+    slow_profile(tmp_path, timeout=5)
+    again = livecd("build", profile, "--work-dir", work, "--resume", "-q")
+    assert again.code == 1 and "timed out" in again.output, again.output[-3000:]

@@ -1,7 +1,7 @@
 """The kernel stage on a real, already built kernel tree (the classic test kernel, Debian's
 linux-source-6.1): the estimate it logs, up to date when nothing changed, and how long a
 forced run takes when make has nothing to do. Nothing is compiled: the tree is built once
-by test_classic.py (or by hand: python tests/kernel_tree.py --build)."""
+by the session's fixture (or by hand: python tests/kernel_tree.py --build)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import kernel_tree
 from tests.integration.helpers import PROFILES, livecd, write_profile
 
 #: Generous bounds for a loaded 2-core machine (measured: 0.3 s skipped, 3 s forced).
@@ -20,11 +19,9 @@ FORCED_WITHIN = 90.0
 
 
 @pytest.fixture(scope="module")
-def built_tree() -> Path:
-    tree = kernel_tree.prepare_classic_kernel_tree(kernel_tree.default_cache_dir())
-    if kernel_tree.built_kernel(tree) is None:
-        kernel_tree.build_kernel(tree)  # about 3 minutes, once
-    return tree
+def built_tree(classic_tree: Path, classic_kernel: Path) -> Path:
+    """The classic test kernel's tree, built (tests/conftest.py builds it once)."""
+    return classic_tree
 
 
 def test_unchanged_tree_is_up_to_date_and_a_forced_run_is_quick(

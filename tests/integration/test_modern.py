@@ -108,3 +108,21 @@ def test_initrd_with_dynamic_programs_boots(tmp_path: Path) -> None:
     assert result.code == 0, result.output[-4000:]
     log = serial_log(tmp_path / "work")
     assert "livecd: switching to the live system" in log and "login:" in log
+
+
+def test_the_articles_toolbox_boots_without_busybox(demo: tuple[Path, Path]) -> None:
+    """initrd.toolbox = "system": the initramfs holds the system's bash, mount,
+    switch_root, insmod and coreutils with their libraries, no busybox, and boots."""
+    profile, work = demo
+    variant = write_profile(profile.with_name("system-toolbox.toml"), profile,
+                            '[initrd]\ntoolbox = "system"\n')
+    result = livecd("build", variant, "--work-dir", work)
+    assert result.code == 0, result.output
+    assert result.ran()[:1] == ["initrd"] and "boottest" in result.ran()
+    tree = work / "stages" / "initrd" / "tree"
+    assert not list(tree.rglob("busybox")), "no busybox in the initrd"
+    assert (tree / "usr" / "sbin" / "switch_root").is_file()
+    assert (tree / "bin" / "sh").resolve().name == "bash"
+    log = serial_log(work)
+    assert "livecd: switching to the live system" in log
+    assert "live system up, root is overlay" in log and "login:" in log

@@ -1,0 +1,100 @@
+"""The initrd's toolbox: busybox, or the system's own programs as in the article.
+
+The article builds its initrd from the system's bash and tools (bash, mount, cp, grep,
+pivot_root, udevd, modprobe...), each with the libraries it needs; most live CDs today use
+one static busybox instead. ``initrd.toolbox`` chooses; "auto" takes busybox when there is
+one (named by initrd.busybox, in the system root, or on this host's PATH) and the system's
+programs otherwise, so an LFS box without busybox gets the article's initrd.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from livecd_tui.build import host_root_of
+from livecd_tui.profile import Profile
+
+#: Where a busybox is looked for in the system root.
+BUSYBOX_IN_ROOT = ("bin/busybox", "usr/bin/busybox", "sbin/busybox")
+#: Where the system's programs are looked for, in the order a shell's PATH has them.
+PROGRAM_DIRS = ("usr/sbin", "usr/bin", "sbin", "bin")
+
+#: The programs /init and /linuxrc call, with the system toolbox: (name, required). The
+#: optional ones are used when present (the scripts test with `command -v` first).
+SYSTEM_PROGRAMS: tuple[tuple[str, bool], ...] = (
+    ("bash", True), ("mount", True), ("umount", True), ("mkdir", True), ("cat", True),
+    ("cp", True), ("rm", True), ("ln", True), ("chmod", True), ("sleep", True),
+    ("sed", True), ("grep", True), ("tr", True), ("dd", True), ("stat", True),
+    ("uname", True), ("insmod", True), ("setsid", True), ("wc", True), ("head", True),
+    ("tar", False), ("gzip", False), ("bzip2", False), ("xz", False), ("zstd", False),
+    ("blkid", False), ("losetup", False), ("modprobe", False), ("killall", False),
+    ("touch", False), ("chgrp", False), ("ls", False), ("dmesg", False), ("find", False),
+    ("sort", False), ("date", False),
+)
+#: What each method switches root with.
+SWITCH_PROGRAM = {"initramfs": "switch_root", "classic": "pivot_root"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The toolbox a profile gets and why; ``busybox`` is the binary for "busybox"."""
+
+    kind: str  # "busybox" or "system"
+    why: str
+    busybox: Path | None = None
+
+
+def find_busybox(profile: Profile) -> Path | None:
+    """The busybox the profile names, or one in the system root, or on this host's PATH
+    (a host's busybox is used from the host: nothing of it is looked up in the root)."""
+    configured = profile.resolve_path("initrd.busybox")
+    if configured:
+        return configured
+    root = host_root_of(profile)
+    for candidate in BUSYBOX_IN_ROOT:
+        if (root / candidate).is_file():
+            return root / candidate
+    found = shutil.which("busybox")
+    return Path(found) if found else None
+
+
+def choose(profile: Profile) -> Choice:
+    """The toolbox for ``initrd.toolbox`` ("auto" decides by what exists)."""
+    wanted = profile["initrd.toolbox"]
+    busybox = find_busybox(profile)
+    if wanted == "system":
+        return Choice("system", "initrd.toolbox = \"system\": the root's own programs")
+    if wanted == "busybox":
+        return Choice("busybox", f"initrd.toolbox = \"busybox\": {busybox or 'not found'}",
+                      busybox)
+    if busybox is not None:
+        return Choice("busybox", f"a busybox exists ({busybox})", busybox)
+    return Choice("system", "no busybox in the system root or on this host: the root's "
+                  "own programs, as in the article")
+
+
+def find_program(root: Path, name: str) -> str | None:
+    """``name``'s path inside ``root`` (e.g. "/usr/bin/mount"), or None."""
+    for directory in PROGRAM_DIRS:
+        candidate = root / directory / name
+        if candidate.is_file() or (candidate.is_symlink() and candidate.exists()):
+            return f"/{directory}/{name}"
+    return None
+
+
+def system_programs(profile: Profile) -> tuple[list[str], list[str]]:
+    """(in-root paths of the programs the system toolbox copies, names of required ones
+    the root lacks)."""
+    root = host_root_of(profile)
+    wanted = [*SYSTEM_PROGRAMS, (SWITCH_PROGRAM[profile["initrd.format"]], True)]
+    found: list[str] = []
+    missing: list[str] = []
+    for name, required in wanted:
+        path = find_program(root, name)
+        if path is not None:
+            found.append(path)
+        elif required:
+            missing.append(name)
+    return found, missing
