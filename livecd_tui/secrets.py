@@ -12,7 +12,7 @@ Each rule is cheap to rule out: a few literal byte strings (found with ``bytes.f
 runs at memory speed) must be in the file before its regular expression runs at all. A file
 is read at most once, and only its head (:data:`HEAD_LIMIT`) unless its name says it is key
 material; ELF binaries and compressed files are skipped by their magic bytes. The scan runs
-in a pool of processes, one per CPU (the regular expressions hold Python's lock, so threads
+in one worker process per CPU (the regular expressions hold Python's lock, so threads
 would not run them in parallel).
 
 A hit in a text file under ``etc/`` that is only ``key = value`` settings (an interfaces file
@@ -23,12 +23,13 @@ file that holds a secret is left out. Nothing here writes anything: the scrub de
 from __future__ import annotations
 
 import concurrent.futures
-import concurrent.futures.process
-import multiprocessing
 import os
+import pickle
 import re
 import stat
 import struct
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -342,31 +343,56 @@ def _scan_batch(root: str, rels: Sequence[str]) -> list[Result]:
     return [r for r in (scan_file(root, rel) for rel in rels) if r is not None]
 
 
-#: Below this many files the scan runs in this process (a pool costs more than it saves).
+#: Below this many files the scan runs in this process (workers cost more than they save).
 POOL_MIN_FILES = 2000
-BATCH = 256
 
 
 def scan_files(root: Path | str, rels: Iterable[str], jobs: int | None = None) -> list[Result]:
     """Scan the regular files ``rels`` (paths relative to ``root``) on all CPUs; the
-    results sorted by path."""
+    results sorted by path.
+
+    The files are shared out to one worker process per CPU (the rules hold Python's lock,
+    so threads would take turns). Each worker is ``python -m livecd_tui.secrets ROOT``,
+    which reads its paths on stdin and answers with its results: a fresh interpreter that
+    imports only this module (multiprocessing would fork a process that runs threads, or
+    import the program's main module again in each worker)."""
     paths = list(rels)
     jobs = jobs or os.cpu_count() or 1
     root = str(root)
     if jobs == 1 or len(paths) < POOL_MIN_FILES:
         return sorted(_scan_batch(root, paths), key=lambda r: r.path)
-    batches = [paths[i:i + BATCH] for i in range(0, len(paths), BATCH)]
-    # forkserver: the engine runs steps in threads, and fork with threads may deadlock.
-    context = multiprocessing.get_context("forkserver")
-    out: list[Result] = []
+    shares = [paths[i::jobs] for i in range(jobs)]  # interleaved: big dirs spread out
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        found = list(pool.map(lambda share: _scan_in_worker(root, share), shares))
+    return sorted((r for share in found for r in share), key=lambda r: r.path)
+
+
+def _scan_in_worker(root: str, paths: list[str]) -> list[Result]:
+    """One share of the scan in a worker process; in this one if no worker can be had."""
+    data = b"\0".join(os.fsencode(p) for p in paths)
     try:
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            for found in pool.map(_scan_batch, [root] * len(batches), batches):
-                out += found
-    except (OSError, RuntimeError, concurrent.futures.process.BrokenProcessPool):
-        # No pool here (no /dev/shm, a worker killed): the same scan, in this process.
-        out = _scan_batch(root, paths)
-    return sorted(out, key=lambda r: r.path)
+        proc = subprocess.run([sys.executable, "-m", "livecd_tui.secrets", root], input=data,
+                              capture_output=True, check=False)
+        if proc.returncode == 0:
+            results = pickle.loads(proc.stdout)
+            if isinstance(results, list):
+                return results
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        pass
+    return _scan_batch(root, paths)
+
+
+def _worker() -> int:
+    """``python -m livecd_tui.secrets ROOT``: scan the NUL-separated paths on stdin, write
+    the results (a pickled list) to stdout."""
+    # The module by its name, so the results pickle as livecd_tui.secrets.Result, not as
+    # this __main__'s.
+    from livecd_tui import secrets
+
+    data = sys.stdin.buffer.read()
+    paths = [os.fsdecode(p) for p in data.split(b"\0") if p]
+    sys.stdout.buffer.write(pickle.dumps(secrets._scan_batch(sys.argv[1], paths)))
+    return 0
 
 
 def regular_files(root: Path) -> list[str]:
@@ -387,3 +413,7 @@ def regular_files(root: Path) -> list[str]:
 def normalise_allow(paths: Iterable[str]) -> set[str]:
     """``system.scrub.allow`` entries as paths relative to the root (``/etc/x`` -> ``etc/x``)."""
     return {os.path.normpath(p).strip("/") for p in paths if p.strip("/")}
+
+
+if __name__ == "__main__":
+    sys.exit(_worker())
