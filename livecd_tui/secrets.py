@@ -122,14 +122,19 @@ def _not_account_file(rel: str, _data: bytes, _match: re.Match[bytes]) -> bool:
 
 def _all_lines(line: bytes) -> Callable[[str, bytes, re.Match[bytes]], bool]:
     """A check that the file is small and every line that is not a comment or blank has the
-    format ``line``, and one at least does."""
-    whole = re.compile(rb"(?:[ \t]*(?:#[^\n]*)?\r?\n|[ \t]*" + line + rb"[ \t]*\r?\n)*"
-                       rb"(?:[ \t]*" + line + rb"[ \t]*)?")
-    one = re.compile(rb"^[ \t]*" + line + rb"[ \t]*\r?$", re.M)
+    format ``line``, and one at least does. Line by line, stopping at the first that does
+    not (one regular expression over the whole file backtracked without end)."""
+    first = re.compile(rb"\A(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*" + line + rb"[ \t]*\r?(?:\n|\Z)")
+    whole_line = re.compile(line)
 
     def check(_rel: str, data: bytes, _match: re.Match[bytes]) -> bool:
-        return len(data) <= 64 * 1024 and whole.fullmatch(data) is not None and \
-            one.search(data) is not None
+        if len(data) > 64 * 1024 or first.match(data) is None:
+            return False
+        for raw in data.split(b"\n"):
+            text = raw.strip()
+            if text and not text.startswith(b"#") and whole_line.fullmatch(text) is None:
+                return False
+        return True
     return check
 
 

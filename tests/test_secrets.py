@@ -219,3 +219,15 @@ def test_the_report_is_published_only_when_the_stage_is_done(tmp_path: Path,
         assert not report.exists()
     else:
         assert "removed   etc/x" in report.read_text()
+
+
+def test_line_formats_do_not_backtrack_without_end() -> None:
+    """A long pgpass-like file with trailing blanks and one odd line at its end is judged
+    at once (one regular expression over the whole file took minutes)."""
+    import time
+
+    data = b"".join(b"h%d:5432:db:user:pw%d   \n" % (i, i) for i in range(2000)) + b"odd\n"
+    started = time.monotonic()
+    assert secrets.scan_data("srv/list", data) is None
+    assert secrets.scan_data("srv/list", data[:-4]) is not None
+    assert time.monotonic() - started < 5
