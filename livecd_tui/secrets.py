@@ -162,7 +162,7 @@ RULES: tuple[Rule, ...] = (
          _m(rb"-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n(?:[A-Za-z-]+: [^\n]*\r?\n)*\r?\n"
             + _B64_LINE)),
     Rule("putty-private-key", "PuTTY private key", (b"PuTTY-User-Key-File-",),
-         _m(rb"^PuTTY-User-Key-File-\d+: .*\n(?:.*\n)*?Private-Lines: \d+")),
+         _m(rb"^PuTTY-User-Key-File-\d+: .*\n(?:.*\n){0,40}?Private-Lines: \d+")),
     Rule("openvpn-static-key", "OpenVPN static key", (b"-----BEGIN ",),
          _m(rb"-----BEGIN OpenVPN Static key V\d-----\r?\n[0-9a-fA-F]{32}")),
     Rule("wireguard-private-key", "WireGuard private or preshared key",
@@ -184,7 +184,7 @@ RULES: tuple[Rule, ...] = (
          _m(rb"^[^#\n]*:[ \t]*(?:PSK|EAP|XAUTH|NTLM)[ \t]+(?P<v>\"[^\"\n]+\"|0[xs][^\s]+)"),
          value=True, strong=False),
     Rule("ppp-secrets", "ppp CHAP/PAP secrets", (b"Secrets for authentication using",),
-         _m(rb"^# Secrets for authentication using (?:CHAP|PAP)(?:.*\n)*?[ \t]*[^#\s]\S*[ \t]+"
+         _m(rb"^# Secrets for authentication using (?:CHAP|PAP)(?:.*\n){0,40}?[ \t]*[^#\s]\S*[ \t]+"
             rb"\S+[ \t]+\S+"), strong=False),
     Rule("kerberos-keytab", "Kerberos keytab", (b"\x05\x02",), _m(rb"\A\x05\x02"),
          check=lambda _rel, data, _match: _is_keytab(data), binary=True),
