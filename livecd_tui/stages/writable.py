@@ -90,9 +90,9 @@ def scrub_tree_step(build: Build, tree: Path) -> Action:
         tops = sorted(n.name for n in tree.iterdir() if n.is_dir() and not n.is_symlink())
         try:
             plan = scrub.make_plan(ctx.build, tree, tops, ctx.build.system_root)
+            findings = scrub.apply_to_tree(plan, tree, add_new=classic)
         except scrub.ScrubError as err:
             raise StepFailed(str(err), hint=err.hint, option=err.option) from None
-        findings = scrub.apply_to_tree(plan, tree, add_new=classic)
         what = "the /etc archive" if classic else "the /etc overrides"
         title = f"{what} ({', '.join('/' + t for t in tops)})"
         lines = scrub.report(title, findings, plan.notes)
