@@ -7,6 +7,7 @@ and the files system.scrub.allow lists are packed as they are, and only they."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -98,8 +99,13 @@ def plant(root: Path) -> tuple[dict[str, bytes], list[str]]:
 def squashfs_files(image: Path, into: Path) -> dict[str, bytes]:
     subprocess.run(["unsquashfs", "-no-xattrs", "-q", "-n", "-d", str(into), str(image)],
                    check=True, capture_output=True)
-    return {str(p.relative_to(into)): p.read_bytes() for p in into.rglob("*")
-            if p.is_file() and not p.is_symlink()}
+    out = {}
+    for dirpath, _dirs, names in os.walk(into):  # links not followed
+        for name in names:
+            path = Path(dirpath, name)
+            if path.is_file() and not path.is_symlink():
+                out[str(path.relative_to(into))] = path.read_bytes()
+    return out
 
 
 def archive_files(archive: Path) -> dict[str, bytes]:
@@ -119,7 +125,15 @@ def test_no_secret_reaches_the_iso(tmp_path: Path, strategy: str) -> None:
     root = tmp_path / "root"
     make_secret_root(root)
     unique, lookalikes = plant(root)
+    # An absolute link in /etc to a directory outside the root: the scrub of the archive's
+    # copy must not follow it (nothing written or removed there, nothing packed from it).
+    host = tmp_path / "host" / "keys"
+    host.mkdir(parents=True)
+    outside = samples("outside")[0]
+    (host / "outside.key").write_bytes(outside.content)
+    (root / "etc" / "keys").symlink_to(host)
     before = tree_digest(root)
+    host_before = tree_digest(host)
     profile = write_profile(tmp_path / "secrets.toml", root,
                             writable={"strategy": strategy},
                             **{"system.scrub": {"home": False,
@@ -131,6 +145,7 @@ def test_no_secret_reaches_the_iso(tmp_path: Path, strategy: str) -> None:
     result = build(profile, work, "preflight,kernel,system,initrd,writable,bootloader,iso")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert tree_digest(root) == before
+    assert tree_digest(host) == host_before
 
     iso = next((work / "out").glob("*.iso")).read_bytes()
     image = squashfs_files(work / "stages/system/system.squashfs", tmp_path / "unpacked")
@@ -142,6 +157,8 @@ def test_no_secret_reaches_the_iso(tmp_path: Path, strategy: str) -> None:
         assert "etc/passwd" in image
     packed = {**image, **etc}
     report = (work / "out" / "secrets.scrub.txt").read_text()
+    assert not [p for p, data in packed.items() if outside.unique in data]
+    assert outside.unique not in iso
     for rel, value in unique.items():
         if rel in ALLOWED:
             continue
