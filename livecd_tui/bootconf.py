@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 # --------------------------------------------------------------------------------------------
 # Boot menu entries
@@ -473,14 +474,33 @@ def fat_image_sectors(payload_bytes: int, slack_kib: int = 256) -> int:
     return max(sectors, 2880)
 
 
+#: Characters that make mtools pass a drive's file name to ``sh -c "echo NAME"`` to expand
+#: it (mtools 4.0.32, expand.c): a path holding one would run as a command.
+MTOOLS_EXPANDED = frozenset("$*(){}[]\\?`~")
+
+
+def mtools_safe_name(name: str) -> str:
+    """*name* if mtools takes it literally as an image file name, else ValueError.
+
+    mtools expands an image path that holds a shell character by running it through
+    ``sh -c``, so its commands get a fixed relative name and run in the image's directory.
+    """
+    if not name or name.startswith("/") or MTOOLS_EXPANDED.intersection(name):
+        raise ValueError(f"not a plain relative file name mtools reads literally: {name!r}")
+    return name
+
+
 def efi_fat_image_steps(
-    image: Path | str,
-    efi_tree: Path | str,
+    image: str,
+    efi_tree: str,
     sectors: int,
     serial: str = FAT_SERIAL,
 ) -> list[list[str]]:
     """argv lists that make the EFI FAT image with mtools, reproducibly.
 
+    *image* and *efi_tree* are relative to the directory the commands run in, never
+    absolute paths: mtools hands an image name holding ``$``, a backquote, ``(`` or ``~`` to
+    ``sh -c`` (see :data:`MTOOLS_EXPANDED`), and the work dir is the user's to name.
     *efi_tree* is a staging directory holding ``EFI/BOOT/BOOTX64.EFI``; the caller sets the
     mtime of ``EFI``, ``EFI/BOOT`` and the file to SOURCE_DATE_EPOCH first, because
     ``mcopy -s -m`` keeps them. *image* must not exist (``mformat -C`` creates it).
@@ -493,11 +513,12 @@ def efi_fat_image_steps(
     track = FAT_HEADS * FAT_SECTORS_PER_TRACK
     if sectors <= 0 or sectors % track:
         raise ValueError(f"sectors must be a positive multiple of {track}: {sectors}")
-    img = str(image)
+    img = mtools_safe_name(image)
+    efi = mtools_safe_name(str(Path(efi_tree) / "EFI"))
     return [
         ["mformat", "-i", img, "-C", "-T", str(sectors), "-h", str(FAT_HEADS),
          "-s", str(FAT_SECTORS_PER_TRACK), "-N", serial.lower(), "::"],
-        ["mcopy", "-i", img, "-s", "-m", str(Path(efi_tree) / "EFI"), "::/"],
+        ["mcopy", "-i", img, "-s", "-m", efi, "::/"],
     ]  # fmt: skip
 
 
@@ -514,6 +535,10 @@ def xorriso_date_args(epoch: int) -> list[str]:
     stamp = datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y%m%d%H%M%S00")
     return [f"--modification-date={stamp}", "--set_all_file_dates", f"={epoch}"]
 
+
+#: The application id every ISO of livecd-tui carries in its primary volume descriptor:
+#: how a later build knows that the file at iso.output is its own to replace.
+ISO_APPLICATION_ID = "LIVECD-TUI"
 
 #: Tools that write ISO images, and the argv prefix of each. Only xorriso can write the
 #: hybrid MBR/GPT of a USB-bootable image.
@@ -542,6 +567,7 @@ def _iso_head(tool: str, out: Path | str, volume_label: str, epoch: int | None) 
         "-r",  # Rock Ridge with sane owners and modes
         "-J", "-joliet-long",  # readable names on Windows
         "-V", _validate_label(volume_label),
+        "-A", ISO_APPLICATION_ID,
     ]  # fmt: skip
     epoch = _epoch_or_env(epoch)
     if tool == "xorriso" and epoch is not None:
@@ -661,12 +687,22 @@ def mkisofs_grub_legacy_argv(
         "-b", STAGE2_ELTORITO_IN_ISO,
         "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
         "-V", _validate_label(volume_label),
+        "-A", ISO_APPLICATION_ID,
         "-o", str(out),
     ]  # fmt: skip
     epoch = _epoch_or_env(epoch)
     if tool == "xorriso" and epoch is not None:
         argv += xorriso_date_args(epoch)
     return [*argv, str(iso_root)]
+
+
+class ToolStep(NamedTuple):
+    """One command of a boot loader's image making: argv, what it does, where it runs."""
+
+    argv: list[str]
+    describe: str
+    #: The directory to run in (None: anywhere; every path in argv is absolute).
+    cwd: Path | None = None
 
 
 def grub2_image_steps(
@@ -676,15 +712,16 @@ def grub2_image_steps(
     marker_file: str = MARKER_FILE,
     prefix: str = GRUB_PREFIX,
     fat_sectors: int = EFI_FAT_SECTORS,
-) -> list[tuple[list[str], str]]:
-    """(argv, description) steps that make GRUB 2's boot images under *out*.
+) -> list[ToolStep]:
+    """The steps (argv, description, directory to run in) that make GRUB 2's boot images
+    under *out*.
 
     *out* becomes part of the CD tree: ``boot/grub/early.cfg`` (the config embedded in both
     images, kept on the CD for reference), ``boot/grub/i386-pc/eltorito.img`` (BIOS),
     ``EFI/BOOT/BOOTX64.EFI`` (UEFI; also on the ISO filesystem, as on Debian's ISOs) and
     ``boot/grub/efi.img``, the FAT image holding it (the El Torito EFI image / ESP). With
     *epoch*, the FAT image is byte-identical on every build. grub.cfg is written separately
-    (:func:`grub_cfg`).
+    (:func:`grub_cfg`). The mtools steps run in *out* and name their files relative to it.
     """
     root = Path(out)
     grub = root / "boot" / "grub"
@@ -694,17 +731,18 @@ def grub2_image_steps(
     fat = root / EFI_IMAGE_IN_ISO
     write_early = ["sh", "-c", 'printf "%s" "$1" > "$2"', "sh"]
     write_early += [grub_early_cfg(marker_file, prefix), str(early)]
-    steps: list[tuple[list[str], str]] = [
-        (["mkdir", "-p", str(grub / "i386-pc"), str(efi_binary.parent)], "make GRUB's directories"),
-        (write_early, f"write GRUB's built-in config (find the CD by {marker_file})"),
-        (
+    steps: list[ToolStep] = [
+        ToolStep(["mkdir", "-p", str(grub / "i386-pc"), str(efi_binary.parent)],
+                 "make GRUB's directories"),
+        ToolStep(write_early, f"write GRUB's built-in config (find the CD by {marker_file})"),
+        ToolStep(
             grub_mkimage_bios_argv(root / GRUB_ELTORITO_IMG, prefix, early),
             "make GRUB's BIOS El Torito image (i386-pc-eltorito)",
         ),
     ]
     if efi:
         steps.append(
-            (
+            ToolStep(
                 grub_mkimage_efi_argv(efi_binary, prefix, early),
                 "make GRUB's UEFI image BOOTX64.EFI (x86_64-efi)",
             )
@@ -712,12 +750,12 @@ def grub2_image_steps(
         if epoch is not None:
             touch = ["touch", "-h", "-d", f"@{epoch}", str(efi_dir), str(efi_binary.parent)]
             steps.append(
-                ([*touch, str(efi_binary)], "date the EFI files (mcopy -m keeps the dates)")
+                ToolStep([*touch, str(efi_binary)], "date the EFI files (mcopy -m keeps the dates)")
             )
-        steps.append((["rm", "-f", str(fat)], "remove an old EFI FAT image"))
-        mformat, mcopy = efi_fat_image_steps(fat, root, fat_sectors)
-        steps.append((mformat, "make the EFI FAT image (fixed serial, no label)"))
-        steps.append((mcopy, "copy EFI/BOOT/BOOTX64.EFI into the FAT image"))
+        steps.append(ToolStep(["rm", "-f", str(fat)], "remove an old EFI FAT image"))
+        mformat, mcopy = efi_fat_image_steps(EFI_IMAGE_IN_ISO, ".", fat_sectors)
+        steps.append(ToolStep(mformat, "make the EFI FAT image (fixed serial, no label)", root))
+        steps.append(ToolStep(mcopy, "copy EFI/BOOT/BOOTX64.EFI into the FAT image", root))
     return steps
 
 

@@ -74,7 +74,16 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
     for problem in problems:
         report.items.append(CheckItem("profile", False, str(problem), problem.key))
     if not problems:
-        report.items.append(CheckItem("profile", True, f"{profile.path}: no problems"))
+        # Where the build would write and delete: the guards `build` applies before it runs.
+        from livecd_tui.runner import path_findings
+
+        for finding in path_findings(Build.for_profile(profile)):
+            number = profile.lines.get(finding.key)
+            where = f"{profile.path}:{number}: " if number and profile.path else ""
+            report.items.append(CheckItem("profile", False, where + finding.message,
+                                          finding.key))
+        if not report.items:
+            report.items.append(CheckItem("profile", True, f"{profile.path}: no problems"))
     for line, key in unused_settings(profile):
         report.items.append(CheckItem("profile", True, line, key, note=True))
     for tool in tools.required_tools(profile):
@@ -254,6 +263,11 @@ def fix_inputs(profile: Profile, groups: bool = True
 
     report = kernel_report(profile)
     assert report.tree is not None
+    from livecd_tui.kbuild import make_path_problem
+
+    problem = make_path_problem("kernel tree", report.tree)
+    if problem:
+        raise FixError(problem + " (kernel.tree)")
     build = Build.for_profile(profile)
     reqs = requirements_for(build) + (advised_requirements(build) if groups else [])
     return report.tree, reqs, report.release

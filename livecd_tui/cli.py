@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 the build (or a check) failed; 2 a bad profile or bad u
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -33,7 +34,7 @@ from livecd_tui.engine import (
     render_script,
     result_code,
 )
-from livecd_tui.options import reference_markdown, reference_text
+from livecd_tui.options import path_length_problem, reference_markdown, reference_text
 from livecd_tui.profile import Profile, ProfileError, find_profile, load_profile
 from livecd_tui.stages import STAGE_NAMES, STAGES
 from livecd_tui.terminal import printable
@@ -79,11 +80,27 @@ def print_problems(err: ProfileError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
+def name_arg(text: str) -> str:
+    """A path or name given on the command line; argparse refuses one the system cannot
+    use (a name longer than Linux allows raises OSError in every test of the path)."""
+    problem = path_length_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def path_arg(text: str) -> Path:
+    """A path given on the command line, checked as ``name_arg`` does."""
+    return Path(name_arg(text))
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livecd-tui",
         description="Turn an installed Linux system into a bootable live ISO. Without a "
-                    "command, opens the TUI on PROFILE (default: demo).",
+                    "command, opens the TUI on PROFILE (default: demo); --ascii or "
+                    "--no-ascii before it choose its drawing (default: ASCII on the Linux "
+                    "console and without a UTF-8 locale; LIVECD_TUI_ASCII=1/0).",
         epilog="Exit codes: 0 ok, 1 build or check failed, 2 bad profile or usage.")
     parser.add_argument("--version", action="version", version=f"livecd-tui {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -93,11 +110,12 @@ def make_parser() -> argparse.ArgumentParser:
 
     build = add("build", "Build the live ISO of a profile (stages up to date are skipped).")
     build.add_argument("profile", help="profile file or name")
-    build.add_argument("--work-dir", type=Path, help="work dir (default: from the profile, "
+    build.add_argument("--work-dir", type=path_arg, help="work dir (default: from the profile, "
                        "else $XDG_CACHE_HOME/livecd-tui/PROFILE)")
     build.add_argument("--only", metavar="STAGE,...", help="run only these stages")
     build.add_argument("--from", dest="start", metavar="STAGE",
-                       help="run from this stage on")
+                       help="run from this stage on (--only, --from and --resume exclude "
+                            "one another)")
     build.add_argument("--force", nargs="?", const="*", metavar="STAGE",
                        help="rebuild all stages, or only STAGE, even if up to date")
     build.add_argument("--resume", action="store_true",
@@ -107,29 +125,33 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--detach", action="store_true",
                        help="run the build in the background, in its own session, so it "
                             "survives the terminal (SSH) going away; follow it with attach")
+    build.add_argument("--shown-as", metavar="PROFILE", help=argparse.SUPPRESS)
     build.set_defaults(func=cmd_build)
 
     attach = add("attach", "Follow a running (or finished) build in a work dir.")
-    attach.add_argument("target", help="work dir, or a profile (its default work dir)")
+    attach.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     attach.set_defaults(func=cmd_attach)
 
     stop_cmd = add("stop", "Stop the build running in a work dir.")
-    stop_cmd.add_argument("target", help="work dir, or a profile (its default work dir)")
+    stop_cmd.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     stop_cmd.set_defaults(func=cmd_stop)
 
     clean = add("clean", "Delete a work dir (only one livecd-tui made, and not in use).")
-    clean.add_argument("target", help="work dir, or a profile (its default work dir)")
+    clean.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     clean.set_defaults(func=cmd_clean)
 
     plan = add("plan", "Print every step of every stage as it would run, running nothing.")
     plan.add_argument("profile")
-    plan.add_argument("--work-dir", type=Path)
+    plan.add_argument("--work-dir", type=path_arg)
     plan.set_defaults(func=cmd_plan)
 
     export = add("export-script", "Write the build as a standalone, commented bash script.")
     export.add_argument("profile")
-    export.add_argument("--work-dir", type=Path)
-    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--work-dir", type=path_arg)
+    export.add_argument("-o", "--output", type=path_arg, help="file to write (default: stdout)")
     export.set_defaults(func=cmd_export)
 
     check = add("check", "Check a profile, the tools it needs and the kernel's config.")
@@ -140,7 +162,8 @@ def make_parser() -> argparse.ArgumentParser:
                                      "+ make olddefconfig), after showing every change."))
 
     status = add("status", "Show each stage's state in a work dir.")
-    status.add_argument("target", help="work dir, or a profile (its default work dir)")
+    status.add_argument("target", type=name_arg,
+                        help="work dir, or a profile (its default work dir)")
     status.set_defaults(func=cmd_status)
 
     capture = add("capture", "Preview what the system stage will pack (per top-level dir), "
@@ -148,7 +171,7 @@ def make_parser() -> argparse.ArgumentParser:
                              "estimated from a sample; warn when the ISO will not fit "
                              "iso.medium or the work dir lacks space. Exit 1 on a warning.")
     capture.add_argument("profile")
-    capture.add_argument("--work-dir", type=Path)
+    capture.add_argument("--work-dir", type=path_arg)
     capture.add_argument("--sample-mib", type=int, default=32, metavar="MIB",
                          help="how much of the data the estimate packs (default 32)")
     capture.add_argument("--no-estimate", action="store_true",
@@ -169,10 +192,14 @@ def open_profile(name: str) -> Profile:
 
 
 def open_tui(args: list[str]) -> int:
-    """Open the TUI on a profile (the demo profile by default)."""
-    if len(args) > 1:
-        print("usage: livecd-tui [PROFILE] | livecd-tui COMMAND ... (see --help)",
-              file=sys.stderr)
+    """Open the TUI on a profile (the demo profile by default); ``--ascii``/``--no-ascii``
+    choose ASCII drawing instead of the terminal's and locale's say."""
+    ascii = {"--ascii": True, "--no-ascii": False}
+    chosen = [ascii[arg] for arg in args if arg in ascii]
+    args = [arg for arg in args if arg not in ascii]
+    if len(args) > 1 or len(chosen) > 1 or any(arg.startswith("-") for arg in args):
+        print("usage: livecd-tui [--ascii|--no-ascii] [PROFILE] | livecd-tui COMMAND ... "
+              "(see --help)", file=sys.stderr)
         return EXIT_USAGE
     try:
         path = find_profile(args[0] if args else DEFAULT_PROFILE)
@@ -186,7 +213,7 @@ def open_tui(args: list[str]) -> int:
         print(f"livecd-tui: the TUI is not available ({err}); use the headless commands: "
               "livecd-tui --help", file=sys.stderr)
         return EXIT_USAGE
-    LiveCDApp(profile).run()
+    LiveCDApp(profile, ascii=chosen[0] if chosen else None).run()
     return EXIT_OK
 
 
@@ -199,7 +226,9 @@ class ConsoleReporter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StageStarted):
-            print(f"==> {event.stage}: {event.steps} step(s)", flush=True)
+            # A followed build (attach) does not know the count: it says 0.
+            steps = f"{event.steps} step(s)" if event.steps else "started"
+            print(f"==> {event.stage}: {steps}", flush=True)
         elif isinstance(event, StageSkipped):
             print(f"==> {event.stage}: {event.reason}, skipped", flush=True)
         elif isinstance(event, StepStarted) and not self.quiet:
@@ -213,13 +242,39 @@ class ConsoleReporter:
                 print(event.failure.report(), file=sys.stderr, flush=True)
 
 
+def stage_choice(args: argparse.Namespace) -> list[str]:
+    """The ``--only`` stage names; refuses (BuildError, exit 2) an empty list, an unknown
+    name, and options that would silently override one another."""
+    given = [f"--{name}" for name, value in (("only", args.only is not None),
+                                             ("from", args.start is not None),
+                                             ("resume", args.resume)) if value]
+    if len(given) > 1:
+        raise BuildError(f"{' and '.join(given)} cannot be used together: each chooses the "
+                         "stages to run")
+    names = [s.strip() for s in args.only.split(",") if s.strip()] \
+        if args.only is not None else []
+    if args.only is not None and not names:
+        raise BuildError("--only needs at least one stage; stages are: "
+                         + ", ".join(STAGE_NAMES))
+    force = args.force if args.force != "*" else None
+    for name in [*names, *(n for n in (args.start, force) if n)]:
+        if name not in STAGE_NAMES:
+            raise BuildError(f"unknown stage {name!r}; stages are: {', '.join(STAGE_NAMES)}")
+    chosen = names or (STAGE_NAMES[STAGE_NAMES.index(args.start):] if args.start else [])
+    if force and chosen and force not in chosen:
+        raise BuildError(f"--force {force}: the stage is not among those chosen to run "
+                         f"({', '.join(chosen)})")
+    return names
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    only = stage_choice(args)
     profile = open_profile(args.profile)
     build = Build.for_profile(profile, args.work_dir)
+    build.shown_as = args.shown_as  # the TUI's detached build reads a copy of the profile
     if args.detach:
         return detach_build(args, build)
     engine = Engine(build, STAGES, [ConsoleReporter(args.quiet)])
-    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else []
     selected = engine.select(only=only, start=args.start, resume=args.resume)
     force_all = args.force == "*"
     force = [] if force_all or not args.force else [engine.stage(args.force).name]
@@ -259,12 +314,21 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 128 + received[0]
     if not ok:
         print(f"livecd-tui: build failed after {elapsed:.1f} s; logs in {build.work / 'logs'}; "
-              f"fix and run: livecd-tui build {args.profile} --resume", file=sys.stderr)
+              f"fix and run: {resume_command(args.profile, build)}", file=sys.stderr)
         return EXIT_FAILED
     print(f"livecd-tui: build finished in {elapsed:.1f} s")
     if build.iso_path.exists():
         print(f"ISO: {build.iso_path}")
     return EXIT_OK
+
+
+def resume_command(profile: str, build: Build) -> str:
+    """The command that resumes *build*, quoted to paste into a shell: ``--work-dir`` is
+    named when the build does not use the profile's own work dir."""
+    argv = ["livecd-tui", "build", profile]
+    if build.work != Build.for_profile(build.profile).work:
+        argv += ["--work-dir", str(build.work)]
+    return shlex.join([*argv, "--resume"])
 
 
 def detach_build(args: argparse.Namespace, build: Build) -> int:
@@ -284,9 +348,10 @@ def detach_build(args: argparse.Namespace, build: Build) -> int:
     pid = runner.start_detached(build.profile.path.resolve(), build.work, _rebuild_args(args))
     print(f"livecd-tui: build running in the background (pid {pid}), output in "
           f"{build.work / runner.DETACHED_LOG}")
-    print(f"  follow it: livecd-tui attach {build.work}")
-    print(f"  state:     livecd-tui status {build.work}")
-    print(f"  stop it:   livecd-tui stop {build.work}")
+    work = shlex.quote(str(build.work))
+    print(f"  follow it: livecd-tui attach {work}")
+    print(f"  state:     livecd-tui status {work}")
+    print(f"  stop it:   livecd-tui stop {work}")
     return EXIT_OK
 
 
@@ -306,7 +371,7 @@ def _rebuild_args(args: argparse.Namespace) -> list[str]:
 
 def work_dir_of(target: str) -> Path:
     """A work dir given directly, or a profile's work dir."""
-    path = Path(target)
+    path = Path(os.path.expanduser(target))
     if path.is_dir():
         return path.resolve()
     return Build.for_profile(open_profile(target)).work
@@ -360,16 +425,22 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print(f"livecd-tui: no build is running in {work}"
               + (f"; ended {leftover}" if leftover else ""))
         return EXIT_OK
-    print(f"livecd-tui: stopped the build (pid {holder.pid}); resume it with "
-          f"`livecd-tui build {holder.profile} --work-dir {work} --resume`")
+    resume = shlex.join(["livecd-tui", "build", holder.profile, "--work-dir", str(work),
+                         "--resume"])
+    print(f"livecd-tui: stopped the build (pid {holder.pid}); resume it with `{resume}`")
     return EXIT_OK
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
     from livecd_tui import runner
 
-    work = work_dir_of(args.target)
-    runner.clean(work)
+    # A profile's work dir is also checked against what that profile packs.
+    target = Path(os.path.expanduser(args.target))
+    build = None if target.is_dir() else Build.for_profile(open_profile(args.target))
+    work = target.resolve() if build is None else build.work
+    ended = runner.clean(work, build)
+    if ended:
+        print(f"ended {ended}")
     print(f"livecd-tui: deleted {work}")
     return EXIT_OK
 
@@ -391,10 +462,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     profile = open_profile(args.profile)
     build = Build.for_profile(profile, args.work_dir, dry_run=True)
+    from livecd_tui import runner
+
+    problems = runner.path_problems(build)  # the script deletes and writes where build would
+    if problems:
+        raise BuildError("; ".join(problems))
     script = render_script(build, STAGES)
     if args.output:
-        args.output.write_text(script)
-        args.output.chmod(0o755)
+        if args.output.is_dir():
+            raise BuildError(f"-o {args.output} is a directory; give the script's file name")
+        if not args.output.parent.is_dir():
+            raise BuildError(f"-o {args.output}: the directory {args.output.parent} does not "
+                             "exist")
+        try:
+            args.output.write_text(script)
+            if args.output.is_file():  # not /dev/stdout
+                args.output.chmod(0o755)
+        except OSError as err:
+            raise BuildError(f"cannot write {args.output}: {err.strerror}") from None
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(script)

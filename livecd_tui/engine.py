@@ -926,7 +926,13 @@ def render_script(build: Build, stages: Sequence[Stage]) -> str:
         f"export SOURCE_DATE_EPOCH={build.epoch}",
         "export LC_ALL=C.UTF-8",
         f"WORK={shlex.quote(str(build.work))}",
+        # The script deletes inside $WORK, as the build does: the same marker guards it.
+        f'if [ -d "$WORK" ] && [ ! -e "$WORK/{WORK_MARKER}" ] && [ -n "$(ls -A "$WORK")" ]; '
+        "then",
+        f'  echo "refusing: $WORK is not empty and has no {WORK_MARKER}" >&2; exit 2',
+        "fi",
         'mkdir -p "$WORK/stages" "$WORK/out"',
+        f"echo 'This directory is a livecd-tui work dir.' > \"$WORK/{WORK_MARKER}\"",
         "",
     ]
     for stage in stages:

@@ -23,6 +23,19 @@ from pathlib import Path
 
 from livecd_tui import kconfig
 
+#: What the kernel's make takes literally in a path: its recipes hand paths (the tree,
+#: INSTALL_MOD_PATH) to sh unquoted, so a backquote or ``;`` there would run as a command.
+_MAKE_SAFE = re.compile(r"[\w./+,@=-]+")
+
+
+def make_path_problem(what: str, path: Path) -> str | None:
+    """Why *path* cannot be given to the kernel's make, or None when it can."""
+    if _MAKE_SAFE.fullmatch(str(path)):
+        return None
+    return (f"the {what} {str(path)!r} holds characters the kernel's make hands to a shell; "
+            "for a kernel built from a tree use a path of letters, digits and . _ - + , @ = /")
+
+
 #: Written into the tree after each build by livecd-tui.
 RECORD_NAME = ".livecd-tui-build.json"
 #: Touched when files in the tree changed after the last recorded build; the kernel

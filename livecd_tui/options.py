@@ -7,6 +7,7 @@ means adding one ``Option`` here and reading it in the stage that uses it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ Kind = Literal["bool", "int", "str", "path", "choice", "list"]
 MAX_STRING = 4096
 #: Longest list a profile may hold.
 MAX_LIST = 1024
+#: A directory right under the system root, named plainly: no '/', '.', '..' or anything a
+#: shell or the init script's word splitting would read (the dirs are packed as named).
+TOP_DIR = r"[A-Za-z0-9_][A-Za-z0-9._+@-]*"
+TOP_DIR_HELP = ("a plain top-level directory name such as usr (letters, digits, . _ + @ -; "
+                "no '/', '..' or absolute path)")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Option:
     must_exist: bool = False
     #: For lists: each item must be one of these (empty: any string).
     item_choices: tuple[str, ...] = ()
+    #: For lists: the fewest items it may hold.
+    min_items: int = 0
     max_length: int = MAX_STRING
     #: For strings and list items: a regular expression a non-empty value must match, and
     #: what to say when it does not.
@@ -347,7 +355,10 @@ _OPTIONS: tuple[Option, ...] = (
         ["bin", "lib", "sbin", "usr"],
         "Top-level directories packed into the squashfs, as in the article. On merged-/usr "
         "systems bin, lib and sbin are links into usr and are kept as links; lib64 is "
-        "added when the root has it, because the dynamic loader is found through it.",
+        "added when the root has it, because the dynamic loader is found through it. "
+        "Plain names only: no '/', '..' or absolute paths.",
+        pattern=TOP_DIR,
+        pattern_help=TOP_DIR_HELP,
     ),
     Option(
         "system.modules",
@@ -579,6 +590,8 @@ _OPTIONS: tuple[Option, ...] = (
         "Directories packed into the archive on the CD and unpacked into the tmpfs root "
         "at boot (the article packs /etc).",
         depends_on=(("writable.strategy", ("classic",)),),
+        pattern=TOP_DIR,
+        pattern_help=TOP_DIR_HELP,
     ),
     Option(
         "writable.empty_dirs",
@@ -588,6 +601,8 @@ _OPTIONS: tuple[Option, ...] = (
         "Directories made empty on the tmpfs root at boot. /var also gets run, log and "
         "lock and the login records (utmp, wtmp, btmp, lastlog).",
         depends_on=(("writable.strategy", ("classic",)),),
+        pattern=TOP_DIR,
+        pattern_help=TOP_DIR_HELP,
     ),
     Option(
         "writable.overrides",
@@ -668,14 +683,19 @@ _OPTIONS: tuple[Option, ...] = (
         "'debug' (stop in a shell before switching to the live system, with verbose "
         "output). The first is the default.",
         item_choices=("normal", "toram", "debug"),
+        min_items=1,
     ),
     Option(
         "bootloader.cmdline",
         "Kernel command line",
         "str",
         "",
-        "Extra kernel parameters for every entry, e.g. 'quiet' or 'nomodeset'.",
+        "Extra kernel parameters for every entry, e.g. 'quiet' or 'nomodeset'. A value "
+        "holding blanks is quoted the kernel's way: name=\"a b\".",
         max_length=1024,
+        pattern=r"[^\"'\\]*(?:\"[^\"'\\]*\"[^\"'\\]*)*",
+        pattern_help="kernel parameters with double quotes in pairs, and no single quote or "
+                     "backslash (GRUB 2 cannot pass them to the kernel unchanged)",
     ),
     Option(
         "bootloader.serial",
@@ -724,6 +744,9 @@ _OPTIONS: tuple[Option, ...] = (
         "LIVECD",
         "The ISO 9660 volume id (up to 32 characters), shown by blkid and file managers.",
         max_length=32,
+        required=True,
+        pattern=r"[\x20-\x7e]+",
+        pattern_help="ASCII letters, digits, blanks and punctuation",
     ),
     Option(
         "iso.marker",
@@ -740,7 +763,9 @@ _OPTIONS: tuple[Option, ...] = (
         "Output path",
         "path",
         "",
-        "Where the finished ISO goes. Empty: out/PROFILE.iso in the work dir.",
+        "Where the finished ISO goes. Empty: out/PROFILE.iso in the work dir. A file "
+        "already there is replaced only when it is an ISO livecd-tui wrote; a symlink, a "
+        "system directory (/etc, /usr, /var/lib...) or what is packed is refused.",
     ),
     Option(
         "iso.hybrid",
@@ -915,9 +940,10 @@ def describe_type(option: Option) -> str:
         powers = ", a power of two" if option.power_of_two else ""
         return f"integer {option.minimum}..{option.maximum}{unit}{powers}"
     if option.kind == "list":
+        least = f", at least {option.min_items}" if option.min_items else ""
         if option.item_choices:
-            return "list of " + ", ".join(option.item_choices)
-        return "list of strings"
+            return "list of " + ", ".join(option.item_choices) + least
+        return "list of strings" + least
     if option.kind == "path":
         return "path" + (" (empty: automatic)" if option.default == "" else "")
     if option.kind == "str":
@@ -965,6 +991,9 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         problem = _string_problem(value, option.max_length)
         if problem:
             return None, problem
+        problem = path_length_problem(value) if kind == "path" else None
+        if problem:
+            return None, problem
         if kind == "choice" and value not in option.choices:
             return None, f"{format_value(value)} is not one of: " + ", ".join(option.choices)
         problem = _pattern_problem(option, value)
@@ -978,6 +1007,8 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
         return None, f"expected a list of strings, got {_typename(value)}"
     if len(value) > MAX_LIST:
         return None, f"list has {len(value)} items, more than {MAX_LIST}"
+    if len(value) < option.min_items:
+        return None, f"needs at least {option.min_items} item(s), got {len(value)}"
     for index, item in enumerate(value):
         if not isinstance(item, str):
             return None, f"item {index + 1} should be a string, got {_typename(item)}"
@@ -988,9 +1019,11 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
             return None, (
                 f"item {format_value(item)} is not one of: " + ", ".join(option.item_choices)
             )
-        problem = _pattern_problem(option, item)
+        # An empty item matches nothing a pattern allows ('' in system.dirs is the root).
+        problem = _pattern_problem(option, item) or (
+            "is empty" if option.pattern and not item else None)
         if problem:
-            return None, f"item {index + 1}: {problem}"
+            return None, f"item {index + 1} ({format_value(item)}): {problem}"
     return list(value), None
 
 
@@ -1001,6 +1034,25 @@ def _string_problem(value: str, max_length: int) -> str | None:
         return "must be a single line (it contains a line break)"
     if "\x00" in value:
         return "contains a NUL character"
+    control = re.search(r"[\x01-\x1f\x7f]", value)
+    if control:  # a tab or a terminal escape: no command or menu wants one
+        return f"contains a control character (U+{ord(control.group()):04X})"
+    return None
+
+
+#: Linux's limits on a file name and a path, in bytes (beyond them: ENAMETOOLONG).
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def path_length_problem(path: str) -> str | None:
+    """Why the system would refuse ``path`` for its length (ENAMETOOLONG), if it would."""
+    data = os.fsencode(path)
+    if len(data) >= PATH_MAX:
+        return f"the path is {len(data)} bytes long; Linux allows {PATH_MAX - 1}"
+    longest = max(data.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return (f"a name in the path ({os.fsdecode(longest[:16])}...) is {len(longest)} bytes "
+                f"long; Linux allows {NAME_MAX}")
     return None
 
 

@@ -231,6 +231,12 @@ def find_ovmf(candidates: Sequence[Path] = OVMF_CANDIDATES) -> Path | None:
     return None
 
 
+def option_value(path: Path | str) -> str:
+    """*path* as the value of a QEMU ``-drive`` option: a comma is written twice, or the
+    rest of the name would be read as more options (``x.iso,readonly=off,...``)."""
+    return str(path).replace(",", ",,")
+
+
 def ovmf_args(ovmf: Path) -> list[str]:
     """QEMU arguments that load *ovmf*.
 
@@ -238,23 +244,24 @@ def ovmf_args(ovmf: Path) -> list[str]:
     persistent variables, which a test boot does not need); a combined image uses ``-bios``.
     """
     if "CODE" in ovmf.name.upper():
-        return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={ovmf}"]
+        return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(ovmf)}"]
     return ["-bios", str(ovmf)]
 
 
 def medium_args(iso: Path, medium: str) -> list[str]:
     """QEMU arguments that attach *iso* as a CD, a USB disk (xHCI) or a virtio disk."""
+    name = option_value(iso)
     if medium == "cdrom":
-        return ["-drive", f"file={iso},format=raw,if=ide,index=2,media=cdrom,readonly=on"]
+        return ["-drive", f"file={name},format=raw,if=ide,index=2,media=cdrom,readonly=on"]
     if medium == "usb":
         return [
-            "-drive", f"file={iso},format=raw,if=none,id=livecd-usb,readonly=on",
+            "-drive", f"file={name},format=raw,if=none,id=livecd-usb,readonly=on",
             "-device", "qemu-xhci,id=xhci",
             "-device", "usb-storage,bus=xhci.0,drive=livecd-usb,bootindex=0",
         ]  # fmt: skip
     if medium == "virtio":
         return [
-            "-drive", f"file={iso},format=raw,if=none,id=livecd-vd,readonly=on",
+            "-drive", f"file={name},format=raw,if=none,id=livecd-vd,readonly=on",
             "-device", "virtio-blk-pci,drive=livecd-vd,bootindex=0",
         ]  # fmt: skip
     raise ValueError(f"medium must be one of {MEDIA}, not {medium!r}")

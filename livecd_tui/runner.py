@@ -16,9 +16,12 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import select
+import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from livecd_tui import procs
+from livecd_tui.bootconf import ISO_APPLICATION_ID
 from livecd_tui.build import WORK_MARKER, Build
 from livecd_tui.engine import (
     BuildError,
@@ -96,7 +100,7 @@ def work_lock(build: Build) -> Iterator[None]:
     try:
         _take_lock(handle, work)
         me = os.getpid()
-        info = LockInfo(me, time.time(), str(build.profile.path or build.profile.name),
+        info = LockInfo(me, time.time(), build.profile_shown,
                         procs.process_start(me) or 0)
         procs.replace_file(work / HOLDER_FILE, json.dumps(asdict(info)).encode())
         try:
@@ -127,8 +131,9 @@ def _take_lock(handle: IO[str], work: Path) -> None:
 
 
 def in_use_message(work: Path, who: str) -> str:
+    quoted = shlex.quote(str(work))  # a hint to paste into a shell
     return (f"work dir {work} is in use by a running build ({who}); follow it with "
-            f"`livecd-tui attach {work}` or stop it with `livecd-tui stop {work}`")
+            f"`livecd-tui attach {quoted}` or stop it with `livecd-tui stop {quoted}`")
 
 
 def _announce_held(work: Path) -> None:
@@ -169,46 +174,190 @@ def running_stage(work: Path) -> str | None:
 
 
 # -- dangerous paths --------------------------------------------------------------------
+#: The running system's own directories: never a work dir, never where an ISO goes.
+SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32",
+               "/proc", "/sbin", "/sys", "/usr", "/var/lib", "/var/log", "/var/spool")
+#: Characters a path may not hold: tools read line-based lists naming it (mksquashfs's
+#: exclude and pseudo files), where a line break would start a definition of its own.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class PathProblem:
+    """Why a path the build would write or delete in is dangerous, and the option to change."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def path_problems(build: Build) -> list[str]:
-    """Why the work dir or the ISO's path would be dangerous, if they would.
+    """Why the work dir or the ISO's path would be dangerous, if they would (the messages of
+    :func:`path_findings`)."""
+    return [finding.message for finding in path_findings(build)]
+
+
+def path_findings(build: Build) -> list[PathProblem]:
+    """Why the work dir or the ISO's path would be dangerous, each with its option.
 
     The build deletes things inside its work dir and writes the ISO where the profile says,
-    running as root: neither may be /, the system root, $HOME, or inside what is packed
-    (unless the profile excludes it); an existing non-empty work dir must carry the marker.
+    running as root: the work dir passes :func:`work_dir_problems`; the ISO output is a new
+    file or an ISO livecd-tui wrote (never a symlink, another file or a directory), outside
+    the system's own directories and what is packed.
     """
+    found = [PathProblem("build.work_dir", m) for m in work_dir_problems(build.work, build)]
+    found += [PathProblem("iso.output", m) for m in output_problems(build)]
+    if build.profile["kernel.source"] == "tree":
+        from livecd_tui.kbuild import make_path_problem
+
+        tree = build.profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
+        for key, what, path in (("kernel.tree", "kernel tree", tree),
+                                ("build.work_dir", "work dir", build.work)):
+            problem = make_path_problem(what, path)
+            if problem:
+                found.append(PathProblem(key, problem))
+    return found
+
+
+def work_dir_problems(work: Path, build: Build | None = None,
+                      marker: bool = True) -> list[str]:
+    """Why deleting inside *work* would be dangerous: it is /, $HOME, the system root (or
+    holds one of them), a system directory, inside what *build* packs (unless excluded), or
+    a non-empty dir without the marker (unless not *marker*: ``clean`` wants the marker
+    whatever the dir holds). ``build``, ``clean`` and ``export-script`` all ask."""
     problems: list[str] = []
-    work = _real(build.work)
-    home = _real(Path.home())
-    iso = _real(build.iso_path)
-    # A busybox system is made inside the work dir: only a real root needs guarding.
-    packs_root = build.profile["system.source"] == "root"
-    system = _real(build.system_root) if packs_root else None
-    for what, path in (("work dir", work), ("ISO output", iso)):
-        if path == Path("/"):
-            problems.append(f"the {what} is /")
-        elif system is not None and path == system:
-            problems.append(f"the {what} is the system root being packed ({system})")
-        elif path == home:
-            problems.append(f"the {what} is your home directory ({home})")
-        elif system is not None and path in system.parents:
-            problems.append(f"the {what} {path} contains the system root {system}")
-        elif path in home.parents:
-            problems.append(f"the {what} {path} contains your home directory {home}")
-    if iso.is_dir():
-        problems.append(f"the ISO output {iso} is a directory; give a file name")
-    if system is not None:
-        packed = _packed_dirs(build)
-        excluded = [system / e.strip("/") for e in build.profile["system.excludes"]]
-        for what, path in (("work dir", work), ("ISO output", iso.parent)):
-            inside = next((d for d in packed if path == d or d in path.parents), None)
-            if inside and not any(path == e or e in path.parents for e in excluded):
-                problems.append(f"the {what} {path} is inside {inside}, which is packed; "
-                                f"add {path.relative_to(system)} to system.excludes or "
-                                "choose another place")
-    if work.is_dir() and not (work / WORK_MARKER).exists() and any(work.iterdir()):
-        problems.append(f"the work dir {work} is not empty and was not made by livecd-tui "
+    if _CONTROL.search(str(work)):
+        return [f"the work dir {_show(work)} holds a line break or control character; "
+                "choose another (--work-dir or build.work_dir)"]
+    real = _real(work)
+    system = _packed_root(build)
+    problems += _place_problems("work dir", real, system)
+    if not problems:
+        problems += _system_dir_problems("work dir", real, contains=True)
+    if build is not None and system is not None:
+        problems += _packed_problems(build, "work dir", real, system)
+    if (marker and real.is_dir() and not (real / WORK_MARKER).exists()
+            and any(real.iterdir())):
+        problems.append(f"the work dir {real} is not empty and was not made by livecd-tui "
                         f"(no {WORK_MARKER} in it)")
     return problems
+
+
+def output_problems(build: Build) -> list[str]:
+    """Why writing the ISO (and its .sha256) where the profile says would be dangerous.
+
+    The default, ``WORK/out/PROFILE.iso``, lies in the work dir and is the build's own.
+    """
+    value = build.profile["iso.output"]
+    if not value:
+        return []
+    given = Path(os.path.abspath(build.profile.base_dir / os.path.expanduser(value)))
+    if _CONTROL.search(str(given)):
+        return [f"iso.output {_show(given)} holds a line break or control character"]
+    iso = _real(given)
+    system = _packed_root(build)
+    problems = _place_problems("ISO output", iso, system)
+    if problems:
+        return problems
+    if given.is_symlink():
+        return [f"iso.output {given} is a symbolic link (to {iso}); livecd-tui replaces "
+                "only a file it wrote: name the file itself"]
+    if iso.is_dir():
+        return [f"the ISO output {iso} is a directory; give a file name"]
+    problems += _system_dir_problems("ISO output", iso, contains=False)
+    if system is not None and not problems:
+        problems += _packed_problems(build, "ISO output", iso.parent, system, shown=iso)
+    if os.path.lexists(iso) and not written_by_livecd_tui(iso):
+        problems.append(f"iso.output {iso} exists and is not an ISO livecd-tui wrote (its "
+                        f"volume descriptor lacks the application id {ISO_APPLICATION_ID}); "
+                        "move it away or choose another path")
+    sums = iso.with_name(iso.name + ".sha256")
+    if build.profile["iso.checksum"] and os.path.lexists(sums) and not _checksum_file(sums):
+        problems.append(f"{sums} (written beside the ISO, iso.checksum) exists and is not a "
+                        "checksum line livecd-tui wrote; move it away or turn iso.checksum "
+                        "off")
+    return problems
+
+
+def written_by_livecd_tui(path: Path) -> bool:
+    """Whether *path* is a regular file holding an ISO 9660 image whose primary volume
+    descriptor carries livecd-tui's application id (every image it writes has it)."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False  # a FIFO would block the read, a device is no image to replace
+        with open(path, "rb") as handle:
+            handle.seek(16 * 2048)  # the first volume descriptor, after the system area
+            descriptor = handle.read(2048)
+    except OSError:
+        return False
+    return (descriptor[:6] == b"\x01CD001"
+            and descriptor[574:702].rstrip(b" ") == ISO_APPLICATION_ID.encode())
+
+
+def _checksum_file(path: Path) -> bool:
+    """Whether *path* is a small regular file holding one ``sha256sum`` line."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode) or os.lstat(path).st_size > 4096:
+            return False
+        return re.fullmatch(r"[0-9a-f]{64}  [^\n]+\n", path.read_text()) is not None
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _packed_root(build: Build | None) -> Path | None:
+    """The system root being packed, when it is a real root (a busybox system is made
+    inside the work dir and needs no guarding)."""
+    if build is None or build.profile["system.source"] != "root":
+        return None
+    return _real(build.system_root)
+
+
+def _place_problems(what: str, path: Path, system: Path | None) -> list[str]:
+    home = _real(Path.home())
+    if path == Path("/"):
+        return [f"the {what} is /"]
+    if system is not None and path == system:
+        return [f"the {what} is the system root being packed ({system})"]
+    if path == home:
+        return [f"the {what} is your home directory ({home})"]
+    if system is not None and path in system.parents:
+        return [f"the {what} {path} contains the system root {system}"]
+    if path in home.parents:
+        return [f"the {what} {path} contains your home directory {home}"]
+    return []
+
+
+def _system_dir_problems(what: str, path: Path, contains: bool) -> list[str]:
+    if _real(Path.home()) in path.parents:
+        return []  # a service account's home under /var/lib is still its own
+    for name in SYSTEM_DIRS:
+        system_dir = _real(Path(name))
+        if path == system_dir or system_dir in path.parents:
+            return [f"the {what} {path} is inside the system directory {system_dir}; "
+                    "choose a place of your own (e.g. under /srv, /var/tmp or $HOME)"]
+        if contains and path in system_dir.parents:
+            return [f"the {what} {path} contains the system directory {system_dir}"]
+    return []
+
+
+def _packed_problems(build: Build, what: str, path: Path, system: Path,
+                     shown: Path | None = None) -> list[str]:
+    """Whether the dir *path* lies in what is packed (and not excluded): the build would
+    pack its own files (*shown* is the path to name, if another)."""
+    packed = _packed_dirs(build)
+    excluded = [system / e.strip("/") for e in build.profile["system.excludes"]]
+    inside = next((d for d in packed if path == d or d in path.parents), None)
+    if inside and not any(path == e or e in path.parents for e in excluded):
+        return [f"the {what} {shown or path} is inside {inside}, which is packed; add "
+                f"{path.relative_to(system)} to system.excludes or choose another place"]
+    return []
+
+
+def _show(path: Path | str) -> str:
+    """A path for a message, line breaks and control characters made visible."""
+    return repr(str(path)) if _CONTROL.search(str(path)) else str(path)
 
 
 def _packed_dirs(build: Build) -> list[Path]:
@@ -226,8 +375,14 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(os.path.expanduser(path)))
 
 
-def clean(work: Path) -> None:
-    """Delete a work dir, but only one livecd-tui made and no build holds."""
+def clean(work: Path, build: Build | None = None) -> str | None:
+    """Delete a work dir, but only one livecd-tui made and no build holds, and never one
+    the build's guards refuse (/, $HOME, the system root, a system directory...), marker or
+    not; *build* adds what its profile packs. Returns what it ended that a killed build
+    had left running, if anything."""
+    problems = work_dir_problems(work, build, marker=False)
+    if problems:
+        raise BuildError(f"refusing to delete {_show(work)}: " + "; ".join(problems))
     work = _real(work)
     if not (work / WORK_MARKER).is_file():
         raise BuildError(f"refusing to delete {work}: it has no {WORK_MARKER} file, so "
@@ -236,7 +391,9 @@ def clean(work: Path) -> None:
     if holder:
         raise BuildError(f"refusing to delete {work}: a build is running in it "
                          f"({holder.describe(work)})")
+    ended = procs.end_leftovers(work)  # what a killed build left running writes into it
     shutil.rmtree(work)
+    return ended
 
 
 # -- detached builds ---------------------------------------------------------------------

@@ -1129,12 +1129,13 @@ def script_lines(build: Build, root: Path, out: Path, sources: Sequence[str],
         lines.append(
             f"[ ! -f {src} ] || {{ {awk} {src} > {dest}; cmp -s {src} {dest} || {{ "
             f"echo etc/{name} >> {exclude}; "
-            f"echo \"etc/{name} f $(stat -c '%a %u %g' {src}) cat {dest}\" >> {pseudo}; }}; }}")
+            f"echo \"etc/{name} f $(stat -c '%a %u %g' {src}) cat \"{q(dest)} >> {pseudo}; "
+            "}; }")
     if enabled(build, "system.scrub.machine_id"):
         src = q(root / "etc" / "machine-id")
         lines.append(f"[ ! -f {src} ] || {{ : > {q(staged / 'machine-id')} && "
                      f"echo etc/machine-id >> {exclude} && echo \"etc/machine-id f "
-                     f"$(stat -c '%a %u %g' {src}) cat {q(staged / 'machine-id')}\" "
+                     f"$(stat -c '%a %u %g' {src}) cat \"{q(q(staged / 'machine-id'))} "
                      f">> {pseudo}; }}")
     return lines + _scan_lines(build, "squashfs", root, out,
                                *(f"--source={s}" for s in sources),

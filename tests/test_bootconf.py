@@ -291,17 +291,41 @@ def test_fat_image_sectors() -> None:
 
 
 def test_efi_fat_image_steps() -> None:
-    steps = b.efi_fat_image_steps("/o/efi.img", "/o/tree", 8192)
+    steps = b.efi_fat_image_steps("boot/efi.img", "tree", 8192)
     assert steps == [
-        ["mformat", "-i", "/o/efi.img", "-C", "-T", "8192", "-h", "2", "-s", "32",
+        ["mformat", "-i", "boot/efi.img", "-C", "-T", "8192", "-h", "2", "-s", "32",
          "-N", "4c495645", "::"],
-        ["mcopy", "-i", "/o/efi.img", "-s", "-m", "/o/tree/EFI", "::/"],
+        ["mcopy", "-i", "boot/efi.img", "-s", "-m", "tree/EFI", "::/"],
     ]
     assert "-v" not in steps[0], "a volume label would carry the current time"
     with pytest.raises(ValueError):
-        b.efi_fat_image_steps("/o/efi.img", "/o/tree", 8192, serial="xyz")
+        b.efi_fat_image_steps("efi.img", "tree", 8192, serial="xyz")
     with pytest.raises(ValueError):
-        b.efi_fat_image_steps("/o/efi.img", "/o/tree", 1000)
+        b.efi_fat_image_steps("efi.img", "tree", 1000)
+    # mtools runs a name holding a shell character through sh -c: such names are refused.
+    for bad in ("/o/efi.img", "w$(touch x)/efi.img", "a`b`", "~/efi.img", "x*.img"):
+        with pytest.raises(ValueError, match="mtools"):
+            b.efi_fat_image_steps(bad, "tree", 8192)
+
+
+def test_mtools_names_that_pass_are_not_run_by_a_shell(tmp_path: Path) -> None:
+    """The characters mtools expands through sh -c are exactly those refused: a name made
+    of every other printable character creates no canary (and one with $(...) would)."""
+    if not shutil.which("mformat"):
+        pytest.skip("mtools is not installed")
+    canary = tmp_path / "canary"
+    others = "".join(c for c in map(chr, range(33, 127))
+                     if c not in b.MTOOLS_EXPANDED and c != "/")
+    env = {**os.environ, "CANARY": str(canary)}
+
+    def mformat(name: str) -> None:
+        subprocess.run(["mformat", "-i", name, "-C", "-T", "2880", "-h", "2", "-s", "32",
+                        "::"], cwd=tmp_path, env=env, capture_output=True, check=False)
+
+    mformat(b.mtools_safe_name(f"x {others};touch canary;.img"))
+    assert not canary.exists() and not (tmp_path / "canary").exists()
+    mformat("$(touch $CANARY)")  # the control: the attack works on a name not checked
+    assert canary.exists(), "mtools no longer expands names: the check is moot"
 
 
 def test_xorriso_grub2_hybrid_efi() -> None:
@@ -381,7 +405,8 @@ def test_mkisofs_grub_legacy_argv(tool: str, head: list[str],
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     argv = b.mkisofs_grub_legacy_argv(tool, Path("/t"), Path("/o.iso"), "LIVECD")
     assert argv == [*head, "-R", "-b", "boot/grub/stage2_eltorito", "-no-emul-boot",
-                    "-boot-load-size", "4", "-boot-info-table", "-V", "LIVECD", "-o", "/o.iso",
+                    "-boot-load-size", "4", "-boot-info-table", "-V", "LIVECD",
+                    "-A", "LIVECD-TUI", "-o", "/o.iso",
                     "/t"]
     dated = b.mkisofs_grub_legacy_argv(tool, Path("/t"), Path("/o.iso"), "LIVECD", epoch=1000)
     extra = b.xorriso_date_args(1000) if tool == "xorriso" else []
@@ -424,21 +449,24 @@ def test_reproducible_env() -> None:
 
 def test_grub2_image_steps_shape(tmp_path: Path) -> None:
     steps = b.grub2_image_steps(tmp_path, epoch=1700000000)
-    argvs = [argv for argv, _ in steps]
-    assert all(isinstance(d, str) and d for _, d in steps)
+    argvs = [argv for argv, _, _ in steps]
+    assert all(isinstance(d, str) and d for _, d, _ in steps)
     assert [a[0] for a in argvs] == ["mkdir", "sh", "grub-mkimage", "grub-mkimage", "touch",
                                      "rm", "mformat", "mcopy"]
     assert argvs[1][-2] == b.grub_early_cfg()
     assert argvs[2][argvs[2].index("-o") + 1] == str(tmp_path / b.GRUB_ELTORITO_IMG)
     assert argvs[3][argvs[3].index("-o") + 1] == str(tmp_path / b.EFI_BOOT_BINARY)
     assert "@1700000000" in argvs[4]
-    no_efi = [a[0] for a, _ in b.grub2_image_steps(tmp_path, efi=False)]
+    # mtools gets names relative to the tree it runs in, never the (user-named) work dir.
+    assert [cwd for _, _, cwd in steps[-2:]] == [tmp_path, tmp_path]
+    assert not any(str(tmp_path) in arg for argv in argvs[-2:] for arg in argv)
+    no_efi = [a[0] for a, _, _ in b.grub2_image_steps(tmp_path, efi=False)]
     assert no_efi == ["mkdir", "sh", "grub-mkimage"]
 
 
 def _run_steps(out: Path, epoch: int) -> None:
-    for argv, describe in b.grub2_image_steps(out, epoch=epoch):
-        proc = subprocess.run(argv, capture_output=True, text=True)
+    for argv, describe, cwd in b.grub2_image_steps(out, epoch=epoch):
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=cwd)
         assert proc.returncode == 0, f"{describe}: {argv}\n{proc.stderr}"
 
 
@@ -446,7 +474,8 @@ def test_grub2_image_steps_run_and_are_reproducible(tmp_path: Path) -> None:
     """The real tools: both images are made, and the FAT image is byte-identical twice."""
     for tool in ("grub-mkimage", "mformat", "mcopy", "mdir"):
         assert shutil.which(tool), f"{tool} is needed (grub-common, mtools)"
-    one, two = tmp_path / "one", tmp_path / "two"
+    # One tree where the work dir's name holds what a shell would run: mtools must not.
+    one, two = tmp_path / "one $(touch canary) `touch canary`", tmp_path / "two"
     _run_steps(one, 1700000000)
     _run_steps(two, 1700000000)
     for rel in (b.GRUB_ELTORITO_IMG, b.EFI_BOOT_BINARY, b.EFI_IMAGE_IN_ISO):
@@ -454,9 +483,10 @@ def test_grub2_image_steps_run_and_are_reproducible(tmp_path: Path) -> None:
         assert first, rel
         assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest(), rel
     assert (one / "boot/grub/early.cfg").read_text() == b.grub_early_cfg()
-    listing = subprocess.run(["mdir", "-i", str(one / b.EFI_IMAGE_IN_ISO), "-b", "::/EFI/BOOT"],
-                             capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(["mdir", "-i", b.EFI_IMAGE_IN_ISO, "-b", "::/EFI/BOOT"],
+                             cwd=one, capture_output=True, text=True, check=True).stdout
     assert "BOOTX64.EFI" in listing.upper()
+    assert not list(tmp_path.rglob("canary")) and not (Path.cwd() / "canary").exists()
 
 
 @pytest.mark.parametrize(("entries", "wanted"), [

@@ -91,7 +91,7 @@ def test_what_a_killed_build_left_running_is_ended_by_status_stop_and_the_next_b
         tmp_path: Path) -> None:
     """The command's own child does not die with the build: found by its token, it is
     ended by the next ``status`` (then ``stop``, then the next build, in later rounds)."""
-    for how in ("status", "stop", "build"):
+    for how in ("status", "stop", "build", "clean"):
         work = tmp_path / how
         # One child keeps the command's token, one clears its environment (env -i): it is
         # still found, in the command's process group.
@@ -99,13 +99,13 @@ def test_what_a_killed_build_left_running_is_ended_by_status_stop_and_the_next_b
         shell = next(pid for pid in found if os.getsid(pid) == pid)  # the command itself
         record = procs.read_command(work)
         assert record is not None
-        wait_until(lambda r=record: len(procs.leftovers(r.token)) == 3, 10,
+        wait_until(lambda r=record: len(procs.leftovers(r.token)) == 3, 30,
                    "the shell's two children")
         everything = procs.leftovers(record.token)
         assert len(procs.carriers(record.token)) == 2, "env -i cleared one's token"
         build.send_signal(signal.SIGKILL)
         build.wait()
-        wait_until(lambda s=shell: gone(s), 10, "the shell to die with the build")
+        wait_until(lambda s=shell: gone(s), 30, "the shell to die with the build")
         left = [pid for pid in everything if not gone(pid)]
         assert len(left) == 2, "the shell's children outlive it (what the record is for)"
         if how == "build":
@@ -120,7 +120,10 @@ def test_what_a_killed_build_left_running_is_ended_by_status_stop_and_the_next_b
             said = result.stdout
         assert "ended 2 process(es) of `sh -c" in said and "stage slow" in said, said
         for pid in left:
-            wait_until(lambda p=pid: gone(p), 10, f"leftover {pid} to be ended ({how})")
+            wait_until(lambda p=pid: gone(p), 30, f"leftover {pid} to be ended ({how})")
+        if how == "clean":
+            assert not work.exists()
+            continue
         assert procs.read_command(work) is None
         again = subprocess.run([*CLI, "status", str(work)], cwd=ROOT, capture_output=True,
                                text=True, timeout=60)

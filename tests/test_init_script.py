@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from livecd_tui import qemu
+from tests import disk_images
+from tests.disk_images import fake_devices, make_images, mounted, sha256
 
 INIT = Path(__file__).resolve().parents[1] / "livecd_tui" / "data" / "init"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -151,6 +153,133 @@ def test_iso_label_reads_the_volume_id(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# finding the medium: only iso9660, udf and vfat are ever mounted, read-only
+# ------------------------------------------------------------------------------------------
+
+#: Sourced after the init: `have blkid` says no (the host has one), every other tool stays.
+HIDE_BLKID = r"""have() { [ "$1" != blkid ] && command -v "$1" >/dev/null 2>&1; }
+"""
+
+
+def test_superblock_type_reads_the_magic(tmp_path: Path) -> None:
+    images = make_images(tmp_path)
+    # Without blkid the types come from the bytes alone.
+    out = bb(HIDE_BLKID + "; ".join(f"echo {name}=$(fs_type {path})"
+                                    for name, path in images.items()))
+    assert out.split() == ["iso9660=iso9660", "vfat16=vfat", "vfat32=vfat", "ext4=", "udf=udf",
+                           "zeros="]
+
+
+def test_fs_type_takes_blkids_type(tmp_path: Path) -> None:
+    images = make_images(tmp_path)
+    fake = r"""blkid() {
+        case $1 in
+        *vfat16*) echo "$1: SEC_TYPE=\"msdos\" LABEL=\"A TYPE\" TYPE=\"vfat\"" ;;
+        *ext4*) echo "$1: PTTYPE=\"dos\" TYPE=\"ext4\" PARTLABEL=\"x\"" ;;
+        *) return 2 ;;
+        esac
+    }
+    """
+    out = bb(fake + f"fs_type {images['vfat16']}; fs_type {images['ext4']}; "
+             f"fs_type {images['iso9660']}")
+    # blkid's TYPE (not SEC_TYPE, PTTYPE); when blkid knows nothing, the superblock.
+    assert out.split() == ["vfat", "ext4", "iso9660"]
+
+
+def test_medium_fs_is_only_cd_and_fat() -> None:
+    out = bb("for t in iso9660 udf vfat ext4 ext2 xfs btrfs swap LVM2_member ntfs ''; do "
+             "medium_fs \"$t\" && echo \"$t\"; done; :")
+    assert out.split() == ["iso9660", "udf", "vfat"]
+
+
+def run_find_medium(devs: Path, setup: str = "") -> tuple[str, list[str]]:
+    return disk_images.run_find_medium(BUSYBOX, INIT, devs, setup)
+
+
+def test_find_medium_mounts_only_medium_filesystems(tmp_path: Path) -> None:
+    devs = fake_devices(tmp_path / "devs", {
+        # A user's disks, one of them even holding a copy of the medium's files.
+        "vda": ('LABEL="home" TYPE="ext4"', "the marker"),
+        "vdb": ('TYPE="xfs"', "the marker"),
+        "vdc": ('TYPE="swap"', None),
+        "sda": ('PTTYPE="dos"', None),
+        # A FAT stick without the marker, then the CD.
+        "sdb": ('LABEL="STICK" TYPE="vfat"', "another disc"),
+        "sr0": ('LABEL="LIVE" TYPE="iso9660"', "the marker"),
+    })
+    out, log = run_find_medium(devs, "LIVECD_MARKER='the marker'")
+    assert "FOUND the marker" in out
+    assert f"found the live medium on {devs}/sr0 (iso9660)" in out
+    assert "BAD" not in log
+    assert mounted(log) == ["sr0"], "only the CD, it comes first"
+    out, log = run_find_medium(devs, "LIVECD_MARKER='another disc'")
+    assert "FOUND another disc" in out
+    assert "BAD" not in log
+    assert set(mounted(log)) == {"sr0", "sdb"}, "ext4, xfs, swap and a partition table never"
+
+
+def test_find_medium_tries_the_label_first(tmp_path: Path) -> None:
+    devs = fake_devices(tmp_path / "devs", {
+        "sr0": ('LABEL="OTHER" TYPE="iso9660"', "the marker"),
+        # The same volume label on an ext4 disk: found by label, but never mounted.
+        "vda": ('LABEL="LIVECD_DEMO" TYPE="ext4"', "the marker"),
+        "sdb": ('UUID="1234" LABEL="LIVECD_DEMO" TYPE="vfat"', "the marker"),
+    })
+    out, log = run_find_medium(devs,
+                               "LIVECD_MARKER='the marker'; LIVECD_VOLUME_LABEL=LIVECD_DEMO")
+    assert f"found the live medium on {devs}/sdb (vfat, label LIVECD_DEMO)" in out
+    assert log[0] == "blkid", "the label lookup comes first"
+    assert mounted(log) == ["sdb"]
+    assert "BAD" not in log
+    # Without a label to look for, the devices are probed in order.
+    _, log = run_find_medium(devs, "LIVECD_MARKER='the marker'")
+    assert "blkid" not in log and mounted(log) == ["sr0"]
+
+
+def test_udf_falls_back_to_iso9660(tmp_path: Path) -> None:
+    """A UDF/iso9660 bridge ISO that blkid calls udf, on a kernel without udf."""
+    devs = fake_devices(tmp_path / "devs", {"sr0": ('LABEL="LIVE" TYPE="udf"', "the marker")})
+    out, log = run_find_medium(devs, r"""
+    mount() {
+        echo "mount $*" >>"$DEVS/log"
+        [ "$2" = iso9660 ] || return 32
+        cp -R "$5.files/." "$6/"
+        echo "$6" >"$DEVS/mnt"
+    }
+    LIVECD_MARKER='the marker'
+    """)
+    assert "FOUND the marker" in out
+    assert [line.split()[2] for line in log if line.startswith("mount ")] == ["udf", "iso9660"]
+
+
+def test_find_medium_without_blkid_on_real_images(tmp_path: Path) -> None:
+    """No blkid: findfs finds the label, and the superblock's magic says what a device is.
+    The dirty ext4 image carries the medium's label and is first in line: never mounted."""
+    images = make_images(tmp_path / "img")
+    devs = tmp_path / "devs"
+    devs.mkdir()
+    (devs / "log").write_text("")
+    for name, image in (("vda", "ext4"), ("vdb", "vfat16"), ("sr0", "iso9660")):
+        (devs / name).symlink_to(images[image])
+    (devs / "sr0.files").mkdir()
+    (devs / "sr0.files" / "LABEL").write_text("the marker\n")
+    before = sha256(images["ext4"])
+    setup = HIDE_BLKID + r"""
+    findfs() { echo "findfs $*" >>"$DEVS/log"; echo "$DEVS/vda"; }
+    candidate_devices() { echo "$DEVS/vda"; echo "$DEVS/vdb"; echo "$DEVS/sr0"; }
+    LIVECD_MARKER='the marker'
+    LIVECD_VOLUME_LABEL=LIVE
+    """
+    out, log = run_find_medium(devs, setup)
+    assert f"found the live medium on {devs}/sr0 (iso9660)" in out
+    assert log[0] == "findfs LABEL=LIVE"
+    assert [line for line in log if line.startswith("mount ")] == [
+        f"mount -t vfat -o ro {devs}/vdb {devs}/live/medium",
+        f"mount -t iso9660 -o ro {devs}/sr0 {devs}/live/medium"]
+    assert sha256(images["ext4"]) == before
+
+
+# ------------------------------------------------------------------------------------------
 # integration: boot Debian's kernel with this init in QEMU (TCG)
 # ------------------------------------------------------------------------------------------
 
@@ -159,7 +288,7 @@ CD_MODULES = ["loop", "squashfs", "isofs", "overlay", "sr_mod", "ata_piix"]
 #: Applets the init uses (plus sh); test the script with no more than that.
 APPLETS = ["sh", "mount", "umount", "mkdir", "cat", "sed", "tr", "dd", "grep", "uname",
            "sleep", "cp", "stat", "insmod", "switch_root", "setsid", "cttyhack", "chmod",
-           "ls", "poweroff"]
+           "ls", "poweroff", "findfs"]
 MARKER = "LIVECD-INIT-TEST 'quoted' $x"
 
 
@@ -258,6 +387,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
             shutil.copy(f"/lib/modules/{release}/{rel}", target)
         conf = {
             "LIVECD_MARKER": marker, "LIVECD_MARKER_FILE": "/LABEL",
+            "LIVECD_VOLUME_LABEL": "LIVETEST",
             "LIVECD_SQUASHFS": "/live/system.squashfs", "LIVECD_RELEASE": release,
             "LIVECD_MODULES": " ".join(modules + extra_modules), "LIVECD_DEVMGR": "devtmpfs",
             "LIVECD_WAIT": str(wait), "LIVECD_TMPFS_SIZE": "64m", "LIVECD_TORAM": "0",
@@ -318,7 +448,7 @@ def boot(kit: Kit, initrd: Path, append: str, replies: Sequence[tuple[str, str]]
 @pytest.mark.integration
 def test_boots_into_overlay(kit: Kit) -> None:
     log = boot(kit, kit.initrd_ok, "")
-    assert "livecd: found the live medium on /dev/sr0" in log
+    assert "livecd: found the live medium on /dev/sr0 (iso9660, label LIVETEST)" in log
     assert "livecd: switching to the live system" in log
     assert "LIVE-UP root=overlay" in log
     assert "LIVE-MOUNT /dev/sr0 /run/livecd/medium iso9660" in log

@@ -16,11 +16,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import disk_images
 import kernel_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +82,108 @@ def test_messages_and_steps_present() -> None:
         ". /etc/livecd.conf",
     ):
         assert needle in script, needle
+
+
+# ----------------------------------------------------------------------------- the medium
+# linuxrc runs from top to bottom; with LIVECD_LINUXRC_FUNCTIONS_ONLY set, sourcing it only
+# defines the functions that find the medium (and does nothing else: no mount, no /proc).
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+SOURCE_ONLY = {"LIVECD_LINUXRC_FUNCTIONS_ONLY": "1"}
+#: Sourced after the script: `have blkid` says no (the host has one).
+HIDE_BLKID = 'have() { [ "$1" != blkid ] && command -v "$1" >/dev/null 2>&1; }\n'
+
+
+def rc(script: str) -> str:
+    """Run *script* in busybox sh after sourcing linuxrc's functions; return stdout."""
+    proc = subprocess.run([BUSYBOX, "sh", "-c", f'. "$1" && {script}', "sh", str(LINUXRC)],
+                          capture_output=True, text=True, timeout=30,
+                          env={**os.environ, **SOURCE_ONLY})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def find(devs: Path, setup: str) -> tuple[str, list[str]]:
+    return disk_images.run_find_medium(BUSYBOX, LINUXRC, devs, setup, SOURCE_ONLY)
+
+
+def test_sourcing_defines_functions_and_stops() -> None:
+    # Fakes defined before sourcing would catch any action (this runs as root in CI).
+    acts = "mount() { echo ACTED; }; mkdir() { echo ACTED; }; insmod() { echo ACTED; }; "
+    proc = subprocess.run(
+        [BUSYBOX, "sh", "-c", acts + '. "$1" && for f in find_medium try_medium fs_type '
+         'medium_fs; do command -v $f; done; echo "$MEDIUM_FS"', "sh", str(LINUXRC)],
+        capture_output=True, text=True, timeout=30, env={**os.environ, **SOURCE_ONLY})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["find_medium", "try_medium", "fs_type", "medium_fs",
+                                   "iso9660", "udf", "vfat"]
+
+
+def test_fs_type_from_the_superblock(tmp_path: Path) -> None:
+    images = disk_images.make_images(tmp_path)
+    out = rc(HIDE_BLKID + "; ".join(f"echo {name}=$(fs_type {path})"
+                                    for name, path in images.items()))
+    assert out.split() == ["iso9660=iso9660", "vfat16=vfat", "vfat32=vfat", "ext4=", "udf=udf",
+                           "zeros="]
+    assert rc(f"iso_label {images['iso9660']}").strip() == "LIVE"
+
+
+def test_only_medium_filesystems_are_mounted(tmp_path: Path) -> None:
+    devs = disk_images.fake_devices(tmp_path / "devs", {
+        "vda": ('LABEL="home" TYPE="ext4"', MARKER),
+        "vdb": ('TYPE="xfs"', MARKER),
+        "vdc": ('TYPE="swap"', None),
+        "sda": ('PTTYPE="dos"', None),
+        "sdb": ('LABEL="STICK" TYPE="vfat"', "another disc"),
+        "sr0": ('LABEL="LIVE" TYPE="iso9660"', "another disc"),
+    })
+    out, log = find(devs, f"LIVECD_MARKER='{MARKER}'")
+    assert "NOT-FOUND" in out
+    assert "BAD" not in log
+    assert disk_images.mounted(log) == ["sr0", "sdb"], "never ext4, xfs, swap, a partition table"
+    # What was tried, as the rescue report shows it.
+    seen = rc(f"{disk_images.FAKES}\nLIVECD_MARKER='{MARKER}'; find_medium; printf %s \"$SEEN\""
+              .replace("DEVS=$1", f"DEVS={devs}"))
+    assert f"{devs}/vda: ext4, not a medium filesystem, not mounted" in seen
+    assert f"{devs}/sda: no known filesystem, not a medium filesystem, not mounted" in seen
+    assert f"{devs}/sdb: vfat, /LABEL holds 'another disc'" in seen
+
+
+def test_the_label_is_tried_first(tmp_path: Path) -> None:
+    devs = disk_images.fake_devices(tmp_path / "devs", {
+        "sr0": ('LABEL="OTHER" TYPE="iso9660"', MARKER),
+        "vda": ('LABEL="LIVECD" TYPE="ext4"', MARKER),
+        "sdb": ('UUID="1234" LABEL="LIVECD" TYPE="vfat"', MARKER),
+    })
+    out, log = find(devs, f"LIVECD_MARKER='{MARKER}'; LIVECD_VOLUME_LABEL=LIVECD")
+    assert f"FOUND {MARKER}\nHOW vfat, label LIVECD\n" in out
+    assert log[0] == "blkid", "the label lookup comes first"
+    assert disk_images.mounted(log) == ["sdb"]
+    out, log = find(devs, f"LIVECD_MARKER='{MARKER}'")
+    assert out.endswith(f"FOUND {MARKER}\nHOW iso9660\n")
+    assert "blkid" not in log and disk_images.mounted(log) == ["sr0"]
+
+
+def test_without_blkid_findfs_and_the_superblock(tmp_path: Path) -> None:
+    images = disk_images.make_images(tmp_path / "img")
+    devs = tmp_path / "devs"
+    devs.mkdir()
+    for name, image in (("vda", "ext4"), ("vdb", "vfat16"), ("sr0", "iso9660")):
+        (devs / name).symlink_to(images[image])
+    (devs / "sr0.files").mkdir()
+    (devs / "sr0.files" / "LABEL").write_text(MARKER + "\n")
+    before = disk_images.sha256(images["ext4"])
+    out, log = find(devs, HIDE_BLKID + r"""
+    findfs() { echo "findfs $*" >>"$DEVS/log"; echo "$DEVS/vda"; }
+    candidates() { echo "$DEVS/vda"; echo "$DEVS/vdb"; echo "$DEVS/sr0"; }
+    LIVECD_VOLUME_LABEL=LIVE
+    """ + f"LIVECD_MARKER='{MARKER}'")
+    assert f"FOUND {MARKER}" in out
+    assert log[0] == "findfs LABEL=LIVE"
+    assert [line for line in log if line.startswith("mount ")] == [
+        f"mount -t vfat -o ro {devs}/vdb {devs}/system/cdrom",
+        f"mount -t iso9660 -o ro {devs}/sr0 {devs}/system/cdrom"]
+    assert disk_images.sha256(images["ext4"]) == before
 
 
 # ----------------------------------------------------------------------------- integration
@@ -233,6 +337,7 @@ def build_classic_iso(work: Path, kernel: Path, marker: str, cmdline: str, stage
     conf = {
         "LIVECD_MARKER": marker,
         "LIVECD_MARKER_FILE": "/LABEL",
+        "LIVECD_VOLUME_LABEL": "LIVECD_CLASSIC",
         "LIVECD_SQUASHFS": "/live/system.squashfs",
         "LIVECD_RELEASE": "",
         "LIVECD_MODULES": "",
@@ -330,9 +435,9 @@ def build_classic_iso(work: Path, kernel: Path, marker: str, cmdline: str, stage
     return out
 
 
-def boot(iso: Path, log: Path, until: str, timeout: float) -> str:
-    """Boot the ISO headless under TCG until ``until`` shows up in the serial log (or QEMU
-    exits, or the timeout passes); return the log."""
+def boot(iso: Path, log: Path, until: str, timeout: float, extra: Sequence[str] = ()) -> str:
+    """Boot the ISO headless under TCG, with *extra* QEMU arguments, until ``until`` shows up
+    in the serial log (or QEMU exits, or the timeout passes); return the log."""
     log.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [
@@ -349,6 +454,7 @@ def boot(iso: Path, log: Path, until: str, timeout: float) -> str:
             "-monitor",
             "none",
             "-no-reboot",
+            *extra,
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -392,7 +498,7 @@ def test_classic_cd_boots(tmp_path: Path, boot_tools: None, classic_kernel: Path
     )
     log = boot(iso, tmp_path / "serial.log", "LIVECD-VAR-OK", 120)
     assert "using deprecated initrd support" in log
-    assert "livecd: medium found on /dev/sr0" in log
+    assert "livecd: medium found on /dev/sr0 (iso9660, label LIVECD_CLASSIC)" in log
     assert "livecd: switching to the live system" in log
     assert "LIVECD-BOOT-OK" in log
     assert "LIVECD-ETC-FROM-ARCHIVE" in log
@@ -408,7 +514,16 @@ def test_classic_wrong_marker_opens_rescue_shell(
     iso = build_classic_iso(
         tmp_path, classic_kernel, "some other CD", "console=ttyS0,115200", stage2
     )
-    log = boot(iso, tmp_path / "serial.log", "livecd: rescue shell", 120)
+    # A user's disk (IDE, /dev/sda) with a dirty ext4 and the CD's own volume label: found by
+    # the label lookup, probed each second, never mounted. (This kernel has no ext4 driver,
+    # so the image could not change anyway: what is checked is that linuxrc leaves it alone.)
+    disk = tmp_path / "userdisk.img"
+    disk_images.make_dirty_ext4(disk, "LIVECD_CLASSIC")
+    before = disk_images.sha256(disk)
+    log = boot(iso, tmp_path / "serial.log", "livecd: rescue shell", 120,
+               ["-drive", f"file={disk},format=raw,if=ide,index=0"])
+    assert "/dev/sda: no known filesystem, not a medium filesystem, not mounted" in log, log
+    assert disk_images.sha256(disk) == before
     assert "livecd: ERROR: no medium found" in log
     assert "livecd: looked for a medium whose /LABEL holds: some other CD" in log
     assert f"/dev/sr0: iso9660, /LABEL holds '{MARKER}'" in log

@@ -269,6 +269,16 @@ def test_module_runs_without_textual() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_drive_paths_with_commas_cannot_add_options() -> None:
+    """A comma in the ISO's or firmware's path is doubled, so QEMU reads one file name."""
+    iso = Path("/w/x.iso,readonly=off,if=virtio")
+    for medium in qemu.MEDIA:
+        drive = qemu.medium_args(iso, medium)[1]
+        assert drive.startswith("file=/w/x.iso,,readonly=off,,if=virtio,format=raw,")
+    code = qemu.ovmf_args(Path("/fw/a,b/OVMF_CODE.fd"))[1]
+    assert code.endswith("file=/fw/a,,b/OVMF_CODE.fd")
+
+
 @pytest.mark.parametrize(("lines", "marker", "serial", "phrase", "option"), [
     ([], "login:", True, "no boot phase at all", "boottest.firmware"),
     (["SeaBIOS (version 1.16)", "Booting from DVD/CD..."], "login:", False,

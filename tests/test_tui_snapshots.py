@@ -17,7 +17,7 @@ import pytest
 
 from livecd_tui.engine import Stage
 from livecd_tui.profile import Profile, load_profile
-from livecd_tui.steps import Step, command
+from livecd_tui.steps import Action, Step, command
 from livecd_tui.tui.app import LiveCDApp
 from livecd_tui.tui.build_screen import BuildScreen
 from livecd_tui.tui.editor_screen import EditorScreen
@@ -57,9 +57,10 @@ def small_stages(fifo: Path | None = None) -> list[Stage]:
             Stage("third", "Third", "ends", third)]
 
 
-def make_app(profile: Profile, stages: list[Stage] | None = None) -> LiveCDApp:
+def make_app(profile: Profile, stages: list[Stage] | None = None,
+             ascii: bool = False) -> LiveCDApp:
     return LiveCDApp(profile, work_dir=Path("work").resolve(), stages=stages or small_stages(),
-                     clock=lambda: 1000.0)
+                     clock=lambda: 1000.0, ascii=ascii)
 
 
 async def jump(pilot, key: str) -> None:  # type: ignore[no-untyped-def]
@@ -132,3 +133,63 @@ def test_build_failed(snap_compare, demo: Profile) -> None:  # type: ignore[no-u
         await settle(pilot)
 
     assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=before)
+
+
+# -- the terminal a user really has ---------------------------------------------------------
+def test_editor_ascii(snap_compare, demo: Profile) -> None:  # type: ignore[no-untyped-def]
+    """ASCII mode (a Linux console without a UTF-8 locale): ascii borders and tree."""
+    async def before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await jump(pilot, "bootloader.timeout")
+
+    assert snap_compare(make_app(demo, ascii=True), terminal_size=SIZE, run_before=before)
+
+
+def test_build_failed_ascii(snap_compare, demo: Profile) -> None:  # type: ignore[no-untyped-def]
+    async def before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("b", "a")
+        await settle(pilot)
+
+    assert snap_compare(make_app(demo, ascii=True), terminal_size=SIZE, run_before=before)
+
+
+def test_build_failed_small(snap_compare, demo: Profile) -> None:  # type: ignore[no-untyped-def]
+    """At 40x12 the stage list shows names only; the log gets the rest, wrapped."""
+    async def before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("b", "a")
+        await settle(pilot)
+
+    assert snap_compare(make_app(demo), terminal_size=(40, 12), run_before=before)
+
+
+def test_build_zoomed(snap_compare, demo: Profile) -> None:  # type: ignore[no-untyped-def]
+    async def before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("b", "a")
+        await settle(pilot)
+        await pilot.press("z")
+
+    assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=before)
+
+
+def iso_stage() -> Stage:
+    """A stage named iso that writes a small file where the ISO goes."""
+    def write_iso(build) -> list[Step]:  # type: ignore[no-untyped-def]
+        def write(ctx) -> None:  # type: ignore[no-untyped-def]
+            ctx.build.iso_path.parent.mkdir(parents=True, exist_ok=True)
+            ctx.build.iso_path.write_bytes(b"\0" * 1536)
+
+        return [Action("write the ISO", write)]
+
+    return Stage("iso", "ISO image", "writes the ISO", write_iso)
+
+
+def test_build_done_shows_the_iso(snap_compare, demo: Profile) -> None:  # type: ignore[no-untyped-def]
+    async def before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("b", "a")
+        await settle(pilot)
+        # The picture is about the ISO's bar; the log's "done in 0.1 s" is real time.
+        pilot.app.screen.pane("iso").output.clear()
+        await pilot.pause()
+
+    demo.set("bootloader.timeout", 5)  # the second stage passes
+    assert snap_compare(make_app(demo, [*small_stages(), iso_stage()]), terminal_size=SIZE,
+                        run_before=before)

@@ -51,10 +51,11 @@ def wait_for(text: str, timeout: float = 15, session: str = SESSION) -> str:
     raise AssertionError(f"{text!r} never appeared; the screen:\n{screen(session)}")
 
 
-def open_app(session: str, where: Path) -> None:
-    """The TUI on ``where``/demo.toml in a new detached tmux session at 80x24."""
+def open_app(session: str, where: Path, terminal: str = "TERM=screen") -> None:
+    """The TUI on ``where``/demo.toml in a new detached tmux session at 80x24, with the
+    ``terminal`` variables (TERM, locale)."""
     command = (f"cd {where} && XDG_CACHE_HOME={where / 'cache'} "
-               f"XDG_STATE_HOME={where / 'state'} TERM=screen "
+               f"XDG_STATE_HOME={where / 'state'} {terminal} "
                f"{sys.executable} -m livecd_tui.cli demo.toml")
     tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24",
          f"env PYTHONPATH={ROOT} sh -c '{command}'")
@@ -155,7 +156,7 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
     open_app(again, where)
     try:
         wait_for("Restore them?", session=again)
-        assert 'bootloader.title: "livecd-tui demo" → "lost edit"' in screen(again)
+        assert 'bootloader.title: "livecd-tui demo" -> "lost edit"' in screen(again)
         keys("r", session=again)
         wait_for("Edits restored", session=again)
         if runner.read_lock(work) is not None:
@@ -201,4 +202,74 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
             "a clean quit leaves no recovery file"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", again], check=False)
+        runner.stop(work)
+
+
+# -- a Linux console without a UTF-8 locale --------------------------------------------------
+#: An LFS box's console: no UTF-8 locale, the kernel's terminal.
+CONSOLE = "LANG=C LC_ALL=C TERM=linux"
+
+
+def raw_screen(session: str) -> bytes:
+    """The pane as bytes, as tmux holds it (UTF-8 where the program wrote UTF-8)."""
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], check=True,
+                          capture_output=True).stdout
+
+
+def assert_ascii(session: str, where: str) -> None:
+    shown = raw_screen(session)
+    wrong = sorted({ch for ch in shown.decode(errors="replace") if not ch.isascii()})
+    assert all(byte < 0x80 for byte in shown), \
+        f"not ASCII on the {where}: {wrong}\n{shown.decode(errors='replace')}"
+
+
+def test_on_a_console_without_utf8_the_screen_holds_ascii_only(tmp_path: Path) -> None:
+    """Under LANG=C LC_ALL=C TERM=linux the editor, the help, the build screen while the
+    demo builds and after (with where the ISO is) are ASCII, byte for byte, as the
+    terminal gets them. The same terminal with LIVECD_TUI_ASCII=0 shows what the check
+    would catch: Textual's UTF-8."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed for this test")
+    shutil.copy(ROOT / "profiles" / "demo.toml", tmp_path / "demo.toml")
+    control = SESSION + "-utf8"
+    open_app(control, tmp_path, CONSOLE + " LIVECD_TUI_ASCII=0")
+    try:
+        wait_for("Kernel  --->", session=control)
+        assert any(byte >= 0x80 for byte in raw_screen(control)), \
+            "the control shows no UTF-8: the check below could not fail"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", control], check=False)
+
+    work = tmp_path / "cache" / "livecd-tui" / "demo"
+    open_app(SESSION, tmp_path, CONSOLE)
+    try:
+        wait_for("Kernel  --->")
+        assert_ascii(SESSION, "editor")
+        keys("Down", "Down", "Enter")  # the System menu open: tree guides
+        keys("?")
+        wait_for("Esc: close")
+        assert_ascii(SESSION, "help")
+        keys("Escape", "b")
+        wait_for("preflight")
+        assert_ascii(SESSION, "build screen")
+        keys("a")
+        deadline = time.monotonic() + BUILD_TIMEOUT
+        while True:
+            assert_ascii(SESSION, "build screen while building")
+            shown = screen()
+            if "ISO: " in shown:
+                break
+            assert "FAILED" not in shown, "a stage failed:\n" + shown
+            assert time.monotonic() < deadline, "the build did not finish:\n" + shown
+            time.sleep(0.5)
+        assert_ascii(SESSION, "build screen after the build")
+        assert "dd if=" in shown and (work / "out" / "demo.iso").is_file()
+        keys("z")
+        time.sleep(0.5)
+        assert_ascii(SESSION, "zoomed log")
+        keys("z", "Escape", "q")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], check=False)
+        from livecd_tui import runner
+
         runner.stop(work)

@@ -87,8 +87,8 @@ def plan_bootloader(build: Build) -> list[Step]:
          f"cat > {q(out / cfg_path)} <<'EOF'\n{text.rstrip()}\nEOF"))]
     loader = p["bootloader.type"]
     if loader == "grub2":
-        steps += [command(argv, describe) for argv, describe in bootconf.grub2_image_steps(
-            out, epoch=build.epoch)]
+        steps += [command(argv, describe, cwd=cwd) for argv, describe, cwd
+                  in bootconf.grub2_image_steps(out, epoch=build.epoch)]
     elif loader == "isolinux":
         for tool in (tools.ISOLINUX_BIN, tools.LDLINUX):
             found = tool.find() or f"/usr/lib/ISOLINUX/{tool.name}"

@@ -130,6 +130,7 @@ def livecd_conf(build: Build, modules: list[str]) -> str:
     values = {
         "LIVECD_MARKER": p["iso.marker"],
         "LIVECD_MARKER_FILE": MARKER_FILE,
+        "LIVECD_VOLUME_LABEL": p["iso.volume_label"],
         "LIVECD_SQUASHFS": SQUASHFS_ON_CD,
         "LIVECD_RELEASE": kernel_info(build).release,
         "LIVECD_MODULES": " ".join(modules),
@@ -645,8 +646,8 @@ STAGE = Stage(
              "loads and the libraries its programs need, packed as a cpio initramfs or an "
              "ext2 RAM disk and compressed.",
     plan=plan_initrd,
-    reads=("initrd.", "iso.marker", "writable.", "kernel.", "boottest.medium",
-           "system.dirs"),
+    reads=("initrd.", "iso.marker", "iso.volume_label", "writable.", "kernel.",
+           "boottest.medium", "system.dirs"),
     uses=("kernel",),
     inputs=initrd_inputs,
 )

@@ -49,6 +49,7 @@ def publish(ctx: StepContext, built: Path, target: Path, checksum: bool) -> None
     except OSError:  # another filesystem: copy under the temporary name
         import shutil
 
+        temporary.unlink(missing_ok=True)  # copyfile would write through a symlink there
         shutil.copyfile(built, temporary)
         built.unlink()
     os.replace(temporary, target)

@@ -98,10 +98,10 @@ def space_script(build: Build) -> list[str]:
         packed = str(64 * MIB // 1024)
     return [f"need_kib=$(( {packed} + {128 * MIB // 1024} ))",
             f"free_kib=$(df -P -k {q(build.work)} | awk 'NR == 2 {{print $4}}')",
-            f'echo "work dir {build.work}: $(( free_kib / 1024 )) MiB free, the build needs '
-            'about $(( need_kib / 1024 )) MiB"',
-            f'[ "$free_kib" -ge "$need_kib" ] || {{ echo "livecd-build: not enough space in '
-            f'{build.work}" >&2; exit 1; }}']
+            f'echo "work dir "{q(build.work)}": $(( free_kib / 1024 )) MiB free, the build '
+            'needs about $(( need_kib / 1024 )) MiB"',
+            f'[ "$free_kib" -ge "$need_kib" ] || {{ echo "livecd-build: not enough space in "'
+            f'{q(build.work)} >&2; exit 1; }}']
 
 
 def tool_inputs(build: Build) -> list[Path]:

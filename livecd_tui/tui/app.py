@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
+from textual.command import CommandPalette
+from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 
 from livecd_tui.profile import Profile
-from livecd_tui.tui import recovery
+from livecd_tui.tui import glyphs, recovery
 from livecd_tui.tui.dialogs import ConfirmScreen, OpenProfileScreen, PathScreen
 from livecd_tui.tui.editor_screen import EditorScreen
 
@@ -57,12 +60,18 @@ class LiveCDApp(App[None]):
     def __init__(self, profile: Profile, work_dir: Path | None = None,
                  stages: Sequence[Stage] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 detach: bool | None = None) -> None:
+                 detach: bool | None = None, ascii: bool | None = None) -> None:
         """``stages`` and ``clock`` default to the real ones; tests and screenshots pass
         small stages and a fixed clock so every picture comes out the same. ``detach``:
         builds run as background processes (by default with the real stages, which are
-        the only ones ``livecd-tui build`` runs), else inside the app."""
+        the only ones ``livecd-tui build`` runs), else inside the app. ``ascii``: draw
+        ASCII only (see :mod:`glyphs`); by default as the terminal and locale ask when the
+        app runs as the program, else not."""
         super().__init__()
+        #: Whether the app draws ASCII only (decided at the latest when it runs).
+        self.ascii: bool | None = None
+        if ascii is not None:
+            self._use_ascii(ascii)
         self.set_reactive(LiveCDApp.profile, profile)
         self.work_dir = work_dir
         self.clock = clock
@@ -75,6 +84,39 @@ class LiveCDApp(App[None]):
         self._keep_timer: Timer | None = None
         #: Whether the app is the program (``run``), not a test's (``run_test``).
         self._own_process = False
+        #: Textual's own glyphs set to ASCII while the app runs (ASCII mode).
+        self._ascii_textual: contextlib.AbstractContextManager[None] | None = None
+
+    def _use_ascii(self, ascii: bool) -> None:
+        self.ascii = ascii
+        if ascii:
+            self.css_path = [*self.css_path, glyphs.CSS]
+            self.driver_class = glyphs.AsciiDriver
+
+    def on_load(self) -> None:
+        if self.ascii is None:
+            self.ascii = False
+        if self.ascii:
+            self._ascii_textual = glyphs.textual_in_ascii()
+            self._ascii_textual.__enter__()
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """The header's title, with an ASCII separator in ASCII mode."""
+        if not self.ascii:
+            return super().format_title(title, sub_title)
+        return Content.assemble(title, (" - ", "dim"), Content(sub_title).stylize("dim")) \
+            if sub_title else Content(title)
+
+    def action_command_palette(self) -> None:
+        """Textual's command palette; with an ASCII icon in ASCII mode."""
+        if not self.ascii:
+            super().action_command_palette()
+        elif self.use_command_palette and not isinstance(self.screen, CommandPalette):
+            self.push_screen(glyphs.AsciiCommandPalette())
+
+    def get_loading_widget(self) -> Widget:
+        """Textual's loading indicator; one without its dots in ASCII mode."""
+        return glyphs.AsciiLoadingIndicator() if self.ascii else super().get_loading_widget()
 
     def on_mount(self) -> None:
         self._show_title()
@@ -88,6 +130,9 @@ class LiveCDApp(App[None]):
     def on_unmount(self) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._ascii_textual is not None:
+            self._ascii_textual.__exit__(None, None, None)
+            self._ascii_textual = None
 
     def _build_holds_work_dir(self) -> bool:
         from livecd_tui.build import Build
@@ -114,6 +159,8 @@ class LiveCDApp(App[None]):
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run in a terminal, as the program (the process is the app's to end)."""
         self._own_process = not kwargs.get("headless", False)
+        if self.ascii is None:
+            self._use_ascii(self._own_process and glyphs.ascii_wanted())
         return super().run(*args, **kwargs)
 
     # -- state -------------------------------------------------------------------------
@@ -173,7 +220,7 @@ class LiveCDApp(App[None]):
         if found is None:
             return
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(found.kept_at))
-        shown = found.changes[:6] + ([f"… and {len(found.changes) - 6} more"]
+        shown = found.changes[:6] + ([f"... and {len(found.changes) - 6} more"]
                                      if len(found.changes) > 6 else [])
         refused = ("\nNot taken back: " + "; ".join(found.refused[:3])) if found.refused else ""
         where = self.profile.path or "the new profile"
@@ -280,7 +327,7 @@ class LiveCDApp(App[None]):
                 if answer == "leave":
                     then()  # the screen lets go of the build when the app quits or forgets it
                 elif answer == "stop":
-                    self.notify("Stopping the build…", timeout=3)
+                    self.notify("Stopping the build...", timeout=3)
                     screen.stop_build(then)
 
             pid = f" (pid {screen.follow_pid})" if screen.follow_pid else ""

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Header, OptionList
+from textual.widgets import ContentSwitcher, Footer, OptionList, Static
 from textual.widgets.option_list import Option as ListOption
 
 from livecd_tui import runner
@@ -57,10 +57,12 @@ from livecd_tui.engine import (
 )
 from livecd_tui.options import MENUS, OPTIONS
 from livecd_tui.profile import Profile
+from livecd_tui.scrub import human
 from livecd_tui.terminal import printable
+from livecd_tui.tui import glyphs
 from livecd_tui.tui.describe import shown_path
 from livecd_tui.tui.detached import FollowFeed, build_args, snapshot_profile
-from livecd_tui.tui.stage_pane import MAX_LINES, StageList, StagePane
+from livecd_tui.tui.stage_pane import MAX_LINES, StageList, StageLog, StagePane
 
 if TYPE_CHECKING:
     from livecd_tui.tui.app import LiveCDApp
@@ -79,6 +81,12 @@ SPINNER = "|/-\\"
 SPINNER_RATE = 8
 #: Seconds between two looks at a followed build's files.
 FOLLOW_INTERVAL = 0.2
+#: Width of the status words in the stage list ("running 12.3s", "up to date").
+STATUS_WIDTH = 13
+#: Terminals narrower than this show the stage list with names only.
+COMPACT_BELOW = 72
+#: Boot loaders whose ISO boots from a USB stick too (when iso.hybrid is on).
+USB_LOADERS = ("grub2", "isolinux")
 #: Seconds between two looks at the work dir's lock while no build runs (a build started
 #: elsewhere, by the CLI or another app, is then followed here).
 LOCK_WATCH_INTERVAL = 1.0
@@ -110,6 +118,28 @@ def format_duration(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def finished_iso_text(build: Build) -> Text | None:
+    """Where the finished ISO is, its size, and how to put it on a USB stick (or that it
+    only boots from a CD); None while there is no ISO."""
+    iso = build.iso_path
+    try:
+        size = iso.stat().st_size
+    except OSError:
+        return None
+    where = shown_path(iso)
+    text = Text.assemble(("ISO: ", "bold"), (where, "bold"), f" ({human(size)})")
+    profile = build.profile
+    if profile["iso.hybrid"] and profile["bootloader.type"] in USB_LOADERS:
+        text.append("\nTo a USB stick (sdX: the whole stick, see lsblk; all on it is "
+                    "lost):\n", style="italic")
+        text.append("  " + shlex.join(["dd", f"if={where}", "of=/dev/sdX", "bs=4M",
+                                       "conv=fsync", "status=progress"]), style="bold")
+    else:
+        text.append("\nA CD image only (no USB boot: iso.hybrid off or GRUB legacy): "
+                    "burn it to a CD.", style="italic")
+    return text
 
 
 def option_for_failure(stage: Stage, failure: Failure | None,
@@ -200,13 +230,17 @@ class BuildScreen(Screen[None]):
         Binding("x", "stop", "Stop", tooltip="Stop the build, running here or in the "
                 "background (kills the running command)"),
         Binding("r", "retry", "Retry", tooltip="Run again from the failed stage"),
-        Binding("e", "fix", "Fix option", tooltip="Go to the option to change, then come "
+        Binding("e", "fix", "Fix", tooltip="Go to the option to change, then come "
                 "back with b and retry"),
         Binding("n", "skip", "Skip", tooltip="Go on with the stages after the failed one"),
         Binding("t", "shell", "Shell", tooltip="A shell in the stage's work dir"),
         Binding("y", "copy_command", "Copy cmd", show=False, tooltip="Copy the failing "
                 "command to the clipboard"),
         Binding("v", "view_log", "Full log", show=False, tooltip="The whole log in a pager"),
+        Binding("z", "zoom", "Zoom", tooltip="The log on the whole screen (it keeps "
+                "following the build); z again brings the stage list back"),
+        Binding("w", "toggle_wrap", "Wrap", tooltip="Wrap long log lines, or cut them (Tab "
+                "to the log, then the arrows scroll it sideways)"),
         Binding("escape,b", "editor", "Editor", tooltip="Back to the profile editor"),
         Binding("q", "quit", "Quit", show=False, tooltip="Quit (asks first; a build in the "
                 "background can go on)"),
@@ -218,6 +252,14 @@ class BuildScreen(Screen[None]):
     running: reactive[bool] = reactive(False)
     #: In step mode, the stage whose next step waits for Space.
     waiting: reactive[str | None] = reactive(None)
+    #: Whether long log lines wrap (else they are cut and the log scrolls sideways).
+    wrap: reactive[bool] = reactive(True, init=False)
+    #: Whether the log fills the screen (the stage list hidden).
+    zoomed: reactive[bool] = reactive(False, init=False)
+    #: Whether the stage list shows names only (a narrow terminal: room for the log).
+    compact: reactive[bool] = reactive(False, init=False)
+    #: Where the finished ISO is and how to use it, once a build made it.
+    finished_iso: reactive[Text | None] = reactive(None, init=False)
 
     def __init__(self, stages: Sequence[Stage], detach: bool = False) -> None:
         """``detach``: run builds as detached processes (the real stages only: a detached
@@ -248,11 +290,13 @@ class BuildScreen(Screen[None]):
         self._chosen: list[str] = []
         #: Step mode: the build thread waits on this before each step.
         self._gate = threading.Event()
+        #: The width of the stage names' column.
+        self._name_width = max((len(s.name) for s in self.stages), default=0)
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         build = self._build()
-        yield Header()
+        yield glyphs.header(self)
         with Horizontal():
             yield StageList(*[ListOption(self._row(s.name), id=s.name) for s in self.stages],
                             id="stage-list")
@@ -260,6 +304,7 @@ class BuildScreen(Screen[None]):
                                  if self.stages else None):
                 for stage in self.stages:
                     yield StagePane(stage, shown_path(build.log_path(stage.name)))
+        yield Static("", id="iso-info")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -301,6 +346,8 @@ class BuildScreen(Screen[None]):
                     pane.output.write_lines([printable(line)
                                              for line in lines[-TAIL_ON_OPEN:]])
             self._update_row(stage.name)
+        if self.views.get("iso", StageView()).status == "done":
+            self.finished_iso = finished_iso_text(build)
 
     def pane(self, name: str) -> StagePane:
         return self.query_one(f"#pane-{name}", StagePane)
@@ -326,8 +373,12 @@ class BuildScreen(Screen[None]):
             mark, style = SPINNER[frame % len(SPINNER)], "bold"
         else:
             mark, style = marks.get(view.status, (" ", ""))
-        return Text.assemble((mark, style), " ", (f"{name:<10}", "bold" if style else ""),
-                             " ", (self._status_words(view), style))
+        row = Text.assemble((mark, style), " ",
+                            (f"{name:<{self._name_width}}", "bold" if style else ""))
+        if not self.compact:
+            # Padded to the widest words: the list keeps its width while stages run.
+            row.append(f" {self._status_words(view):<{STATUS_WIDTH}}", style)
+        return row
 
     def _update_row(self, name: str) -> None:
         stage_list = self.query_one(StageList)
@@ -485,6 +536,8 @@ class BuildScreen(Screen[None]):
                 prepare_work_dir(build.work, build.epoch)
                 snapshot = snapshot_profile(build.profile, build.work)
                 feed.since = time.time()
+                if build.profile.path:  # the lock names the user's profile, not the copy
+                    extra = [*extra, "--shown-as", str(build.profile.path.resolve())]
                 pid = runner.start_detached(snapshot, build.work, extra)
                 if stop_requested.is_set():  # stopped before the build held its lock
                     runner.stop(build.work)
@@ -520,7 +573,7 @@ class BuildScreen(Screen[None]):
             return
         for name, view in self.views.items():
             if view.status == "running":
-                self.pane(name).status_line = "stopping: killing the running command…"
+                self.pane(name).status_line = "stopping: killing the running command..."
         if self.following:
             self._stop_detached(then)
         else:
@@ -694,10 +747,14 @@ class BuildScreen(Screen[None]):
                 self.query_one(StageList).highlighted = self._index(stuck)
             self.notify(event.error, title="The build stopped", severity="error", timeout=15)
         elif event.ok:
-            iso = self._build().iso_path
-            self.notify("Every stage finished" + (f"\nISO: {shown_path(iso)}"
-                                                  if iso.is_file() else ""),
-                        title="Build done", timeout=5)
+            build = self._build()
+            iso = build.iso_path
+            if self.views.get("iso", StageView()).status in ("done", "skipped"):
+                self.finished_iso = finished_iso_text(build)
+            if self.finished_iso is None:  # else the ISO's bar says it, not hidden by this
+                self.notify("Every stage finished" + (f"\nISO: {shown_path(iso)}"
+                                                      if iso.is_file() else ""),
+                            title="Build done", timeout=5)
         self.refresh_bindings()
 
     def _index(self, name: str) -> int:
@@ -705,6 +762,32 @@ class BuildScreen(Screen[None]):
 
     def watch_running(self) -> None:
         self.refresh_bindings()
+        if self.running:
+            self.finished_iso = None
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.compact = event.size.width < COMPACT_BELOW
+
+    def watch_compact(self) -> None:
+        for stage in self.stages:
+            self._update_row(stage.name)
+
+    def watch_wrap(self, wrap: bool) -> None:
+        for log in self.query(StageLog):
+            log.wrap = wrap
+
+    def watch_zoomed(self, zoomed: bool) -> None:
+        self.set_class(zoomed, "-zoomed")
+        name = self.selected
+        if zoomed and name:
+            self.pane(name).output.focus()
+        else:
+            self.query_one(StageList).focus()
+
+    def watch_finished_iso(self, text: Text | None) -> None:
+        info = self.query_one("#iso-info", Static)
+        info.update(text or "")
+        info.set_class(text is not None, "-shown")
 
     def watch_waiting(self) -> None:
         self.refresh_bindings()
@@ -755,7 +838,7 @@ class BuildScreen(Screen[None]):
 
     def action_next_step(self) -> None:
         if self.waiting is not None:
-            self.pane(self.waiting).status_line = "running the step…"
+            self.pane(self.waiting).status_line = "running the step..."
             self.waiting = None
             self._gate.set()
 
@@ -829,6 +912,14 @@ class BuildScreen(Screen[None]):
         if Path(pager[0]).name == "less":
             pager.append("+G")
         self._suspended([*pager, str(log)], log.parent, "")
+
+    def action_zoom(self) -> None:
+        self.zoomed = not self.zoomed
+
+    def action_toggle_wrap(self) -> None:
+        self.wrap = not self.wrap
+        self.notify("Long lines wrap" if self.wrap else
+                    "Long lines are cut: Tab to the log, arrows scroll it sideways", timeout=3)
 
     def action_editor(self) -> None:
         self.app.pop_screen()

@@ -13,10 +13,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TextArea
+from textual.widgets import Footer, TextArea
 
 from livecd_tui.build import Build
 from livecd_tui.profile import Profile
+from livecd_tui.tui import glyphs
 
 
 class CaptureScreen(Screen[None]):
@@ -35,7 +36,7 @@ class CaptureScreen(Screen[None]):
         self.every_path = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield glyphs.header(self)
         area = TextArea("", read_only=True, show_line_numbers=False, soft_wrap=False,
                         id="capture")
         area.border_title = "Preview: what the system image will hold"
@@ -47,7 +48,7 @@ class CaptureScreen(Screen[None]):
 
     def action_refresh(self) -> None:
         area = self.query_one("#capture", TextArea)
-        area.load_text("walking the system and packing a sample with mksquashfs…\n")
+        area.load_text("walking the system and packing a sample with mksquashfs...\n")
         area.loading = True
         self._preview(self.every_path)
 

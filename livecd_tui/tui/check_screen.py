@@ -19,6 +19,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option as ListOption
 
 from livecd_tui.profile import Profile
+from livecd_tui.tui import glyphs
 
 if TYPE_CHECKING:
     from livecd_tui.checks import CheckReport
@@ -56,7 +57,7 @@ class CheckScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog full", id="checks") as box:
             box.border_title = "Check"
             box.border_subtitle = "Enter: go to the option   K: kernel   r: again   Esc: close"
-            yield OptionList(ListOption(Text("checking…", style="italic"), disabled=True),
+            yield OptionList(ListOption(Text("checking...", style="italic"), disabled=True),
                              id="findings")
 
     def on_mount(self) -> None:
@@ -94,7 +95,9 @@ class CheckScreen(ModalScreen[str | None]):
                            key=lambda i: (i.ok, not i.note))
             if not items:
                 continue
-            options += [None, ListOption(Text(title, style="bold underline"), disabled=True)]
+            # OptionList draws its separators with "─": a blank line in ASCII mode.
+            gap = ListOption("", disabled=True) if glyphs.is_ascii(self) else None
+            options += [gap, ListOption(Text(title, style="bold underline"), disabled=True)]
             for number, item in enumerate(items):
                 mark, style = ("ok ", "dim") if item.ok else ("!! ", "bold red")
                 if kind == "kernel":  # the kernel findings start with their own state
@@ -104,7 +107,7 @@ class CheckScreen(ModalScreen[str | None]):
                 line = Text.assemble((mark, style), item.message)
                 leads_somewhere = bool(item.key) and (not item.ok or item.note)
                 if leads_somewhere:
-                    line.append(f"  → {item.key}", style="italic")
+                    line.append(f"  -> {item.key}", style="italic")
                 options.append(ListOption(line, id=f"{kind}-{number}:{item.key or ''}",
                                           disabled=not leads_somewhere))
         findings.set_options(options)

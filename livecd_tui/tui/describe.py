@@ -36,7 +36,7 @@ LEGEND = f"{MARK_CHANGED} changed  {MARK_INVALID} invalid  {MARK_HIDDEN} hidden"
 
 def short(text: str, width: int = VALUE_WIDTH) -> str:
     """``text`` cut to ``width`` characters, the cut shown with an ellipsis."""
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def shown_path(path: Path) -> str:
@@ -106,7 +106,7 @@ def menu_path(key: str) -> str:
 
 def summary_line(option: Option) -> str:
     """Type and default on one line, for the help panel."""
-    return f"{option.key} · {describe_type(option)} · default {format_value(option.default)}"
+    return f"{option.key} | {describe_type(option)} | default {format_value(option.default)}"
 
 
 def full_help(key: str, profile: Profile, problem: str | None = None) -> str:

@@ -62,7 +62,7 @@ class SearchScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide", id="search") as box:
             box.border_title = "Search keys, titles and help"
-            box.border_subtitle = "Enter: jump   ↓: results   Esc: cancel"
+            box.border_subtitle = "Enter: jump   Down: results   Esc: cancel"
             yield Input(self.query_text, compact=True, placeholder="words to find", id="query")
             yield OptionList(id="results")
 

@@ -12,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, Tree
+from textual.widgets import Footer, Static, Tree
 
 from livecd_tui.options import MENUS, OPTIONS, dependents_of
 from livecd_tui.profile import Profile, ProfileError
+from livecd_tui.tui import glyphs
 from livecd_tui.tui.describe import (
     LEGEND,
     full_help,
@@ -75,10 +76,10 @@ class EditorScreen(Screen[None]):
     app: LiveCDApp
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield glyphs.header(self)
         yield MenuTree(self.app.profile, id="tree")
         with Vertical(id="help-panel") as panel:
-            panel.border_title = f"Help ─── {LEGEND}"
+            panel.border_title = f"Help -- {LEGEND}"
             yield HelpPanel(id="help")
         yield Footer(compact=True)
 

@@ -131,7 +131,7 @@ class ListEditor(EditorDialog):
         Binding("shift+down,ctrl+down", "move(1)", "Move down"),
     ]
 
-    HINT = "Enter: add   Del: remove   Shift+↑/↓: move   Tab: list/input   Esc: done"
+    HINT = "Enter: add   Del: remove   Shift+Up/Down: move   Tab: list/input   Esc: done"
 
     def __init__(self, profile: Profile, key: str) -> None:
         super().__init__(profile, key)

@@ -182,7 +182,7 @@ class KernelScreen(ModalScreen[None]):
         with Vertical(classes="dialog full", id="kernel") as box:
             box.border_title = "Kernel requirements"
             box.border_subtitle = "?: why   f: fix   m: menuconfig   r: again   Esc: close"
-            yield Static(Text("checking…", style="italic"), id="kernel-head")
+            yield Static(Text("checking...", style="italic"), id="kernel-head")
             table: DataTable[Text | str] = DataTable(id="kernel-table", cursor_type="row",
                                                      zebra_stripes=False)
             table.add_columns("state", "symbol", "found", "why")
@@ -292,7 +292,7 @@ class KernelScreen(ModalScreen[None]):
         if not self._can_change():
             return
         self.busy = True
-        self.notify("Planning the fix on a copy of .config (scripts/config + olddefconfig)…",
+        self.notify("Planning the fix on a copy of .config (scripts/config + olddefconfig)...",
                     timeout=4)
         self._plan_fix(modules)
 

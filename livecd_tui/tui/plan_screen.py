@@ -10,11 +10,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TextArea
+from textual.widgets import Footer, TextArea
 
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, render_script
 from livecd_tui.profile import Profile
+from livecd_tui.tui import glyphs
 from livecd_tui.tui.describe import shown_path
 from livecd_tui.tui.dialogs import PathScreen
 
@@ -50,8 +51,8 @@ class PlanScreen(Screen[None]):
         self.stages = list(stages)
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        area = TextArea("planning…", read_only=True, show_line_numbers=False, soft_wrap=False,
+        yield glyphs.header(self)
+        area = TextArea("planning...", read_only=True, show_line_numbers=False, soft_wrap=False,
                         id="plan")
         area.border_title = "Plan: the commands each stage runs"
         yield area

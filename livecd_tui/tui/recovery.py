@@ -78,7 +78,7 @@ def recovered(profile: Profile) -> Recovered | None:
             copy.set(key, value)
         except ProfileError as err:
             refused.append("; ".join(str(p.message) for p in err.problems) + f" ({key})")
-    changes = [f"{key}: {_short(profile.values.get(key))} → {_short(value)}"
+    changes = [f"{key}: {_short(profile.values.get(key))} -> {_short(value)}"
                for key, value in copy.values.items() if profile.values.get(key) != value]
     if not changes:
         return None
@@ -96,4 +96,4 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, A
 
 def _short(value: Any) -> str:
     text = format_value(value)
-    return text if len(text) <= 30 else text[:29] + "…"
+    return text if len(text) <= 30 else text[:27] + "..."

@@ -118,28 +118,37 @@ async def failed(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
-SHOTS: list[tuple[str, Steps, bool]] = [
-    # (file name, what to do, whether to use the small failing stages)
-    ("editor", editor, False),
-    ("help", help_screen, False),
-    ("search", search, False),
-    ("refused-value", refused, False),
-    ("list-editor", list_editor, False),
-    ("choice-editor", choice_editor, False),
-    ("check", checks, False),
-    ("plan", plan, False),
-    ("build-preflight", preflight, False),
-    ("build-failed", failed, True),
+async def failed_zoomed(pilot: Pilot[None]) -> None:
+    await failed(pilot)
+    await pilot.press("z")
+
+
+SHOTS: list[tuple[str, Steps, bool, bool]] = [
+    # (file name, what to do, whether to use the small failing stages, ASCII mode)
+    ("editor", editor, False, False),
+    ("help", help_screen, False, False),
+    ("search", search, False, False),
+    ("refused-value", refused, False, False),
+    ("list-editor", list_editor, False, False),
+    ("choice-editor", choice_editor, False, False),
+    ("check", checks, False, False),
+    ("plan", plan, False, False),
+    ("build-preflight", preflight, False, False),
+    ("build-failed", failed, True, False),
+    ("build-failed-zoomed", failed_zoomed, True, False),
+    # A Linux console without a UTF-8 locale (LANG=C, TERM=linux).
+    ("help-ascii", help_screen, False, True),
+    ("build-failed-ascii", failed, True, True),
     # The whole demo build, boot test included: a minute or so on a machine with the tools.
-    ("build-all", build_all, False),
+    ("build-all", build_all, False, False),
 ]
 
 
-async def shoot(name: str, steps: Steps, small: bool, out: Path, profile_path: Path,
-                work: Path) -> Path:
+async def shoot(name: str, steps: Steps, small: bool, ascii: bool, out: Path,
+                profile_path: Path, work: Path) -> Path:
     """Drive a fresh app to one state and save it."""
     app = LiveCDApp(load_profile(profile_path), work_dir=work / name,
-                    stages=failing_stages() if small else None)
+                    stages=failing_stages() if small else None, ascii=ascii)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await steps(pilot)
@@ -151,8 +160,9 @@ async def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="livecd-tui-shots-"))
     try:
-        for name, steps, small in SHOTS:
-            path = await shoot(name, steps, small, out, Path("profiles/demo.toml"), work)
+        for name, steps, small, ascii in SHOTS:
+            path = await shoot(name, steps, small, ascii, out, Path("profiles/demo.toml"),
+                               work)
             print(path)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -8,8 +8,12 @@ moves instead of a wall of ``\\r``-redrawn lines filling the log.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+import textwrap
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -20,9 +24,12 @@ from textual.widgets import Log, OptionList, ProgressBar, Static
 from livecd_tui import kbuild
 from livecd_tui.engine import Failure, Stage
 from livecd_tui.qemu import BOOT_PHASES, boot_phase
+from livecd_tui.tui import glyphs
 
 #: Lines each pane keeps in memory (the full log is in WORK/logs/STAGE.log).
 MAX_LINES = 2000
+#: The start of a wrapped line's continuations.
+CONTINUED = "  "
 
 _MKSQUASHFS = re.compile(r"\]\s+\d+/\d+\s+(\d{1,3})%\s*$")
 _XORRISO = re.compile(r"UPDATE\s*:\s*([\d.]+)%\s+done")
@@ -76,6 +83,87 @@ class StageList(OptionList):
     ]
 
 
+def wrap_line(line: str, width: int) -> list[str]:
+    """One log line cut into lines of at most ``width`` cells, at spaces where it can be
+    (an argv stays readable), the continuations indented by two."""
+    if width < 8 or cell_len(line) <= width:
+        return [line]
+    line = line.rstrip()  # a serial console pads its lines with spaces
+    if cell_len(line) <= width:
+        return [line]
+    return textwrap.wrap(line, width, subsequent_indent=CONTINUED, break_on_hyphens=False,
+                         replace_whitespace=False, expand_tabs=False)
+
+
+class StageLog(Log):
+    """A stage's log lines, wrapped at the pane's width or cut and scrolled sideways.
+
+    The lines as they came are kept (at most ``MAX_LINES``), so the log is wrapped again
+    when the pane's width changes or wrapping is turned off.
+    """
+
+    #: Wrap long lines (else they are cut; the log then scrolls sideways).
+    wrap: reactive[bool] = reactive(True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_lines=MAX_LINES, **kwargs)
+        self._raw: deque[str] = deque(maxlen=MAX_LINES)
+        self._wrapped_at = 0
+
+    @property
+    def unwrapped(self) -> list[str]:
+        """The lines as they were written (the last ``MAX_LINES``), however they are shown."""
+        return list(self._raw)
+
+    def _wrap_width(self) -> int:
+        # The scroll bar's column kept free: lines that make it appear still fit.
+        width = self.content_region.width - self.styles.scrollbar_size_vertical
+        return max(0, width) if self.wrap else 0
+
+    def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
+        lines = [part for line in lines for part in (line.splitlines() or [""])]
+        width = self._wrap_width()
+        shown_before = bool(self._raw)
+        self._raw.extend(lines)
+        if shown_before and width != self._wrapped_at:
+            # Written at another width (the pane was hidden, or resized since): all again.
+            self._show_again()
+            return self
+        self._wrapped_at = width
+        return self._show(lines, width, scroll_end)
+
+    def _show(self, lines: list[str], width: int, scroll_end: bool | None) -> Self:
+        if width:
+            lines = [part for line in lines for part in wrap_line(line, width)]
+        return super().write_lines(lines, scroll_end)
+
+    def clear(self) -> Self:
+        self._raw.clear()
+        return super().clear()
+
+    def _show_again(self) -> None:
+        """Show the kept lines again at the current width (or unwrapped)."""
+        width = self._wrapped_at = self._wrap_width()
+        super().clear()
+        self._show(list(self._raw), width, scroll_end=True)
+
+    def _rewrap(self) -> None:
+        if self._wrap_width() != self._wrapped_at:
+            self._show_again()
+
+    def on_mount(self) -> None:
+        # Follow the end through new lines and size changes (a failure shown above the
+        # log, zooming) until the user scrolls up.
+        self.anchor()
+
+    def watch_wrap(self) -> None:
+        if self.is_mounted:
+            self._rewrap()
+
+    def on_resize(self) -> None:
+        self._rewrap()
+
+
 class StagePane(Vertical):
     """One stage's output: the failure (if any), the current step, progress, the log."""
 
@@ -98,12 +186,15 @@ class StagePane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", classes="pane-failure")
         yield Static(self.status_line, classes="pane-status")
-        yield ProgressBar(total=1, show_eta=False, classes="pane-progress")
-        yield Log(max_lines=MAX_LINES, classes="pane-log")
+        bar = ProgressBar(total=1, show_eta=False, classes="pane-progress")
+        if glyphs.is_ascii(self):
+            bar.BAR_RENDERABLE = glyphs.AsciiBar
+        yield bar
+        yield StageLog(classes="pane-log")
 
     @property
-    def output(self) -> Log:
-        return self.query_one(Log)
+    def output(self) -> StageLog:
+        return self.query_one(StageLog)
 
     @property
     def bar(self) -> ProgressBar:
@@ -117,7 +208,7 @@ class StagePane(Vertical):
 
     def _show_status(self) -> None:
         if self.is_mounted:
-            line = self.status_line + (f" · {self.detail}" if self.detail else "")
+            line = self.status_line + (f" - {self.detail}" if self.detail else "")
             self.query_one(".pane-status", Static).update(Text(line))
 
     def within_step(self, fraction: float) -> None:

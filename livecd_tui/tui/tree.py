@@ -17,6 +17,7 @@ from textual.widgets.tree import TreeNode
 
 from livecd_tui.options import MENUS, OPTIONS, options_in, submenus_of
 from livecd_tui.profile import Profile
+from livecd_tui.tui import glyphs
 from livecd_tui.tui.describe import menu_label, option_label, problems_by_key
 
 
@@ -62,6 +63,9 @@ class MenuTree(Tree[str]):
         self._pending_cursor: TreeNode[str] | None = None
 
     def on_mount(self) -> None:
+        if glyphs.is_ascii(self):
+            self.ICON_NODE, self.ICON_NODE_EXPANDED = glyphs.TREE_ICONS
+            self.LINES = dict.fromkeys(Tree.LINES, glyphs.TREE_LINES)
         self.rebuild()
 
     # -- drawing ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ def test_classic_method_boots(tmp_path: Path, classic_tree: Path) -> None:
     assert result.code == 0, result.output[-5000:]
     log = serial_log(work)
     assert "using deprecated initrd support" in log, "the kernel ran the classic initrd"
+    assert "livecd: medium found on /dev/sr0 (iso9660, label LIVECD_CLASSIC)" in log
     assert "livecd: switching to the live system" in log
     assert "live system up, root is tmpfs" in log
     assert "LIVECD-ETC-FROM-ARCHIVE" in log, "/etc came from the archive with the overrides"
