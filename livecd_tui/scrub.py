@@ -261,6 +261,9 @@ def keep_allowed(plan: ScrubPlan, root: Path, tops: Iterable[str]) -> None:
     for rel in sorted(plan.allow):
         pattern = matcher.excluded(rel)
         path = root / rel
+        if rel.split("/")[0] in packed and not os.path.lexists(path):
+            plan.notes.append(f"{ALLOW_OPTION} lists /{rel}, which {root} does not have")
+            continue
         if rel.split("/")[0] not in packed or pattern is None or \
                 realpath_in(root, rel) != path or not path.is_file():
             continue

@@ -231,3 +231,11 @@ def test_line_formats_do_not_backtrack_without_end() -> None:
     assert secrets.scan_data("srv/list", data) is None
     assert secrets.scan_data("srv/list", data[:-4]) is not None
     assert time.monotonic() - started < 5
+
+
+def test_an_allowed_path_that_is_not_there_is_noted(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    plan = scrub.ScrubPlan(allow=frozenset({"etc/wireguard/wg0.conf", "srv/x"}))
+    scrub.keep_allowed(plan, tmp_path, ["etc"])
+    assert plan.notes == [f"system.scrub.allow lists /etc/wireguard/wg0.conf, which {tmp_path} "
+                          "does not have"]
