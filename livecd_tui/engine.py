@@ -82,6 +82,9 @@ class Stage:
     uses: tuple[str, ...] = ()
     #: Files or dirs whose contents the stage reads (fingerprinted by size and mtime).
     inputs: Callable[[Build], list[Path]] = field(default=lambda build: [])
+    #: Run once the stage's outputs are in their done dir: publishes what must describe a
+    #: finished stage only (the scrub report in out/).
+    on_done: Callable[[Build], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -574,6 +577,8 @@ class Engine:
                 shutil.rmtree(done, ignore_errors=True)
                 partial.rename(done)
                 state.output = output_digest(done)
+                if stage.on_done is not None:  # an OSError: the outputs were not published
+                    stage.on_done(build)
                 write(f"== {stage.name}: done in {time.time() - started:.1f} s")
             except OSError as err:
                 failure = io_failure(stage.name, len(steps), "publish the stage's outputs",

@@ -488,12 +488,27 @@ _OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "system.scrub.secrets",
-        "Known secret files",
+        "Secrets",
         "bool",
         True,
-        "Leave out .netrc, .gnupg, .pgpass, .git-credentials (anywhere), private keys "
-        ".ssh/id_* of root and the users, /etc/ssl/private/*, NetworkManager's saved "
-        "connections, debconf's passwords.dat and the random seeds.",
+        "Leave out known secret files (.netrc, .gnupg, .pgpass, .git-credentials anywhere; "
+        ".ssh/id_*, .aws, .kube, .docker/config.json, keyrings and browser profiles in "
+        "/root, /home and service homes; /etc/ssl/private, letsencrypt keys, keytabs, "
+        "apt auth.conf, mysql's debian.cnf, ppp and ipsec secrets, iwd and NetworkManager "
+        "secrets, Bluetooth keys, systemd credentials, cloud-init user data, k3s and "
+        "kubernetes keys...), and scan every other packed file for secrets by content "
+        "(private keys, WireGuard keys, Wi-Fi PSKs, keytabs, password hashes, cloud "
+        "credentials...): a file holding one is left out, or for a setting in /etc packed "
+        "with the value replaced. The build's last check scans the image again.",
+    ),
+    Option(
+        "system.scrub.allow",
+        "Allowed secrets",
+        "list",
+        [],
+        "Files packed as they are even though the scrub would leave them out or replace "
+        "their secrets (by their path or their content), as paths in the system: "
+        "'/etc/wireguard/wg0.conf'. The scrub report lists them as kept.",
     ),
     Option(
         "system.login.user",

@@ -20,11 +20,13 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
+import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from livecd_tui import accounts, excludes
+from livecd_tui import accounts, excludes, secrets
 from livecd_tui.build import Build
 
 #: History files left out wherever they are (system.scrub.histories).
@@ -42,21 +44,49 @@ class Rule:
     patterns: tuple[str, ...]
 
 
+#: Where each home-like directory's secrets are: root's, the users', and those of service
+#: accounts whose homes are elsewhere (/var/lib/NAME, /srv/NAME, /opt/NAME).
+_HOMES = ("root", "home/*", "var/lib/*", "srv/*", "opt/*", "var/*")
+#: Per-user stores of credentials (only packed when system.scrub.home is off, or for the
+#: service accounts).
+USER_SECRETS = (".ssh/id_*", ".aws", ".docker/config.json", ".kube", ".password-store",
+                ".mozilla", ".thunderbird", ".config/google-chrome", ".config/chromium",
+                ".config/BraveSoftware", ".config/gh/hosts.yml", ".local/share/keyrings",
+                ".config/rclone/rclone.conf", ".s3cfg", ".config/gcloud")
+
 RULES: tuple[Rule, ...] = (
     Rule("system.scrub.ssh_host_keys", "SSH host key (the live system makes its own)",
          ("etc/ssh/ssh_host_*",)),
     Rule("system.scrub.passwords", "password backup",
-         ("etc/shadow-", "etc/gshadow-", "etc/security/opasswd")),
+         ("etc/shadow-", "etc/gshadow-", "etc/security/opasswd", "var/backups/*shadow*")),
     Rule("system.scrub.histories", "history file", tuple("... " + n for n in HISTORY_FILES)),
     Rule("system.scrub.home", "home contents", ("root/*", "root/.*", "home/*/*", "home/*/.*")),
     Rule("system.scrub.logs", "log", ("var/log/*", "var/log/.*")),
     Rule("system.scrub.caches", "user cache", ("root/.cache", "home/*/.cache")),
     Rule("system.scrub.tmp", "temporary file", ("tmp/*", "tmp/.*", "var/tmp/*", "var/tmp/.*")),
     Rule("system.scrub.secrets", "secret file",
-         ("... .netrc", "... .gnupg", "... .pgpass", "... .git-credentials", "root/.ssh/id_*",
-          "home/*/.ssh/id_*", "etc/ssl/private/*", "etc/ssl/private/.*",
-          "etc/NetworkManager/system-connections/*", "var/cache/debconf/passwords.dat",
-          "var/lib/systemd/random-seed", "var/lib/urandom/random-seed")),
+         ("... .netrc", "... .gnupg", "... .pgpass", "... .git-credentials", "... *.keytab",
+          *(f"{home}/{name}" for home in _HOMES for name in USER_SECRETS),
+          "etc/ssl/private/*", "etc/ssl/private/.*", "etc/pki/tls/private/*",
+          "etc/pki/tls/private/.*", "etc/letsencrypt/accounts", "etc/letsencrypt/keys",
+          "etc/letsencrypt/archive/*/privkey*", "etc/letsencrypt/live/*/privkey*",
+          "etc/apt/auth.conf", "etc/apt/auth.conf.d/*", "etc/mysql/debian.cnf",
+          "etc/cryptsetup-keys.d/*", "etc/ppp/*-secrets", "etc/ipsec.secrets",
+          "etc/ipsec.d/private/*", "etc/swanctl/private/*", "etc/openvpn/*.key",
+          "etc/openvpn/*/*.key", "etc/wireguard/*.key", "etc/wireguard/*private*",
+          "etc/NetworkManager/system-connections/*", "var/lib/iwd/*.psk",
+          "var/lib/iwd/*.8021x", "var/lib/NetworkManager/secret_key",
+          "var/lib/bluetooth/*/*", "var/lib/systemd/credential.secret", "etc/credstore/*",
+          "etc/credstore.encrypted/*", "usr/lib/credstore/*", "usr/lib/credstore.encrypted/*",
+          "var/lib/cloud/instances/*/user-data*", "var/lib/cloud/instances/*/vendor-data*",
+          "var/lib/cloud/instances/*/cloud-config.txt", "var/lib/cloud/instances/*/obj.pkl",
+          "var/lib/cloud/seed", "etc/kubernetes/*.conf", "etc/kubernetes/pki/*.key",
+          "etc/kubernetes/pki/*/*.key", "etc/rancher/k3s/k3s.yaml",
+          "var/lib/rancher/k3s/server/token", "var/lib/rancher/k3s/server/node-token",
+          "var/lib/rancher/k3s/server/cred", "var/lib/rancher/k3s/server/tls",
+          "var/lib/rancher/k3s/agent/*.key", "etc/docker/key.json",
+          "var/cache/debconf/passwords.dat", "var/lib/systemd/random-seed",
+          "var/lib/urandom/random-seed")),
 )
 
 #: Where a systemd drop-in makes sshd's host keys at boot, and its file name.
@@ -108,6 +138,10 @@ class ScrubPlan:
     replacements: list[Replacement] = field(default_factory=list)
     new_dirs: list[NewDir] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Whether packed files are scanned for secrets by content (system.scrub.secrets).
+    scan: bool = False
+    #: Paths (relative to the root) kept even when they hold a secret (system.scrub.allow).
+    allow: frozenset[str] = frozenset()
 
     def all_patterns(self) -> list[excludes.Pattern]:
         """The scrub's patterns plus one per replaced file (mksquashfs ignores a pseudo file
@@ -192,11 +226,13 @@ def make_plan(build: Build, root: Path, tops: Iterable[str],
     """
     system_root = system_root or root
     packed = set(tops)
-    plan = ScrubPlan(patterns=static_patterns(build))
+    plan = ScrubPlan(patterns=static_patterns(build), scan=enabled(build, CONTENT_OPTION),
+                     allow=frozenset(secrets.normalise_allow(build.profile[ALLOW_OPTION])))
     login = live_login(build, system_root)
     if "var" in packed:
         _var(build, plan, root)
     if "etc" not in packed:
+        keep_allowed(plan, root, packed)
         return plan
     if enabled(build, "system.scrub.machine_id"):
         _machine_id(plan, root)
@@ -213,7 +249,29 @@ def make_plan(build: Build, root: Path, tops: Iterable[str],
         _live_home(build, plan, root, system_root, init, login.user, all_root)
     if login.password_field == "":
         _warn_empty_passwords(plan, root)
+    keep_allowed(plan, root, packed)
     return plan
+
+
+def keep_allowed(plan: ScrubPlan, root: Path, tops: Iterable[str]) -> None:
+    """Files that system.scrub.allow lists and a scrub pattern leaves out: packed all the
+    same, as they are (a pseudo file for mksquashfs, written back into a staging tree)."""
+    matcher = excludes.Matcher(plan.patterns)
+    packed = set(tops)
+    for rel in sorted(plan.allow):
+        pattern = matcher.excluded(rel)
+        path = root / rel
+        if rel.split("/")[0] in packed and not os.path.lexists(path):
+            plan.notes.append(f"{ALLOW_OPTION} lists /{rel}, which {root} does not have")
+            continue
+        if rel.split("/")[0] not in packed or pattern is None or \
+                realpath_in(root, rel) != path or not path.is_file():
+            continue
+        mode, uid, gid, _ = _stat_of(path, 0o600)
+        plan.replacements.append(Replacement(
+            rel, path.read_bytes(), mode, uid, gid, ALLOW_OPTION,
+            f"left out by {pattern.option} ({pattern.reason}), kept: listed in {ALLOW_OPTION}",
+            replaces=False))
 
 
 def _var(build: Build, plan: ScrubPlan, root: Path) -> None:
@@ -600,15 +658,79 @@ def _read(path: Path) -> str:
 
 
 def _warn_empty_passwords(plan: ScrubPlan, root: Path) -> None:
-    config = _read(root / "etc" / "ssh" / "sshd_config")
-    for line in config.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0].lower() == "permitemptypasswords" and \
-                words[1].lower() == "yes":
-            plan.notes.append("sshd_config has 'PermitEmptyPasswords yes' and the live login "
-                              "has no password: anyone on the network can log in; set "
-                              "system.login.password")
-            return
+    """A note when sshd_config or one of its drop-ins (sshd_config.d/*.conf, which Debian's
+    and Fedora's sshd_config include) allows empty passwords."""
+    ssh = root / "etc" / "ssh"
+    try:
+        drop_ins = sorted(n for n in os.listdir(ssh / "sshd_config.d") if n.endswith(".conf"))
+    except OSError:
+        drop_ins = []
+    for name in ("sshd_config", *(f"sshd_config.d/{n}" for n in drop_ins)):
+        for line in _read(ssh / name).splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0].lower() == "permitemptypasswords" and \
+                    words[1].lower() == "yes":
+                plan.notes.append(f"{name} has 'PermitEmptyPasswords yes' and the live login "
+                                  "has no password: anyone on the network can log in; set "
+                                  "system.login.password")
+                return
+
+
+# -- secrets found by content ----------------------------------------------------------------
+CONTENT_OPTION = "system.scrub.secrets"
+ALLOW_OPTION = "system.scrub.allow"
+
+
+def packed_files(root: Path, sources: Sequence[str], other: Sequence[excludes.Pattern],
+                 plan: ScrubPlan) -> list[str]:
+    """The regular files the image packs from ``root`` (paths relative to it), less those
+    the plan replaces."""
+    replaced = {r.path for r in plan.replacements}
+    return [e.relpath for e in excludes.walk(root, sources, [*other, *plan.all_patterns()])
+            if e.excluded_by is None and stat.S_ISREG(e.st.st_mode)
+            and e.relpath not in replaced]
+
+
+def scan_content(root: Path, files: Sequence[str], plan: ScrubPlan) -> list[Finding]:
+    """Scan ``files`` (in ``root``) for secrets and add to the plan what that asks for: a file
+    holding one is left out (an exclude pattern), or, for a config file in /etc whose every
+    secret is a setting's value, replaced by a copy with the values replaced. Returns the
+    findings of the files kept because system.scrub.allow lists them."""
+    if not plan.scan:
+        return []
+    return _add_results(root, secrets.scan_files(root, files), plan)
+
+
+def _add_results(root: Path, results: Sequence[secrets.Result],
+                 plan: ScrubPlan) -> list[Finding]:
+    kept = []
+    for result in results:
+        what = f"{result.why} [{result.rules}]"
+        if result.path in plan.allow:
+            kept.append(Finding("kept", result.path, ALLOW_OPTION,
+                                f"holds a secret ({what}), kept: listed in {ALLOW_OPTION}"))
+        elif result.redacted is not None:
+            mode, uid, gid, _ = _stat_of(root / result.path, 0o644)
+            plan.replacements.append(Replacement(result.path, result.redacted, mode, uid, gid,
+                                                 CONTENT_OPTION, f"secret values replaced: {what}"))
+        else:
+            if "\n" in result.path:
+                raise ScrubError(f"{result.path!r} holds a secret ({what}) and its name has a "
+                                 "newline, which mksquashfs's exclude file cannot name",
+                                 hint="rename or remove it in the system, or add the "
+                                      "directory to system.excludes", option="system.excludes")
+            plan.patterns.append(excludes.parse(excludes.escape(result.path),
+                                                f"holds a secret: {what}", CONTENT_OPTION))
+    return kept
+
+
+def check_secrets(tree: Path, allow: Iterable[str],
+                  files: Sequence[str] | None = None) -> list[str]:
+    """The check after the build: each file below ``tree`` (an unpacked image or archive)
+    that holds a secret and is not allowed, with the rules that found it."""
+    allowed = set(allow)
+    results = secrets.scan_files(tree, secrets.regular_files(tree) if files is None else files)
+    return [f"{r.path} ({r.rules})" for r in results if r.path not in allowed]
 
 
 # -- findings ------------------------------------------------------------------------------
@@ -617,13 +739,15 @@ def find_removed(root: Path, sources: Sequence[str], other: Sequence[excludes.Pa
     """What the scrub's patterns leave out of ``sources``: each excluded file or directory
     (with what it holds), met by walking the root with every exclude applied."""
     scrub_patterns = set(map(id, plan.patterns))
+    kept = {r.path for r in plan.replacements if r.option == ALLOW_OPTION}
     found = []
     for entry in excludes.walk(root, sources, [*other, *plan.all_patterns()]):
         pattern = entry.excluded_by
-        if pattern is None or id(pattern) not in scrub_patterns:
+        if pattern is None or id(pattern) not in scrub_patterns or entry.relpath in kept:
             continue
         if entry.is_dir:
-            inside = _files_below(root, entry.relpath)
+            inside = [(rel, size) for rel, size in _files_below(root, entry.relpath)
+                      if rel not in kept]
             found.append(Finding("removed", entry.relpath + "/", pattern.option, pattern.reason,
                                  len(inside), sum(size for _, size in inside),
                                  tuple(rel for rel, _ in inside)))
@@ -656,8 +780,9 @@ def changed_findings(plan: ScrubPlan, tops: Iterable[str],
     out = []
     for r in plan.replacements:
         if r.path.split("/")[0] in inside:
-            out.append(Finding("replaced" if r.replaces else "added", r.path, r.option, r.why,
-                               1, len(r.content)))
+            action = "kept" if r.option == ALLOW_OPTION else \
+                "replaced" if r.replaces else "added"
+            out.append(Finding(action, r.path, r.option, r.why, 1, len(r.content)))
     for d in plan.new_dirs:
         if d.path.split("/")[0] in inside or (homes and d.option == "system.login.user"):
             out.append(Finding("recreated" if d.option != "system.login.user" else "added",
@@ -681,7 +806,9 @@ def report(title: str, findings: Sequence[Finding], notes: Sequence[str],
     lines.append(f"-- {len(removed)} removed ({sum(f.files for f in removed)} files, "
                  f"{human(sum(f.size for f in removed))}), "
                  f"{sum(f.action == 'replaced' for f in findings)} replaced, "
-                 f"{sum(f.action in ('added', 'recreated') for f in findings)} added")
+                 f"{sum(f.action in ('added', 'recreated') for f in findings)} added"
+                 + (f", {kept} kept by {ALLOW_OPTION}"
+                    if (kept := sum(f.action == "kept" for f in findings)) else ""))
     return lines
 
 
@@ -689,17 +816,28 @@ REPORT_NAME = "scrub.txt"
 
 
 def publish_report(build: Build, stage: str, lines: Sequence[str], out: Path) -> Path:
-    """Write this stage's part of the report into its output dir, and the whole report
-    (system image and /etc archive) to ``out/PROFILE.scrub.txt``. ``lines`` are the full
-    report (every file of a removed directory)."""
-    (out / REPORT_NAME).write_text("\n".join(lines) + "\n")
-    parts = []
-    for name in ("system", "writable"):
-        if name == stage:
-            parts.append(out / REPORT_NAME)
-        elif (build.done_dir(name) / REPORT_NAME).is_file():
-            parts.append(build.done_dir(name) / REPORT_NAME)
-    target = build.work / "out" / f"{build.profile.name}.scrub.txt"
+    """Write this stage's part of the report (``lines``: the full report, every file of a
+    removed directory) into its output dir; :func:`publish_combined` makes the whole report
+    from it once the stage is done."""
+    path = out / REPORT_NAME
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def report_path(build: Build) -> Path:
+    """Where the whole report goes: ``out/PROFILE.scrub.txt``."""
+    return build.work / "out" / f"{build.profile.name}.scrub.txt"
+
+
+def publish_combined(build: Build) -> None:
+    """The whole report (system image and /etc archive) to ``out/PROFILE.scrub.txt``, from
+    the finished stages' parts: called when a stage that scrubs is done, so the report never
+    describes an image that was not finished."""
+    parts = [build.done_dir(name) / REPORT_NAME for name in ("system", "writable")
+             if (build.done_dir(name) / REPORT_NAME).is_file()]
+    if not parts:
+        return
+    target = report_path(build)
     target.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# What livecd-tui left out of or replaced in the packed copy of "
               f"{build.system_root} (profile {build.profile.name}).\n"
@@ -709,7 +847,6 @@ def publish_report(build: Build, stage: str, lines: Sequence[str], out: Path) ->
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(target)
-    return target
 
 
 # -- the squashfs --------------------------------------------------------------------------
@@ -796,31 +933,109 @@ def verify_image(image: Path, findings: Sequence[Finding], plan: ScrubPlan) -> l
     differs from livecd-tui's. Empty when the scrub held."""
     paths = image_paths(image)
     kept_dirs = {d.path for d in plan.new_dirs}
+    kept = {r.path for r in plan.replacements if r.option == ALLOW_OPTION}
     problems = []
     for f in findings:
         rel = f.path.rstrip("/")
         if f.action == "removed":
+            if any(k.startswith(rel + "/") for k in kept):
+                continue  # a directory that holds an allowed file: the image has the file
             if rel in kept_dirs:
                 inside = sorted(p for p in paths if p.startswith(rel + "/"))
                 if inside:
                     problems.append(f"{rel} should be empty but holds {inside[0]}")
             elif rel in paths:
                 problems.append(f"{rel} is in the image")
-        elif f.action in ("replaced", "added") and not f.path.endswith("/"):
+        elif (f.action in ("replaced", "added") or rel in kept) and not f.path.endswith("/"):
             wanted = next(r.content for r in plan.replacements if r.path == rel)
             if image_file(image, rel) != wanted:
                 problems.append(f"{rel} in the image is not livecd-tui's replacement")
     return problems
 
 
+def image_regular_files(image: Path) -> list[tuple[str, int]]:
+    """(path, size) of every regular file in a squashfs image (``unsquashfs -lln``)."""
+    result = subprocess.run(["unsquashfs", "-lln", str(image)], capture_output=True, text=True,
+                            errors="surrogateescape", check=False)
+    if result.returncode != 0:
+        raise ScrubError(f"unsquashfs -lln {image} failed: {result.stderr.strip()}")
+    out = []
+    for line in result.stdout.splitlines():
+        fields = line.split(None, 5)
+        if len(fields) == 6 and fields[0].startswith("-") and fields[2].isdigit() and \
+                fields[5].startswith("squashfs-root/"):
+            out.append((fields[5][len("squashfs-root/"):], int(fields[2])))
+    return out
+
+
+def image_secrets(image: Path, into: Path, allow: Iterable[str]) -> list[str]:
+    """The check after the build on what the squashfs really holds: its files unpacked into
+    ``into`` (each one the scan reads whole: up to secrets.HEAD_LIMIT, key material by name
+    up to secrets.KEY_LIMIT; bigger ones were only scanned at their head before packing)
+    and scanned with the same rules. Returns each secret that ``allow`` does not list."""
+    wanted = [p for p, size in image_regular_files(image)
+              if size <= secrets.read_limit(p) and "\n" not in p]
+    shutil.rmtree(into, ignore_errors=True)
+    if not wanted:
+        return []
+    into.parent.mkdir(parents=True, exist_ok=True)
+    listing = into.parent / (into.name + ".list")
+    listing.write_text("".join(fnmatch_literal(p) + "\n" for p in wanted),
+                       errors="surrogateescape")
+    result = subprocess.run(["unsquashfs", "-no-xattrs", "-quiet", "-no-progress", "-d",
+                             str(into), "-ef", str(listing), str(image)],
+                            capture_output=True, text=True, errors="replace", check=False)
+    try:
+        if result.returncode != 0:
+            raise ScrubError(f"unsquashfs -d {into} {image} failed: {result.stderr.strip()}")
+        return check_secrets(into, allow, [p for p in wanted if os.path.lexists(into / p)])
+    finally:
+        shutil.rmtree(into, ignore_errors=True)
+        listing.unlink(missing_ok=True)
+
+
+def archive_secrets(archive: Path, allow: Iterable[str]) -> list[str]:
+    """The check after the build on what the /etc archive really holds: each regular member
+    read from the archive (its head, as the scan reads files) and scanned. Returns each
+    secret that ``allow`` does not list."""
+    allowed = set(allow)
+    found = []
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                if not member.isreg():
+                    continue
+                stream = tar.extractfile(member)
+                if stream is None:
+                    continue
+                rel = member.name.removeprefix("./")
+                result = secrets.scan_data(rel, stream.read(secrets.read_limit(rel) + 1))
+                if result is not None and rel not in allowed:
+                    found.append(f"{rel} ({result.rules})")
+    except (OSError, tarfile.TarError) as err:
+        raise ScrubError(f"cannot read {archive}: {err}") from None
+    return found
+
+
+def fnmatch_literal(path: str) -> str:
+    """A path as an fnmatch pattern (unsquashfs's extract file) matching only itself."""
+    return "".join(c if c.isalnum() or c in "/_.-" else "\\" + c for c in path)
+
+
 # -- the /etc archive's staging tree ---------------------------------------------------------
 def apply_to_tree(plan: ScrubPlan, tree: Path, add_new: bool = True) -> list[Finding]:
-    """Scrub a staging tree in place (a copy made for packing, never the system).
+    """Scrub a staging tree in place (a copy made for packing, never the system): the plan's
+    removals, then the content scan's, then the replaced and added files.
+
+    The tree is a copy made with ``cp -a``, so it may hold symbolic links to directories,
+    even absolute ones that would lead into the builder's own system: nothing is written
+    through a link (a file whose directory is one is not written, and the report says so).
 
     ``add_new``: also write the files the system does not have (drop-ins); off for the
     overlay's /etc overrides, whose system image has them already.
     """
-    tops = sorted(n for n in os.listdir(tree) if (tree / n).is_dir())
+    tops = sorted(n for n in os.listdir(tree) if (tree / n).is_dir()
+                  and not (tree / n).is_symlink())
     findings = find_removed(tree, tops, [], plan)
     replaced = {r.path for r in plan.replacements}
     for f in findings:
@@ -831,23 +1046,61 @@ def apply_to_tree(plan: ScrubPlan, tree: Path, add_new: bool = True) -> list[Fin
             shutil.rmtree(path)
         else:
             path.unlink()
+    before = len(plan.patterns)
+    kept = scan_content(tree, packed_files(tree, tops, [], plan), plan)
+    for pattern in plan.patterns[before:]:  # left out by content: each names one file
+        rel = _literal_path(pattern)
+        size = os.lstat(tree / rel).st_size
+        (tree / rel).unlink()
+        findings.append(Finding("removed", rel, pattern.option, pattern.reason, 1, size))
+    replaced = {r.path for r in plan.replacements}
     for d in plan.new_dirs:
         if d.path.split("/")[0] in tops:
-            (tree / d.path).mkdir(parents=True, exist_ok=True)
-            _own(tree / d.path, d.mode, d.uid, d.gid)
+            target = _dir_inside(tree, d.path, plan)
+            if target is not None:
+                _own(target, d.mode, d.uid, d.gid)
+    skipped = set()
     for r in plan.replacements:
-        if r.path.split("/")[0] not in tops or not (add_new or os.path.lexists(tree / r.path)):
+        if r.path.split("/")[0] not in tops or not (
+                add_new or os.path.lexists(tree / r.path) or r.option == ALLOW_OPTION):
             continue
-        target = tree / r.path
-        target.parent.mkdir(parents=True, exist_ok=True)
+        parent = _dir_inside(tree, str(PurePosixPath(r.path).parent), plan)
+        if parent is None:
+            skipped.add(r.path)
+            continue
+        target = parent / PurePosixPath(r.path).name
         if target.is_symlink() or target.exists():
             target.unlink()
-        target.write_bytes(r.content)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(r.content)
         _own(target, r.mode, r.uid, r.gid)
     findings = [f for f in findings if f.path.rstrip("/") not in replaced]
     written = [f for f in changed_findings(plan, tops)
-               if add_new or f.action != "added" or os.path.lexists(tree / f.path)]
-    return findings + written
+               if (add_new or f.action != "added" or os.path.lexists(tree / f.path))
+               and f.path not in skipped]
+    return findings + written + kept
+
+
+def _literal_path(pattern: excludes.Pattern) -> str:
+    """The one path a pattern made by ``excludes.escape`` names."""
+    return "/".join(pattern.literals)
+
+
+def _dir_inside(tree: Path, rel: str, plan: ScrubPlan) -> Path | None:
+    """``tree/rel`` as a directory, made where missing, never through a symbolic link (None,
+    with a note, when a component is a link or not a directory)."""
+    current = tree
+    for name in PurePosixPath(rel).parts:
+        current = current / name
+        if current.is_symlink() or (os.path.lexists(current) and not current.is_dir()):
+            plan.notes.append(f"{os.path.relpath(current, tree)} is a symbolic link or not a "
+                              f"directory: nothing was written into it (the archive keeps it "
+                              "as it is in the system)")
+            return None
+        if not os.path.lexists(current):
+            current.mkdir()
+    return current
 
 
 def _own(path: Path, mode: int, uid: int, gid: int) -> None:
@@ -857,7 +1110,8 @@ def _own(path: Path, mode: int, uid: int, gid: int) -> None:
 
 
 # -- bash equivalents ------------------------------------------------------------------------
-def script_lines(build: Build, root: Path, out: Path, sources: Sequence[str]) -> list[str]:
+def script_lines(build: Build, root: Path, out: Path, sources: Sequence[str],
+                 other: Sequence[str] = ()) -> list[str]:
     """The scrub by hand: the static patterns; the account files with every hash locked and
     the live login's password set, and an empty machine-id, as pseudo files when they
     change. (livecd-tui itself also empties each /var/cache dir, keeps the /var/log dirs,
@@ -886,7 +1140,31 @@ def script_lines(build: Build, root: Path, out: Path, sources: Sequence[str]) ->
                      f"echo etc/machine-id >> {exclude} && echo \"etc/machine-id f "
                      f"$(stat -c '%a %u %g' {src}) cat \"{q(q(staged / 'machine-id'))} "
                      f">> {pseudo}; }}")
-    return lines
+    return lines + _scan_lines(build, "squashfs", root, out,
+                               *(f"--source={s}" for s in sources),
+                               *(f"--exclude={p}" for p in other))
+
+
+def _scan_lines(build: Build, command: str, *args: str | Path) -> list[str]:
+    """The content scan in the script: livecd-tui's own (the same rules, one place), run
+    by the Python that wrote the script."""
+    if not enabled(build, CONTENT_OPTION):
+        return []
+    allow = [f"--allow={p}" for p in sorted(secrets.normalise_allow(
+        build.profile[ALLOW_OPTION]))]
+    return ["# secrets found by content: livecd-tui's scan (python -m livecd_tui.scrub)",
+            " ".join(q(a) for a in (sys.executable, "-m", "livecd_tui.scrub", command, *args,
+                                    *allow))]
+
+
+def check_image_script_lines(build: Build, image: Path, into: Path) -> list[str]:
+    """The check after mksquashfs by hand: the image's files scanned for secrets."""
+    return _scan_lines(build, "check-image", image, into)
+
+
+def check_archive_script_lines(build: Build, archive: Path) -> list[str]:
+    """The check after tar by hand: the archive's files scanned for secrets."""
+    return _scan_lines(build, "check-archive", archive)
 
 
 def tree_script_lines(build: Build, tree: Path) -> list[str]:
@@ -906,7 +1184,7 @@ def tree_script_lines(build: Build, tree: Path) -> list[str]:
     if enabled(build, "system.scrub.machine_id"):
         path = q(tree / "etc" / "machine-id")
         lines.append(f"[ ! -f {path} ] || : > {path}")
-    return lines
+    return lines + _scan_lines(build, "tree", tree)
 
 
 def _login_comments(build: Build) -> list[str]:
@@ -948,3 +1226,67 @@ def _account_awk(build: Build, etc: Path) -> list[tuple[str, str]]:
 
 def q(value: str | Path) -> str:
     return shlex.quote(str(value))
+
+
+# -- the scan as a command, for the exported script -----------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m livecd_tui.scrub``: the content scan of the exported build script.
+
+    ``squashfs ROOT OUT``: scan what mksquashfs will pack (the patterns of OUT/scrub.exclude
+    and ``--exclude`` applied) and add to OUT/scrub.exclude and OUT/scrub.pseudo what the
+    secrets found ask for; ``tree TREE``: the same on the /etc archive's tree, in place;
+    ``check-image IMAGE DIR`` and ``check-archive ARCHIVE``: exit 1 when the image or the
+    archive holds a secret that no ``--allow`` lists.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m livecd_tui.scrub", description=main.__doc__)
+    parser.add_argument("command", choices=("squashfs", "tree", "check-image", "check-archive"))
+    parser.add_argument("paths", nargs="+", type=Path)
+    parser.add_argument("--source", action="append", default=[])
+    parser.add_argument("--exclude", action="append", default=[])
+    parser.add_argument("--allow", action="append", default=[])
+    args = parser.parse_args(argv)
+    allow = frozenset(secrets.normalise_allow(args.allow))
+    try:
+        if args.command == "squashfs":
+            root, out = args.paths
+            patterns = [excludes.parse(line) for line in
+                        (out / EXCLUDE_FILE).read_text().splitlines() if line.strip()]
+            plan = ScrubPlan(patterns=patterns, scan=True, allow=allow)
+            other = [excludes.parse(p) for p in args.exclude]
+            before = len(plan.patterns)
+            scan_content(root, packed_files(root, args.source, other, plan), plan)
+            with open(out / EXCLUDE_FILE, "a") as f:
+                f.writelines(p.text + "\n" for p in plan.patterns[before:])
+                f.writelines(excludes.escape(r.path) + "\n" for r in plan.replacements)
+            staged = out / STAGED_DIR
+            with open(out / PSEUDO_FILE, "a") as f:
+                for r in plan.replacements:
+                    (staged / r.path).parent.mkdir(parents=True, exist_ok=True)
+                    (staged / r.path).write_bytes(r.content)
+                    f.write(f"{pseudo_name(r.path)} f {r.mode:o} {r.uid} {r.gid} cat "
+                            f"{shlex.quote(str(staged / r.path))}\n")
+            for text in [p.text for p in plan.patterns[before:]] + \
+                    [r.path for r in plan.replacements]:
+                print(f"livecd-build: scrub: {text}")
+            return 0
+        if args.command == "tree":
+            plan = ScrubPlan(scan=True, allow=allow)
+            for finding in apply_to_tree(plan, args.paths[0]):
+                print(f"livecd-build: scrub: {finding.line()}")
+            return 0
+        if args.command == "check-image":
+            found = image_secrets(args.paths[0], args.paths[1], allow)
+        else:
+            found = archive_secrets(args.paths[0], allow)
+    except (ScrubError, OSError, ValueError) as err:
+        print(f"livecd-build: {err}", file=sys.stderr)
+        return 2
+    for line in found:
+        print(f"livecd-build: secret in {args.paths[0]}: {line}", file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,13 @@ def test_output_smoke_counts_every_line() -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     numbers = dict(re.findall(r"^median (\w+) ([0-9.]+)$", run.stdout, re.M))
     assert set(numbers) == {"engine_s", "seq_alone_s"} and float(numbers["engine_s"]) > 0
+
+
+def test_secrets_smoke_scans_files() -> None:
+    """bench/secrets.py --smoke: the walk and the scan of the repo's sources run and count."""
+    run = subprocess.run([sys.executable, "bench/secrets.py", "--smoke"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    row = re.search(r"^([0-9.]+) ([0-9.]+) ([0-9.]+) (\d+) (\d+) ", run.stdout, re.M)
+    assert row is not None, run.stdout
+    assert int(row.group(4)) > 50

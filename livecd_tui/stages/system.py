@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -220,17 +221,25 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
                 ctx.log(f"warning: {pattern.warning}")
         try:
             plan = scrub.make_plan(ctx.build, root, sources, all_root=all_root(ctx.build))
+            kept = []
+            if plan.scan:
+                files = scrub.packed_files(root, sources, other, plan)
+                started = time.monotonic()
+                kept = scrub.scan_content(root, files, plan)
+                ctx.log(f"scanned {len(files)} files for secrets in "
+                        f"{time.monotonic() - started:.1f} s")
         except scrub.ScrubError as err:
             raise StepFailed(str(err), hint=err.hint, option=err.option) from None
         scrub.write_squashfs_lists(plan, root, sources, other, ctx.out)
         findings = scrub.find_removed(root, sources, other, plan)
-        findings += scrub.changed_findings(plan, sources, homes=True)
+        findings += scrub.changed_findings(plan, sources, homes=True) + kept
         title = f"the system image ({', '.join(sources)} of {root})"
         lines = scrub.report(title, findings, plan.notes)
         for line in lines:
             ctx.log(line)
         full = scrub.report(title, findings, plan.notes, every_file=True)
-        ctx.log(f"report, every file: {scrub.publish_report(ctx.build, 'system', full, ctx.out)}")
+        scrub.publish_report(ctx.build, "system", full, ctx.out)
+        ctx.log(f"report, every file: {scrub.report_path(ctx.build)} once the stage is done")
         scrubbed[:] = [(plan, findings)]
 
     def verify(ctx: StepContext) -> None:
@@ -248,9 +257,22 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
         removed = sum(f.action == "removed" for f in findings)
         ctx.log(f"checked the image: none of the {removed} removed entries is in it, and "
                 "every replaced file holds livecd-tui's content")
+        if plan.scan:
+            try:
+                found = scrub.image_secrets(image, ctx.out / "check", plan.allow)
+            except scrub.ScrubError as err:
+                raise StepFailed(str(err), hint="Debian: squashfs-tools") from None
+            if found:
+                raise StepFailed("the image holds secrets the scrub report does not allow: "
+                                 + "; ".join(found),
+                                 hint="list a file in system.scrub.allow to pack it, or "
+                                      "report this as a bug in livecd-tui's scrub",
+                                 option="system.scrub.allow")
+            ctx.log("checked the image's files: no secret in them but those allowed")
 
     return (Action("scrub: choose what the image leaves out and replaces", prepare,
-                   tuple(scrub.script_lines(build, root, out, squashfs_sources(build, root)))),
+                   tuple(scrub.script_lines(build, root, out, squashfs_sources(build, root),
+                                            [p.text for p in exclude_patterns(build, root)]))),
             Action("check the image holds nothing the scrub left out", verify,
                    # The exact paths left out, less those replaced by a pseudo file.
                    (f"grep -v -e '^\\.\\.\\. ' -e '[][*?]' {q(out / scrub.EXCLUDE_FILE)} | "
@@ -259,7 +281,8 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
                     f"unsquashfs -l {q(image)} | sed 's|^squashfs-root/||' | "
                     f"grep -x -F -f {q(out / 'scrub.check')} "
                     "&& { echo 'livecd-build: the image holds scrubbed files' >&2; exit 1; } "
-                    "|| true",)))
+                    "|| true",
+                    *scrub.check_image_script_lines(build, image, out / "check"))))
 
 
 #: Where the system stage keeps the kernel's modules it adds from outside the root, and the
@@ -484,4 +507,5 @@ STAGE = Stage(
            "bootloader.serial", "bootloader.serial_speed"),
     uses=("kernel",),
     inputs=system_inputs,
+    on_done=scrub.publish_combined,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livecd_tui import scrub
+from livecd_tui import scrub, secrets
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.system import all_root, squashfs_sources
@@ -76,6 +76,8 @@ def plan_writable(build: Build) -> list[Step]:
          f"--mtime=@{build.epoch}", "--clamp-mtime", "-C", tree,
          TAR_FLAGS[compression], "-cf", out / name, "--", *members],
         f"pack {', '.join('/' + m for m in members)} into {name}"))
+    if p["system.scrub.secrets"]:
+        steps.append(check_archive_step(build, out / name))
     steps.append(command(["rm", "-rf", tree], "remove the archive's tree"))
     return steps
 
@@ -88,20 +90,41 @@ def scrub_tree_step(build: Build, tree: Path) -> Action:
         tops = sorted(n.name for n in tree.iterdir() if n.is_dir() and not n.is_symlink())
         try:
             plan = scrub.make_plan(ctx.build, tree, tops, ctx.build.system_root)
+            findings = scrub.apply_to_tree(plan, tree, add_new=classic)
         except scrub.ScrubError as err:
             raise StepFailed(str(err), hint=err.hint, option=err.option) from None
-        findings = scrub.apply_to_tree(plan, tree, add_new=classic)
         what = "the /etc archive" if classic else "the /etc overrides"
         title = f"{what} ({', '.join('/' + t for t in tops)})"
         lines = scrub.report(title, findings, plan.notes)
         for line in lines:
             ctx.log(line)
         full = scrub.report(title, findings, plan.notes, every_file=True)
-        path = scrub.publish_report(ctx.build, "writable", full, ctx.out)
-        ctx.log(f"report, every file: {path}")
+        scrub.publish_report(ctx.build, "writable", full, ctx.out)
+        ctx.log(f"report, every file: {scrub.report_path(ctx.build)} once the stage is done")
 
     return Action("scrub the archive's copy and apply the live login", run,
                   tuple(scrub.tree_script_lines(build, tree)))
+
+
+def check_archive_step(build: Build, archive: Path) -> Action:
+    """The check after packing: the archive's files (read from the archive itself) hold no
+    secret that system.scrub.allow does not list."""
+    def run(ctx: StepContext) -> None:
+        allow = secrets.normalise_allow(ctx.build.profile["system.scrub.allow"])
+        try:
+            found = scrub.archive_secrets(archive, allow)
+        except scrub.ScrubError as err:
+            raise StepFailed(str(err)) from None
+        if found:
+            raise StepFailed(f"{archive.name} holds secrets the scrub report does not allow: "
+                             + "; ".join(found),
+                             hint="list a file in system.scrub.allow to pack it, or report "
+                                  "this as a bug in livecd-tui's scrub",
+                             option="system.scrub.allow")
+        ctx.log(f"checked {archive.name}: no secret in it but those allowed")
+
+    return Action(f"check {archive.name} holds no secret", run,
+                  tuple(scrub.check_archive_script_lines(build, archive)))
 
 
 def writable_inputs(build: Build) -> list[Path]:
@@ -124,4 +147,5 @@ STAGE = Stage(
     reads=("writable.", "system.source", "system.root", "system.scrub.", "system.login.",
            "system.keep_owners", "bootloader.serial", "bootloader.serial_speed"),
     inputs=writable_inputs,
+    on_done=scrub.publish_combined,
 )
