@@ -84,14 +84,28 @@ def find_program(root: Path, name: str) -> str | None:
     return None
 
 
+def archive_programs(profile: Profile) -> list[str]:
+    """What unpacks the /etc archive at boot (tar and its decompressor), when there is one:
+    the classic layout always, the overlay with /etc overrides (a gzip archive)."""
+    if profile["writable.strategy"] == "classic":
+        return ["tar", ARCHIVE_DECOMPRESSOR[profile["writable.archive_compression"]]]
+    return ["tar", "gzip"] if profile["writable.overrides"] else []
+
+
+#: The program tar runs for each writable.archive_compression.
+ARCHIVE_DECOMPRESSOR = {"bzip2": "bzip2", "gzip": "gzip", "xz": "xz"}
+
+
 def system_programs(profile: Profile) -> tuple[list[str], list[str]]:
     """(in-root paths of the programs the system toolbox copies, names of required ones
     the root lacks)."""
     root = host_root_of(profile)
-    wanted = [*SYSTEM_PROGRAMS, (SWITCH_PROGRAM[profile["initrd.format"]], True)]
+    wanted = dict(SYSTEM_PROGRAMS)
+    for name in [SWITCH_PROGRAM[profile["initrd.format"]], *archive_programs(profile)]:
+        wanted[name] = True
     found: list[str] = []
     missing: list[str] = []
-    for name, required in wanted:
+    for name, required in wanted.items():
         path = find_program(root, name)
         if path is not None:
             found.append(path)

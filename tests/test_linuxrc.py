@@ -78,7 +78,7 @@ def test_messages_and_steps_present() -> None:
         'msg "switching to the live system"',
         "echo 0x0100 > /proc/sys/kernel/real-root-dev",
         "pivot_root . initrd",
-        'mount --move "/initrd/$fs" "/$fs"',
+        'mount -n --move "/initrd/$fs" "/$fs"',
         ". /etc/livecd.conf",
     ):
         assert needle in script, needle

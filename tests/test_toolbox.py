@@ -59,6 +59,11 @@ def test_the_system_toolbox_names_what_the_root_lacks(tmp_path: Path) -> None:
     assert "insmod, switch_root" in problem.message and problem.key == "initrd.toolbox"
     profile.set("initrd.format", "classic")
     assert toolbox.system_programs(profile)[1] == ["insmod", "pivot_root"]
+    # The classic layout unpacks /etc from an archive at boot: tar and its decompressor.
+    profile.set("writable.strategy", "classic")
+    assert toolbox.system_programs(profile)[1] == ["insmod", "tar", "bzip2", "pivot_root"]
+    profile.set("writable.archive_compression", "gzip")
+    assert "gzip" in toolbox.system_programs(profile)[1]
 
 
 def test_check_refuses_mdev_without_busybox(tmp_path: Path) -> None:
