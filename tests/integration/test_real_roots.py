@@ -83,3 +83,24 @@ def test_a_systemd_root_without_modules_gets_them_and_modprobe_works(
         out = guest.run(f"ls /lib/modules/{release}/kernel/net/key; echo LS-$((6*7))",
                         "LS-42")
         assert "af_key.ko" in out, out
+
+
+def test_an_lfs_like_root_boots_by_the_articles_method(tmp_path: Path, lfs_root: Path,
+                                                       classic_tree: Path) -> None:
+    """The classic method on the same root: the kernel built from the test tree, an ext2
+    initrd of the root's own bash and tools, /linuxrc and pivot_root, /etc from a gzip
+    archive (the root has no bzip2), GRUB legacy."""
+    profile = write_profile(
+        tmp_path / "lfs-classic.toml", PROFILES / "classic.toml",
+        f'[kernel]\ntree = "{classic_tree}"\n[kernel.drivers]\npreset = "minimal"\n'
+        f'[system]\nroot = "{lfs_root}"\ncompressor = "gzip"\n'
+        '[initrd]\ntoolbox = "system"\nsize_mib = 32\n'
+        '[writable]\narchive_compression = "gzip"\n'
+        '[boottest]\ntimeout = 1200\nmemory_mib = 768\n')
+    work = tmp_path / "work"
+    result = livecd("build", profile, "--work-dir", work, timeout=3600)
+    assert result.code == 0, result.output[-5000:]
+    log = serial_log(work)
+    assert "using deprecated initrd support" in log, "the kernel ran the classic initrd"
+    assert "livecd: switching to the live system" in log
+    assert "INIT: version" in log and "login:" in log.split("INIT: version")[-1]
