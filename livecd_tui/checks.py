@@ -13,11 +13,10 @@ from typing import Literal
 
 from livecd_tui import kconfig, toolbox, tools
 from livecd_tui.build import Build
-from livecd_tui.engine import PlanError, StepFailed, plan_stage
+from livecd_tui.engine import PlanError, plan_stage
 from livecd_tui.options import OPTIONS, format_value, is_active
 from livecd_tui.profile import Profile
 from livecd_tui.stages import STAGES
-from livecd_tui.stages.initrd import planned_modules
 
 Kind = Literal["profile", "tool", "kernel"]
 
@@ -106,9 +105,9 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
 
 
 def plan_items(profile: Profile) -> list[CheckItem]:
-    """What the stages' planners refuse, found by planning every stage as ``plan`` does
-    (the build plans them all the same way before its first stage runs), and the initrd's
-    modules, which it resolves only when it runs."""
+    """What the stages' planners refuse (the initrd's modules among them), found by
+    planning every stage as ``plan`` does: the build plans them all the same way before its
+    first stage runs."""
     build = Build.for_profile(profile, dry_run=True)
     items = []
     for stage in STAGES:
@@ -116,11 +115,6 @@ def plan_items(profile: Profile) -> list[CheckItem]:
             plan_stage(build, stage)
         except PlanError as err:
             items.append(CheckItem("profile", False, str(err), err.option or None))
-    try:
-        planned_modules(build)
-    except StepFailed as err:
-        items.append(CheckItem("profile", False, f"the initrd's modules: {err}",
-                               err.option or "kernel.extra_modules"))
     return items
 
 

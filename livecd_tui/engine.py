@@ -268,7 +268,10 @@ def plan_stage(build: Build, stage: Stage) -> list[Step]:
         return stage.plan(build)
     except (ValueError, StepFailed) as err:
         option = getattr(err, "option", "") or _named_option(str(err), stage)
-        raise PlanError(f"cannot plan stage {stage.name}: {err}", option) from None
+        message = f"cannot plan stage {stage.name}: {err}"
+        if option:  # said where the profile sets it, as a profile's problems are
+            message = str(build.profile.problem(option, message))
+        raise PlanError(message, option) from None
 
 
 def _named_option(message: str, stage: Stage) -> str:
@@ -490,6 +493,10 @@ class Engine:
             except PlanError as err:
                 self._plan_failed(stage, str(err), err.option)
                 raise
+            except Exception as err:  # a planner's own fault: said on its stage's pane
+                message = f"cannot plan stage {stage.name}: {type(err).__name__}: {err}"
+                self._plan_failed(stage, message)
+                raise PlanError(message) from err
 
     def stop(self, reason: str = "") -> None:
         """Stop the build: kill the running command's whole process group. ``reason``: the

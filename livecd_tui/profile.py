@@ -95,6 +95,11 @@ class Profile:
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
 
+    def problem(self, key: str, message: str) -> Problem:
+        """``message`` about option ``key``, placed where this profile sets it (its file and
+        line; just the file when the value is inherited or the default)."""
+        return Problem(str(self.path or self.name), self.lines.get(key), key, message)
+
     def is_active(self, key: str) -> bool:
         """Whether the option is in use given the other values (its depends_on holds)."""
         return is_active(OPTIONS[key], self.values)

@@ -738,8 +738,11 @@ class BuildScreen(Screen[None]):
         self.follow_pid = None
         self.waiting = None
         if event.error:
-            # Say it where the build stopped: the first chosen stage that did not run.
-            stuck = next((n for n in self._chosen if self.views[n].status == "pending"), None)
+            # Say it where the build stopped: the stage that could not be planned (every
+            # stage is planned before the first runs), else the first that did not run.
+            stuck = next((n for n in self._chosen if self.views[n].status == "failed"),
+                         None) or next((n for n in self._chosen
+                                        if self.views[n].status == "pending"), None)
             if stuck is not None:
                 pane = self.pane(stuck)
                 pane.status_line = "could not run: see the log"
