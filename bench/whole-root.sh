@@ -37,7 +37,7 @@ iso=$(find "$work/out" -maxdepth 1 -name '*.iso' | head -n 1)
 {
     echo "# bench/whole-root.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs"
     echo "# load average before: $load_before; after: $load_after"
-    echo "capture: $(grep -m1 -i 'files' "$CACHE/whole-root.capture.txt" || echo '?')"
+    echo "capture: $(grep -m1 '^  total' "$CACHE/whole-root.capture.txt" || echo '?')"
     echo "build: wall ${wall} s, user ${user} s, sys ${sys} s (boot test: $boot)"
     for stage in preflight kernel system initrd writable bootloader iso boottest; do
         printf '  %-10s %s s\n' "$stage" "$(stage_seconds "$work" "$stage")"
