@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from livecd_tui.checks import run_checks
 from livecd_tui.profile import load_profile
@@ -45,3 +47,41 @@ def test_shipped_profiles_plan_without_problems() -> None:
     for name in ("demo", "modern"):
         report = run_checks(load_profile(ROOT / "profiles" / f"{name}.toml"), with_kernel=False)
         assert not [i for i in report.problems if i.kind == "profile"], report.lines
+
+
+#: Choices that change what the stages plan (a tree kernel would need a tree: left out).
+PLANNED_CHOICES = ("initrd.format", "initrd.toolbox", "initrd.device_manager",
+                   "initrd.compression", "system.modules", "writable.strategy",
+                   "writable.archive_compression", "bootloader.type", "iso.tool",
+                   "boottest.firmware", "boottest.medium")
+PLANNED_BOOLS = ("iso.hybrid", "bootloader.serial", "writable.copy_to_ram", "iso.checksum")
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_whatever_a_planner_refuses_check_reports_with_its_key(
+        tmp_path: Path, data: st.DataObject) -> None:
+    """Random combinations of the choices that shape the plan: when any stage cannot be
+    planned (what the build refuses before it starts), `check` names the option at fault."""
+    from livecd_tui.build import Build
+    from livecd_tui.engine import PlanError, plan_stage
+    from livecd_tui.options import OPTIONS
+    from livecd_tui.stages import STAGES
+
+    profile = load_profile(DEMO)
+    for key in PLANNED_CHOICES:
+        profile.set(key, data.draw(st.sampled_from(OPTIONS[key].choices), label=key))
+    for key in PLANNED_BOOLS:
+        profile.set(key, data.draw(st.booleans(), label=key))
+    build = Build.for_profile(profile, tmp_path / "work", dry_run=True)
+    refused = {}
+    for stage in STAGES:
+        try:
+            plan_stage(build, stage)
+        except PlanError as err:
+            refused[stage.name] = err
+    keys = {item.key for item in run_checks(profile, with_kernel=False).problems}
+    for name, err in refused.items():
+        assert err.option, f"stage {name} refused without naming an option: {err}"
+        assert err.option in keys, (name, str(err), keys)
