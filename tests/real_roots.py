@@ -30,6 +30,8 @@ PACKAGES = {
 }
 #: Bump when the way a root is made changes, so cached roots are made again.
 VERSION = "1"
+#: debootstrap runs at most this often for one root.
+ATTEMPTS = 2
 
 
 class RootError(Exception):
@@ -55,12 +57,17 @@ def real_root(name: str, cache: Path | None = None) -> Path:
         shutil.rmtree(root, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache))
         try:
-            result = subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={PACKAGES[name]}", SUITE,
-                 str(tmp / "root"), MIRROR], capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise RootError(f"debootstrap {name} failed:\n{result.stdout[-3000:]}"
-                                f"{result.stderr[-3000:]}")
+            for attempt in range(ATTEMPTS):  # the archive is across a network: retry once
+                shutil.rmtree(tmp / "root", ignore_errors=True)
+                result = subprocess.run(
+                    ["debootstrap", "--variant=minbase", f"--include={PACKAGES[name]}",
+                     SUITE, str(tmp / "root"), MIRROR], capture_output=True, text=True,
+                    check=False)
+                if result.returncode == 0:
+                    break
+                if attempt == ATTEMPTS - 1:
+                    raise RootError(f"debootstrap {name} failed:\n{result.stdout[-3000:]}"
+                                    f"{result.stderr[-3000:]}")
             _finish(name, tmp / "root")
             (tmp / "root").rename(root)
         finally:
