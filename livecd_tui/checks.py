@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from livecd_tui import kconfig, toolbox, tools
+from livecd_tui import toolbox, tools
 from livecd_tui.build import Build
 from livecd_tui.engine import PlanError, plan_stage
+from livecd_tui.kernel import kconfig
 from livecd_tui.options import OPTIONS, format_value, is_active
 from livecd_tui.profile import Profile
 from livecd_tui.stages import STAGES
@@ -198,7 +199,7 @@ class KernelReport:
 
 def kernel_report(profile: Profile) -> KernelReport:
     """Find the profile's kernel and its config, and check both requirement sets."""
-    from livecd_tui.kernelfix import tree_version
+    from livecd_tui.kernel.kernelfix import tree_version
     from livecd_tui.stages.kernel import (
         advised_requirements,
         driver_groups,
@@ -272,7 +273,7 @@ def fix_inputs(profile: Profile, groups: bool = True
                ) -> tuple[Path, list[kconfig.Requirement], str | None]:
     """What the fix works on: the profile's kernel tree, the requirements (those of the
     method, plus the driver groups' unless ``groups`` is False) and the kernel version."""
-    from livecd_tui.kernelfix import FixError
+    from livecd_tui.kernel.kernelfix import FixError
 
     if profile["kernel.source"] != "tree":
         raise FixError('the fix changes a kernel source tree: set kernel.source = "tree" '
@@ -281,7 +282,7 @@ def fix_inputs(profile: Profile, groups: bool = True
 
     report = kernel_report(profile)
     assert report.tree is not None
-    from livecd_tui.kbuild import make_path_problem
+    from livecd_tui.kernel.kbuild import make_path_problem
 
     problem = make_path_problem("kernel tree", report.tree)
     if problem:

@@ -516,7 +516,7 @@ def add_kernel_fix(parser: argparse.ArgumentParser) -> None:
 
 def cmd_kernel_fix(args: argparse.Namespace) -> int:
     from livecd_tui.checks import fix_inputs
-    from livecd_tui.kernelfix import FixError, apply_fix, plan_fix
+    from livecd_tui.kernel.kernelfix import FixError, apply_fix, plan_fix
 
     profile = open_profile(args.profile)
     try:

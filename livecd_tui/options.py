@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from livecd_tui.kconfig import GROUPS, PRESETS
+from livecd_tui.kernel.kconfig import GROUPS, PRESETS
 
 Kind = Literal["bool", "int", "str", "path", "choice", "list"]
 

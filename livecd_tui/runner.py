@@ -210,7 +210,7 @@ def path_findings(build: Build) -> list[PathProblem]:
     found = [PathProblem("build.work_dir", m) for m in work_dir_problems(build.work, build)]
     found += [PathProblem("iso.output", m) for m in output_problems(build)]
     if build.profile["kernel.source"] == "tree":
-        from livecd_tui.kbuild import make_path_problem
+        from livecd_tui.kernel.kbuild import make_path_problem
 
         tree = build.profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
         for key, what, path in (("kernel.tree", "kernel tree", tree),

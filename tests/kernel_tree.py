@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from livecd_tui.kconfig_deps import dependency_hint
-from livecd_tui.kernelfix import config_args
+from livecd_tui.kernel.kconfig_deps import dependency_hint
+from livecd_tui.kernel.kernelfix import config_args
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 TREE_NAME = "linux-source-6.1"

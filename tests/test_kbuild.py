@@ -1,4 +1,4 @@
-"""Tests for livecd_tui.kbuild: kbuild's output lines, the build estimate, and the tree
+"""Tests for livecd_tui.kernel.kbuild: kbuild's output lines, the build estimate, and the tree
 stamp that keeps the kernel stage up to date until a file in the tree changes."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import kbuild
 from livecd_tui.build import Build
 from livecd_tui.engine import fingerprint
+from livecd_tui.kernel import kbuild
 from livecd_tui.profile import load_profile
 from livecd_tui.stages.kernel import STAGE as KERNEL
 
@@ -137,7 +137,8 @@ def test_kernel_core_modules_do_not_import_textual() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, livecd_tui.kbuild, livecd_tui.kernelfix, livecd_tui.kconfig_deps, "
+    code = ("import sys, livecd_tui.kernel.kbuild, livecd_tui.kernel.kernelfix, "
+            "livecd_tui.kernel.kconfig_deps, "
             "livecd_tui.checks, livecd_tui.stages.kernel\n"
             "assert 'textual' not in sys.modules, 'the core imports textual'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""Tests for livecd_tui.kconfig: parsing, the requirement sets, the check, finding configs."""
+"""Tests for livecd_tui.kernel.kconfig: parsing, requirement sets, the check, finding configs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import kconfig
-from livecd_tui.kconfig import Requirement, check, parse_config, requirements
+from livecd_tui.kernel import kconfig
+from livecd_tui.kernel.kconfig import Requirement, check, parse_config, requirements
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kernel_tree

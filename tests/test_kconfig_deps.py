@@ -1,4 +1,4 @@
-"""Tests for livecd_tui.kconfig_deps: reading Kconfig files, expressions, what blocks a symbol.
+"""Tests for livecd_tui.kernel.kconfig_deps: Kconfig files, expressions, what blocks a symbol.
 
 A small fake tree covers the language; the real 6.1 tree (tests/kernel_tree.py) checks
 that every symbol livecd-tui asks for exists and that the hints name real dependencies.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import kconfig
-from livecd_tui.kconfig_deps import (
+from livecd_tui.kernel import kconfig
+from livecd_tui.kernel.kconfig_deps import (
     dependency_hint,
     evaluate_text,
     needs_for,

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from livecd_tui import kconfig
 from livecd_tui.build import Build
 from livecd_tui.checks import kernel_items, kernel_report
+from livecd_tui.kernel import kconfig
 from livecd_tui.profile import Profile, load_profile
 from livecd_tui.stages.kernel import driver_groups, requirements_for
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import kconfig, kernelfix
-from livecd_tui.kconfig import Requirement, parse_config
+from livecd_tui.kernel import kconfig, kernelfix
+from livecd_tui.kernel.kconfig import Requirement, parse_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kernel_tree

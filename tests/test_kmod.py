@@ -1,4 +1,4 @@
-"""livecd_tui.kmod against this machine's kernel, with ``modprobe --show-depends`` as oracle.
+"""livecd_tui.kernel.kmod against this machine's kernel, with ``modprobe --show-depends`` as oracle.
 
 modprobe (kmod) is what a normal boot uses to load modules; our insmod list must contain
 exactly what it would load, in an order insmod accepts.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui.kmod import (
+from livecd_tui.kernel.kmod import (
     UnknownModule,
     firmware_for,
     is_builtin,

@@ -290,7 +290,7 @@ def test_modules_of_another_kernel_are_refused(tmp_path: Path, how: str) -> None
 @needs_tools
 def test_matching_modules_pass(tmp_path: Path) -> None:
     assert KERNEL is not None
-    from livecd_tui import modmatch
+    from livecd_tui.kernel import modmatch
 
     found = modmatch.check_modules(KERNEL[1], Path("/lib/modules") / KERNEL[1], "the test")
     assert found.vermagic.split()[0] == KERNEL[1]

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Static
 
-from livecd_tui import kbuild, kconfig
 from livecd_tui.checks import KernelReport
 from livecd_tui.engine import Stage
-from livecd_tui.kernelfix import Ask, Change, FixPlan, FixResult
+from livecd_tui.kernel import kbuild, kconfig
+from livecd_tui.kernel.kernelfix import Ask, Change, FixPlan, FixResult
 from livecd_tui.profile import Profile
 from livecd_tui.steps import Step, command
 from livecd_tui.tui.build_screen import BuildScreen

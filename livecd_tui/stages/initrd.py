@@ -17,9 +17,10 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from livecd_tui import cpio, elf, kmod, toolbox
+from livecd_tui import cpio, elf, toolbox
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.kernel import kmod
 from livecd_tui.stages.kernel import driver_groups, kernel_info
 from livecd_tui.stages.system import check_kernel_modules, find_busybox
 from livecd_tui.steps import Action, Step, command, q, write_file_lines

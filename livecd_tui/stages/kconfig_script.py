@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from livecd_tui import kconfig
 from livecd_tui.build import Build
+from livecd_tui.kernel import kconfig
 from livecd_tui.steps import q
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecd_tui import kbuild, kconfig
 from livecd_tui.build import Build, find_prebuilt_kernel
 from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.kernel import kbuild, kconfig
 from livecd_tui.profile import Profile
 from livecd_tui.stages import kconfig_script
 from livecd_tui.steps import Action, Step, command, q

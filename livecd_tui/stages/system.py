@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from livecd_tui import elf, excludes, modmatch, scrub, toolbox
+from livecd_tui import elf, excludes, scrub, toolbox
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.kernel import modmatch
 from livecd_tui.stages.kernel import kernel_info
 from livecd_tui.steps import Action, Step, command, q, write_file_lines
 

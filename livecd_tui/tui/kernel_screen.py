@@ -28,8 +28,8 @@ from livecd_tui.tui.dialogs import HelpScreen
 
 if TYPE_CHECKING:
     from livecd_tui.checks import KernelReport
-    from livecd_tui.kconfig import Finding
-    from livecd_tui.kernelfix import FixPlan, FixResult
+    from livecd_tui.kernel.kconfig import Finding
+    from livecd_tui.kernel.kernelfix import FixPlan, FixResult
 
 #: How each state looks in the table.
 STATE_STYLES = {"ok": "green", "module": "cyan", "missing": "bold red", "wrong": "bold red",
@@ -44,7 +44,7 @@ def _report(profile: Profile) -> KernelReport:
 
 def _plan(profile: Profile, modules: bool) -> FixPlan:
     from livecd_tui.checks import fix_inputs
-    from livecd_tui.kernelfix import plan_fix
+    from livecd_tui.kernel.kernelfix import plan_fix
 
     tree, reqs, release = fix_inputs(profile)
     return plan_fix(tree, reqs, release, modules=modules)
@@ -52,7 +52,7 @@ def _plan(profile: Profile, modules: bool) -> FixPlan:
 
 def _apply(profile: Profile, plan: FixPlan) -> FixResult:
     from livecd_tui.checks import fix_inputs
-    from livecd_tui.kernelfix import apply_fix
+    from livecd_tui.kernel.kernelfix import apply_fix
 
     _, reqs, release = fix_inputs(profile)
     return apply_fix(plan, reqs, release)
@@ -90,8 +90,8 @@ def explain(finding: Finding, state: str, report: KernelReport) -> str:
     if req.since:
         lines.append(f"Exists since Linux {req.since[0]}.{req.since[1]}")
     if report.tree is not None and report.source:
-        from livecd_tui import kconfig
-        from livecd_tui.kconfig_deps import dependency_hint
+        from livecd_tui.kernel import kconfig
+        from livecd_tui.kernel.kconfig_deps import dependency_hint
 
         try:
             config = kconfig.parse_config((report.tree / ".config").read_text(
@@ -346,7 +346,7 @@ class KernelScreen(ModalScreen[None]):
     def action_config_tool(self, tool: str) -> None:
         if not self._can_change():
             return
-        from livecd_tui.kernelfix import menuconfig_argv
+        from livecd_tui.kernel.kernelfix import menuconfig_argv
 
         assert self.report is not None and self.report.tree is not None
         argv = menuconfig_argv(self.report.tree, tool)

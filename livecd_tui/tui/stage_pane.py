@@ -21,8 +21,8 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Log, OptionList, ProgressBar, Static
 
-from livecd_tui import kbuild
 from livecd_tui.engine import Failure, Stage
+from livecd_tui.kernel import kbuild
 from livecd_tui.qemu import BOOT_PHASES, boot_phase
 from livecd_tui.tui import glyphs
 

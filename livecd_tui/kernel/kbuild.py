@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecd_tui import kconfig
+from livecd_tui.kernel import kconfig
 
 #: What the kernel's make takes literally in a path: its recipes hand paths (the tree,
 #: INSTALL_MOD_PATH) to sh unquoted, so a backquote or ``;`` there would run as a command.

@@ -3,7 +3,7 @@ with the kernel's own ``scripts/config`` and ``make olddefconfig``.
 
 :func:`plan_fix` works on a scratch copy of the config and changes nothing: it asks for
 each missing symbol, runs olddefconfig, and for every asked symbol that did not stick adds
-the dependencies the Kconfig files name (:mod:`livecd_tui.kconfig_deps`), round after
+the dependencies the Kconfig files name (:mod:`livecd_tui.kernel.kconfig_deps`), round after
 round. The plan lists every symbol whose value will change. :func:`apply_fix` then runs
 the same ``scripts/config`` + olddefconfig on the real config, keeps the previous one as
 ``.config.old`` and checks again, naming the asked symbols that still did not stick and
@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livecd_tui import kconfig, kconfig_deps
-from livecd_tui.kconfig import Finding, Requirement
+from livecd_tui.kernel import kconfig, kconfig_deps
+from livecd_tui.kernel.kconfig import Finding, Requirement
 
 #: Rounds of "ask, olddefconfig, add the dependencies of what did not stick".
 MAX_ROUNDS = 12

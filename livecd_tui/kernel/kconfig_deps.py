@@ -3,7 +3,7 @@ what it depends on, and what else would have to be set for it to stick.
 
 ``make olddefconfig`` silently drops a symbol whose dependencies are not met. This module
 says why ("BLK_DEV_RAM: depends on BLK_DEV [BLK_DEV=n]") and proposes the dependencies to
-set, so the fix (:mod:`livecd_tui.kernelfix`) can add them and run olddefconfig again.
+set, so the fix (:mod:`livecd_tui.kernel.kernelfix`) can add them and run olddefconfig again.
 
 It reads just enough of the Kconfig language, following ``source`` from the tree's top
 ``Kconfig`` for one architecture: ``if``/``endif``, ``menu``/``endmenu`` with their

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecd_tui import kconfig, kmod
+from livecd_tui.kernel import kconfig, kmod
 
 
 class ModulesMismatch(Exception):
