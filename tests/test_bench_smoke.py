@@ -48,6 +48,17 @@ def test_output_smoke_counts_every_line() -> None:
     assert set(numbers) == {"engine_s", "seq_alone_s"} and float(numbers["engine_s"]) > 0
 
 
+def test_manifest_smoke_walks_saves_and_compares() -> None:
+    """bench/manifest.py --smoke: the walk of the repo's sources, saved, loaded, compared:
+    nothing changed in between, so nothing is carried."""
+    run = subprocess.run([sys.executable, "bench/manifest.py", "--smoke"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    entries = re.search(r"^entries (\d+) files (\d+)", run.stdout, re.M)
+    assert entries and int(entries[2]) > 50, run.stdout
+    assert "0 carried, 0 removed" in run.stdout, run.stdout
+
+
 def test_secrets_smoke_scans_files() -> None:
     """bench/secrets.py --smoke: the walk and the scan of the repo's sources run and count."""
     run = subprocess.run([sys.executable, "bench/secrets.py", "--smoke"], cwd=ROOT,
