@@ -9,8 +9,8 @@ The commands were checked by hand on Debian 12 (GRUB 2.06, xorriso 1.5.4, mtools
 ISOLINUX 6.04): the GRUB hybrid ISO boots from BIOS and UEFI, as a CD and as a USB disk, and
 two builds with the same ``SOURCE_DATE_EPOCH`` are byte-identical.
 
-ISO layout (see docs/initrd-contract.md): ``/LABEL``, ``/boot/vmlinuz``, ``/boot/initrd.img``,
-``/live/system.squashfs``, boot loader files under ``/boot/grub`` or ``/isolinux``.
+The ISO's layout (kernel, initrd, marker, system image, the loaders' directories) is
+:mod:`livecd_tui.layout`'s.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
+
+from livecd_tui import layout
 
 # --------------------------------------------------------------------------------------------
 # Boot menu entries
@@ -51,23 +53,20 @@ GRUB_HOTKEY: dict[str, str] = {"normal": "l", "toram": "t", "debug": "d"}
 # Paths on the ISO and on a Debian build host
 # --------------------------------------------------------------------------------------------
 
-KERNEL_PATH = "/boot/vmlinuz"
-INITRD_PATH = "/boot/initrd.img"
-MARKER_FILE = "/LABEL"
-GRUB_PREFIX = "/boot/grub"
-GRUB_CFG_PATH = "boot/grub/grub.cfg"
+# The kernel, initrd, marker and loader directories are livecd_tui.layout's; these are the
+# loaders' own files in those directories, named as xorriso takes them (inside the tree).
+_GRUB_DIR = layout.relative(layout.GRUB_DIR)
+_ISOLINUX_DIR = layout.relative(layout.ISOLINUX_DIR)
 #: BIOS El Torito boot image (GRUB core made with ``-O i386-pc-eltorito``), inside the ISO.
-GRUB_ELTORITO_IMG = "boot/grub/i386-pc/eltorito.img"
-GRUB_BOOT_CATALOG = "boot/grub/boot.cat"
+GRUB_ELTORITO_IMG = f"{_GRUB_DIR}/i386-pc/eltorito.img"
+GRUB_BOOT_CATALOG = f"{_GRUB_DIR}/boot.cat"
 #: Where the EFI FAT image goes inside the ISO when it is not an appended partition.
-EFI_IMAGE_IN_ISO = "boot/grub/efi.img"
+EFI_IMAGE_IN_ISO = f"{_GRUB_DIR}/efi.img"
 #: Name UEFI firmware looks for on removable media (x86-64).
 EFI_BOOT_BINARY = "EFI/BOOT/BOOTX64.EFI"
-ISOLINUX_CFG_PATH = "isolinux/isolinux.cfg"
-ISOLINUX_BIN_IN_ISO = "isolinux/isolinux.bin"
-ISOLINUX_BOOT_CATALOG = "isolinux/boot.cat"
-MENU_LST_PATH = "boot/grub/menu.lst"
-STAGE2_ELTORITO_IN_ISO = "boot/grub/stage2_eltorito"
+ISOLINUX_BIN_IN_ISO = f"{_ISOLINUX_DIR}/isolinux.bin"
+ISOLINUX_BOOT_CATALOG = f"{_ISOLINUX_DIR}/boot.cat"
+STAGE2_ELTORITO_IN_ISO = layout.relative(layout.STAGE2_ELTORITO)
 
 #: GRUB 2 platform directories (grub-pc-bin, grub-efi-amd64-bin).
 GRUB_I386_PC_DIR = Path("/usr/lib/grub/i386-pc")
@@ -76,8 +75,6 @@ GRUB_X86_64_EFI_DIR = Path("/usr/lib/grub/x86_64-efi")
 GRUB_HYBRID_MBR = GRUB_I386_PC_DIR / "boot_hybrid.img"
 #: isohybrid MBR of ISOLINUX (Debian: package isolinux).
 ISOHYBRID_MBR = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
-#: GRUB legacy's El Torito stage 2 (Debian package grub-legacy, fetched with apt-get download).
-GRUB_LEGACY_STAGE2 = Path("/usr/lib/grub/x86_64-pc/stage2_eltorito")
 
 #: Files an ISOLINUX ISO needs: (path on a Debian host, path inside the ISO).
 #: isolinux.bin is the El Torito boot image; ldlinux.c32 is its core module, which it loads
@@ -85,7 +82,7 @@ GRUB_LEGACY_STAGE2 = Path("/usr/lib/grub/x86_64-pc/stage2_eltorito")
 #: ``boot:`` prompt (a graphical menu would add menu.c32, libutil.c32, libcom32.c32).
 ISOLINUX_FILES: tuple[tuple[Path, str], ...] = (
     (Path("/usr/lib/ISOLINUX/isolinux.bin"), ISOLINUX_BIN_IN_ISO),
-    (Path("/usr/lib/syslinux/modules/bios/ldlinux.c32"), "isolinux/ldlinux.c32"),
+    (Path("/usr/lib/syslinux/modules/bios/ldlinux.c32"), f"{_ISOLINUX_DIR}/ldlinux.c32"),
 )
 
 # GRUB modules linked into the core images. The images are self-contained: no module
@@ -258,7 +255,7 @@ def _validate_label(volume_label: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def grub_early_cfg(marker_file: str = MARKER_FILE, prefix: str = GRUB_PREFIX) -> str:
+def grub_early_cfg(marker_file: str = layout.MARKER, prefix: str = layout.GRUB_DIR) -> str:
     """Config embedded in the GRUB core images (``grub-mkimage -c``).
 
     Booted from the EFI system partition of a USB disk, GRUB's root is that FAT partition,
@@ -291,9 +288,9 @@ def grub_cfg(
     cmdline: str,
     serial: bool,
     serial_speed: int,
-    kernel: str = KERNEL_PATH,
-    initrd: str = INITRD_PATH,
-    marker_file: str = MARKER_FILE,
+    kernel: str = layout.KERNEL,
+    initrd: str = layout.INITRD,
+    marker_file: str = layout.MARKER,
 ) -> str:
     """Text of a GRUB 2 ``grub.cfg`` for the live ISO.
 
@@ -337,9 +334,9 @@ def isolinux_cfg(
     cmdline: str,
     serial: bool,
     serial_speed: int,
-    kernel: str = KERNEL_PATH,
-    initrd: str = INITRD_PATH,
-    marker_file: str = MARKER_FILE,
+    kernel: str = layout.KERNEL,
+    initrd: str = layout.INITRD,
+    marker_file: str = layout.MARKER,
 ) -> str:
     """Text of an ISOLINUX ``isolinux.cfg``: a ``boot:`` prompt, no menu module needed.
 
@@ -386,9 +383,9 @@ def menu_lst(
     cmdline: str,
     serial: bool,
     serial_speed: int,
-    kernel: str = KERNEL_PATH,
-    initrd: str = INITRD_PATH,
-    marker_file: str = MARKER_FILE,
+    kernel: str = layout.KERNEL,
+    initrd: str = layout.INITRD,
+    marker_file: str = layout.MARKER,
 ) -> str:
     """Text of a GRUB legacy (0.97) ``menu.lst`` for an El Torito CD (``stage2_eltorito``).
 
@@ -422,7 +419,7 @@ def menu_lst(
 
 def grub_mkimage_bios_argv(
     out: Path | str,
-    prefix: str = GRUB_PREFIX,
+    prefix: str = layout.GRUB_DIR,
     early_config: Path | str | None = None,
     modules: Sequence[str] = GRUB_BIOS_MODULES,
     grub_dir: Path | str = GRUB_I386_PC_DIR,
@@ -442,7 +439,7 @@ def grub_mkimage_bios_argv(
 
 def grub_mkimage_efi_argv(
     out: Path | str,
-    prefix: str = GRUB_PREFIX,
+    prefix: str = layout.GRUB_DIR,
     early_config: Path | str | None = None,
     modules: Sequence[str] = GRUB_EFI_MODULES,
     grub_dir: Path | str = GRUB_X86_64_EFI_DIR,
@@ -709,8 +706,8 @@ def grub2_image_steps(
     out: Path | str,
     epoch: int | None = None,
     efi: bool = True,
-    marker_file: str = MARKER_FILE,
-    prefix: str = GRUB_PREFIX,
+    marker_file: str = layout.MARKER,
+    prefix: str = layout.GRUB_DIR,
     fat_sectors: int = EFI_FAT_SECTORS,
 ) -> list[ToolStep]:
     """The steps (argv, description, directory to run in) that make GRUB 2's boot images
@@ -724,7 +721,7 @@ def grub2_image_steps(
     (:func:`grub_cfg`). The mtools steps run in *out* and name their files relative to it.
     """
     root = Path(out)
-    grub = root / "boot" / "grub"
+    grub = layout.in_tree(root, layout.GRUB_DIR)
     early = grub / "early.cfg"
     efi_dir = root / "EFI"
     efi_binary = root / EFI_BOOT_BINARY

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livecd_tui import bootconf, tools
+from livecd_tui import bootconf, layout, tools
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.steps import Action, Step, command, q
-
-KERNEL_ON_CD = "/boot/vmlinuz"
-INITRD_ON_CD = "/boot/initrd.img"
 
 
 def kernel_cmdline(build: Build) -> str:
@@ -49,14 +46,13 @@ def config_text(build: Build) -> tuple[str, str]:
     args = dict(title=p["bootloader.title"], timeout=int(p["bootloader.timeout"]),
                 entries=menu_entries(build),
                 cmdline=kernel_cmdline(build), serial=bool(p["bootloader.serial"]),
-                serial_speed=int(p["bootloader.serial_speed"]), kernel=KERNEL_ON_CD,
-                initrd=INITRD_ON_CD)
+                serial_speed=int(p["bootloader.serial_speed"]))
     loader = p["bootloader.type"]
     if loader == "grub2":
-        return "boot/grub/grub.cfg", bootconf.grub_cfg(**args)
+        return layout.relative(layout.GRUB_CFG), bootconf.grub_cfg(**args)
     if loader == "isolinux":
-        return "isolinux/isolinux.cfg", bootconf.isolinux_cfg(**args)
-    return "boot/grub/menu.lst", bootconf.menu_lst(**args)
+        return layout.relative(layout.ISOLINUX_CFG), bootconf.isolinux_cfg(**args)
+    return layout.relative(layout.MENU_LST), bootconf.menu_lst(**args)
 
 
 def find_stage2(build: Build) -> Path | None:
@@ -92,7 +88,8 @@ def plan_bootloader(build: Build) -> list[Step]:
     elif loader == "isolinux":
         for tool in (tools.ISOLINUX_BIN, tools.LDLINUX):
             found = tool.find() or f"/usr/lib/ISOLINUX/{tool.name}"
-            steps.append(command(["cp", found, out / "isolinux" / tool.name],
+            dest = layout.in_tree(out, layout.ISOLINUX_DIR) / tool.name
+            steps.append(command(["cp", found, dest],
                                  f"copy {tool.name}", hint=f"Debian: {tool.debian}"))
     else:
         stage2 = find_stage2(build)
@@ -105,7 +102,7 @@ def plan_bootloader(build: Build) -> list[Step]:
         if stage2 is None:
             steps.append(Action("find stage2_eltorito", need_stage2))
         else:
-            steps.append(command(["cp", stage2, out / "boot" / "grub" / "stage2_eltorito"],
+            steps.append(command(["cp", stage2, layout.in_tree(out, layout.STAGE2_ELTORITO)],
                                  "copy GRUB legacy's stage2_eltorito"))
     return steps
 

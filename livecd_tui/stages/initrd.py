@@ -17,17 +17,13 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from livecd_tui import cpio, elf, toolbox
+from livecd_tui import cpio, elf, layout, toolbox
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.kernel import kmod
 from livecd_tui.stages.kernel import driver_groups, kernel_info
 from livecd_tui.stages.system import check_kernel_modules, find_busybox
 from livecd_tui.steps import Action, Step, command, q, write_file_lines
-
-#: Where things live on the CD; the init script gets them from livecd.conf.
-MARKER_FILE = "/LABEL"
-SQUASHFS_ON_CD = "/live/system.squashfs"
 
 #: Modules the method itself needs (each skipped when built into the kernel).
 METHOD_MODULES = ("loop", "squashfs", "isofs")
@@ -130,15 +126,16 @@ def livecd_conf(build: Build, modules: list[str]) -> str:
 
     values = {
         "LIVECD_MARKER": p["iso.marker"],
-        "LIVECD_MARKER_FILE": MARKER_FILE,
+        "LIVECD_MARKER_FILE": layout.MARKER,
         "LIVECD_VOLUME_LABEL": p["iso.volume_label"],
-        "LIVECD_SQUASHFS": SQUASHFS_ON_CD,
+        "LIVECD_SQUASHFS": layout.SQUASHFS,
         "LIVECD_RELEASE": kernel_info(build).release,
         "LIVECD_MODULES": " ".join(modules),
         "LIVECD_DEVMGR": p["initrd.device_manager"],
         "LIVECD_WAIT": str(p["initrd.wait"]),
         "LIVECD_TMPFS_SIZE": p["writable.tmpfs_size"],
-        "LIVECD_ETC_ARCHIVE": f"/live/{archive_name(build)}" if archive_name(build) else "",
+        "LIVECD_ETC_ARCHIVE": layout.live_file(archive_name(build)) if archive_name(build)
+        else "",
         "LIVECD_LINK_DIRS": " ".join(link_dirs(build)) if classic else "",
         "LIVECD_EMPTY_DIRS": " ".join(p["writable.empty_dirs"]) if classic else "",
         "LIVECD_INIT": "/sbin/init",
