@@ -40,19 +40,24 @@ def menu_entries(build: Build) -> list[str]:
     return entries
 
 
+def boot_menu(build: Build) -> bootconf.Menu:
+    """The boot menu the profile asks for, as every loader's config writes it."""
+    p = build.profile
+    return bootconf.Menu(title=p["bootloader.title"], timeout=int(p["bootloader.timeout"]),
+                         entries=menu_entries(build), cmdline=kernel_cmdline(build),
+                         serial=bool(p["bootloader.serial"]),
+                         serial_speed=int(p["bootloader.serial_speed"]))
+
+
 def config_text(build: Build) -> tuple[str, str]:
     """(path in the CD tree, text) of the boot menu."""
-    p = build.profile
-    args = dict(title=p["bootloader.title"], timeout=int(p["bootloader.timeout"]),
-                entries=menu_entries(build),
-                cmdline=kernel_cmdline(build), serial=bool(p["bootloader.serial"]),
-                serial_speed=int(p["bootloader.serial_speed"]))
-    loader = p["bootloader.type"]
+    menu = boot_menu(build)
+    loader = build.profile["bootloader.type"]
     if loader == "grub2":
-        return layout.relative(layout.GRUB_CFG), bootconf.grub_cfg(**args)
+        return layout.relative(layout.GRUB_CFG), bootconf.grub_cfg(menu)
     if loader == "isolinux":
-        return layout.relative(layout.ISOLINUX_CFG), bootconf.isolinux_cfg(**args)
-    return layout.relative(layout.MENU_LST), bootconf.menu_lst(**args)
+        return layout.relative(layout.ISOLINUX_CFG), bootconf.isolinux_cfg(menu)
+    return layout.relative(layout.MENU_LST), bootconf.menu_lst(menu)
 
 
 def find_stage2(build: Build) -> Path | None:
