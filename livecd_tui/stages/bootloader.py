@@ -13,20 +13,16 @@ from pathlib import Path
 from livecd_tui import bootconf, layout, tools
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.method import Grub2, GrubLegacy, Isolinux
 from livecd_tui.steps import Action, Step, command, q
 
 
 def kernel_cmdline(build: Build) -> str:
     """The command line shared by every entry: the profile's words plus what the method
     needs (a RAM disk as big as the classic initrd)."""
-    p = build.profile
-    words = []
-    if p["initrd.format"] == "classic":
-        # The kernel's RAM disk must hold the whole ext2 image. No root=: with root=/dev/ram0
-        # the kernel would run the image's /sbin/init and never /linuxrc.
-        words.append(f"ramdisk_size={int(p['initrd.size_mib']) * 1024}")
-    if p["bootloader.cmdline"]:
-        words.append(p["bootloader.cmdline"])
+    words = build.method.initrd.kernel_words()
+    if build.profile["bootloader.cmdline"]:
+        words.append(build.profile["bootloader.cmdline"])
     return " ".join(words)
 
 
@@ -51,13 +47,8 @@ def boot_menu(build: Build) -> bootconf.Menu:
 
 def config_text(build: Build) -> tuple[str, str]:
     """(path in the CD tree, text) of the boot menu."""
-    menu = boot_menu(build)
-    loader = build.profile["bootloader.type"]
-    if loader == "grub2":
-        return layout.relative(layout.GRUB_CFG), bootconf.grub_cfg(menu)
-    if loader == "isolinux":
-        return layout.relative(layout.ISOLINUX_CFG), bootconf.isolinux_cfg(menu)
-    return layout.relative(layout.MENU_LST), bootconf.menu_lst(menu)
+    loader = build.method.loader
+    return layout.relative(loader.config_file), loader.config_text(boot_menu(build))
 
 
 def find_stage2(build: Build) -> Path | None:
@@ -70,7 +61,6 @@ def find_stage2(build: Build) -> Path | None:
 
 def plan_bootloader(build: Build) -> list[Step]:
     """Write the menu, then gather or make the loader's images."""
-    p = build.profile
     out = build.partial_dir("bootloader")
     cfg_path, text = config_text(build)
 
@@ -86,11 +76,11 @@ def plan_bootloader(build: Build) -> list[Step]:
         f"write the boot menu {cfg_path}", write_config,
         (f"mkdir -p {q((out / cfg_path).parent)}",
          f"cat > {q(out / cfg_path)} <<'EOF'\n{text.rstrip()}\nEOF"))]
-    loader = p["bootloader.type"]
-    if loader == "grub2":
+    loader = build.method.loader
+    if isinstance(loader, Grub2):
         steps += [command(argv, describe, cwd=cwd) for argv, describe, cwd
                   in bootconf.grub2_image_steps(out, epoch=build.epoch)]
-    elif loader == "isolinux":
+    elif isinstance(loader, Isolinux):
         for tool in (tools.ISOLINUX_BIN, tools.LDLINUX):
             found = tool.find() or f"/usr/lib/ISOLINUX/{tool.name}"
             dest = layout.in_tree(out, layout.ISOLINUX_DIR) / tool.name
@@ -120,5 +110,5 @@ STAGE = Stage(
     plan=plan_bootloader,
     reads=("bootloader.", "initrd.format", "initrd.size_mib", "writable.copy_to_ram"),
     inputs=lambda build: [p for p in [find_stage2(build)] if p is not None]
-    if build.profile["bootloader.type"] == "grub-legacy" else [],
+    if isinstance(build.method.loader, GrubLegacy) else [],
 )

@@ -12,27 +12,15 @@ import hashlib
 import os
 from pathlib import Path
 
-from livecd_tui import bootconf, layout
+from livecd_tui import layout
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
-from livecd_tui.stages.writable import archive_name
 from livecd_tui.steps import Action, Step, command, q
 
 
 def iso_argv(build: Build, tree: Path, output: Path) -> list[str]:
     """The image writer's argv for the profile's tool and boot loader."""
-    p = build.profile
-    label = p["iso.volume_label"]
-    tool = p["iso.tool"]
-    loader = p["bootloader.type"]
-    if loader == "grub2":
-        return bootconf.xorriso_grub2_argv(tree, output, label, hybrid=bool(p["iso.hybrid"]),
-                                           efi=True, epoch=build.epoch, tool=tool)
-    if loader == "isolinux":
-        return bootconf.xorriso_isolinux_argv(tree, output, label,
-                                              hybrid=bool(p["iso.hybrid"]), epoch=build.epoch,
-                                              tool=tool)
-    return bootconf.mkisofs_grub_legacy_argv(tool, tree, output, label, epoch=build.epoch)
+    return build.method.loader.iso_argv(tree, output, build.epoch)
 
 
 def publish(ctx: StepContext, built: Path, target: Path, checksum: bool) -> None:
@@ -76,9 +64,9 @@ def plan_iso(build: Build) -> list[Step]:
         (build.done_dir("initrd") / "initrd.img", layout.INITRD),
         (build.done_dir("system") / "system.squashfs", layout.SQUASHFS),
     ]
-    if archive_name(build):
-        links.append((build.done_dir("writable") / archive_name(build),
-                      layout.live_file(archive_name(build))))
+    archive = build.method.writable.archive_name()
+    if archive:
+        links.append((build.done_dir("writable") / archive, layout.live_file(archive)))
     dirs = dict.fromkeys(layout.in_tree(tree, dest).parent for _source, dest in links)
     steps: list[Step] = [
         command(["mkdir", "-p", *dirs], "make the CD tree"),
