@@ -86,7 +86,7 @@ def plan_bootloader(build: Build) -> list[Step]:
             dest = layout.in_tree(out, layout.ISOLINUX_DIR) / tool.name
             steps.append(command(["cp", found, dest],
                                  f"copy {tool.name}", hint=f"Debian: {tool.debian}"))
-    else:
+    elif isinstance(loader, GrubLegacy):
         stage2 = find_stage2(build)
 
         def need_stage2(ctx: StepContext) -> None:
@@ -99,6 +99,8 @@ def plan_bootloader(build: Build) -> list[Step]:
         else:
             steps.append(command(["cp", stage2, layout.in_tree(out, layout.STAGE2_ELTORITO)],
                                  "copy GRUB legacy's stage2_eltorito"))
+    else:  # a new BootLoader class: its images are made here
+        raise ValueError(f"no boot images known for the boot loader {loader.name!r}")
     return steps
 
 
