@@ -76,8 +76,8 @@ def sha256(path: Path) -> str:
 #: Fakes for the boot scripts' find_medium over a directory of fake devices: DIR/NAME is a
 #: device, blkid reads DIR/NAME.blkid (its fields) and mount "mounts" DIR/NAME.files by
 #: copying it. Every blkid, mount and umount is logged to DIR/log; a mount that is not
-#: read-only with a named medium type logs BAD. Both scripts' names are set: /init's
-#: (LIVE_DIR, candidate_devices) and /linuxrc's (SYSTEM, candidates).
+#: read-only with a named medium type logs BAD. Both scripts' mount points are set: /init's
+#: LIVE_DIR and /linuxrc's SYSTEM; both call the devices' lister candidate_devices.
 FAKES = r"""
 DEVS=$1
 LIVE_DIR=$DEVS/live
@@ -90,7 +90,6 @@ candidate_devices() {
     done
     return 0
 }
-candidates() { candidate_devices; }
 blkid() {
     echo "blkid${1:+ $*}" >>"$DEVS/log"
     if [ $# = 0 ]; then
