@@ -152,3 +152,18 @@ def run_find_medium(busybox: str, script: Path, devs: Path, setup: str = "",
 def mounted(log: list[str]) -> list[str]:
     """The names of the fake devices mounted, in order."""
     return [line.split()[-2].rsplit("/", 1)[-1] for line in log if line.startswith("mount ")]
+
+
+def flip_a_byte_of(iso: Path, path: str) -> None:
+    """Flip one bit of the byte in the middle of *path* inside *iso* (found with xorriso)."""
+    report = subprocess.run(["xorriso", "-indev", str(iso), "-find", path, "-exec",
+                             "report_lba", "--"], capture_output=True, text=True, check=True)
+    found = re.search(r"File data lba:\s*\d+\s*,\s*(\d+)\s*,\s*\d+\s*,\s*(\d+)\s*,",
+                      report.stdout + report.stderr)
+    assert found, report.stdout + report.stderr
+    offset = int(found.group(1)) * 2048 + int(found.group(2)) // 2
+    with open(iso, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0x01]))

@@ -123,17 +123,18 @@ def test_sourcing_runs_nothing() -> None:
 
 
 @pytest.mark.parametrize(("cmdline", "expected"), [
-    ("BOOT_IMAGE=/boot/vmlinuz quiet", "0 0 0"),
-    ("quiet livecd.debug", "1 0 0"),
-    ("livecd.toram", "0 1 0"),
-    ("a livecd.verbose b", "0 0 1"),
-    ("livecd.debug livecd.toram livecd.verbose", "1 1 1"),
-    ("livecd.debugx xlivecd.toram livecd.verbose=0", "0 0 0"),
+    ("BOOT_IMAGE=/boot/vmlinuz quiet", "0 0 0 0"),
+    ("quiet livecd.debug", "0 1 0 0"),
+    ("livecd.toram", "0 0 1 0"),
+    ("a livecd.verbose b", "0 0 0 1"),
+    ("livecd.check ramdisk_size=65536", "1 0 0 0"),
+    ("livecd.check livecd.debug livecd.toram livecd.verbose", "1 1 1 1"),
+    ("livecd.debugx xlivecd.toram livecd.verbose=0 livecd.checkx", "0 0 0 0"),
 ])
 def test_parse_cmdline(tmp_path: Path, cmdline: str, expected: str) -> None:
     (tmp_path / "cmdline").write_text(cmdline + "\n")
     out = rc(f'parse_cmdline {tmp_path / "cmdline"}; '
-             'echo "$DEBUG $TORAM $VERBOSE"; echo "$CMDLINE"')
+             'echo "$CHECK $DEBUG $TORAM $VERBOSE"; echo "$CMDLINE"')
     assert out.splitlines() == [expected, cmdline]
 
 
@@ -161,13 +162,13 @@ def test_helpers_share_inits_names_and_bodies() -> None:
     script = LINUXRC.read_text()
     shared = ("say", "have", "candidate_devices", "labelled_devices", "read_bytes",
               "superblock_type", "fs_type", "medium_fs", "iso_label", "try_device",
-              "find_medium", "show_devices", "show_what_i_saw", "rescue",
+              "find_medium", "check_medium", "show_devices", "show_what_i_saw", "rescue",
               "copy_to_ram", "mount_root", "parse_cmdline", "load_config", "start_devmgr",
               "stop_devmgr", "load_modules", "mount_base", "main")
     for name in shared:
         assert f"\n{name}() {{\n" in script, f"linuxrc lacks {name}()"
         assert f"\n{name}() {{\n" in init, f"init lacks {name}()"
-    for name in ("read_bytes", "superblock_type", "medium_fs", "iso_label"):
+    for name in ("read_bytes", "superblock_type", "medium_fs", "iso_label", "check_medium"):
         body = re.search(rf"\n{name}\(\) {{\n.*?\n}}\n", script, re.S)
         assert body and body.group(0) in init, f"{name}() differs between the scripts"
     for old in ("candidates()", "try_medium()", "report()", "msg()", "setup_system()"):
@@ -255,6 +256,7 @@ TOOLS = [
     "tar",
     "bzip2",
     "gzip",
+    "xorriso",
 ]
 
 
@@ -404,6 +406,9 @@ def build_classic_iso(work: Path, kernel: Path, marker: str, cmdline: str, stage
         "LIVECD_LINK_DIRS": "bin lib sbin usr",
         "LIVECD_EMPTY_DIRS": "home root var",
         "LIVECD_INIT": "/sbin/init",
+        # read only with livecd.check on the command line
+        "LIVECD_SUMS": "\n".join(f"{disk_images.sha256(iso / name)}  /{name}"
+                                  for name in ("live/system.squashfs", "live/etc.tar.bz2")),
     }
     (initrd / "etc" / "livecd.conf").write_text(
         "".join(f"{k}={shlex.quote(v)}\n" for k, v in conf.items())
@@ -586,3 +591,27 @@ def test_classic_wrong_marker_opens_rescue_shell(
     assert "livecd: mounts:" in log and "livecd: modules:" in log
     assert "livecd: rescue shell" in log
     assert "Kernel panic" not in log
+
+
+@pytest.mark.integration
+def test_classic_media_check_passes_then_names_the_damaged_archive(
+    tmp_path: Path, boot_tools: None, classic_kernel: Path, stage2: Path
+) -> None:
+    iso = build_classic_iso(tmp_path, classic_kernel, MARKER,
+                            "console=ttyS0,115200 livecd.check livecd.test_exit", stage2)
+    log = boot(iso, tmp_path / "serial.log", "LIVECD-VAR-OK", 120)
+    assert "livecd: media check: /live/system.squashfs OK" in log
+    assert "livecd: media check: /live/etc.tar.bz2 OK" in log
+    assert "livecd: media check: passed, the medium is intact" in log
+    assert "LIVECD-BOOT-OK" in log and "LIVECD-ETC-FROM-ARCHIVE" in log
+    # A copy with one byte of the /etc archive flipped: named, and the boot stops.
+    damaged = tmp_path / "damaged.iso"
+    shutil.copyfile(iso, damaged)
+    disk_images.flip_a_byte_of(damaged, "/live/etc.tar.bz2")
+    log = boot(damaged, tmp_path / "damaged.log", "livecd: rescue shell", 120)
+    assert "livecd: media check: /live/system.squashfs OK" in log
+    assert ("livecd: media check: /live/etc.tar.bz2 FAILED (damaged: its sha256 is not the "
+            "one recorded at build time)") in log
+    assert "livecd: ERROR: media check failed, damaged: /live/etc.tar.bz2" in log
+    assert "livecd: rescue shell" in log
+    assert "LIVECD-BOOT-OK" not in log and "Kernel panic" not in log
