@@ -10,6 +10,7 @@ values of this build the script reads (docs/initrd-contract.md).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shlex
 import shutil
@@ -122,8 +123,49 @@ def initrd_modules(build: Build, log: Callable[[str], None]) -> list[str]:
                          option="kernel.extra_modules") from None
 
 
-def livecd_conf(build: Build, modules: list[str]) -> str:
-    """The ``/etc/livecd.conf`` the init script sources; values quoted with shlex."""
+def media_files(build: Build) -> list[tuple[str, Path]]:
+    """The files the media check reads: (path on the CD, the stage output it is a copy of),
+    the system image first, then the /etc archive when the build makes one. A list, so that
+    more images (layers) can join."""
+    from livecd_tui.stages.writable import archive_name
+
+    files = [(SQUASHFS_ON_CD, build.done_dir("system") / "system.squashfs")]
+    if archive_name(build):
+        files.append((f"/live/{archive_name(build)}",
+                      build.done_dir("writable") / archive_name(build)))
+    return files
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's contents, read in blocks (the system image is big)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def media_sums(build: Build) -> str:
+    """LIVECD_SUMS: one ``sha256sum`` line (sum, two blanks, path on the CD) per file the
+    media check (``livecd.check``) verifies."""
+    return "\n".join(f"{file_sha256(path)}  {on_cd}" for on_cd, path in media_files(build))
+
+
+def media_sums_lines(build: Build, conf: Path) -> list[str]:
+    """media_sums as bash: appends the LIVECD_SUMS line to *conf*, as livecd_conf does."""
+    files = media_files(build)
+    lines = [f"sum{i}=$(sha256sum < {q(path)}) && sum{i}=${{sum{i}%% *}}"
+             for i, (_, path) in enumerate(files)]
+    words = [f"${{sum{i}}}  {on_cd}" for i, (on_cd, _) in enumerate(files)]
+    words[0] = "LIVECD_SUMS='" + words[0]
+    words[-1] += "'"
+    lines.append("printf '%s\\n' " + " ".join(f'"{w}"' for w in words) + f" >> {q(conf)}")
+    return lines
+
+
+def livecd_conf(build: Build, modules: list[str], sums: str | None = None) -> str:
+    """The ``/etc/livecd.conf`` the init script sources; values quoted with shlex.
+    *sums* (media_sums) is the last line, when given."""
     p = build.profile
     classic = p["writable.strategy"] == "classic"
     from livecd_tui.stages.writable import archive_name, link_dirs
@@ -145,6 +187,8 @@ def livecd_conf(build: Build, modules: list[str]) -> str:
     }
     lines = ["# Written by livecd-tui for this build; read by the initrd's init script."]
     lines += [f"{key}={shlex.quote(value)}" for key, value in values.items()]
+    if sums is not None:
+        lines.append(f"LIVECD_SUMS={shlex.quote(sums)}")
     return "\n".join(lines) + "\n"
 
 
@@ -258,7 +302,7 @@ def populate_initrd(ctx: StepContext) -> None:
     data = resources.files("livecd_tui") / "data" / script
     (tree / script).write_text(data.read_text())
     os.chmod(tree / script, 0o755)
-    (tree / "etc" / "livecd.conf").write_text(livecd_conf(build, modules))
+    (tree / "etc" / "livecd.conf").write_text(livecd_conf(build, modules, media_sums(build)))
     (tree / "etc" / "fstab").write_text("")
     # mke2fs -d copies each file's times: pin them so the image is reproducible.
     epoch = build.epoch
@@ -607,6 +651,7 @@ def populate_script(build: Build, tree: Path) -> list[str]:
         lines.append("printf \"LIVECD_RELEASE='%s'\\nLIVECD_MODULES='%s'\\n\" "
                      '"$kernel_release" "$(echo $modules)" >> '
                      f"{q(tree / 'etc/livecd.conf')}")
+    lines += media_sums_lines(build, tree / "etc" / "livecd.conf")
     lines += [f": > {q(tree / 'etc/fstab')}",
               f"find {q(tree)} -exec touch -h -d @{build.epoch} {{}} +"]
     return lines
@@ -652,6 +697,7 @@ STAGE = Stage(
     plan=plan_initrd,
     reads=("initrd.", "iso.marker", "iso.volume_label", "writable.", "kernel.",
            "boottest.medium", "system.dirs"),
-    uses=("kernel",),
+    # system and writable: livecd.conf records the sha256 of their images (the media check).
+    uses=("kernel", "system", "writable"),
     inputs=initrd_inputs,
 )
