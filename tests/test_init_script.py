@@ -48,11 +48,11 @@ def test_script_shape() -> None:
         assert message in text
     assert 'exec switch_root "$NEWROOT" "$LIVECD_INIT"' in text
     assert "mount --move" in text
-    for word in ("livecd.debug", "livecd.toram", "livecd.verbose"):
+    for word in ("livecd.check", "livecd.debug", "livecd.toram", "livecd.verbose"):
         assert f'" {word} "' in text
     for var in ("LIVECD_MARKER", "LIVECD_MARKER_FILE", "LIVECD_SQUASHFS", "LIVECD_RELEASE",
                 "LIVECD_MODULES", "LIVECD_DEVMGR", "LIVECD_WAIT", "LIVECD_TMPFS_SIZE",
-                "LIVECD_TORAM", "LIVECD_INIT"):
+                "LIVECD_TORAM", "LIVECD_INIT", "LIVECD_SUMS"):
         assert f"${var}" in text or f"${{{var}" in text or f"{var}=" in text, var
 
 

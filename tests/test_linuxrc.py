@@ -66,7 +66,7 @@ def test_reads_every_contract_variable_and_word() -> None:
     assert names, "no variables found in the contract"
     missing = [n for n in names if f"${n}" not in script and f"${{{n}" not in script]
     assert not missing, f"contract variables the script ignores: {missing}"
-    for word in ("livecd.debug", "livecd.toram", "livecd.verbose"):
+    for word in ("livecd.check", "livecd.debug", "livecd.toram", "livecd.verbose"):
         assert word in script
 
 
