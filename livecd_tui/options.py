@@ -679,10 +679,12 @@ _OPTIONS: tuple[Option, ...] = (
         "Menu entries",
         "list",
         ["normal", "toram", "debug"],
-        "Entries of the boot menu: 'normal', 'toram' (copy the system to RAM) and "
-        "'debug' (stop in a shell before switching to the live system, with verbose "
-        "output). The first is the default.",
-        item_choices=("normal", "toram", "debug"),
+        "Entries of the boot menu: 'normal', 'toram' (copy the system to RAM), 'check' "
+        "(verify the sha256 of the system image and the /etc archive on the medium before "
+        "booting; a damaged file stops in the rescue shell, named) and 'debug' (stop in a "
+        "shell before switching to the live system, with verbose output). The first is the "
+        "default.",
+        item_choices=("normal", "toram", "check", "debug"),
         min_items=1,
     ),
     Option(
