@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 import sh
 
-from livecd_tui import __version__, procs
-from livecd_tui.build import EPOCH_FILE, WORK_MARKER, Build
+from livecd_tui import __version__, procs, workdir
+from livecd_tui.build import WORK_MARKER, Build, BuildError, StepContext
 from livecd_tui.options import OPTIONS
 from livecd_tui.profile import write_atomically
 from livecd_tui.steps import Action, Command, Step
@@ -53,10 +53,6 @@ class StepFailed(Exception):
         super().__init__(message)
         self.hint = hint
         self.option = option
-
-
-class BuildError(Exception):
-    """The build cannot start: bad selection, missing earlier outputs, busy work dir."""
 
 
 class PlanError(BuildError):
@@ -85,6 +81,9 @@ class Stage:
     #: Run once the stage's outputs are in their done dir: publishes what must describe a
     #: finished stage only (the scrub report in out/).
     on_done: Callable[[Build], None] | None = None
+    #: The top-level dirs of the system root the stage packs into the image: what the work
+    #: dir and the ISO must stay out of (``workdir``'s guards ask every stage).
+    packs: Callable[[Build], Sequence[str]] = field(default=lambda build: [])
 
 
 @dataclass(frozen=True)
@@ -189,16 +188,6 @@ class StageFinished:
 
 Event = StageStarted | StageSkipped | StepStarted | OutputLine | StageFinished
 Listener = Callable[[Event], None]
-
-
-@dataclass
-class StepContext:
-    """What an Action gets: the build, its stage's output dir, and a way to log."""
-
-    build: Build
-    stage: str
-    out: Path
-    log: Callable[[str], None]
 
 
 def load_state(build: Build, name: str) -> StageState:
@@ -334,26 +323,6 @@ def _digest_tree(digest: Any, top: Path, skip: Path) -> None:
                 digest.update(f"{path} {st.st_mode} {st.st_size} {st.st_mtime_ns}\n".encode())
 
 
-def prepare_work_dir(work: Path, epoch: int | None = None) -> None:
-    """Create the work dir with its marker; refuse a non-empty dir that lacks the marker,
-    because the build deletes things inside its work dir."""
-    if work.exists():
-        if not work.is_dir():
-            raise BuildError(f"work dir {work} exists and is not a directory")
-        if not (work / WORK_MARKER).exists() and any(work.iterdir()):
-            raise BuildError(
-                f"work dir {work} is not empty and was not made by livecd-tui "
-                f"(no {WORK_MARKER} file in it); choose an empty or new directory")
-    # The marker before anything else: a build starting beside this one must never see the
-    # dir non-empty and unmarked (it would refuse it as not made by livecd-tui).
-    work.mkdir(parents=True, exist_ok=True)
-    (work / WORK_MARKER).write_text("This directory is a livecd-tui work dir.\n")
-    for sub in ("stages", "logs", "state", "out"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
-    if epoch is not None and not (work / EPOCH_FILE).exists():
-        (work / EPOCH_FILE).write_text(f"{epoch}\n")
-
-
 class Engine:
     """Runs a build's stages in order, one at a time, and can be stopped from another thread."""
 
@@ -407,14 +376,12 @@ class Engine:
 
         Refuses dangerous work dirs and outputs, and a work dir another build holds.
         """
-        from livecd_tui.runner import path_problems, work_lock
-
-        problems = path_problems(self.build)
+        problems = workdir.path_problems(self.build, self.stages)
         if problems:
             raise BuildError("; ".join(problems))
-        prepare_work_dir(self.build.work, self.build.epoch)
+        workdir.prepare_work_dir(self.build.work, self.build.epoch)
         try:
-            with work_lock(self.build):
+            with workdir.work_lock(self.build):
                 self._mark_stale_runs()
                 leftover = procs.end_leftovers(self.build.work)
                 if leftover:
@@ -969,7 +936,7 @@ def render_script(build: Build, stages: Sequence[Stage]) -> str:
         f'  echo "refusing: $WORK is not empty and has no {WORK_MARKER}" >&2; exit 2',
         "fi",
         'mkdir -p "$WORK/stages" "$WORK/out"',
-        f"echo 'This directory is a livecd-tui work dir.' > \"$WORK/{WORK_MARKER}\"",
+        f"echo {shlex.quote(workdir.MARKER_TEXT.strip())} > \"$WORK/{WORK_MARKER}\"",
         "",
     ]
     for stage in stages:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import cli, procs, runner
+from livecd_tui import cli, procs, runner, workdir
 from livecd_tui.build import Build
 from livecd_tui.engine import (
     Engine,
@@ -273,7 +273,7 @@ def test_the_tui_reads_a_signalled_detached_build_as_stopped_not_as_an_error(
     work = tmp_path / "work"
     (work / "logs").mkdir(parents=True)
     feed = FollowFeed(work, STAGES, new_profile(), since=time.time() - 1)
-    (work / runner.DETACHED_LOG).write_text(
+    (work / workdir.DETACHED_LOG).write_text(
         "livecd-tui: SIGTERM: stopping the build\n"
         "livecd-tui: build stopped by SIGTERM after 3.1 s; logs in x; continue with: y\n")
     assert feed.outcome() == Outcome(False)

@@ -29,6 +29,13 @@ def archive_name(build: Build) -> str:
     return "etc.tar.gz" if p["writable.overrides"] else ""
 
 
+def packed_dirs(build: Build) -> list[str]:
+    """The system root's dirs the classic archive packs (their copies on the CD)."""
+    if archive_name(build) and build.profile["writable.strategy"] == "classic":
+        return list(build.profile["writable.archive_dirs"])
+    return []
+
+
 def link_dirs(build: Build) -> list[str]:
     """Classic: the squashfs's top-level dirs linked from the tmpfs root (bin lib sbin usr)."""
     p = build.profile
@@ -148,4 +155,5 @@ STAGE = Stage(
            "system.keep_owners", "bootloader.serial", "bootloader.serial_speed"),
     inputs=writable_inputs,
     on_done=scrub.publish_combined,
+    packs=packed_dirs,
 )
