@@ -25,8 +25,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import sh
-
 from livecd_tui import __version__, procs, workdir
 from livecd_tui.build import WORK_MARKER, Build, BuildError, StepContext
 from livecd_tui.options import OPTIONS
@@ -42,8 +40,6 @@ TAIL_LINES = 20
 DIAGNOSE_LINES = 20_000
 #: Files up to this size are fingerprinted by content, bigger ones by size and mtime.
 SMALL_FILE = 32 * 1024 * 1024
-#: Seconds between SIGTERM and SIGKILL when stopping a command.
-KILL_GRACE = 5.0
 
 
 class StepFailed(Exception):
@@ -474,7 +470,7 @@ class Engine:
         with self._lock:
             process = self._process
         if process is not None:
-            kill_process_group(process.pid)
+            procs.kill_process_group(process.pid)
 
     def _emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -684,31 +680,13 @@ class Engine:
             return Failure(stage, index, step.describe, step.shell_line(), code, sig,
                            shown_tail(found), step.hint, "command", option)
 
-        try:
-            program = sh.Command(step.argv[0])
-        except sh.CommandNotFound:
-            return failed(127, None, f"{step.argv[0]}: command not found")
         files: list[Any] = []
-        kwargs: dict[str, Any] = dict(
-            _bg=True, _bg_exc=False, _new_session=True, _env=env, _tty_out=False,
-            _ok_code=list(range(256)), _preexec_fn=procs.die_with_parent(),
-        )
         output = OutputPipe(on_output)
-        if step.cwd:
-            kwargs["_cwd"] = str(step.cwd)
         try:
-            # Always a real stdin: without _in, sh feeds the command from a queue whose
-            # thread wakes every 0.1 s and is joined when the command ends, which cost
-            # 100 ms per command (bench/overhead.sh). The commands read nothing else.
+            # Always a real stdin (procs.start says why); the commands read nothing else.
             files.append(open(step.stdin or os.devnull, "rb"))  # noqa: SIM115 - closed below
-            kwargs["_in"] = files[-1]
             if step.stdout:
                 files.append(open(step.stdout, "wb"))  # noqa: SIM115 - closed below
-                kwargs["_out"] = files[-1]
-                kwargs["_err"] = output.writer
-            else:
-                kwargs["_out"] = output.writer
-                kwargs["_err_to_out"] = True
         except OSError as err:
             for f in files:
                 f.close()
@@ -724,7 +702,10 @@ class Engine:
                 # started is found by the token in its environment and ended later.
                 record = procs.new_command(self.build.work, stage, step.shell_line())
                 env[procs.TOKEN_ENV] = record.token
-                self._process = program(*step.argv[1:], **kwargs)
+                self._process = procs.start(
+                    step.argv, stdin=files[0],
+                    stdout=files[1] if step.stdout else output.writer,
+                    stderr=output.writer if step.stdout else None, env=env, cwd=step.cwd)
             output.child_started()
             if step.timeout:
                 def expire() -> None:
@@ -734,14 +715,10 @@ class Engine:
                 timer = threading.Timer(step.timeout, expire)
                 timer.daemon = True
                 timer.start()
-            try:
-                self._process.wait()
-                code = self._process.exit_code
-            except sh.SignalException as err:
-                code = -abs(getattr(err, "exit_code", 0) or 0)
-            except sh.ErrorReturnCode as err:
-                code = err.exit_code
-        except (OSError, sh.ForkException) as err:
+            code = procs.wait(self._process)
+        except procs.ProgramNotFound:
+            return failed(127, None, f"{step.argv[0]}: command not found")
+        except OSError as err:
             return failed(None, None, f"cannot start {step.argv[0]}: {err}")
         finally:
             if timer:
@@ -778,7 +755,7 @@ class Engine:
         with self._lock:
             process = self._process
         if process is not None:
-            threading.Thread(target=kill_process_group, args=(process.pid, 2.0),
+            threading.Thread(target=procs.kill_process_group, args=(process.pid, 2.0),
                              daemon=True).start()
 
 
@@ -897,23 +874,6 @@ class MarkerWatch:
         # Only the end that could start the text again is worth keeping.
         self._carry = window[-(len(self.text) - 1):] if len(self.text) > 1 else ""
         return False
-
-
-def kill_process_group(pid: int, grace: float = KILL_GRACE) -> None:
-    """SIGTERM a process group, then SIGKILL it if it is still there after ``grace``."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def render_script(build: Build, stages: Sequence[Stage]) -> str:
