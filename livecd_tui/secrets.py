@@ -28,11 +28,12 @@ import pickle
 import re
 import stat
 import struct
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from livecd_tui import procs
 
 #: Bytes read from a file that is not key material by its name: secrets sit in small files
 #: or at the top of config files; big files are data, documents or programs.
@@ -376,10 +377,9 @@ def _scan_in_worker(root: str, paths: list[str]) -> list[Result]:
     """One share of the scan in a worker process; in this one if no worker can be had."""
     data = b"\0".join(os.fsencode(p) for p in paths)
     try:
-        proc = subprocess.run([sys.executable, "-m", "livecd_tui.secrets", root], input=data,
-                              capture_output=True, check=False)
+        proc = procs.run([sys.executable, "-m", "livecd_tui.secrets", root], input=data)
         if proc.returncode == 0:
-            results = pickle.loads(proc.stdout)
+            results = pickle.loads(proc.out)
             if isinstance(results, list):
                 return results
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError):

@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import os
 import shlex
-import subprocess
 import threading
 import time
 from collections import deque
@@ -39,7 +38,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, OptionList, Static
 from textual.widgets.option_list import Option as ListOption
 
-from livecd_tui import runner, workdir
+from livecd_tui import procs, runner, workdir
 from livecd_tui.build import Build
 from livecd_tui.engine import (
     BuildError,
@@ -885,7 +884,7 @@ class BuildScreen(Screen[None]):
         try:
             with self.app.suspend():
                 print(banner, flush=True)
-                subprocess.run(argv, cwd=cwd, check=False)
+                procs.run_in_terminal(argv, cwd)
         except SuspendNotSupported:
             self.notify("Cannot leave the app in this terminal", severity="error")
         except OSError as err:
