@@ -99,8 +99,9 @@ def test_what_a_killed_build_left_running_is_ended_by_status_stop_and_the_next_b
         shell = next(pid for pid in found if os.getsid(pid) == pid)  # the command itself
         record = procs.read_command(work)
         assert record is not None
-        wait_until(lambda r=record: len(procs.leftovers(r.token)) == 3, 30,
-                   "the shell's two children")
+        # Both children exec'd: until `env -i` has run, its forked shell still has the token.
+        wait_until(lambda r=record: len(procs.leftovers(r.token)) == 3
+                   and len(procs.carriers(r.token)) == 2, 30, "the shell's two children")
         everything = procs.leftovers(record.token)
         assert len(procs.carriers(record.token)) == 2, "env -i cleared one's token"
         build.send_signal(signal.SIGKILL)
