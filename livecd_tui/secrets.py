@@ -33,8 +33,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecd_tui import procs
-
 #: Bytes read from a file that is not key material by its name: secrets sit in small files
 #: or at the top of config files; big files are data, documents or programs.
 HEAD_LIMIT = 256 * 1024
@@ -375,6 +373,9 @@ def scan_files(root: Path | str, rels: Iterable[str], jobs: int | None = None) -
 
 def _scan_in_worker(root: str, paths: list[str]) -> list[Result]:
     """One share of the scan in a worker process; in this one if no worker can be had."""
+    # Here, not at the top: the workers import this module and need no sh (46 ms each).
+    from livecd_tui import procs
+
     data = b"\0".join(os.fsencode(p) for p in paths)
     try:
         proc = procs.run([sys.executable, "-m", "livecd_tui.secrets", root], input=data)
