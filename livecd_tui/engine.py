@@ -283,15 +283,6 @@ def _named_option(message: str, stage: Stage) -> str:
     return next((r for r in stage.reads if r in OPTIONS), "")
 
 
-def plan_fingerprints(build: Build, stages: Sequence[Stage]) -> dict[str, str]:
-    """Every stage's fingerprint as planned now, earlier stages feeding later ones, without
-    running anything: which stages a change of options would re-run."""
-    prints: dict[str, str] = {}
-    for stage in stages:
-        prints[stage.name] = fingerprint(build, stage, plan_stage(build, stage), prints)
-    return prints
-
-
 def output_digest(top: Path) -> str:
     """A digest of a finished stage's outputs: contents of small files, size and mtime of
     big ones (a re-run that makes the same kernel or config does not cascade)."""
