@@ -312,6 +312,8 @@ def grub_cfg(
             "terminal_output serial console",
         ]
     lines += [
+        # Which GRUB image runs ("pc" or "efi"): the boot tests read it on the console.
+        'echo "livecd-tui: GRUB 2 for $grub_platform"',
         "set default=0",
         f"set timeout={timeout}",
         f"search --no-floppy --set=root --file {grub_quote(marker_file)}",

@@ -79,6 +79,7 @@ def test_grub_cfg_entries_and_syntax(entries: list[str], serial: bool, tmp_path:
         else:
             assert not any(w.startswith("console=") for w in linux)
     assert "set default=0" in text and "set timeout=5" in text
+    assert 'echo "livecd-tui: GRUB 2 for $grub_platform"' in text  # the boot tests read it
     assert text.count("initrd /boot/initrd.img") == len(entries)
     assert "search --no-floppy --set=root --file /LABEL" in text
     has_serial = "serial --unit=0 --speed=115200" in text
