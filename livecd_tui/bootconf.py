@@ -329,6 +329,8 @@ def grub_cfg(menu: Menu) -> str:
             "terminal_output serial console",
         ]
     lines += [
+        # Which GRUB image runs ("pc" or "efi"): the boot tests read it on the console.
+        'echo "livecd-tui: GRUB 2 for $grub_platform"',
         "set default=0",
         f"set timeout={menu.timeout}",
         f"search --no-floppy --set=root --file {grub_quote(menu.marker_file)}",
@@ -449,21 +451,6 @@ def grub_mkimage_efi_argv(
     if early_config is not None:
         argv += ["-c", str(early_config)]
     return argv + list(modules)
-
-
-def fat_image_sectors(payload_bytes: int, slack_kib: int = 256) -> int:
-    """Number of 512-byte sectors for a FAT image holding *payload_bytes* of files.
-
-    Adds *slack_kib* and room for the FAT, then rounds up to whole tracks of the geometry
-    given to mformat. The result is at least 2880 sectors (1.44 MB).
-    """
-    if payload_bytes < 0:
-        raise ValueError("payload size must be >= 0")
-    sectors = (payload_bytes + 511) // 512
-    sectors += sectors // 50 + slack_kib * 2 + 64
-    track = FAT_HEADS * FAT_SECTORS_PER_TRACK
-    sectors = (sectors + track - 1) // track * track
-    return max(sectors, 2880)
 
 
 #: Characters that make mtools pass a drive's file name to ``sh -c "echo NAME"`` to expand
@@ -749,14 +736,3 @@ def grub2_image_steps(
         steps.append(ToolStep(mformat, "make the EFI FAT image (fixed serial, no label)", root))
         steps.append(ToolStep(mcopy, "copy EFI/BOOT/BOOTX64.EFI into the FAT image", root))
     return steps
-
-
-def reproducible_env(epoch: int) -> dict[str, str]:
-    """Environment for reproducible tool runs: ``SOURCE_DATE_EPOCH`` (xorriso reads it).
-
-    Do not pass it to mksquashfs 4.5 together with ``-all-time``/``-mkfs-time``: it refuses
-    to run when both are given.
-    """
-    if epoch < 0:
-        raise ValueError("SOURCE_DATE_EPOCH must be >= 0")
-    return {"SOURCE_DATE_EPOCH": str(epoch)}

@@ -62,15 +62,6 @@ class CheckReport:
         return out
 
 
-#: Which option to change for each tool that is missing.
-TOOL_OPTIONS = {
-    "stage2_eltorito": "bootloader.stage2_eltorito",
-    "xorriso": "iso.tool", "genisoimage": "iso.tool", "mkisofs": "iso.tool",
-    "qemu-system-x86_64": "boottest.enabled", "OVMF": "boottest.firmware",
-    "mke2fs": "initrd.format", "busybox": "initrd.busybox",
-}
-
-
 def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
     report = CheckReport()
     problems = profile.problems()
@@ -96,7 +87,7 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
         else:
             report.items.append(CheckItem(
                 "tool", False, f"{tool.name} missing ({tool.why}): Debian {tool.debian}; "
-                f"LFS/BLFS {tool.lfs}", TOOL_OPTIONS.get(tool.name, "bootloader.type")))
+                f"LFS/BLFS {tool.lfs}", tool.option))
     report.items += toolbox_items(profile)
     if not problems:
         report.items += plan_items(profile)

@@ -17,10 +17,12 @@ import select
 import shlex
 import shutil
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -203,6 +205,8 @@ def save_state(build: Build, state: StageState) -> None:
 
 #: How the last build in a work dir ended, for ``attach`` and ``status``.
 RESULT_FILE = "state/build.json"
+#: Faults the build went on after (a listener or a diagnosis that raised), in logs/.
+ENGINE_LOG = "engine.log"
 #: The exit code each outcome of a build gives (an interrupted one: 128 + the signal).
 OUTCOME_CODES = {"done": 0, "failed": 1, "interrupted": 1, "plan failed": 2, "refused": 2,
                  "running": 1}
@@ -268,15 +272,6 @@ def _named_option(message: str, stage: Stage) -> str:
     return next((r for r in stage.reads if r in OPTIONS), "")
 
 
-def plan_fingerprints(build: Build, stages: Sequence[Stage]) -> dict[str, str]:
-    """Every stage's fingerprint as planned now, earlier stages feeding later ones, without
-    running anything: which stages a change of options would re-run."""
-    prints: dict[str, str] = {}
-    for stage in stages:
-        prints[stage.name] = fingerprint(build, stage, plan_stage(build, stage), prints)
-    return prints
-
-
 def output_digest(top: Path) -> str:
     """A digest of a finished stage's outputs: contents of small files, size and mtime of
     big ones (a re-run that makes the same kernel or config does not cascade)."""
@@ -331,6 +326,9 @@ class Engine:
         self._stopping = threading.Event()
         self._stop_reason = ""
         self._lock = threading.RLock()
+        #: Faults already noted in the engine log (each kind once: a listener that fails on
+        #: every output line must not write a traceback per line).
+        self._noted: set[str] = set()
         #: What the build found and ended before starting (a killed build's leftovers).
         self.notes: list[str] = []
 
@@ -413,7 +411,7 @@ class Engine:
 
     def _save_result(self, result: Mapping[str, Any]) -> None:
         # Only a report: a full disk must not turn a finished build into a traceback.
-        with contextlib.suppress(OSError):
+        with self._survive(f"writing {RESULT_FILE}", OSError):
             procs.replace_file(self.build.work / RESULT_FILE,
                                json.dumps(result, sort_keys=True).encode())
 
@@ -474,8 +472,43 @@ class Engine:
 
     def _emit(self, event: Event) -> None:
         for listener in self.listeners:
-            with contextlib.suppress(Exception):  # a broken listener must not stop a build
+            # A broken listener must not stop a build; noted, it does not hide a bug either.
+            with self._survive(f"listener {getattr(listener, '__qualname__', listener)!s}"):
                 listener(event)
+
+    @contextlib.contextmanager
+    def _survive(self, what: str,
+                 kinds: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+                 ) -> Iterator[None]:
+        """Go on when the block raises one of *kinds*, after noting it with
+        :meth:`_note`: the build must not stop for it, and nobody must miss it."""
+        try:
+            yield
+        except kinds as err:
+            self._note(what, err)
+
+    def _note(self, what: str, err: BaseException) -> None:
+        """Write a fault the build went on after, with its traceback, to
+        ``logs/ENGINE_LOG`` in the work dir (stderr when there is no work dir or it cannot
+        be written); each kind of fault once per engine."""
+        key = f"{what}: {type(err).__name__}"
+        with self._lock:
+            if key in self._noted:
+                return
+            self._noted.add(key)
+        text = (f"{time.strftime('%Y-%m-%d %H:%M:%S')} {what} failed, the build went on: "
+                f"{type(err).__name__}: {err}\n"
+                + "".join(traceback.format_exception(err)))
+        try:
+            if not self.build.work.is_dir():  # a dry run: nothing is written there
+                raise FileNotFoundError(self.build.work)
+            logs = self.build.work / "logs"
+            logs.mkdir(exist_ok=True)
+            with open(logs / ENGINE_LOG, "a", encoding="utf-8", errors="replace") as handle:
+                handle.write(text)
+        except OSError:
+            with contextlib.suppress(OSError, ValueError):  # stderr closed: nowhere left
+                sys.stderr.write(f"livecd-tui: {text}")
 
     def _run_stage(self, stage: Stage, forced: bool) -> bool:
         build = self.build
@@ -490,7 +523,7 @@ class Engine:
         if (not forced and previous.status in ("done", "skipped")
                 and previous.fingerprint == print_fp and build.done_dir(stage.name).exists()):
             previous.status = "skipped"
-            with contextlib.suppress(OSError):  # "done" on disk says the same
+            with self._survive("saving the skipped state", OSError):  # "done" says the same
                 save_state(build, previous)
             self._emit(StageSkipped(stage.name, "up to date"))
             return True
@@ -586,7 +619,7 @@ class Engine:
             state.status = status = "failed"
             state.output = ""
             state.failure = asdict(failure)
-            with contextlib.suppress(OSError):
+            with self._survive("saving the failed state", OSError):
                 save_state(build, state)
         duration = state.ended - (state.started or state.ended)
         self._emit(StageFinished(state.name, status, duration, failure))
@@ -599,7 +632,7 @@ class Engine:
         failure = Failure(stage.name, 0, "plan the stage", "", None, None, [message],
                           "fix the profile (`livecd-tui check` lists its problems) and "
                           "build again", "plan", option)
-        with contextlib.suppress(OSError):
+        with self._survive("recording a stage that cannot be planned", OSError):
             save_state(self.build, StageState(name=stage.name, status="failed", started=now,
                                               ended=now, failure=asdict(failure)))
             later = self.names()[self.names().index(stage.name) + 1:]
@@ -662,7 +695,7 @@ class Engine:
 
         def on_output(chunk: str) -> None:
             # Called from the output pipe's thread: never let an exception escape there.
-            with contextlib.suppress(Exception):
+            with self._survive("handling a command's output"):
                 lines.feed(chunk)
                 if marker is not None and not matched.is_set() and marker.feed(chunk):
                     matched.set()
@@ -672,7 +705,8 @@ class Engine:
             found = list(tail) + ([extra] if extra else [])
             option = step.option
             if step.diagnose is not None:
-                with contextlib.suppress(Exception):  # a diagnosis must not hide the failure
+                # A diagnosis must not hide the failure it diagnoses.
+                with self._survive(f"diagnosing {step.describe!r}"):
                     verdict = step.diagnose(list(seen))
                     if verdict is not None:
                         found.append(verdict[0])
@@ -726,7 +760,7 @@ class Engine:
             with self._lock:
                 self._process = None
             if record is not None:
-                with contextlib.suppress(OSError):
+                with self._survive("recording that the command ended", OSError):
                     procs.command_ended(self.build.work)
             for f in files:
                 f.close()

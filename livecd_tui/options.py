@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -901,7 +901,6 @@ _OPTIONS: tuple[Option, ...] = (
 
 OPTIONS: Mapping[str, Option] = {option.key: option for option in _OPTIONS}
 MENUS: Mapping[str, Menu] = {menu.key: menu for menu in _MENUS}
-SECTIONS: tuple[str, ...] = tuple(menu.key for menu in _MENUS if "." not in menu.key)
 
 
 def defaults() -> dict[str, Any]:
@@ -1075,11 +1074,6 @@ def _typename(value: Any) -> str:
         if isinstance(value, kind):
             return f"{name} ({format_value(value) if not isinstance(value, dict) else '{...}'})"
     return type(value).__name__
-
-
-def option_choices_text(option: Option) -> Sequence[str]:
-    """Allowed values, for help texts (empty when any value of the type goes)."""
-    return option.choices or option.item_choices
 
 
 def reference_text() -> str:

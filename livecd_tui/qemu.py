@@ -268,17 +268,6 @@ def medium_args(iso: Path, medium: str) -> list[str]:
     raise ValueError(f"medium must be one of {MEDIA}, not {medium!r}")
 
 
-def direct_kernel_args(kernel: Path, initrd: Path, append: str) -> list[str]:
-    """Extra arguments to boot *kernel* + *initrd* directly with command line *append*.
-
-    Skips the boot loader (the ISO stays attached as the medium): a quick way to test the
-    initramfs with extra words such as ``livecd.debug``. Pass the result as *extra_args*.
-    """
-    if "\n" in append:
-        raise ValueError("the kernel command line must be one line")
-    return ["-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
-
-
 def qemu_argv(
     iso: Path,
     firmware: str,

@@ -220,7 +220,6 @@ RULES: tuple[Rule, ...] = (
          _m(rb"^\[(?:LinkKey|LongTermKey|PeripheralLongTermKey|SlaveLongTermKey)\]\s*\n"
             rb"Key=[0-9A-Fa-f]{32}"), strong=False),
 )
-RULES_BY_NAME = {r.name: r for r in RULES}
 
 
 def _is_keytab(data: bytes) -> bool:

@@ -28,6 +28,9 @@ class Tool:
     #: Globs for files; empty for programs on PATH.
     paths: tuple[str, ...] = ()
     version_args: tuple[str, ...] = ("--version",)
+    #: The profile option that makes the build need it: what ``check`` and the TUI point a
+    #: user to when it is missing (the boot loader's choice for the rest).
+    option: str = "bootloader.type"
 
     def find(self) -> str | None:
         """The program's or file's path, or None when it is missing."""
@@ -62,9 +65,9 @@ MKSQUASHFS = Tool("mksquashfs", "packs the system image", "squashfs-tools",
                   version_args=("-version",))
 BUSYBOX = Tool("busybox", "shell and commands of the initrd", "busybox-static",
                "busybox (not in BLFS: build it static from its source)",
-               version_args=("--help",))
+               version_args=("--help",), option="initrd.busybox")
 MKE2FS = Tool("mke2fs", "makes the classic ext2 RAM-disk image", "e2fsprogs",
-              "e2fsprogs (LFS)", version_args=("-V",))
+              "e2fsprogs (LFS)", version_args=("-V",), option="initrd.format")
 GZIP = Tool("gzip", "compresses the initrd", "gzip", "gzip (LFS)")
 XZ = Tool("xz", "compresses the initrd", "xz-utils", "xz (LFS)")
 ZSTD = Tool("zstd", "compresses the initrd", "zstd", "zstd (LFS)")
@@ -101,19 +104,23 @@ STAGE2 = Tool("stage2_eltorito", "GRUB legacy's CD boot loader",
               paths=("/usr/lib/grub/*-pc/stage2_eltorito", "/boot/grub/stage2_eltorito",
                      os.path.join(os.environ.get("XDG_CACHE_HOME")
                                   or os.path.expanduser("~/.cache"),
-                                  "livecd-tui/grub-legacy/usr/lib/grub/*-pc/stage2_eltorito")))
-XORRISO = Tool("xorriso", "writes the ISO image", "xorriso", "libisoburn (BLFS)")
+                                  "livecd-tui/grub-legacy/usr/lib/grub/*-pc/stage2_eltorito")),
+              option="bootloader.stage2_eltorito")
+XORRISO = Tool("xorriso", "writes the ISO image", "xorriso", "libisoburn (BLFS)",
+               option="iso.tool")
 GENISOIMAGE = Tool("genisoimage", "writes the ISO image", "genisoimage",
-                   "cdrtools (not in BLFS: build it from its source)")
+                   "cdrtools (not in BLFS: build it from its source)", option="iso.tool")
 MKISOFS = Tool("mkisofs", "writes the ISO image", "genisoimage (mkisofs link) or xorriso",
-               "cdrtools (not in BLFS: build it from its source)")
+               "cdrtools (not in BLFS: build it from its source)", option="iso.tool")
 SHA256SUM = Tool("sha256sum", "writes the ISO's checksum file", "coreutils",
                  "coreutils (LFS)")
-QEMU = Tool("qemu-system-x86_64", "boots the ISO to test it", "qemu-system-x86", "qemu (BLFS)")
+QEMU = Tool("qemu-system-x86_64", "boots the ISO to test it", "qemu-system-x86", "qemu (BLFS)",
+            option="boottest.enabled")
 OVMF = Tool("OVMF", "UEFI firmware for the boot test", "ovmf",
             "edk2 OVMF (not in BLFS: build it from its source)",
             paths=("/usr/share/ovmf/OVMF.fd", "/usr/share/OVMF/OVMF_CODE.fd",
-                   "/usr/share/qemu/OVMF.fd", "/usr/share/edk2/ovmf/OVMF_CODE.fd"))
+                   "/usr/share/qemu/OVMF.fd", "/usr/share/edk2/ovmf/OVMF_CODE.fd"),
+            option="boottest.firmware")
 
 
 def required_tools(profile: Profile) -> list[Tool]:

@@ -388,3 +388,34 @@ def test_each_stage_uses_only_earlier_stages() -> None:
             assert used in names[:index], f"{stage.name} uses {used}, which runs later"
     initrd = STAGES[names.index("initrd")]
     assert {"system", "writable"} <= set(initrd.uses)
+
+
+def test_a_broken_listener_or_diagnosis_is_noted_and_the_build_goes_on(setup) -> None:
+    """Faults the build survives are written to logs/engine.log with their traceback, each
+    kind once, instead of vanishing."""
+    build, flag = setup
+    calls = []
+
+    def broken(event: Event) -> None:
+        calls.append(event)
+        raise RuntimeError("listener bug")
+
+    def bad_diagnosis(lines):
+        raise KeyError("diagnosis bug")
+
+    def fails(b: Build) -> list:
+        return [command(["sh", "-c", "echo one; echo two; exit 3"], "fail",
+                        diagnose=bad_diagnosis)]
+
+    recorder = Recorder()
+    engine = Engine(build, [*make_stages(flag), Stage("fails", "Fails", "exits 3", fails)],
+                    [broken, recorder])
+    assert not engine.run(engine.select())
+    assert len(calls) > 3 and recorder.ran() == ["first", "second", "third", "fails"]
+    failure = next(e for e in recorder.events
+                   if isinstance(e, StageFinished) and e.stage == "fails").failure
+    assert failure is not None and failure.exit_code == 3 and "two" in failure.tail
+    log = (build.work / "logs" / "engine.log").read_text()
+    assert log.count("RuntimeError: listener bug") == 2  # the note's line and the traceback's
+    assert "failed, the build went on" in log and "Traceback" in log
+    assert "diagnosing 'fail' failed" in log and "KeyError: 'diagnosis bug'" in log

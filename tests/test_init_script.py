@@ -23,6 +23,7 @@ import pytest
 from livecd_tui import qemu
 from tests import disk_images
 from tests.disk_images import fake_devices, make_images, mounted, sha256
+from tests.integration.serial import direct_kernel_args
 
 INIT = Path(__file__).resolve().parents[1] / "livecd_tui" / "data" / "init"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -411,7 +412,7 @@ def boot(kit: Kit, initrd: Path, append: str, replies: Sequence[tuple[str, str]]
     """Boot under TCG, answer each (pattern, text) in turn, return the console text once
     *until* appears after the last answer, or QEMU ends (the guest powers off)."""
     argv = qemu.qemu_argv(kit.iso, "bios", "cdrom", 512, "tcg", timeout=int(timeout) + 10,
-                          extra_args=qemu.direct_kernel_args(
+                          extra_args=direct_kernel_args(
                               kit.kernel, initrd, f"console=ttyS0 panic=-1 {append}"))
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)

@@ -10,6 +10,7 @@ import pytest
 from livecd_tui import tools
 from livecd_tui.build import Build
 from livecd_tui.engine import fingerprint
+from livecd_tui.options import OPTIONS
 from livecd_tui.profile import new_profile
 from livecd_tui.stages import preflight
 
@@ -61,3 +62,10 @@ def test_plan_and_export_script_start_no_qemu_probe(
     assert cli.main(["export-script", demo, "--work-dir", work,
                      "-o", str(tmp_path / "build.sh")]) == 0
     assert "-accel tcg" in (tmp_path / "build.sh").read_text()
+
+
+def test_every_tool_names_an_option_that_exists() -> None:
+    """A missing tool points the user to the option that made the build need it."""
+    for tool in tools.all_tools():
+        assert tool.option in OPTIONS, (tool.name, tool.option)
+    assert tools.XORRISO.option == "iso.tool" and tools.OVMF.option == "boottest.firmware"

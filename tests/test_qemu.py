@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from livecd_tui import qemu
+from tests.integration.serial import direct_kernel_args
 
 ISO = Path("/w/live.iso")
 
@@ -60,7 +61,7 @@ def test_split_ovmf_code_is_a_pflash_drive() -> None:
 
 def test_virtio_medium_serial_log_timeout_and_extra_args(tmp_path: Path) -> None:
     log = tmp_path / "serial.log"
-    extra = qemu.direct_kernel_args(Path("/k/vmlinuz"), Path("/k/initrd.img"),
+    extra = direct_kernel_args(Path("/k/vmlinuz"), Path("/k/initrd.img"),
                                     "console=ttyS0 livecd.debug")
     argv = qemu.qemu_argv(ISO, "bios", "virtio", 256, "tcg", serial_log=log,
                           extra_args=extra, timeout=120)
@@ -102,7 +103,7 @@ def test_uefi_without_ovmf_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_direct_kernel_args_one_line() -> None:
     with pytest.raises(ValueError):
-        qemu.direct_kernel_args(Path("/k"), Path("/i"), "a\nb")
+        direct_kernel_args(Path("/k"), Path("/i"), "a\nb")
 
 
 # ------------------------------------------------------------------------------------------

@@ -56,7 +56,6 @@ class Definition:
     #: (``bool "..." if EXPR``, an enclosing menu's ``visible if``).
     prompt: bool = False
     prompt_if: list[str] = field(default_factory=list)
-    in_choice: bool = False
 
     def conditions(self) -> list[tuple[str, str]]:
         """Every condition for the user to set it: (how it is written, expression)."""
@@ -196,7 +195,6 @@ class _Reader:
                 for frame in self.stack:
                     definition.context += frame.depends
                     definition.prompt_if += frame.visible
-                definition.in_choice = any(f.what == "choice" for f in self.stack)
                 self.index.definitions.setdefault(definition.name, []).append(definition)
                 current = definition
             elif word in ("menu", "choice", "if"):

@@ -147,11 +147,10 @@ def option_for_failure(stage: Stage, failure: Failure | None,
         text = "\n".join([failure.command, failure.hint, *failure.tail])
         if profile is not None:
             from livecd_tui import tools
-            from livecd_tui.checks import TOOL_OPTIONS
 
             for tool in tools.required_tools(profile):
                 if tool.name in text and tool.find() is None:
-                    return TOOL_OPTIONS.get(tool.name, "bootloader.type")
+                    return tool.option
         if failure.option in OPTIONS:  # the step's own verdict (a boot test's diagnosis)
             return failure.option
         for key in OPTIONS:

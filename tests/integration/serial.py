@@ -17,6 +17,18 @@ from pathlib import Path
 from livecd_tui import qemu
 
 
+def direct_kernel_args(kernel: Path, initrd: Path, append: str) -> list[str]:
+    """Extra arguments to boot *kernel* + *initrd* directly with command line *append*.
+
+    Skips the boot loader (the ISO stays attached as the medium): a quick way to test the
+    initramfs with extra words such as ``livecd.debug``. Pass the result as *extra_args* of
+    :func:`livecd_tui.qemu.qemu_argv`.
+    """
+    if "\n" in append:
+        raise ValueError("the kernel command line must be one line")
+    return ["-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
+
+
 class Guest:
     """A running guest: what its console printed so far, and a way to type."""
 

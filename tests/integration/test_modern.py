@@ -1,16 +1,27 @@
 """The modern method end to end: initramfs + overlay + GRUB 2 (and isolinux) with Debian's
-kernel, booted in QEMU as a BIOS CD, a UEFI CD and a BIOS USB disk."""
+kernel, booted in QEMU through the tool in every cell of the boot matrix (BIOS and UEFI, CD
+and USB disk; isolinux as a CD and a USB disk), each boot's serial log proving which
+firmware, loader and medium were used; the toram and debug entries, and the rescue shell."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.disk_images import flip_a_byte_of
-from tests.integration.helpers import PROFILES, livecd, serial_log, write_profile
+from tests.integration.helpers import (
+    PROFILES,
+    Booted,
+    booted_with,
+    livecd,
+    serial_log,
+    write_profile,
+)
+from tests.integration.serial import booted, log_in
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +46,17 @@ def test_demo_iso_boots_bios_cd_into_overlay(demo: tuple[Path, Path]) -> None:
     line = (iso.parent / "demo.iso.sha256").read_text()
     assert line.split()[0] == hashlib.sha256(iso.read_bytes()).hexdigest()
     log = serial_log(work)
+    assert booted_with(log) == Booted("seabios", "grub2-pc", "cd")
     assert "livecd: switching to the live system" in log
     assert "live system up, root is overlay" in log
     assert "login:" in log
 
 
-@pytest.mark.parametrize(("firmware", "medium"), [("uefi", "cdrom"), ("bios", "usb")])
+@pytest.mark.parametrize(("firmware", "medium"),
+                         [("uefi", "cdrom"), ("bios", "usb"), ("uefi", "usb")])
 def test_demo_iso_boots_uefi_and_usb(demo: tuple[Path, Path], firmware: str,
                                      medium: str) -> None:
+    """The same hybrid ISO in the other cells of the matrix: only the boot test runs."""
     profile, work = demo
     variant = write_profile(profile.with_name(f"{firmware}-{medium}.toml"), profile,
                             f'[boottest]\nfirmware = "{firmware}"\nmedium = "{medium}"\n')
@@ -50,6 +64,10 @@ def test_demo_iso_boots_uefi_and_usb(demo: tuple[Path, Path], firmware: str,
     assert result.code == 0, result.output
     assert result.ran() == ["boottest"]
     log = serial_log(work)
+    assert booted_with(log) == Booted(
+        {"bios": "seabios", "uefi": "ovmf"}[firmware],
+        {"bios": "grub2-pc", "uefi": "grub2-efi"}[firmware],
+        {"cdrom": "cd", "usb": "usb"}[medium])
     assert "live system up, root is overlay" in log and "login:" in log
 
 
@@ -77,8 +95,14 @@ def test_wrong_marker_reaches_the_rescue_shell(demo: tuple[Path, Path]) -> None:
     result = livecd("build", variant, "--work-dir", work, "--only", "iso,boottest")
     assert result.code == 0, result.output
     log = serial_log(work)
+    assert booted_with(log) == Booted("seabios", "grub2-pc", "cd")
     assert "livecd: rescue shell" in log
-    assert "sr0" in log, "the rescue report lists the block devices it saw"
+    assert "holding 'livecd-tui demo'" in log, "it says which marker it looked for"
+    # The report's line for the CD it saw and refused (the kernel's own "[sr0]" probe line
+    # does not match: it has no "/dev/" and no label).
+    assert re.search(r"^ +/dev/sr0 .*LIVECD_DEMO", log, re.M), \
+        "the rescue report lists the block devices it saw"
+    assert "switching to the live system" not in log
 
 
 def test_check_entry_passes_then_names_a_flipped_byte(demo: tuple[Path, Path]) -> None:
@@ -118,12 +142,24 @@ def test_check_entry_passes_then_names_a_flipped_byte(demo: tuple[Path, Path]) -
     assert "switching to the live system" not in log
 
 
-def test_isolinux_variant_boots(tmp_path: Path) -> None:
+def test_isolinux_variant_boots_as_cd_and_usb(tmp_path: Path) -> None:
+    """ISOLINUX's image boots as a CD and, isohybrid, as a USB disk: one build, two boots."""
     profile = write_profile(tmp_path / "isolinux.toml", PROFILES / "demo.toml",
-                            '[bootloader]\ntype = "isolinux"\n')
-    result = livecd("build", profile, "--work-dir", tmp_path / "work")
+                            '[bootloader]\ntype = "isolinux"\n'
+                            '[iso]\noutput = "out/isolinux.iso"\n')
+    work = tmp_path / "work"
+    result = livecd("build", profile, "--work-dir", work)
     assert result.code == 0, result.output
-    assert "live system up, root is overlay" in serial_log(tmp_path / "work")
+    log = serial_log(work)
+    assert booted_with(log) == Booted("seabios", "isolinux", "cd")
+    assert "live system up, root is overlay" in log
+    usb = write_profile(tmp_path / "isolinux-usb.toml", profile,
+                        '[boottest]\nmedium = "usb"\n')
+    result = livecd("build", usb, "--work-dir", work, "--only", "boottest")
+    assert result.code == 0, result.output
+    log = serial_log(work)
+    assert booted_with(log) == Booted("seabios", "isolinux", "usb")
+    assert "live system up, root is overlay" in log and "login:" in log
 
 
 def test_two_builds_give_the_same_iso(tmp_path: Path) -> None:
@@ -165,3 +201,52 @@ def test_the_articles_toolbox_boots_without_busybox(demo: tuple[Path, Path]) -> 
     log = serial_log(work)
     assert "livecd: switching to the live system" in log
     assert "live system up, root is overlay" in log and "login:" in log
+
+
+def _entry_iso(demo: tuple[Path, Path], name: str, body: str) -> Path:
+    """The demo with another boot menu entry first (the default), built through the tool
+    into its own ISO; QEMU boots it after, so the test can type on the serial console."""
+    profile, work = demo
+    variant = write_profile(profile.with_name(f"{name}.toml"), profile,
+                            f'{body}[iso]\noutput = "out/{name}.iso"\n'
+                            '[boottest]\nenabled = false\n')
+    result = livecd("build", variant, "--work-dir", work)
+    assert result.code == 0, result.output
+    assert {"bootloader", "iso"} <= set(result.ran())
+    return profile.parent / "out" / f"{name}.iso"
+
+
+def test_toram_entry_runs_from_ram_without_the_medium(demo: tuple[Path, Path]) -> None:
+    """writable.copy_to_ram makes the 'toram' entry the default: the image is copied to a tmpfs,
+    the CD is unmounted, and the live system's squashfs is the copy in RAM."""
+    iso = _entry_iso(demo, "toram", "[writable]\ncopy_to_ram = true\n")
+    with booted(iso) as guest:
+        log_in(guest)
+        seen = guest.run("cat /proc/cmdline /sys/block/loop*/loop/backing_file; "
+                         "grep -c iso9660 /proc/mounts; grep ' /run/livecd/toram ' "
+                         "/proc/mounts; echo toram-$((6*7))", "toram-42")
+        boot = guest.output
+    assert booted_with(boot) == Booted("seabios", "grub2-pc", "cd")
+    assert re.search(r"copying the system image to RAM \(\d+ MiB\)", boot)
+    assert "livecd.toram" in seen, "the toram entry was the one booted"
+    assert "/run/livecd/toram/system.squashfs" in seen, "the squashfs is the copy in RAM"
+    assert "/run/livecd/medium" not in seen
+    assert re.search(r"^0$", seen, re.M), "no iso9660 filesystem (the CD) is mounted"
+    assert re.search(r"^tmpfs /run/livecd/toram tmpfs", seen, re.M)
+
+
+def test_debug_entry_stops_in_a_shell_before_switching_root(demo: tuple[Path, Path]) -> None:
+    """The 'debug' entry first: the init stops in a shell in the initramfs with the live
+    system mounted, and goes on to the live system when that shell exits."""
+    iso = _entry_iso(demo, "debug", '[bootloader]\nentries = ["debug", "normal"]\n')
+    with booted(iso) as guest:
+        guest.expect("debug shell: the live system is mounted on", 900)
+        before = guest.output
+        seen = guest.run("cat /proc/cmdline; test -f /init && ls /run/livecd/system/bin "
+                         ">/dev/null && echo initramfs-$((6*7))", "initramfs-42", timeout=300)
+        guest.send("exit")
+        log_in(guest)
+    assert booted_with(before) == Booted("seabios", "grub2-pc", "cd")
+    assert "livecd.debug" in seen, "the debug entry was the one booted"
+    assert "switching to the live system" not in before, "the shell came before the switch"
+    assert "livecd: switching to the live system" in guest.output

@@ -1,6 +1,6 @@
 """Write SVG screenshots of the main screens to ``screenshots/`` (for the README).
 
-Run from the repository: ``python -m livecd_tui.tui.screenshots [OUTPUT_DIR]``. Each picture
+Run from the repository: ``python scripts/screenshots.py [OUTPUT_DIR]``. Each picture
 is the app at 80x24 driven by the pilot, as the tests drive it: the demo profile, the real
 stages (``preflight`` alone, then the whole demo build with its boot test),
 and three small stages for the failed-stage picture, so it shows the debugging keys without
