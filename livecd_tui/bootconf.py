@@ -27,13 +27,14 @@ from typing import NamedTuple
 # --------------------------------------------------------------------------------------------
 
 #: The menu entries a live ISO can offer, in menu order.
-ENTRY_KINDS: tuple[str, ...] = ("normal", "toram", "debug")
+ENTRY_KINDS: tuple[str, ...] = ("normal", "toram", "debug", "nopersist")
 
 #: Kernel command line words each entry adds (read by the initramfs /init, see the contract).
 ENTRY_ARGS: dict[str, tuple[str, ...]] = {
     "normal": (),
     "toram": ("livecd.toram",),
     "debug": ("livecd.debug", "livecd.verbose"),
+    "nopersist": ("livecd.nopersist",),
 }
 
 #: Text appended to the title for each entry.
@@ -41,11 +42,13 @@ ENTRY_SUFFIX: dict[str, str] = {
     "normal": "",
     "toram": " (copy to RAM)",
     "debug": " (debug shell)",
+    "nopersist": " (without persistence)",
 }
 
 #: ISOLINUX labels (typed at the ``boot:`` prompt) and GRUB 2 hotkeys of the entries.
-ENTRY_LABEL: dict[str, str] = {"normal": "live", "toram": "toram", "debug": "debug"}
-GRUB_HOTKEY: dict[str, str] = {"normal": "l", "toram": "t", "debug": "d"}
+ENTRY_LABEL: dict[str, str] = {"normal": "live", "toram": "toram", "debug": "debug",
+                               "nopersist": "nopersist"}
+GRUB_HOTKEY: dict[str, str] = {"normal": "l", "toram": "t", "debug": "d", "nopersist": "n"}
 
 # --------------------------------------------------------------------------------------------
 # Paths on the ISO and on a Debian build host

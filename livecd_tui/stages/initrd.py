@@ -36,6 +36,11 @@ OVERLAY_MODULES = ("overlay",)
 CDROM_MODULES = ("sr_mod", "ata_piix", "ata_generic", "ahci")
 DISK_MODULES = ("sd_mod", "ahci", "nvme", "virtio_pci", "virtio_blk", "virtio_scsi")
 USB_MODULES = ("xhci_pci", "ehci_pci", "ohci_pci", "uhci_hcd", "usb_storage", "uas", "sd_mod")
+#: The persistence store's filesystem (ext2/3 mount through ext4 too), and for a store that
+#: is a file, the FAT it is on with the code pages a FAT mount asks for. Optional: the kernel
+#: check says which must be there; the disk drivers come from the "disk" driver group.
+PERSISTENCE_MODULES = ("ext4", "ext2", *DISK_MODULES)
+PERSISTENCE_FILE_MODULES = ("vfat", "nls_cp437", "nls_ascii", "nls_utf8", "nls_iso8859_1")
 
 #: Compressors: argv to compress stdin to stdout; each is reproducible (no names, no times).
 COMPRESSORS = {
@@ -94,6 +99,10 @@ def wanted_modules(build: Build) -> tuple[list[str], list[str]]:
         optional += DISK_MODULES
     if "usb" in groups or p["boottest.medium"] == "usb":
         optional += USB_MODULES
+    if p["writable.persistence"] != "off":
+        optional += PERSISTENCE_MODULES
+    if p["writable.persistence"] == "file":
+        optional += PERSISTENCE_FILE_MODULES
     return required, [m for m in dict.fromkeys(optional) if m not in required]
 
 
@@ -142,6 +151,9 @@ def livecd_conf(build: Build, modules: list[str]) -> str:
         "LIVECD_LINK_DIRS": " ".join(link_dirs(build)) if classic else "",
         "LIVECD_EMPTY_DIRS": " ".join(p["writable.empty_dirs"]) if classic else "",
         "LIVECD_INIT": "/sbin/init",
+        "LIVECD_PERSISTENCE": p["writable.persistence"],
+        "LIVECD_PERSISTENCE_LABEL": p["writable.persistence_label"],
+        "LIVECD_PERSISTENCE_FILE": "/" + p["writable.persistence_file"],
     }
     lines = ["# Written by livecd-tui for this build; read by the initrd's init script."]
     lines += [f"{key}={shlex.quote(value)}" for key, value in values.items()]

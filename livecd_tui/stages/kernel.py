@@ -94,7 +94,7 @@ def requirements_for(build: Build, media: list[str] | None = None) -> list[kconf
         initrd_format=p["initrd.format"], writable=p["writable.strategy"],
         squashfs_compressor=p["system.compressor"], initrd_compression=p["initrd.compression"],
         media=media, uefi=p["bootloader.type"] == "grub2",
-        initrd_size_mib=p["initrd.size_mib"])
+        initrd_size_mib=p["initrd.size_mib"], persistence=p["writable.persistence"])
 
 
 def driver_groups(profile: Profile) -> tuple[str, ...]:
@@ -318,6 +318,7 @@ STAGE = Stage(
         "initrd.compression",
         "initrd.size_mib",
         "writable.strategy",
+        "writable.persistence",
         "system.compressor",
         "bootloader.type",
         "boottest.medium",

@@ -11,7 +11,7 @@ import contextlib
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from livecd_tui import qemu
@@ -70,10 +70,15 @@ class Guest:
 
 
 @contextlib.contextmanager
-def booted(iso: Path, memory_mib: int = 768, timeout: int = 1200) -> Iterator[Guest]:
-    """Boot ``iso`` as a BIOS CD under TCG with the serial console on a pipe."""
+def booted(iso: Path, memory_mib: int = 768, timeout: int = 1200,
+           disks: Sequence[Path] = ()) -> Iterator[Guest]:
+    """Boot ``iso`` as a BIOS CD under TCG with the serial console on a pipe; ``disks``
+    are raw images attached as virtio disks (vda, vdb, ...)."""
+    extra: list[str] = []
+    for disk in disks:
+        extra += ["-drive", f"file={qemu.option_value(disk)},format=raw,if=virtio"]
     argv = qemu.qemu_argv(iso, firmware="bios", medium="cdrom", memory_mib=memory_mib,
-                          accel="tcg", timeout=timeout)
+                          accel="tcg", timeout=timeout, extra_args=extra)
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
