@@ -174,6 +174,9 @@ def make_parser() -> argparse.ArgumentParser:
     persist.add_argument("--passphrase-file", type=path_arg, metavar="FILE",
                          help="with writable.persistence_encrypted: the LUKS passphrase "
                               "(default: asked twice on the terminal)")
+    persist.add_argument("--iter-time", type=int, default=2000, metavar="MS",
+                         help="with encryption: ms of key derivation on this machine "
+                              "(default 2000, cryptsetup's; a slower machine takes longer)")
     persist.set_defaults(func=cmd_persistence_image)
 
     status = add("status", "Show each stage's state in a work dir.")
@@ -611,7 +614,10 @@ def cmd_persistence_image(args: argparse.Namespace) -> int:
                 key_file.write_text(phrase)  # no newline: the init reads a typed line
             if not profile["writable.persistence_encrypted"]:
                 key_file = None
-            make_image(ImageSpec(args.output, size, label, args.fs, key_file))
+            if args.iter_time < 1:
+                raise PersistenceError(f"--iter-time {args.iter_time}: at least 1 ms")
+            make_image(ImageSpec(args.output, size, label, args.fs, key_file,
+                                 args.iter_time))
     except PersistenceError as err:
         print(f"livecd-tui: {err}", file=sys.stderr)
         return EXIT_FAILED

@@ -49,30 +49,40 @@ class ImageSpec:
     label: str
     fs: str = "ext4"
     key_file: Path | None = None
+    #: How long opening the store derives its key on the machine that makes it (PBKDF2),
+    #: in ms: cryptsetup's default; a slow or emulated machine opens it many times slower.
+    iter_time_ms: int = 2000
 
 
-def mkfs_argv(fs: str, label: str, target: str | Path) -> list[str]:
-    """mkfs for the store; root owns its top directory (the overlay's upper dir goes there)."""
+def mkfs_argv(fs: str, label: str, target: str | Path, size: int | None = None) -> list[str]:
+    """mkfs for the store (of ``size`` bytes when given, else the whole target); root owns
+    its top directory (the overlay's upper dir goes there)."""
     if fs not in FILESYSTEMS:
         raise PersistenceError(f"unknown filesystem {fs!r}; choose from {', '.join(FILESYSTEMS)}")
-    return [f"mkfs.{fs}", "-q", "-F", "-L", label, "-E", "root_owner=0:0", str(target)]
+    argv = [f"mkfs.{fs}", "-q", "-F", "-L", label, "-E", "root_owner=0:0", str(target)]
+    return argv + ([f"{size >> 10}k"] if size is not None else [])
 
 
-def luks_argvs(spec: ImageSpec, mapper_name: str) -> list[list[str]]:
-    """Format the image as LUKS2 (labelled, PBKDF2 so a small live system can open it)
-    and open it as /dev/mapper/NAME; the key comes from a file, never from argv."""
+#: Room LUKS2 takes at the start of an encrypted store (header and keyslots).
+LUKS_ROOM = 16 << 20
+
+
+def encrypt_argv(spec: ImageSpec) -> list[str]:
+    """Encrypt the made filesystem in place (LUKS2, labelled, PBKDF2 so a small live
+    system can open it). Offline: no device-mapper needed, the key comes from a file."""
     assert spec.key_file is not None
-    key = ["--key-file", str(spec.key_file)]
-    return [
-        ["cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--label", spec.label,
-         "--pbkdf", "pbkdf2", *key, str(spec.path)],
-        ["cryptsetup", "open", *key, str(spec.path), mapper_name],
-    ]
+    return ["cryptsetup", "reencrypt", "--encrypt", "--batch-mode", "--type", "luks2",
+            "--reduce-device-size", f"{LUKS_ROOM >> 20}M", "--label", spec.label,
+            "--pbkdf", "pbkdf2", "--iter-time", str(spec.iter_time_ms),
+            "--key-file", str(spec.key_file), str(spec.path)]
 
 
 def make_image(spec: ImageSpec, run: Runner | None = None) -> None:
     """Make the store as a new file (an existing one is never touched)."""
     run = run or _run
+    if spec.key_file is not None and spec.size < MIN_SIZE + LUKS_ROOM:
+        raise PersistenceError(f"an encrypted store needs at least "
+                               f"{(MIN_SIZE + LUKS_ROOM) >> 20}M (LUKS takes {LUKS_ROOM >> 20}M)")
     try:
         fd = os.open(spec.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -86,14 +96,9 @@ def make_image(spec: ImageSpec, run: Runner | None = None) -> None:
         if spec.key_file is None:
             run(mkfs_argv(spec.fs, spec.label, spec.path))
         else:
-            mapper = f"livecd-tui-{os.getpid()}"
-            format_, open_ = luks_argvs(spec, mapper)
-            run(format_)
-            run(open_)
-            try:
-                run(mkfs_argv(spec.fs, spec.label, f"/dev/mapper/{mapper}"))
-            finally:
-                run(["cryptsetup", "close", mapper])
+            # The filesystem leaves LUKS its room at the end; encrypting shifts it there.
+            run(mkfs_argv(spec.fs, spec.label, spec.path, spec.size - LUKS_ROOM))
+            run(encrypt_argv(spec))
         made = True
     finally:
         if not made:

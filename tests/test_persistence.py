@@ -121,19 +121,18 @@ class Recorder:
             raise persistence.PersistenceError(f"{argv[0]} failed")
 
 
-def test_a_luks_store_gets_its_key_from_a_file_and_is_closed_even_on_failure(
+def test_a_luks_store_gets_its_key_from_a_file_and_a_failure_leaves_nothing(
         tmp_path: Path) -> None:
     key = tmp_path / "key"
     key.write_text("correct horse")
-    run = Recorder(fail_on="mkfs.ext4")
+    run = Recorder(fail_on="reencrypt")
     spec = persistence.ImageSpec(tmp_path / "s.img", 32 << 20, "LIVECD-DATA", key_file=key)
     with pytest.raises(persistence.PersistenceError):
         persistence.make_image(spec, run)
-    assert [argv[:2] for argv in run.ran] == [["cryptsetup", "luksFormat"],
-                                             ["cryptsetup", "open"], ["mkfs.ext4", "-q"],
-                                             ["cryptsetup", "close"]]
+    assert [argv[:2] for argv in run.ran] == [["mkfs.ext4", "-q"], ["cryptsetup", "reencrypt"]]
+    assert run.ran[0][-1] == f"{(32 - 16) << 10}k", "the filesystem leaves LUKS its room"
     assert all("correct horse" not in " ".join(argv) for argv in run.ran)
-    assert "--label" in run.ran[0] and "LIVECD-DATA" in run.ran[0]
+    assert "--label" in run.ran[1] and "LIVECD-DATA" in run.ran[1]
     assert not spec.path.exists(), "a half-made store is removed"
 
 

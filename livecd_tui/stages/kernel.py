@@ -94,7 +94,8 @@ def requirements_for(build: Build, media: list[str] | None = None) -> list[kconf
         initrd_format=p["initrd.format"], writable=p["writable.strategy"],
         squashfs_compressor=p["system.compressor"], initrd_compression=p["initrd.compression"],
         media=media, uefi=p["bootloader.type"] == "grub2",
-        initrd_size_mib=p["initrd.size_mib"], persistence=p["writable.persistence"])
+        initrd_size_mib=p["initrd.size_mib"], persistence=p["writable.persistence"],
+        encrypted_persistence=p["writable.persistence_encrypted"])
 
 
 def driver_groups(profile: Profile) -> tuple[str, ...]:
@@ -319,6 +320,7 @@ STAGE = Stage(
         "initrd.size_mib",
         "writable.strategy",
         "writable.persistence",
+        "writable.persistence_encrypted",
         "system.compressor",
         "bootloader.type",
         "boottest.medium",

@@ -122,3 +122,34 @@ def test_a_store_file_on_a_fat_disk_keeps_changes(tmp_path: Path) -> None:
     inside = tmp_path / "back.img"
     subprocess.run(["mcopy", "-i", str(fat), "::live/changes.img", str(inside)], check=True)
     assert store_file(inside, f"/upper{NOTE}") == "boot-two-42\n"
+
+
+def test_an_encrypted_store_asks_for_its_passphrase_on_the_console(tmp_path: Path) -> None:
+    profile, iso = build(tmp_path, "luks", '[writable]\npersistence = "partition"\n'
+                         "persistence_encrypted = true\n")
+    tree = tmp_path / "work-luks" / "stages" / "initrd" / "tree"
+    assert list(tree.rglob("cryptsetup")), "cryptsetup is in the initrd"
+    key = tmp_path / "passphrase"
+    key.write_text("correct horse battery")
+    store = tmp_path / "secret.img"
+    made = livecd("persistence-image", profile, store, "--size", "48M",
+                  "--passphrase-file", key, "--iter-time", "50")  # TCG is slow
+    assert made.code == 0, made.output
+    assert b"first-boot" not in store.read_bytes()
+
+    for boot, text in enumerate(("first-boot", "second-boot")):
+        with booted(iso, disks=[store]) as guest:
+            at = guest.expect("Enter passphrase for /dev/vda", 900)
+            if boot == 0:
+                guest.send("wrong guess")
+                at = guest.expect("Enter passphrase for /dev/vda", 120, after=at)
+            guest.send("correct horse battery")
+            guest.expect("livecd: persistence: /dev/vda, label LIVECD-DATA", 300, after=at)
+            log_in(guest)
+            if boot:
+                assert "first-boot-42" in read_note(guest).splitlines()
+            write_note(guest, text)
+            power_off(guest)
+    data = store.read_bytes()
+    assert b"first-boot-42" not in data and b"second-boot-42" not in data, \
+        "the note is stored encrypted"
