@@ -9,8 +9,8 @@ The commands were checked by hand on Debian 12 (GRUB 2.06, xorriso 1.5.4, mtools
 ISOLINUX 6.04): the GRUB hybrid ISO boots from BIOS and UEFI, as a CD and as a USB disk, and
 two builds with the same ``SOURCE_DATE_EPOCH`` are byte-identical.
 
-ISO layout (see docs/initrd-contract.md): ``/LABEL``, ``/boot/vmlinuz``, ``/boot/initrd.img``,
-``/live/system.squashfs``, boot loader files under ``/boot/grub`` or ``/isolinux``.
+The ISO's layout (kernel, initrd, marker, system image, the loaders' directories) is
+:mod:`livecd_tui.layout`'s.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
+
+from livecd_tui import layout
 
 # --------------------------------------------------------------------------------------------
 # Boot menu entries
@@ -54,23 +57,20 @@ GRUB_HOTKEY: dict[str, str] = {"normal": "l", "toram": "t", "debug": "d", "noper
 # Paths on the ISO and on a Debian build host
 # --------------------------------------------------------------------------------------------
 
-KERNEL_PATH = "/boot/vmlinuz"
-INITRD_PATH = "/boot/initrd.img"
-MARKER_FILE = "/LABEL"
-GRUB_PREFIX = "/boot/grub"
-GRUB_CFG_PATH = "boot/grub/grub.cfg"
+# The kernel, initrd, marker and loader directories are livecd_tui.layout's; these are the
+# loaders' own files in those directories, named as xorriso takes them (inside the tree).
+_GRUB_DIR = layout.relative(layout.GRUB_DIR)
+_ISOLINUX_DIR = layout.relative(layout.ISOLINUX_DIR)
 #: BIOS El Torito boot image (GRUB core made with ``-O i386-pc-eltorito``), inside the ISO.
-GRUB_ELTORITO_IMG = "boot/grub/i386-pc/eltorito.img"
-GRUB_BOOT_CATALOG = "boot/grub/boot.cat"
+GRUB_ELTORITO_IMG = f"{_GRUB_DIR}/i386-pc/eltorito.img"
+GRUB_BOOT_CATALOG = f"{_GRUB_DIR}/boot.cat"
 #: Where the EFI FAT image goes inside the ISO when it is not an appended partition.
-EFI_IMAGE_IN_ISO = "boot/grub/efi.img"
+EFI_IMAGE_IN_ISO = f"{_GRUB_DIR}/efi.img"
 #: Name UEFI firmware looks for on removable media (x86-64).
 EFI_BOOT_BINARY = "EFI/BOOT/BOOTX64.EFI"
-ISOLINUX_CFG_PATH = "isolinux/isolinux.cfg"
-ISOLINUX_BIN_IN_ISO = "isolinux/isolinux.bin"
-ISOLINUX_BOOT_CATALOG = "isolinux/boot.cat"
-MENU_LST_PATH = "boot/grub/menu.lst"
-STAGE2_ELTORITO_IN_ISO = "boot/grub/stage2_eltorito"
+ISOLINUX_BIN_IN_ISO = f"{_ISOLINUX_DIR}/isolinux.bin"
+ISOLINUX_BOOT_CATALOG = f"{_ISOLINUX_DIR}/boot.cat"
+STAGE2_ELTORITO_IN_ISO = layout.relative(layout.STAGE2_ELTORITO)
 
 #: GRUB 2 platform directories (grub-pc-bin, grub-efi-amd64-bin).
 GRUB_I386_PC_DIR = Path("/usr/lib/grub/i386-pc")
@@ -79,8 +79,6 @@ GRUB_X86_64_EFI_DIR = Path("/usr/lib/grub/x86_64-efi")
 GRUB_HYBRID_MBR = GRUB_I386_PC_DIR / "boot_hybrid.img"
 #: isohybrid MBR of ISOLINUX (Debian: package isolinux).
 ISOHYBRID_MBR = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
-#: GRUB legacy's El Torito stage 2 (Debian package grub-legacy, fetched with apt-get download).
-GRUB_LEGACY_STAGE2 = Path("/usr/lib/grub/x86_64-pc/stage2_eltorito")
 
 #: Files an ISOLINUX ISO needs: (path on a Debian host, path inside the ISO).
 #: isolinux.bin is the El Torito boot image; ldlinux.c32 is its core module, which it loads
@@ -88,7 +86,7 @@ GRUB_LEGACY_STAGE2 = Path("/usr/lib/grub/x86_64-pc/stage2_eltorito")
 #: ``boot:`` prompt (a graphical menu would add menu.c32, libutil.c32, libcom32.c32).
 ISOLINUX_FILES: tuple[tuple[Path, str], ...] = (
     (Path("/usr/lib/ISOLINUX/isolinux.bin"), ISOLINUX_BIN_IN_ISO),
-    (Path("/usr/lib/syslinux/modules/bios/ldlinux.c32"), "isolinux/ldlinux.c32"),
+    (Path("/usr/lib/syslinux/modules/bios/ldlinux.c32"), f"{_ISOLINUX_DIR}/ldlinux.c32"),
 )
 
 # GRUB modules linked into the core images. The images are self-contained: no module
@@ -261,7 +259,7 @@ def _validate_label(volume_label: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def grub_early_cfg(marker_file: str = MARKER_FILE, prefix: str = GRUB_PREFIX) -> str:
+def grub_early_cfg(marker_file: str = layout.MARKER, prefix: str = layout.GRUB_DIR) -> str:
     """Config embedded in the GRUB core images (``grub-mkimage -c``).
 
     Booted from the EFI system partition of a USB disk, GRUB's root is that FAT partition,
@@ -276,105 +274,107 @@ def grub_early_cfg(marker_file: str = MARKER_FILE, prefix: str = GRUB_PREFIX) ->
     )
 
 
-def _check_menu(title: str, timeout: int, entries: Sequence[str], serial_speed: int,
-                kernel: str, initrd: str) -> list[str]:
-    """The checks every menu generator makes of its arguments; the entry kinds, in order."""
-    _check_text("title", title)
-    _check_common(timeout, serial_speed)
-    kinds = _check_entries(entries)
-    _check_path("kernel", kernel)
-    _check_path("initrd", initrd)
-    return kinds
-
-
-def grub_cfg(
-    title: str,
-    timeout: int,
-    entries: Sequence[str],
-    cmdline: str,
-    serial: bool,
-    serial_speed: int,
-    kernel: str = KERNEL_PATH,
-    initrd: str = INITRD_PATH,
-    marker_file: str = MARKER_FILE,
-) -> str:
-    """Text of a GRUB 2 ``grub.cfg`` for the live ISO.
+@dataclass(frozen=True)
+class Menu:
+    """What a boot menu says, whichever loader writes it: built once by the bootloader stage
+    from the profile, written by :func:`grub_cfg`, :func:`isolinux_cfg` or :func:`menu_lst`.
 
     *entries* are kinds from :data:`ENTRY_KINDS`; the first is the default. *timeout* is in
-    seconds (0 boots the default at once). With *serial* the menu is shown on the serial
-    port and the screen, and the kernel gets a serial console. Titles and command line words
-    are single-quoted where needed, so ``'``, ``$``, ``;`` cannot break the script.
+    seconds (0 boots the default at once). *cmdline* is the build's kernel command line; each
+    entry adds its words (:func:`kernel_args`). With *serial* the menu is on the serial port
+    too and the kernel gets a serial console at *serial_speed*. *kernel* and *initrd* are
+    paths on the CD; *marker_file* is the file GRUB 2 finds the CD by (ISOLINUX and GRUB
+    legacy boot from the medium they were loaded from).
     """
-    kinds = _check_menu(title, timeout, entries, serial_speed, kernel, initrd)
-    _check_path("marker file", marker_file)
+
+    title: str
+    timeout: int
+    entries: Sequence[str]
+    cmdline: str
+    serial: bool
+    serial_speed: int
+    kernel: str = layout.KERNEL
+    initrd: str = layout.INITRD
+    marker_file: str = layout.MARKER
+
+    def kinds(self) -> list[str]:
+        """The checks every menu generator makes; the entry kinds, in order."""
+        _check_text("title", self.title)
+        _check_common(self.timeout, self.serial_speed)
+        kinds = _check_entries(self.entries)
+        _check_path("kernel", self.kernel)
+        _check_path("initrd", self.initrd)
+        return kinds
+
+    def kernel_args(self, entry: str) -> list[str]:
+        """Kernel command line words for one entry (:func:`kernel_args`)."""
+        return kernel_args(self.cmdline, entry, self.serial, self.serial_speed)
+
+
+def grub_cfg(menu: Menu) -> str:
+    """Text of a GRUB 2 ``grub.cfg`` for the live ISO.
+
+    With *serial* the menu is shown on the serial port and the screen. Titles and command
+    line words are single-quoted where needed, so ``'``, ``$``, ``;`` cannot break the
+    script; the CD is found by the menu's *marker_file*.
+    """
+    kinds = menu.kinds()
+    _check_path("marker file", menu.marker_file)
     lines = ["# grub.cfg written by livecd-tui", ""]
-    if serial:
+    if menu.serial:
         lines += [
-            f"serial --unit=0 --speed={serial_speed}",
+            f"serial --unit=0 --speed={menu.serial_speed}",
             "terminal_input serial console",
             "terminal_output serial console",
         ]
     lines += [
         "set default=0",
-        f"set timeout={timeout}",
-        f"search --no-floppy --set=root --file {grub_quote(marker_file)}",
+        f"set timeout={menu.timeout}",
+        f"search --no-floppy --set=root --file {grub_quote(menu.marker_file)}",
         "",
     ]
     for kind in kinds:
-        words = [_grub_kernel_word(w) for w in kernel_args(cmdline, kind, serial, serial_speed)]
+        words = [_grub_kernel_word(w) for w in menu.kernel_args(kind)]
         lines += [
-            f"menuentry {grub_quote(title + ENTRY_SUFFIX[kind])} "
+            f"menuentry {grub_quote(menu.title + ENTRY_SUFFIX[kind])} "
             f"--hotkey={GRUB_HOTKEY[kind]} --id=livecd-{kind} {{",
-            "\t" + " ".join(["linux", grub_quote(kernel), *words]),
-            f"\tinitrd {grub_quote(initrd)}",
+            "\t" + " ".join(["linux", grub_quote(menu.kernel), *words]),
+            f"\tinitrd {grub_quote(menu.initrd)}",
             "}",
             "",
         ]
     return "\n".join(lines)
 
 
-def isolinux_cfg(
-    title: str,
-    timeout: int,
-    entries: Sequence[str],
-    cmdline: str,
-    serial: bool,
-    serial_speed: int,
-    kernel: str = KERNEL_PATH,
-    initrd: str = INITRD_PATH,
-    marker_file: str = MARKER_FILE,
-) -> str:
+def isolinux_cfg(menu: Menu) -> str:
     """Text of an ISOLINUX ``isolinux.cfg``: a ``boot:`` prompt, no menu module needed.
 
     Labels are ``live``, ``toram`` and ``debug`` (see :data:`ENTRY_LABEL`); the first entry is
     the default. ``SERIAL`` must be the first directive. ISOLINUX counts the timeout in tenths
     of a second and takes 0 as "wait forever", so a 0 s timeout is written as ``PROMPT 0``
     (boot the default unless Shift/Alt is held). APPEND is passed to the kernel as written.
-    *marker_file* is unused (ISOLINUX boots from the medium it was loaded from); it is here
-    so every generator takes the same parameters.
     """
-    del marker_file
-    kinds = _check_menu(title, timeout, entries, serial_speed, kernel, initrd)
+    kinds = menu.kinds()
     lines = []
-    if serial:
-        lines.append(f"SERIAL 0 {serial_speed}")
+    if menu.serial:
+        lines.append(f"SERIAL 0 {menu.serial_speed}")
     labels = ", ".join(ENTRY_LABEL[k] for k in kinds)
     lines += [
         "# isolinux.cfg written by livecd-tui",
         f"DEFAULT {ENTRY_LABEL[kinds[0]]}",
-        f"PROMPT {1 if timeout > 0 else 0}",
-        f"TIMEOUT {timeout * 10}",
-        f"SAY {title}",
+        f"PROMPT {1 if menu.timeout > 0 else 0}",
+        f"TIMEOUT {menu.timeout * 10}",
+        f"SAY {menu.title}",
         f"SAY Type one of: {labels} (then Enter). Default: {ENTRY_LABEL[kinds[0]]}.",
         "",
     ]
     for kind in kinds:
-        args = " ".join(kernel_args(cmdline, kind, serial, serial_speed))
+        args = " ".join(menu.kernel_args(kind))
         lines += [
             f"LABEL {ENTRY_LABEL[kind]}",
-            f"  MENU LABEL {title}{ENTRY_SUFFIX[kind]}",
-            f"  LINUX {kernel}",
-            f"  INITRD {initrd}",
+            f"  MENU LABEL {menu.title}{ENTRY_SUFFIX[kind]}",
+            f"  LINUX {menu.kernel}",
+            f"  INITRD {menu.initrd}",
         ]
         if args:
             lines.append(f"  APPEND {args}")
@@ -382,37 +382,25 @@ def isolinux_cfg(
     return "\n".join(lines)
 
 
-def menu_lst(
-    title: str,
-    timeout: int,
-    entries: Sequence[str],
-    cmdline: str,
-    serial: bool,
-    serial_speed: int,
-    kernel: str = KERNEL_PATH,
-    initrd: str = INITRD_PATH,
-    marker_file: str = MARKER_FILE,
-) -> str:
+def menu_lst(menu: Menu) -> str:
     """Text of a GRUB legacy (0.97) ``menu.lst`` for an El Torito CD (``stage2_eltorito``).
 
     The CD is the device ``(cd)``. With *serial*, ``serial --unit=0 --speed=N`` and
     ``terminal --timeout=0 serial`` put the menu on the serial port. GRUB legacy passes the
     rest of a ``title`` or ``kernel`` line as written, so only newlines are rejected.
-    *marker_file* is unused: GRUB legacy boots from the CD it was loaded from.
     """
-    del marker_file
-    kinds = _check_menu(title, timeout, entries, serial_speed, kernel, initrd)
+    kinds = menu.kinds()
     lines = ["# menu.lst written by livecd-tui"]
-    if serial:
-        lines += [f"serial --unit=0 --speed={serial_speed}", "terminal --timeout=0 serial"]
-    lines += ["default 0", f"timeout {timeout}", ""]
+    if menu.serial:
+        lines += [f"serial --unit=0 --speed={menu.serial_speed}", "terminal --timeout=0 serial"]
+    lines += ["default 0", f"timeout {menu.timeout}", ""]
     for kind in kinds:
-        args = " ".join(kernel_args(cmdline, kind, serial, serial_speed))
+        args = " ".join(menu.kernel_args(kind))
         lines += [
-            f"title {title}{ENTRY_SUFFIX[kind]}",
+            f"title {menu.title}{ENTRY_SUFFIX[kind]}",
             "root (cd)",
-            f"kernel {kernel}" + (f" {args}" if args else ""),
-            f"initrd {initrd}",
+            f"kernel {menu.kernel}" + (f" {args}" if args else ""),
+            f"initrd {menu.initrd}",
             "",
         ]
     return "\n".join(lines)
@@ -425,7 +413,7 @@ def menu_lst(
 
 def grub_mkimage_bios_argv(
     out: Path | str,
-    prefix: str = GRUB_PREFIX,
+    prefix: str = layout.GRUB_DIR,
     early_config: Path | str | None = None,
     modules: Sequence[str] = GRUB_BIOS_MODULES,
     grub_dir: Path | str = GRUB_I386_PC_DIR,
@@ -445,7 +433,7 @@ def grub_mkimage_bios_argv(
 
 def grub_mkimage_efi_argv(
     out: Path | str,
-    prefix: str = GRUB_PREFIX,
+    prefix: str = layout.GRUB_DIR,
     early_config: Path | str | None = None,
     modules: Sequence[str] = GRUB_EFI_MODULES,
     grub_dir: Path | str = GRUB_X86_64_EFI_DIR,
@@ -712,8 +700,8 @@ def grub2_image_steps(
     out: Path | str,
     epoch: int | None = None,
     efi: bool = True,
-    marker_file: str = MARKER_FILE,
-    prefix: str = GRUB_PREFIX,
+    marker_file: str = layout.MARKER,
+    prefix: str = layout.GRUB_DIR,
     fat_sectors: int = EFI_FAT_SECTORS,
 ) -> list[ToolStep]:
     """The steps (argv, description, directory to run in) that make GRUB 2's boot images
@@ -727,7 +715,7 @@ def grub2_image_steps(
     (:func:`grub_cfg`). The mtools steps run in *out* and name their files relative to it.
     """
     root = Path(out)
-    grub = root / "boot" / "grub"
+    grub = layout.in_tree(root, layout.GRUB_DIR)
     early = grub / "early.cfg"
     efi_dir = root / "EFI"
     efi_binary = root / EFI_BOOT_BINARY

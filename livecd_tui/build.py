@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livecd_tui.method import Method
 from livecd_tui.profile import Profile
 
 WORK_MARKER = ".livecd-tui-work"
@@ -107,6 +108,11 @@ class Build:
             except OSError:
                 self.facts["epoch"] = str(int(time.time()))
         return int(self.facts["epoch"])
+
+    @property
+    def method(self) -> Method:
+        """What the profile's initrd format, writable strategy and boot loader mean."""
+        return Method.of(self.profile)
 
     @property
     def jobs(self) -> int:

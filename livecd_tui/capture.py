@@ -42,9 +42,6 @@ MEDIA: dict[str, tuple[str, int | None]] = {
     "dvd-dl": ("a dual-layer DVD (8.5 GB)", 4_171_712 * 2048),
     "usb": ("a USB stick", None),
 }
-#: What each boot loader adds to the ISO besides kernel, initrd and images, measured on the
-#: demo build (GRUB 2: BIOS core image, EFI image twice, modules; ISO 9660 metadata).
-BOOT_LOADER_BYTES = {"grub2": 10 * MIB, "isolinux": 1 * MIB, "grub-legacy": 1 * MIB}
 
 
 @dataclass
@@ -325,21 +322,20 @@ def _add_modules(build: Build, capture: Capture, tops: dict[str, TopLevel],
 
 def _not_packed(build: Build, root: Path, sources: Sequence[str],
                 always: Sequence[str]) -> list[tuple[str, str]]:
-    p = build.profile
     try:
         names = sorted(os.listdir(root))
     except OSError:
         return []
-    classic = p["writable.strategy"] == "classic"
+    writable = build.method.writable
     out = []
     for name in names:
         if name in sources:
             continue
         if name in always:
             why = "never packed (filled at boot)"
-        elif classic and name in p["writable.archive_dirs"]:
+        elif name in writable.archive_dirs():
             why = "in the /etc archive (writable stage), not the squashfs"
-        elif classic and name in p["writable.empty_dirs"]:
+        elif name in writable.empty_dirs():
             why = "made empty at boot (writable.empty_dirs)"
         else:
             why = "not in system.dirs"
@@ -442,27 +438,27 @@ def _write_sample(tree: Path, pieces: Sequence[tuple[str, Path, int, int]]) -> i
 def iso_parts(build: Build, squashfs: int) -> dict[str, int]:
     """The ISO's parts: the squashfs estimate and the others, measured when built already."""
     from livecd_tui.stages.kernel import kernel_info
-    from livecd_tui.stages.writable import archive_name
 
     p = build.profile
+    method = build.method
     parts = {"squashfs": squashfs}
     kernel = build.done_dir("kernel") / "vmlinuz"
     if not kernel.is_file():
         kernel = kernel_info(build).image
     parts["kernel"] = _size(kernel) or 10 * MIB
     parts["initrd"] = _size(build.done_dir("initrd") / "initrd.img") or _initrd_guess(build)
-    name = archive_name(build)
+    name = method.writable.archive_name()
     if name:
         built = _size(build.done_dir("writable") / name)
         if built:
             parts["/etc archive"] = built
-        elif p["writable.strategy"] == "classic":
+        elif method.writable.linked_root:
             parts["/etc archive"] = sum(_du(build.system_root / d.strip("/"))
-                                        for d in p["writable.archive_dirs"]) // 4
+                                        for d in method.writable.archive_dirs()) // 4
         else:
             overrides = p.resolve_path("writable.overrides")
             parts["/etc archive"] = _du(overrides) // 4 if overrides else 0
-    parts["boot loader"] = BOOT_LOADER_BYTES.get(p["bootloader.type"], 2 * MIB)
+    parts["boot loader"] = method.loader.size_estimate
     return parts
 
 

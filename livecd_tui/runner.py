@@ -362,12 +362,9 @@ def _show(path: Path | str) -> str:
 
 def _packed_dirs(build: Build) -> list[Path]:
     from livecd_tui.stages.system import squashfs_sources
-    from livecd_tui.stages.writable import archive_name
 
     system = build.system_root
-    names = squashfs_sources(build, system)
-    if archive_name(build) and build.profile["writable.strategy"] == "classic":
-        names += list(build.profile["writable.archive_dirs"])
+    names = squashfs_sources(build, system) + build.method.writable.archive_dirs()
     return [_real(system / n.strip("/")) for n in names]
 
 

@@ -618,7 +618,7 @@ def _live_home(build: Build, plan: ScrubPlan, root: Path, system_root: Path, ini
         return
     uid = int(record[2]) if record[2].isdigit() else 0
     gid = int(record[3]) if record[3].isdigit() else 0
-    if build.profile["writable.strategy"] == "classic":
+    if build.method.writable.linked_root:
         plan.notes.append(f"classic layout: /home is made empty at boot, so the live user "
                           f"{user} has no /{home} (use the overlay strategy for a home)")
         return

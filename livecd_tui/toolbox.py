@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livecd_tui.build import host_root_of
+from livecd_tui.method import Method
 from livecd_tui.profile import Profile
 
 #: Where a busybox is looked for in the system root.
@@ -33,8 +34,6 @@ SYSTEM_PROGRAMS: tuple[tuple[str, bool], ...] = (
     ("touch", False), ("chgrp", False), ("ls", False), ("dmesg", False), ("find", False),
     ("sort", False), ("date", False),
 )
-#: What each method switches root with.
-SWITCH_PROGRAM = {"initramfs": "switch_root", "classic": "pivot_root"}
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,8 @@ def find_program(root: Path, name: str) -> str | None:
 def archive_programs(profile: Profile) -> list[str]:
     """What unpacks the /etc archive at boot (tar and its decompressor), when there is one:
     the classic layout always, the overlay with /etc overrides (a gzip archive)."""
-    if profile["writable.strategy"] == "classic":
-        return ["tar", ARCHIVE_DECOMPRESSOR[profile["writable.archive_compression"]]]
-    return ["tar", "gzip"] if profile["writable.overrides"] else []
+    compression = Method.of(profile).writable.archive_compression()
+    return ["tar", ARCHIVE_DECOMPRESSOR[compression]] if compression else []
 
 
 #: The program tar runs for each writable.archive_compression.
@@ -101,7 +99,7 @@ def system_programs(profile: Profile) -> tuple[list[str], list[str]]:
     the root lacks)."""
     root = host_root_of(profile)
     wanted = dict(SYSTEM_PROGRAMS)
-    for name in [SWITCH_PROGRAM[profile["initrd.format"]], *archive_programs(profile)]:
+    for name in [Method.of(profile).initrd.switch_program, *archive_programs(profile)]:
         wanted[name] = True
     found: list[str] = []
     missing: list[str] = []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livecd_tui import toolbox
+from livecd_tui.method import BootLoader, Grub2, GrubLegacy, Isolinux, Method
 from livecd_tui.profile import Profile
 
 
@@ -126,20 +127,15 @@ def required_tools(profile: Profile) -> list[Tool]:
     if p["kernel.source"] == "tree":
         tools += [MAKE, GCC, BC, FLEX, BISON]
     tools.append({"gzip": GZIP, "xz": XZ, "zstd": ZSTD}[p["initrd.compression"]])
-    if p["initrd.format"] == "classic":
+    method = Method.of(p)
+    if method.initrd.ram_disk:
         tools.append(MKE2FS)
-    if p["writable.strategy"] == "classic" or p["writable.overrides"]:
-        tools.append(TAR)
-        if p["writable.strategy"] == "classic":
-            tools.append({"bzip2": BZIP2, "gzip": GZIP, "xz": XZ}
-                         [p["writable.archive_compression"]])
-    loader = p["bootloader.type"]
-    if loader == "grub2":
-        tools += [GRUB_MKIMAGE, GRUB_PC, GRUB_EFI, MFORMAT, MCOPY]
-    elif loader == "isolinux":
-        tools += [ISOLINUX_BIN, LDLINUX, ISOHDPFX]
-    elif not p["bootloader.stage2_eltorito"]:
-        tools.append(STAGE2)
+    archive = method.writable.archive_compression()
+    if archive:  # tar, and the program it runs to compress
+        tools += [TAR, {"bzip2": BZIP2, "gzip": GZIP, "xz": XZ}[archive]]
+    loader = method.loader
+    if not (loader.image_option and p[loader.image_option]):  # else its image is named
+        tools += LOADER_TOOLS[type(loader)]
     tools.append({"xorriso": XORRISO, "genisoimage": GENISOIMAGE, "mkisofs": MKISOFS}
                  [p["iso.tool"]])
     if p["iso.checksum"]:
@@ -149,6 +145,14 @@ def required_tools(profile: Profile) -> list[Tool]:
         if p["boottest.firmware"] == "uefi":
             tools.append(OVMF)
     return list(dict.fromkeys(tools))
+
+
+#: What each boot loader needs on this host to make or gather its files for the CD.
+LOADER_TOOLS: dict[type[BootLoader], list[Tool]] = {
+    Grub2: [GRUB_MKIMAGE, GRUB_PC, GRUB_EFI, MFORMAT, MCOPY],
+    Isolinux: [ISOLINUX_BIN, LDLINUX, ISOHDPFX],
+    GrubLegacy: [STAGE2],
+}
 
 
 def find(tool: Tool) -> Path | None:

@@ -31,7 +31,7 @@ Generator = Callable[..., str]
 
 def cfg(gen: Generator, title: str = "Live CD", timeout: int = 5, entries: Any = ALL,
         cmdline: str = "quiet", serial: bool = True, speed: int = 115200, **kw: str) -> str:
-    return gen(title, timeout, entries, cmdline, serial, speed, **kw)
+    return gen(b.Menu(title, timeout, entries, cmdline, serial, speed, **kw))
 
 
 def script_check(text: str, tmp_path: Path) -> None:

@@ -10,26 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livecd_tui import bootconf, tools
+from livecd_tui import bootconf, layout, tools
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.method import Grub2, GrubLegacy, Isolinux
 from livecd_tui.steps import Action, Step, command, q
-
-KERNEL_ON_CD = "/boot/vmlinuz"
-INITRD_ON_CD = "/boot/initrd.img"
 
 
 def kernel_cmdline(build: Build) -> str:
     """The command line shared by every entry: the profile's words plus what the method
     needs (a RAM disk as big as the classic initrd)."""
-    p = build.profile
-    words = []
-    if p["initrd.format"] == "classic":
-        # The kernel's RAM disk must hold the whole ext2 image. No root=: with root=/dev/ram0
-        # the kernel would run the image's /sbin/init and never /linuxrc.
-        words.append(f"ramdisk_size={int(p['initrd.size_mib']) * 1024}")
-    if p["bootloader.cmdline"]:
-        words.append(p["bootloader.cmdline"])
+    words = build.method.initrd.kernel_words()
+    if build.profile["bootloader.cmdline"]:
+        words.append(build.profile["bootloader.cmdline"])
     return " ".join(words)
 
 
@@ -46,20 +39,19 @@ def menu_entries(build: Build) -> list[str]:
     return entries
 
 
+def boot_menu(build: Build) -> bootconf.Menu:
+    """The boot menu the profile asks for, as every loader's config writes it."""
+    p = build.profile
+    return bootconf.Menu(title=p["bootloader.title"], timeout=int(p["bootloader.timeout"]),
+                         entries=menu_entries(build), cmdline=kernel_cmdline(build),
+                         serial=bool(p["bootloader.serial"]),
+                         serial_speed=int(p["bootloader.serial_speed"]))
+
+
 def config_text(build: Build) -> tuple[str, str]:
     """(path in the CD tree, text) of the boot menu."""
-    p = build.profile
-    args = dict(title=p["bootloader.title"], timeout=int(p["bootloader.timeout"]),
-                entries=menu_entries(build),
-                cmdline=kernel_cmdline(build), serial=bool(p["bootloader.serial"]),
-                serial_speed=int(p["bootloader.serial_speed"]), kernel=KERNEL_ON_CD,
-                initrd=INITRD_ON_CD)
-    loader = p["bootloader.type"]
-    if loader == "grub2":
-        return "boot/grub/grub.cfg", bootconf.grub_cfg(**args)
-    if loader == "isolinux":
-        return "isolinux/isolinux.cfg", bootconf.isolinux_cfg(**args)
-    return "boot/grub/menu.lst", bootconf.menu_lst(**args)
+    loader = build.method.loader
+    return layout.relative(loader.config_file), loader.config_text(boot_menu(build))
 
 
 def find_stage2(build: Build) -> Path | None:
@@ -72,7 +64,6 @@ def find_stage2(build: Build) -> Path | None:
 
 def plan_bootloader(build: Build) -> list[Step]:
     """Write the menu, then gather or make the loader's images."""
-    p = build.profile
     out = build.partial_dir("bootloader")
     cfg_path, text = config_text(build)
 
@@ -88,16 +79,17 @@ def plan_bootloader(build: Build) -> list[Step]:
         f"write the boot menu {cfg_path}", write_config,
         (f"mkdir -p {q((out / cfg_path).parent)}",
          f"cat > {q(out / cfg_path)} <<'EOF'\n{text.rstrip()}\nEOF"))]
-    loader = p["bootloader.type"]
-    if loader == "grub2":
+    loader = build.method.loader
+    if isinstance(loader, Grub2):
         steps += [command(argv, describe, cwd=cwd) for argv, describe, cwd
                   in bootconf.grub2_image_steps(out, epoch=build.epoch)]
-    elif loader == "isolinux":
+    elif isinstance(loader, Isolinux):
         for tool in (tools.ISOLINUX_BIN, tools.LDLINUX):
             found = tool.find() or f"/usr/lib/ISOLINUX/{tool.name}"
-            steps.append(command(["cp", found, out / "isolinux" / tool.name],
+            dest = layout.in_tree(out, layout.ISOLINUX_DIR) / tool.name
+            steps.append(command(["cp", found, dest],
                                  f"copy {tool.name}", hint=f"Debian: {tool.debian}"))
-    else:
+    elif isinstance(loader, GrubLegacy):
         stage2 = find_stage2(build)
 
         def need_stage2(ctx: StepContext) -> None:
@@ -108,8 +100,10 @@ def plan_bootloader(build: Build) -> list[Step]:
         if stage2 is None:
             steps.append(Action("find stage2_eltorito", need_stage2))
         else:
-            steps.append(command(["cp", stage2, out / "boot" / "grub" / "stage2_eltorito"],
+            steps.append(command(["cp", stage2, layout.in_tree(out, layout.STAGE2_ELTORITO)],
                                  "copy GRUB legacy's stage2_eltorito"))
+    else:  # a new BootLoader class: its images are made here
+        raise ValueError(f"no boot images known for the boot loader {loader.name!r}")
     return steps
 
 
@@ -122,5 +116,5 @@ STAGE = Stage(
     reads=("bootloader.", "initrd.format", "initrd.size_mib", "writable.copy_to_ram",
            "writable.persistence"),
     inputs=lambda build: [p for p in [find_stage2(build)] if p is not None]
-    if build.profile["bootloader.type"] == "grub-legacy" else [],
+    if isinstance(build.method.loader, GrubLegacy) else [],
 )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from livecd_tui import cpio, elf, toolbox
+from livecd_tui import cpio, elf, layout, toolbox
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.kernel import kmod
@@ -25,13 +25,8 @@ from livecd_tui.stages.kernel import driver_groups, kernel_info
 from livecd_tui.stages.system import check_kernel_modules, find_busybox
 from livecd_tui.steps import Action, Step, command, q, write_file_lines
 
-#: Where things live on the CD; the init script gets them from livecd.conf.
-MARKER_FILE = "/LABEL"
-SQUASHFS_ON_CD = "/live/system.squashfs"
-
 #: Modules the method itself needs (each skipped when built into the kernel).
 METHOD_MODULES = ("loop", "squashfs", "isofs")
-OVERLAY_MODULES = ("overlay",)
 #: Drivers that reach the CD: IDE/SATA CD drives, as QEMU and most PCs have them.
 CDROM_MODULES = ("sr_mod", "ata_piix", "ata_generic", "ahci")
 DISK_MODULES = ("sd_mod", "ahci", "nvme", "virtio_pci", "virtio_blk", "virtio_scsi")
@@ -92,9 +87,7 @@ def tree_dirs_lines(build: Build, tree: Path) -> list[str]:
 def wanted_modules(build: Build) -> tuple[list[str], list[str]]:
     """Module names the initrd loads: (required ones, optional driver ones)."""
     p = build.profile
-    required = list(METHOD_MODULES)
-    if p["writable.strategy"] == "overlay":
-        required += OVERLAY_MODULES
+    required = [*METHOD_MODULES, *build.method.writable.modules]
     required += p["kernel.extra_modules"]
     optional = list(CDROM_MODULES)
     groups = driver_groups(p)
@@ -155,22 +148,22 @@ def extra_binaries(build: Build) -> list[str]:
 def livecd_conf(build: Build, modules: list[str]) -> str:
     """The ``/etc/livecd.conf`` the init script sources; values quoted with shlex."""
     p = build.profile
-    classic = p["writable.strategy"] == "classic"
-    from livecd_tui.stages.writable import archive_name, link_dirs
+    writable = build.method.writable
+    from livecd_tui.stages.writable import link_dirs
 
     values = {
         "LIVECD_MARKER": p["iso.marker"],
-        "LIVECD_MARKER_FILE": MARKER_FILE,
+        "LIVECD_MARKER_FILE": layout.MARKER,
         "LIVECD_VOLUME_LABEL": p["iso.volume_label"],
-        "LIVECD_SQUASHFS": SQUASHFS_ON_CD,
+        "LIVECD_SQUASHFS": layout.SQUASHFS,
         "LIVECD_RELEASE": kernel_info(build).release,
         "LIVECD_MODULES": " ".join(modules),
         "LIVECD_DEVMGR": p["initrd.device_manager"],
         "LIVECD_WAIT": str(p["initrd.wait"]),
         "LIVECD_TMPFS_SIZE": p["writable.tmpfs_size"],
-        "LIVECD_ETC_ARCHIVE": f"/live/{archive_name(build)}" if archive_name(build) else "",
-        "LIVECD_LINK_DIRS": " ".join(link_dirs(build)) if classic else "",
-        "LIVECD_EMPTY_DIRS": " ".join(p["writable.empty_dirs"]) if classic else "",
+        "LIVECD_ETC_ARCHIVE": writable.archive_file(),
+        "LIVECD_LINK_DIRS": " ".join(link_dirs(build)) if writable.linked_root else "",
+        "LIVECD_EMPTY_DIRS": " ".join(writable.empty_dirs()),
         "LIVECD_INIT": "/sbin/init",
         "LIVECD_PERSISTENCE": p["writable.persistence"],
         "LIVECD_PERSISTENCE_LABEL": p["writable.persistence_label"],
@@ -183,7 +176,8 @@ def livecd_conf(build: Build, modules: list[str]) -> str:
 
 
 def script_name(build: Build) -> str:
-    return "linuxrc" if build.profile["initrd.format"] == "classic" else "init"
+    """The initrd's init script: its name in livecd_tui/data and at the initrd's root."""
+    return build.method.initrd.script
 
 
 def populate_initrd(ctx: StepContext) -> None:
@@ -412,7 +406,7 @@ def plan_initrd(build: Build) -> list[Step]:
         f"gather busybox, /{script_name(build)}, modules and libraries into the initrd tree",
         populate_initrd, tuple(populate_script(build, tree)))]
     compressed = out / "initrd.img"
-    if p["initrd.format"] == "initramfs":
+    if not build.method.initrd.ram_disk:
         nodes = [f"mknod -m {node.mode:o} {q(tree / node.path)} {node.kind} {node.major} "
                  f"{node.minor}" for node in DEVICE_NODES]
         steps.append(Action(

@@ -12,28 +12,15 @@ import hashlib
 import os
 from pathlib import Path
 
-from livecd_tui import bootconf
+from livecd_tui import layout
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
-from livecd_tui.stages.initrd import MARKER_FILE, SQUASHFS_ON_CD
-from livecd_tui.stages.writable import archive_name
 from livecd_tui.steps import Action, Step, command, q
 
 
 def iso_argv(build: Build, tree: Path, output: Path) -> list[str]:
     """The image writer's argv for the profile's tool and boot loader."""
-    p = build.profile
-    label = p["iso.volume_label"]
-    tool = p["iso.tool"]
-    loader = p["bootloader.type"]
-    if loader == "grub2":
-        return bootconf.xorriso_grub2_argv(tree, output, label, hybrid=bool(p["iso.hybrid"]),
-                                           efi=True, epoch=build.epoch, tool=tool)
-    if loader == "isolinux":
-        return bootconf.xorriso_isolinux_argv(tree, output, label,
-                                              hybrid=bool(p["iso.hybrid"]), epoch=build.epoch,
-                                              tool=tool)
-    return bootconf.mkisofs_grub_legacy_argv(tool, tree, output, label, epoch=build.epoch)
+    return build.method.loader.iso_argv(tree, output, build.epoch)
 
 
 def publish(ctx: StepContext, built: Path, target: Path, checksum: bool) -> None:
@@ -70,27 +57,29 @@ def plan_iso(build: Build) -> list[Step]:
     marker = p["iso.marker"]
 
     def write_marker(ctx: StepContext) -> None:
-        (tree / MARKER_FILE.lstrip("/")).write_text(marker + "\n")
+        layout.in_tree(tree, layout.MARKER).write_text(marker + "\n")
 
     links = [
-        (build.done_dir("kernel") / "vmlinuz", "boot/vmlinuz"),
-        (build.done_dir("initrd") / "initrd.img", "boot/initrd.img"),
-        (build.done_dir("system") / "system.squashfs", SQUASHFS_ON_CD.lstrip("/")),
+        (build.done_dir("kernel") / "vmlinuz", layout.KERNEL),
+        (build.done_dir("initrd") / "initrd.img", layout.INITRD),
+        (build.done_dir("system") / "system.squashfs", layout.SQUASHFS),
     ]
-    if archive_name(build):
-        links.append((build.done_dir("writable") / archive_name(build),
-                      f"live/{archive_name(build)}"))
+    archive = build.method.writable.archive_name()
+    if archive:
+        links.append((build.done_dir("writable") / archive, layout.live_file(archive)))
+    dirs = dict.fromkeys(layout.in_tree(tree, dest).parent for _source, dest in links)
     steps: list[Step] = [
-        command(["mkdir", "-p", tree / "boot", tree / "live"], "make the CD tree"),
+        command(["mkdir", "-p", *dirs], "make the CD tree"),
         # Copied, not linked: -boot-info-table patches the boot image in place.
         command(["cp", "-a", f"{build.done_dir('bootloader')}/.", tree],
                 "copy the boot loader's files into the CD tree"),
     ]
-    steps += [command(["ln", source, tree / dest], f"link {dest} into the CD tree")
+    steps += [command(["ln", source, layout.in_tree(tree, dest)],
+                      f"link {layout.relative(dest)} into the CD tree")
               for source, dest in links]
     steps.append(Action(
-        f"write the marker file {MARKER_FILE} the init script looks for", write_marker,
-        (f"printf '%s\\n' {q(marker)} > {q(tree / MARKER_FILE.lstrip('/'))}",)))
+        f"write the marker file {layout.MARKER} the init script looks for", write_marker,
+        (f"printf '%s\\n' {q(marker)} > {q(layout.in_tree(tree, layout.MARKER))}",)))
     steps.append(command(iso_argv(build, tree, built), "write the ISO image",
                          hint="Debian: xorriso or genisoimage; the option is iso.tool"))
     target = build.iso_path

@@ -91,9 +91,9 @@ def requirements_for(build: Build, media: list[str] | None = None) -> list[kconf
     if media is None:
         media = ["cdrom", *(["usb"] if p["boottest.medium"] == "usb" else [])]
     return kconfig.requirements(
-        initrd_format=p["initrd.format"], writable=p["writable.strategy"],
+        initrd_format=build.method.initrd.name, writable=build.method.writable.name,
         squashfs_compressor=p["system.compressor"], initrd_compression=p["initrd.compression"],
-        media=media, uefi=p["bootloader.type"] == "grub2",
+        media=media, uefi=build.method.loader.uefi,
         initrd_size_mib=p["initrd.size_mib"], persistence=p["writable.persistence"],
         encrypted_persistence=p["writable.persistence_encrypted"])
 

@@ -58,9 +58,8 @@ def check_space(ctx: StepContext) -> None:
 
 
 #: Programs the exported script runs besides the profile's tools, where livecd-tui does
-#: the step in Python (finding files; the initramfs's cpio archive and device nodes).
+#: the step in Python (finding files; the initrd format's own: InitrdFormat.script_tools).
 SCRIPT_TOOLS = ("find", "sort")
-INITRAMFS_SCRIPT_TOOLS = ("cpio", "mknod")
 
 
 def _glob_word(pattern: str) -> str:
@@ -71,8 +70,7 @@ def _glob_word(pattern: str) -> str:
 def tools_script(build: Build) -> list[str]:
     """check_tools as bash: every program on PATH, every file by its globs."""
     needed = tools.required_tools(build.profile)
-    extra = SCRIPT_TOOLS + (INITRAMFS_SCRIPT_TOOLS
-                            if build.profile["initrd.format"] == "initramfs" else ())
+    extra = SCRIPT_TOOLS + build.method.initrd.script_tools
     names = " ".join([*(t.name for t in needed if not t.paths), *extra])
     lines = ["PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin",
              f"for t in {names}; do",

@@ -67,7 +67,7 @@ BUSYBOX_FILES = {
 def squashfs_sources(build: Build, root: Path) -> list[str]:
     """The top-level names packed: the profile's dirs, the loader links, /etc for overlay."""
     names = list(build.profile["system.dirs"])
-    if build.profile["writable.strategy"] == "overlay" and "etc" not in names:
+    if not build.method.writable.linked_root and "etc" not in names:  # not in the archive
         names.append("etc")
     for extra in LOADER_DIRS:
         if extra not in names and os.path.lexists(root / extra):

@@ -18,45 +18,32 @@ from livecd_tui.stages.system import all_root, squashfs_sources
 from livecd_tui.steps import Action, Step, command
 
 TAR_FLAGS = {"bzip2": "-j", "gzip": "-z", "xz": "-J"}
-TAR_EXTENSIONS = {"bzip2": "bz2", "gzip": "gz", "xz": "xz"}
-
-
-def archive_name(build: Build) -> str:
-    """The archive's file name in /live on the CD, or "" when there is nothing to pack."""
-    p = build.profile
-    if p["writable.strategy"] == "classic":
-        return f"etc.tar.{TAR_EXTENSIONS[p['writable.archive_compression']]}"
-    return "etc.tar.gz" if p["writable.overrides"] else ""
 
 
 def link_dirs(build: Build) -> list[str]:
     """Classic: the squashfs's top-level dirs linked from the tmpfs root (bin lib sbin usr)."""
-    p = build.profile
-    skip = set(p["writable.archive_dirs"]) | set(p["writable.empty_dirs"])
+    writable = build.method.writable
+    skip = set(writable.archive_dirs()) | set(writable.empty_dirs())
     return [d for d in squashfs_sources(build, build.system_root) if d not in skip]
 
 
 def plan_writable(build: Build) -> list[Step]:
     """Copy the archived dirs, lay the overrides over /etc, pack them with tar."""
     p = build.profile
+    writable = build.method.writable
     out = build.partial_dir("writable")
-    name = archive_name(build)
+    name = writable.archive_name()
     if not name:
         return [command(["touch", out / "nothing-to-pack"],
                         "overlay without /etc overrides: nothing to pack")]
     tree = out / "tree"
     steps: list[Step] = [command(["mkdir", "-p", tree], "make the archive's tree")]
     members: list[str] = []
-    if p["writable.strategy"] == "classic":
-        root = build.system_root
-        for d in p["writable.archive_dirs"]:
-            d = d.strip("/")
-            steps.append(command(["cp", "-a", root / d, tree / d],
-                                 f"copy /{d} of the system"))
-            members.append(d)
-        compression = p["writable.archive_compression"]
-    else:
-        compression = "gzip"
+    root = build.system_root
+    for d in writable.archive_dirs():
+        d = d.strip("/")
+        steps.append(command(["cp", "-a", root / d, tree / d], f"copy /{d} of the system"))
+        members.append(d)
     overrides = p.resolve_path("writable.overrides")
     if overrides:
         steps.append(command(["mkdir", "-p", tree / "etc"], "make etc in the archive's tree"))
@@ -74,7 +61,7 @@ def plan_writable(build: Build) -> list[Step]:
     steps.append(command(
         ["tar", "--sort=name", *owners, "--numeric-owner",
          f"--mtime=@{build.epoch}", "--clamp-mtime", "-C", tree,
-         TAR_FLAGS[compression], "-cf", out / name, "--", *members],
+         TAR_FLAGS[writable.archive_compression()], "-cf", out / name, "--", *members],
         f"pack {', '.join('/' + m for m in members)} into {name}"))
     if p["system.scrub.secrets"]:
         steps.append(check_archive_step(build, out / name))
@@ -84,7 +71,7 @@ def plan_writable(build: Build) -> list[Step]:
 
 def scrub_tree_step(build: Build, tree: Path) -> Action:
     """The scrub and the live login, done on the archive's staging tree (a copy)."""
-    classic = build.profile["writable.strategy"] == "classic"
+    classic = build.method.writable.linked_root
 
     def run(ctx: StepContext) -> None:
         tops = sorted(n.name for n in tree.iterdir() if n.is_dir() and not n.is_symlink())
@@ -128,11 +115,8 @@ def check_archive_step(build: Build, archive: Path) -> Action:
 
 
 def writable_inputs(build: Build) -> list[Path]:
-    p = build.profile
-    paths = []
-    if p["writable.strategy"] == "classic":
-        paths += [build.system_root / d.strip("/") for d in p["writable.archive_dirs"]]
-    overrides = p.resolve_path("writable.overrides")
+    paths = [build.system_root / d.strip("/") for d in build.method.writable.archive_dirs()]
+    overrides = build.profile.resolve_path("writable.overrides")
     if overrides:
         paths.append(overrides)
     return paths

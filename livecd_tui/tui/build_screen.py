@@ -85,8 +85,6 @@ FOLLOW_INTERVAL = 0.2
 STATUS_WIDTH = 13
 #: Terminals narrower than this show the stage list with names only.
 COMPACT_BELOW = 72
-#: Boot loaders whose ISO boots from a USB stick too (when iso.hybrid is on).
-USB_LOADERS = ("grub2", "isolinux")
 #: Seconds between two looks at the work dir's lock while no build runs (a build started
 #: elsewhere, by the CLI or another app, is then followed here).
 LOCK_WATCH_INTERVAL = 1.0
@@ -131,7 +129,7 @@ def finished_iso_text(build: Build) -> Text | None:
     where = shown_path(iso)
     text = Text.assemble(("ISO: ", "bold"), (where, "bold"), f" ({human(size)})")
     profile = build.profile
-    if profile["iso.hybrid"] and profile["bootloader.type"] in USB_LOADERS:
+    if profile["iso.hybrid"] and build.method.loader.usb:
         text.append("\nTo a USB stick (sdX: the whole stick, see lsblk; all on it is "
                     "lost):\n", style="italic")
         text.append("  " + shlex.join(["dd", f"if={where}", "of=/dev/sdX", "bs=4M",
