@@ -163,3 +163,23 @@ def test_the_cli_makes_a_labelled_ext4_store(tmp_path: Path) -> None:
                          capture_output=True, text=True, cwd=ROOT)
     assert off.returncode == 2 and "writable.persistence: is off" in off.stderr
     assert "Traceback" not in again.stderr + off.stderr
+
+
+def test_check_says_what_the_live_system_looks_for_and_what_the_root_lacks(
+        tmp_path: Path) -> None:
+    from livecd_tui.checks import persistence_items
+
+    assert persistence_items(load_profile(DEMO)) == []
+    part = persistence_items(load_profile(profile_with(
+        tmp_path, '[writable]\npersistence = "file"\n')))
+    assert len(part) == 1 and part[0].note and "livecd/persistence.img" in part[0].message
+    root = tmp_path / "root"
+    (root / "usr" / "sbin").mkdir(parents=True)
+    body = (f'[system]\nsource = "root"\nroot = "{root}"\n'
+            '[writable]\npersistence = "partition"\npersistence_encrypted = true\n')
+    lacking = persistence_items(load_profile(profile_with(tmp_path, body)))[1]
+    assert not lacking.ok and lacking.key == "writable.persistence_encrypted"
+    assert "cryptsetup missing" in lacking.message
+    (root / "usr" / "sbin" / "cryptsetup").write_text("")
+    found = persistence_items(load_profile(profile_with(tmp_path, body)))[1]
+    assert found.ok and found.message.endswith("usr/sbin/cryptsetup")
