@@ -30,12 +30,13 @@ from livecd_tui import layout
 # --------------------------------------------------------------------------------------------
 
 #: The menu entries a live ISO can offer, in menu order.
-ENTRY_KINDS: tuple[str, ...] = ("normal", "toram", "debug", "nopersist")
+ENTRY_KINDS: tuple[str, ...] = ("normal", "toram", "check", "debug", "nopersist")
 
 #: Kernel command line words each entry adds (read by the initramfs /init, see the contract).
 ENTRY_ARGS: dict[str, tuple[str, ...]] = {
     "normal": (),
     "toram": ("livecd.toram",),
+    "check": ("livecd.check",),
     "debug": ("livecd.debug", "livecd.verbose"),
     "nopersist": ("livecd.nopersist",),
 }
@@ -44,14 +45,17 @@ ENTRY_ARGS: dict[str, tuple[str, ...]] = {
 ENTRY_SUFFIX: dict[str, str] = {
     "normal": "",
     "toram": " (copy to RAM)",
+    "check": " (check the medium)",
     "debug": " (debug shell)",
     "nopersist": " (without persistence)",
 }
 
 #: ISOLINUX labels (typed at the ``boot:`` prompt) and GRUB 2 hotkeys of the entries.
-ENTRY_LABEL: dict[str, str] = {"normal": "live", "toram": "toram", "debug": "debug",
-                               "nopersist": "nopersist"}
-GRUB_HOTKEY: dict[str, str] = {"normal": "l", "toram": "t", "debug": "d", "nopersist": "n"}
+ENTRY_LABEL: dict[str, str] = {"normal": "live", "toram": "toram", "check": "check",
+                               "debug": "debug", "nopersist": "nopersist"}
+#: ("c" is GRUB's command line: the check entry's key is "m", for media.)
+GRUB_HOTKEY: dict[str, str] = {"normal": "l", "toram": "t", "check": "m", "debug": "d",
+                               "nopersist": "n"}
 
 # --------------------------------------------------------------------------------------------
 # Paths on the ISO and on a Debian build host
@@ -349,7 +353,7 @@ def grub_cfg(menu: Menu) -> str:
 def isolinux_cfg(menu: Menu) -> str:
     """Text of an ISOLINUX ``isolinux.cfg``: a ``boot:`` prompt, no menu module needed.
 
-    Labels are ``live``, ``toram`` and ``debug`` (see :data:`ENTRY_LABEL`); the first entry is
+    Labels are ``live``, ``toram``, ``check``, ``debug`` (:data:`ENTRY_LABEL`); the first entry is
     the default. ``SERIAL`` must be the first directive. ISOLINUX counts the timeout in tenths
     of a second and takes 0 as "wait forever", so a 0 s timeout is written as ``PROMPT 0``
     (boot the default unless Shift/Alt is held). APPEND is passed to the kernel as written.

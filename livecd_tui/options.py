@@ -728,11 +728,13 @@ _OPTIONS: tuple[Option, ...] = (
         "Menu entries",
         "list",
         ["normal", "toram", "debug"],
-        "Entries of the boot menu: 'normal', 'toram' (copy the system to RAM), "
-        "'debug' (stop in a shell before switching to the live system, with verbose "
-        "output) and 'nopersist' (boot without writable.persistence; added by itself "
-        "when persistence is on). The first is the default.",
-        item_choices=("normal", "toram", "debug", "nopersist"),
+        "Entries of the boot menu: 'normal', 'toram' (copy the system to RAM), 'check' "
+        "(verify the sha256 of the system image and the /etc archive on the medium before "
+        "booting; a damaged file stops in the rescue shell, named), 'debug' (stop in a "
+        "shell before switching to the live system, with verbose output) and 'nopersist' "
+        "(boot without writable.persistence; added by itself when persistence is on). The "
+        "first is the default.",
+        item_choices=("normal", "toram", "check", "debug", "nopersist"),
         min_items=1,
     ),
     Option(

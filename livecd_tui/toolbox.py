@@ -32,7 +32,7 @@ SYSTEM_PROGRAMS: tuple[tuple[str, bool], ...] = (
     ("tar", False), ("gzip", False), ("bzip2", False), ("xz", False), ("zstd", False),
     ("blkid", False), ("losetup", False), ("modprobe", False), ("killall", False),
     ("touch", False), ("chgrp", False), ("ls", False), ("dmesg", False), ("find", False),
-    ("sort", False), ("date", False),
+    ("sort", False), ("date", False), ("sha256sum", False),
 )
 
 

@@ -76,8 +76,8 @@ def sha256(path: Path) -> str:
 #: Fakes for the boot scripts' find_medium over a directory of fake devices: DIR/NAME is a
 #: device, blkid reads DIR/NAME.blkid (its fields) and mount "mounts" DIR/NAME.files by
 #: copying it. Every blkid, mount and umount is logged to DIR/log; a mount that is not
-#: read-only with a named medium type logs BAD. Both scripts' names are set: /init's
-#: (LIVE_DIR, candidate_devices) and /linuxrc's (SYSTEM, candidates).
+#: read-only with a named medium type logs BAD. Both scripts' mount points are set: /init's
+#: LIVE_DIR and /linuxrc's SYSTEM; both call the devices' lister candidate_devices.
 FAKES = r"""
 DEVS=$1
 LIVE_DIR=$DEVS/live
@@ -90,7 +90,6 @@ candidate_devices() {
     done
     return 0
 }
-candidates() { candidate_devices; }
 blkid() {
     echo "blkid${1:+ $*}" >>"$DEVS/log"
     if [ $# = 0 ]; then
@@ -153,3 +152,18 @@ def run_find_medium(busybox: str, script: Path, devs: Path, setup: str = "",
 def mounted(log: list[str]) -> list[str]:
     """The names of the fake devices mounted, in order."""
     return [line.split()[-2].rsplit("/", 1)[-1] for line in log if line.startswith("mount ")]
+
+
+def flip_a_byte_of(iso: Path, path: str) -> None:
+    """Flip one bit of the byte in the middle of *path* inside *iso* (found with xorriso)."""
+    report = subprocess.run(["xorriso", "-indev", str(iso), "-find", path, "-exec",
+                             "report_lba", "--"], capture_output=True, text=True, check=True)
+    found = re.search(r"File data lba:\s*\d+\s*,\s*(\d+)\s*,\s*\d+\s*,\s*(\d+)\s*,",
+                      report.stdout + report.stderr)
+    assert found, report.stdout + report.stderr
+    offset = int(found.group(1)) * 2048 + int(found.group(2)) // 2
+    with open(iso, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0x01]))

@@ -510,3 +510,40 @@ def test_copy_to_ram_makes_the_toram_entry_the_default_and_only_it_copies(
     assert ["livecd.toram" in w for w in words] == [e == "toram" for e in wanted]
     profile.set("writable.copy_to_ram", False)
     assert bootloader.menu_entries(build) == entries
+
+
+def test_livecd_conf_records_the_media_sums_the_same_way_as_its_bash(tmp_path: Path) -> None:
+    """livecd.conf's last line holds the sha256 of each image the check entry verifies; the
+    exported script's lines write the same bytes."""
+    from livecd_tui import media
+    from livecd_tui.build import Build
+    from livecd_tui.profile import new_profile
+
+    profile = new_profile()
+    profile.set("writable.strategy", "classic")
+    build = Build(profile=profile, work=tmp_path / "work")
+    files = media.media_files(build)
+    assert [on_cd for on_cd, _ in files] == ["/live/system.squashfs", "/live/etc.tar.bz2"]
+    for n, (_, path) in enumerate(files):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"image {n}\n".encode() * 1000)
+    sums = media.media_sums(build)
+    assert sums.splitlines() == [
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {on_cd}" for on_cd, path in files]
+    conf = tmp_path / "livecd.conf"
+    conf.write_text("")
+    subprocess.run(["bash", "-euc", "\n".join(media.media_sums_lines(build, conf))],
+                   check=True)
+    assert conf.read_text() == f"LIVECD_SUMS={shlex.quote(sums)}\n"
+    # The overlay method without /etc overrides: the system image alone.
+    profile.set("writable.strategy", "overlay")
+    assert [on_cd for on_cd, _ in media.media_files(build)] == ["/live/system.squashfs"]
+
+
+def test_check_entry_passes_livecd_check() -> None:
+    text = cfg(b.grub_cfg, timeout=0, entries=["check", "normal"], cmdline="", serial=False)
+    words, linux = menuentries(text)[0]
+    assert words[1:4] == ["Live CD (check the medium)", "--hotkey=m", "--id=livecd-check"]
+    assert linux == ["linux", "/boot/vmlinuz", "livecd.check"]
+    assert "LABEL check" in cfg(b.isolinux_cfg, timeout=0, entries=["check"], cmdline="",
+                                serial=False)

@@ -374,3 +374,17 @@ def test_the_console_shows_output_without_control_sequences(
 
     ConsoleReporter(quiet=False)(OutputLine("boottest", "\x1b[2J\x1b[1;1HGNU GRUB\x1b[?25l"))
     assert capsys.readouterr().out == "[boottest] GNU GRUB\n"
+
+
+def test_each_stage_uses_only_earlier_stages() -> None:
+    """A stage's fingerprint takes the outputs of the stages it uses, so they must have run
+    before it: the initrd (whose config records the images' sha256) after system and
+    writable."""
+    from livecd_tui.stages import STAGES
+
+    names = [stage.name for stage in STAGES]
+    for index, stage in enumerate(STAGES):
+        for used in stage.uses:
+            assert used in names[:index], f"{stage.name} uses {used}, which runs later"
+    initrd = STAGES[names.index("initrd")]
+    assert {"system", "writable"} <= set(initrd.uses)

@@ -48,11 +48,11 @@ def test_script_shape() -> None:
         assert message in text
     assert 'exec switch_root "$NEWROOT" "$LIVECD_INIT"' in text
     assert "mount --move" in text
-    for word in ("livecd.debug", "livecd.toram", "livecd.verbose"):
+    for word in ("livecd.check", "livecd.debug", "livecd.toram", "livecd.verbose"):
         assert f'" {word} "' in text
     for var in ("LIVECD_MARKER", "LIVECD_MARKER_FILE", "LIVECD_SQUASHFS", "LIVECD_RELEASE",
                 "LIVECD_MODULES", "LIVECD_DEVMGR", "LIVECD_WAIT", "LIVECD_TMPFS_SIZE",
-                "LIVECD_TORAM", "LIVECD_INIT"):
+                "LIVECD_TORAM", "LIVECD_INIT", "LIVECD_SUMS"):
         assert f"${var}" in text or f"${{{var}" in text or f"{var}=" in text, var
 
 
@@ -313,7 +313,7 @@ CD_MODULES = ["loop", "squashfs", "isofs", "overlay", "sr_mod", "ata_piix"]
 #: Applets the init uses (plus sh); test the script with no more than that.
 APPLETS = ["sh", "mount", "umount", "mkdir", "cat", "sed", "tr", "dd", "grep", "uname",
            "sleep", "cp", "stat", "insmod", "switch_root", "setsid", "cttyhack", "chmod",
-           "ls", "poweroff", "findfs"]
+           "ls", "poweroff", "findfs", "sha256sum"]
 MARKER = "LIVECD-INIT-TEST 'quoted' $x"
 
 
@@ -521,3 +521,66 @@ def test_wrong_marker_rescue_shell_and_retry(kit: Kit) -> None:
     assert "Kernel panic" not in log
     # The report and the shell come back after the shell exits (the search is retried).
     assert log.count("livecd: rescue shell") == 2
+
+
+# ------------------------------------------------------------------------------------------
+# the media check (livecd.check): the same check_medium in /init and /linuxrc
+# ------------------------------------------------------------------------------------------
+
+LINUXRC = INIT.with_name("linuxrc")
+
+
+@pytest.mark.parametrize("script", [INIT, LINUXRC], ids=["init", "linuxrc"])
+def test_check_medium_names_the_damaged_file(tmp_path: Path, script: Path) -> None:
+    medium = tmp_path / "medium"
+    (medium / "live").mkdir(parents=True)
+    image = medium / "live" / "system.squashfs"
+    image.write_bytes(bytes(range(256)) * 4096)
+    (medium / "live" / "etc.tar.bz2").write_bytes(b"the /etc archive\n")
+    sums = "\n".join(f"{sha256(medium / name)}  /{name}"
+                     for name in ("live/system.squashfs", "live/etc.tar.bz2"))
+
+    def check(setup: str = "") -> str:
+        proc = subprocess.run(
+            [BUSYBOX, "sh", "-c", f'. "$1" && LIVECD_SUMS="$2"; {setup}\n'
+             f'check_medium "$3"; rc=$?; echo "rc=$rc reason=$FAIL_REASON"',
+             "sh", str(script), sums, str(medium)],
+            capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    out = check()
+    assert "livecd: media check: /live/system.squashfs OK" in out
+    assert "livecd: media check: /live/etc.tar.bz2 OK" in out
+    assert "livecd: media check: passed" in out
+    assert out.strip().endswith("rc=0 reason=")
+    # One byte flipped in the middle of the image: that file, and only it, is named.
+    data = bytearray(image.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    image.write_bytes(bytes(data))
+    out = check()
+    assert ("livecd: media check: /live/system.squashfs FAILED (damaged: its sha256 is not "
+            "the one recorded at build time)") in out
+    assert "livecd: media check: /live/etc.tar.bz2 OK" in out
+    assert "passed" not in out
+    assert out.strip().endswith("rc=1 reason=media check failed, damaged: /live/system.squashfs")
+    # A file missing from the medium fails too.
+    (medium / "live" / "etc.tar.bz2").unlink()
+    out = check()
+    assert out.strip().endswith(
+        "rc=1 reason=media check failed, damaged: /live/system.squashfs /live/etc.tar.bz2")
+    # Without sha256sum it cannot pass; without sums it has nothing to say against the medium.
+    out = check('have() { [ "$1" != sha256sum ] && command -v "$1" >/dev/null 2>&1; }')
+    assert out.strip().endswith("rc=1 reason=media check: no sha256sum in the initrd")
+    out = check("LIVECD_SUMS=")
+    assert "no checksums to compare" in out and out.strip().endswith("rc=0 reason=")
+
+
+@pytest.mark.parametrize("script", [INIT, LINUXRC], ids=["init", "linuxrc"])
+def test_livecd_check_word(tmp_path: Path, script: Path) -> None:
+    for cmdline, expected in (("quiet livecd.check", "1"), ("livecd.checkx quiet", "0")):
+        (tmp_path / "cmdline").write_text(cmdline + "\n")
+        proc = subprocess.run([BUSYBOX, "sh", "-c", '. "$1"; parse_cmdline "$2"; echo "$CHECK"',
+                               "sh", str(script), str(tmp_path / "cmdline")],
+                              capture_output=True, text=True, timeout=30)
+        assert proc.stdout.strip() == expected, cmdline

@@ -66,30 +66,30 @@ def test_reads_every_contract_variable_and_word() -> None:
     assert names, "no variables found in the contract"
     missing = [n for n in names if f"${n}" not in script and f"${{{n}" not in script]
     assert not missing, f"contract variables the script ignores: {missing}"
-    for word in ("livecd.debug", "livecd.toram", "livecd.verbose"):
+    for word in ("livecd.check", "livecd.debug", "livecd.toram", "livecd.verbose"):
         assert word in script
 
 
 def test_messages_and_steps_present() -> None:
     script = LINUXRC.read_text()
-    assert 'echo "livecd: $*"' in script  # msg() prefixes every message
+    assert 'echo "livecd: $*"' in script  # say() prefixes every message
     for needle in (
-        'msg "rescue shell',
-        'msg "switching to the live system"',
+        'say "rescue shell',
+        'say "switching to the live system"',
         "echo 0x0100 > /proc/sys/kernel/real-root-dev",
         "pivot_root . initrd",
-        'mount -n --move "/initrd/$fs" "/$fs"',
-        ". /etc/livecd.conf",
+        'mount -n --move "/initrd/$_li_fs" "/$_li_fs"',
+        'LIVECD_CONF=/etc/livecd.conf',
+        '. "$LIVECD_CONF"',
     ):
         assert needle in script, needle
 
 
-# ----------------------------------------------------------------------------- the medium
-# linuxrc runs from top to bottom; with LIVECD_LINUXRC_FUNCTIONS_ONLY set, sourcing it only
-# defines the functions that find the medium (and does nothing else: no mount, no /proc).
+# ----------------------------------------------------------------------------- the functions
+# linuxrc runs its main only when run as linuxrc: a shell that sources it (as these tests do,
+# like test_init_script.py with /init) gets its functions and nothing else is done.
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
-SOURCE_ONLY = {"LIVECD_LINUXRC_FUNCTIONS_ONLY": "1"}
 #: Sourced after the script: `have blkid` says no (the host has one).
 HIDE_BLKID = 'have() { [ "$1" != blkid ] && command -v "$1" >/dev/null 2>&1; }\n'
 
@@ -97,26 +97,82 @@ HIDE_BLKID = 'have() { [ "$1" != blkid ] && command -v "$1" >/dev/null 2>&1; }\n
 def rc(script: str) -> str:
     """Run *script* in busybox sh after sourcing linuxrc's functions; return stdout."""
     proc = subprocess.run([BUSYBOX, "sh", "-c", f'. "$1" && {script}', "sh", str(LINUXRC)],
-                          capture_output=True, text=True, timeout=30,
-                          env={**os.environ, **SOURCE_ONLY})
+                          capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
 
 def find(devs: Path, setup: str) -> tuple[str, list[str]]:
-    return disk_images.run_find_medium(BUSYBOX, LINUXRC, devs, setup, SOURCE_ONLY)
+    return disk_images.run_find_medium(BUSYBOX, LINUXRC, devs, setup)
 
 
 def test_sourcing_defines_functions_and_stops() -> None:
     # Fakes defined before sourcing would catch any action (this runs as root in CI).
     acts = "mount() { echo ACTED; }; mkdir() { echo ACTED; }; insmod() { echo ACTED; }; "
     proc = subprocess.run(
-        [BUSYBOX, "sh", "-c", acts + '. "$1" && for f in find_medium try_medium fs_type '
-         'medium_fs; do command -v $f; done; echo "$MEDIUM_FS"', "sh", str(LINUXRC)],
-        capture_output=True, text=True, timeout=30, env={**os.environ, **SOURCE_ONLY})
+        [BUSYBOX, "sh", "-c", acts + '. "$1" && for f in find_medium try_device fs_type '
+         'medium_fs main; do command -v $f; done; echo "$MEDIUM_FS"', "sh", str(LINUXRC)],
+        capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["find_medium", "try_medium", "fs_type", "medium_fs",
+    assert proc.stdout.split() == ["find_medium", "try_device", "fs_type", "medium_fs", "main",
                                    "iso9660", "udf", "vfat"]
+
+
+def test_sourcing_runs_nothing() -> None:
+    assert rc("echo sourced") == "sourced\n"
+
+
+@pytest.mark.parametrize(("cmdline", "expected"), [
+    ("BOOT_IMAGE=/boot/vmlinuz quiet", "0 0 0 0"),
+    ("quiet livecd.debug", "0 1 0 0"),
+    ("livecd.toram", "0 0 1 0"),
+    ("a livecd.verbose b", "0 0 0 1"),
+    ("livecd.check ramdisk_size=65536", "1 0 0 0"),
+    ("livecd.check livecd.debug livecd.toram livecd.verbose", "1 1 1 1"),
+    ("livecd.debugx xlivecd.toram livecd.verbose=0 livecd.checkx", "0 0 0 0"),
+])
+def test_parse_cmdline(tmp_path: Path, cmdline: str, expected: str) -> None:
+    (tmp_path / "cmdline").write_text(cmdline + "\n")
+    out = rc(f'parse_cmdline {tmp_path / "cmdline"}; '
+             'echo "$CHECK $DEBUG $TORAM $VERBOSE"; echo "$CMDLINE"')
+    assert out.splitlines() == [expected, cmdline]
+
+
+def test_load_config_defaults_and_quoting(tmp_path: Path) -> None:
+    conf = tmp_path / "livecd.conf"
+    conf.write_text("LIVECD_MARKER='it'\\''s $(touch /tmp/pwned) ; x'\n"
+                    "LIVECD_WAIT='soon'\nLIVECD_TORAM='1'\n")
+    out = rc(f'LIVECD_CONF={conf}; load_config; '
+             'printf "%s|%s|%s|%s|%s\\n" "$LIVECD_MARKER" "$LIVECD_WAIT" "$TORAM" '
+             '"$LIVECD_SQUASHFS" "$LIVECD_ETC_ARCHIVE"')
+    marker, wait, toram, squashfs, archive = out.rstrip("\n").split("|")
+    assert marker == "it's $(touch /tmp/pwned) ; x"
+    assert wait == "30", "a non-number falls back to the default"
+    assert toram == "1"
+    assert (squashfs, archive) == ("/live/system.squashfs", "/live/etc.tar.bz2")
+    # No config at all: the defaults stay.
+    out = rc(f"LIVECD_CONF={tmp_path / 'none'}; load_config; echo \"$LIVECD_MARKER_FILE $TORAM\"")
+    assert out.strip() == "/LABEL 0"
+
+
+def test_helpers_share_inits_names_and_bodies() -> None:
+    """The helpers with one job have one name in both boot scripts, and the ones that need
+    nothing of their script's own are the same text."""
+    init = LINUXRC.with_name("init").read_text()
+    script = LINUXRC.read_text()
+    shared = ("say", "have", "candidate_devices", "labelled_devices", "read_bytes",
+              "superblock_type", "fs_type", "medium_fs", "iso_label", "try_device",
+              "find_medium", "check_medium", "show_devices", "show_what_i_saw", "rescue",
+              "copy_to_ram", "mount_root", "parse_cmdline", "load_config", "start_devmgr",
+              "stop_devmgr", "load_modules", "mount_base", "main")
+    for name in shared:
+        assert f"\n{name}() {{\n" in script, f"linuxrc lacks {name}()"
+        assert f"\n{name}() {{\n" in init, f"init lacks {name}()"
+    for name in ("read_bytes", "superblock_type", "medium_fs", "iso_label", "check_medium"):
+        body = re.search(rf"\n{name}\(\) {{\n.*?\n}}\n", script, re.S)
+        assert body and body.group(0) in init, f"{name}() differs between the scripts"
+    for old in ("candidates()", "try_medium()", "report()", "msg()", "setup_system()"):
+        assert old not in script, old
 
 
 def test_fs_type_from_the_superblock(tmp_path: Path) -> None:
@@ -175,7 +231,7 @@ def test_without_blkid_findfs_and_the_superblock(tmp_path: Path) -> None:
     before = disk_images.sha256(images["ext4"])
     out, log = find(devs, HIDE_BLKID + r"""
     findfs() { echo "findfs $*" >>"$DEVS/log"; echo "$DEVS/vda"; }
-    candidates() { echo "$DEVS/vda"; echo "$DEVS/vdb"; echo "$DEVS/sr0"; }
+    candidate_devices() { echo "$DEVS/vda"; echo "$DEVS/vdb"; echo "$DEVS/sr0"; }
     LIVECD_VOLUME_LABEL=LIVE
     """ + f"LIVECD_MARKER='{MARKER}'")
     assert f"FOUND {MARKER}" in out
@@ -200,6 +256,7 @@ TOOLS = [
     "tar",
     "bzip2",
     "gzip",
+    "xorriso",
 ]
 
 
@@ -349,6 +406,9 @@ def build_classic_iso(work: Path, kernel: Path, marker: str, cmdline: str, stage
         "LIVECD_LINK_DIRS": "bin lib sbin usr",
         "LIVECD_EMPTY_DIRS": "home root var",
         "LIVECD_INIT": "/sbin/init",
+        # read only with livecd.check on the command line
+        "LIVECD_SUMS": "\n".join(f"{disk_images.sha256(iso / name)}  /{name}"
+                                  for name in ("live/system.squashfs", "live/etc.tar.bz2")),
     }
     (initrd / "etc" / "livecd.conf").write_text(
         "".join(f"{k}={shlex.quote(v)}\n" for k, v in conf.items())
@@ -531,3 +591,27 @@ def test_classic_wrong_marker_opens_rescue_shell(
     assert "livecd: mounts:" in log and "livecd: modules:" in log
     assert "livecd: rescue shell" in log
     assert "Kernel panic" not in log
+
+
+@pytest.mark.integration
+def test_classic_media_check_passes_then_names_the_damaged_archive(
+    tmp_path: Path, boot_tools: None, classic_kernel: Path, stage2: Path
+) -> None:
+    iso = build_classic_iso(tmp_path, classic_kernel, MARKER,
+                            "console=ttyS0,115200 livecd.check livecd.test_exit", stage2)
+    log = boot(iso, tmp_path / "serial.log", "LIVECD-VAR-OK", 120)
+    assert "livecd: media check: /live/system.squashfs OK" in log
+    assert "livecd: media check: /live/etc.tar.bz2 OK" in log
+    assert "livecd: media check: passed, the medium is intact" in log
+    assert "LIVECD-BOOT-OK" in log and "LIVECD-ETC-FROM-ARCHIVE" in log
+    # A copy with one byte of the /etc archive flipped: named, and the boot stops.
+    damaged = tmp_path / "damaged.iso"
+    shutil.copyfile(iso, damaged)
+    disk_images.flip_a_byte_of(damaged, "/live/etc.tar.bz2")
+    log = boot(damaged, tmp_path / "damaged.log", "livecd: rescue shell", 120)
+    assert "livecd: media check: /live/system.squashfs OK" in log
+    assert ("livecd: media check: /live/etc.tar.bz2 FAILED (damaged: its sha256 is not the "
+            "one recorded at build time)") in log
+    assert "livecd: ERROR: media check failed, damaged: /live/etc.tar.bz2" in log
+    assert "livecd: rescue shell" in log
+    assert "LIVECD-BOOT-OK" not in log and "Kernel panic" not in log

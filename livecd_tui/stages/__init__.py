@@ -2,7 +2,8 @@
 
 Each module declares one ``STAGE``: a planner that turns a profile into steps, plus what
 the stage reads (for fingerprints). The order follows the method: tools, kernel, system
-image, initrd, writable dirs, boot loader, ISO, boot test.
+image, writable dirs, initrd, boot loader, ISO, boot test. The writable dirs' archive comes
+before the initrd, whose config records the sha256 of the images (the media check).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ STAGES: tuple[Stage, ...] = (
     preflight.STAGE,
     kernel.STAGE,
     system.STAGE,
-    initrd.STAGE,
     writable.STAGE,
+    initrd.STAGE,
     bootloader.STAGE,
     iso.STAGE,
     boottest.STAGE,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from livecd_tui import cpio, elf, layout, toolbox
+from livecd_tui import cpio, elf, layout, media, toolbox
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.kernel import kmod
@@ -145,8 +145,9 @@ def extra_binaries(build: Build) -> list[str]:
     return extra
 
 
-def livecd_conf(build: Build, modules: list[str]) -> str:
-    """The ``/etc/livecd.conf`` the init script sources; values quoted with shlex."""
+def livecd_conf(build: Build, modules: list[str], sums: str | None = None) -> str:
+    """The ``/etc/livecd.conf`` the init script sources; values quoted with shlex.
+    *sums* (media_sums) is the last line, when given."""
     p = build.profile
     writable = build.method.writable
     from livecd_tui.stages.writable import link_dirs
@@ -172,6 +173,8 @@ def livecd_conf(build: Build, modules: list[str]) -> str:
     }
     lines = ["# Written by livecd-tui for this build; read by the initrd's init script."]
     lines += [f"{key}={shlex.quote(value)}" for key, value in values.items()]
+    if sums is not None:
+        lines.append(f"LIVECD_SUMS={shlex.quote(sums)}")
     return "\n".join(lines) + "\n"
 
 
@@ -286,7 +289,7 @@ def populate_initrd(ctx: StepContext) -> None:
     data = resources.files("livecd_tui") / "data" / script
     (tree / script).write_text(data.read_text())
     os.chmod(tree / script, 0o755)
-    (tree / "etc" / "livecd.conf").write_text(livecd_conf(build, modules))
+    (tree / "etc" / "livecd.conf").write_text(livecd_conf(build, modules, media.media_sums(build)))
     (tree / "etc" / "fstab").write_text("")
     # mke2fs -d copies each file's times: pin them so the image is reproducible.
     epoch = build.epoch
@@ -635,6 +638,7 @@ def populate_script(build: Build, tree: Path) -> list[str]:
         lines.append("printf \"LIVECD_RELEASE='%s'\\nLIVECD_MODULES='%s'\\n\" "
                      '"$kernel_release" "$(echo $modules)" >> '
                      f"{q(tree / 'etc/livecd.conf')}")
+    lines += media.media_sums_lines(build, tree / "etc" / "livecd.conf")
     lines += [f": > {q(tree / 'etc/fstab')}",
               f"find {q(tree)} -exec touch -h -d @{build.epoch} {{}} +"]
     return lines
@@ -680,6 +684,7 @@ STAGE = Stage(
     plan=plan_initrd,
     reads=("initrd.", "iso.marker", "iso.volume_label", "writable.", "kernel.",
            "boottest.medium", "system.dirs"),
-    uses=("kernel",),
+    # system and writable: livecd.conf records the sha256 of their images (the media check).
+    uses=("kernel", "system", "writable"),
     inputs=initrd_inputs,
 )

@@ -8,13 +8,13 @@ EFI) boot records. The ISO is written under a temporary name and renamed when co
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from livecd_tui import layout
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
+from livecd_tui.media import file_sha256
 from livecd_tui.steps import Action, Step, command, q
 
 
@@ -26,10 +26,7 @@ def iso_argv(build: Build, tree: Path, output: Path) -> list[str]:
 def publish(ctx: StepContext, built: Path, target: Path, checksum: bool) -> None:
     """Move the finished ISO to its final name (atomically) and write its checksum."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with open(built, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    digest = file_sha256(built)
     temporary = target.with_name(f".{target.name}.partial")
     try:
         os.replace(built, temporary)
@@ -40,13 +37,13 @@ def publish(ctx: StepContext, built: Path, target: Path, checksum: bool) -> None
         shutil.copyfile(built, temporary)
         built.unlink()
     os.replace(temporary, target)
-    line = f"{digest.hexdigest()}  {target.name}\n"
+    line = f"{digest}  {target.name}\n"
     if checksum:
         sums = target.with_name(target.name + ".sha256")
         sums.write_text(line)
         ctx.log(f"wrote {sums}")
     (ctx.out / "sha256").write_text(line)
-    ctx.log(f"ISO {target} ({target.stat().st_size // 1024} KiB), sha256 {digest.hexdigest()}")
+    ctx.log(f"ISO {target} ({target.stat().st_size // 1024} KiB), sha256 {digest}")
 
 
 def plan_iso(build: Build) -> list[Step]:

@@ -47,3 +47,16 @@ def test_classic_method_boots(tmp_path: Path, classic_tree: Path) -> None:
     again = livecd("build", variant, "--work-dir", work, "--only", "iso", "--force", "iso")
     assert again.code == 0, again.output[-3000:]
     assert iso.read_bytes() == first
+
+    # The check entry first (the default): /linuxrc reads the squashfs and the /etc archive
+    # back and compares them with the sums the initrd stage recorded, then boots on.
+    check = write_profile(tmp_path / "check.toml", variant,
+                          '[bootloader]\nentries = ["check", "normal"]\n')
+    result = livecd("build", check, "--work-dir", work, timeout=1200)
+    assert result.code == 0, result.output[-5000:]
+    assert "initrd" not in result.ran(), "the sums were recorded already"
+    log = serial_log(work)
+    assert "livecd: media check: /live/system.squashfs OK" in log
+    assert "livecd: media check: /live/etc.tar.bz2 OK" in log
+    assert "livecd: media check: passed, the medium is intact" in log
+    assert "live system up, root is tmpfs" in log and "login:" in log

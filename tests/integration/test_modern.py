@@ -4,10 +4,12 @@ kernel, booted in QEMU as a BIOS CD, a UEFI CD and a BIOS USB disk."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.disk_images import flip_a_byte_of
 from tests.integration.helpers import PROFILES, livecd, serial_log, write_profile
 
 
@@ -21,7 +23,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     work = tmp / "work"
     result = livecd("build", profile, "--work-dir", work)
     assert result.code == 0, result.output
-    assert result.ran() == ["preflight", "kernel", "system", "initrd", "writable",
+    assert result.ran() == ["preflight", "kernel", "system", "writable", "initrd",
                             "bootloader", "iso", "boottest"]
     return profile, work
 
@@ -77,6 +79,43 @@ def test_wrong_marker_reaches_the_rescue_shell(demo: tuple[Path, Path]) -> None:
     log = serial_log(work)
     assert "livecd: rescue shell" in log
     assert "sr0" in log, "the rescue report lists the block devices it saw"
+
+
+def test_check_entry_passes_then_names_a_flipped_byte(demo: tuple[Path, Path]) -> None:
+    """The check entry (made the default by putting it first): the built ISO passes the
+    media check and boots to login; a copy with one byte of the squashfs flipped stops in
+    the rescue shell, naming the squashfs."""
+    profile, work = demo
+    variant = write_profile(profile.with_name("check.toml"), profile,
+                            '[bootloader]\nentries = ["check", "normal"]\n'
+                            '[iso]\noutput = "out/check.iso"\n')
+    result = livecd("build", variant, "--work-dir", work)
+    assert result.code == 0, result.output
+    assert result.ran() == ["bootloader", "iso", "boottest"], "the sums were in the initrd"
+    conf = (work / "stages" / "initrd" / "tree" / "etc" / "livecd.conf").read_text()
+    squashfs = work / "stages" / "system" / "system.squashfs"
+    assert (f"LIVECD_SUMS='{hashlib.sha256(squashfs.read_bytes()).hexdigest()}  "
+            "/live/system.squashfs'\n") in conf
+    log = serial_log(work)
+    assert "livecd: media check: /live/system.squashfs OK" in log
+    assert "livecd: media check: passed, the medium is intact" in log
+    assert "livecd: switching to the live system" in log and "login:" in log
+
+    damaged = write_profile(profile.with_name("damaged.toml"), variant,
+                            '[iso]\noutput = "out/damaged.iso"\n'
+                            '[boottest]\nmarker = "livecd: rescue shell"\ntimeout = 300\n')
+    iso = profile.parent / "out" / "damaged.iso"
+    shutil.copyfile(profile.parent / "out" / "check.iso", iso)
+    flip_a_byte_of(iso, "/live/system.squashfs")
+    result = livecd("build", damaged, "--work-dir", work, "--only", "boottest")
+    assert result.code == 0, result.output
+    log = serial_log(work)
+    assert ("livecd: media check: /live/system.squashfs FAILED (damaged: its sha256 is not "
+            "the one recorded at build time)") in log
+    assert "livecd: boot failed: media check failed, damaged: /live/system.squashfs" in log
+    assert "livecd: rescue shell" in log
+    assert "passed, the medium is intact" not in log
+    assert "switching to the live system" not in log
 
 
 def test_isolinux_variant_boots(tmp_path: Path) -> None:

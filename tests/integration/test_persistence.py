@@ -113,7 +113,7 @@ def test_a_store_file_on_a_fat_disk_keeps_changes(tmp_path: Path) -> None:
     for boot, text in enumerate(("boot-one", "boot-two")):
         with booted(iso, disks=[fat]) as guest:
             log_in(guest)
-            assert "livecd: persistence: persist-fat/live/changes.img, label LIVECD-DATA" \
+            assert "livecd: persistence: /run/livecd/persist-fat/live/changes.img, label LIVECD-DATA" \
                 in guest.output, guest.output[-3000:]
             if boot:
                 assert "boot-one-42" in read_note(guest).splitlines()
