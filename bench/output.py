@@ -26,9 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from livecd_tui.build import Build  # noqa: E402
-from livecd_tui.engine import Engine, OutputLine, Stage, prepare_work_dir  # noqa: E402
+from livecd_tui.engine import Engine, OutputLine, Stage  # noqa: E402
 from livecd_tui.profile import new_profile  # noqa: E402
 from livecd_tui.steps import Step, command  # noqa: E402
+from livecd_tui.workdir import prepare_work_dir  # noqa: E402
 
 
 def through_engine(work: Path, lines: int) -> float:

@@ -8,7 +8,7 @@ A ``Build`` is what every stage planner receives. It knows the work dir layout:
     WORK/logs/NAME.log         each stage's full log
     WORK/state/NAME.json       each stage's state (status, times, fingerprint, failure)
     WORK/state/build.json      how the last build went or ended (``attach``'s exit code)
-    WORK/lock, lock.json       the running build's flock, and who holds it (runner)
+    WORK/lock, lock.json       the running build's flock, and who holds it (workdir)
     WORK/lock.command          the command it runs, to end what a killed build left (procs)
     WORK/out/PROFILE.iso       the finished image (unless the profile names another path)
 """
@@ -19,6 +19,7 @@ import glob
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,10 @@ from livecd_tui.profile import Profile
 WORK_MARKER = ".livecd-tui-work"
 #: Where a work dir keeps the time its first build used for every timestamp.
 EPOCH_FILE = "state/epoch"
+
+
+class BuildError(Exception):
+    """The build cannot start: bad selection, missing earlier outputs, busy work dir."""
 
 
 def default_work_dir(profile: Profile) -> Path:
@@ -136,6 +141,16 @@ class Build:
         """Where tools and kernel files are looked up: the system root for 'root' profiles,
         the running system for 'busybox' ones."""
         return host_root_of(self.profile)
+
+
+@dataclass
+class StepContext:
+    """What an Action gets: the build, its stage's output dir, and a way to log."""
+
+    build: Build
+    stage: str
+    out: Path
+    log: Callable[[str], None]
 
 
 def host_root_of(profile: Profile) -> Path:

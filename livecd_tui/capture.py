@@ -19,14 +19,13 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livecd_tui import excludes, scrub
+from livecd_tui import excludes, procs, scrub
 from livecd_tui.build import Build
 from livecd_tui.scrub import human
 
@@ -363,7 +362,7 @@ def estimate(build: Build, capture: Capture, budget: int = SAMPLE_BYTES,
                 "-comp", compressor, "-b", f"{block // 1024}K", "-processors", str(cpus)]
         started = time.monotonic()
         env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
-        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        result = procs.run(argv, env=env)
         seconds = time.monotonic() - started
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()[-500:]}")

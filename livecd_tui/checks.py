@@ -78,9 +78,9 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
         report.items.append(CheckItem("profile", False, str(problem), problem.key))
     if not problems:
         # Where the build would write and delete: the guards `build` applies before it runs.
-        from livecd_tui.runner import path_findings
+        from livecd_tui.workdir import path_findings
 
-        for finding in path_findings(Build.for_profile(profile)):
+        for finding in path_findings(Build.for_profile(profile), STAGES):
             number = profile.lines.get(finding.key)
             where = f"{profile.path}:{number}: " if number and profile.path else ""
             report.items.append(CheckItem("profile", False, where + finding.message,

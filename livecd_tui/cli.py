@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_problems(err)
         return EXIT_USAGE
     except BuildError as err:
-        from livecd_tui.runner import report_refusal
+        from livecd_tui.workdir import report_refusal
 
         report_refusal(str(err))  # a detached build refused: its starter says why
         print(f"livecd-tui: {err}", file=sys.stderr)
@@ -352,22 +352,19 @@ def resume_command(profile: str, build: Build, always_work: bool = False) -> str
 
 
 def detach_build(args: argparse.Namespace, build: Build) -> int:
-    from livecd_tui import runner
+    from livecd_tui import runner, workdir
 
-    problems = runner.path_problems(build)
+    problems = workdir.path_problems(build, STAGES)
     if problems:
         raise BuildError("; ".join(problems))
-    holder = runner.read_lock(build.work)
+    holder = workdir.read_lock(build.work)
     if holder:
-        raise BuildError(f"work dir {build.work} is in use by a running build "
-                         f"({holder.describe(build.work)})")
-    from livecd_tui.engine import prepare_work_dir
-
-    prepare_work_dir(build.work, build.epoch)
+        raise BuildError(workdir.in_use_message(build.work, holder.describe(build.work)))
+    workdir.prepare_work_dir(build.work, build.epoch)
     assert build.profile.path is not None
     pid = runner.start_detached(build.profile.path.resolve(), build.work, _rebuild_args(args))
     print(f"livecd-tui: build running in the background (pid {pid}), output in "
-          f"{build.work / runner.DETACHED_LOG}")
+          f"{build.work / workdir.DETACHED_LOG}")
     work = shlex.quote(str(build.work))
     print(f"  follow it: livecd-tui attach {work}")
     print(f"  state:     livecd-tui status {work}")
@@ -398,7 +395,8 @@ def work_dir_of(target: str) -> Path:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from livecd_tui.runner import Follower, read_lock
+    from livecd_tui.runner import Follower
+    from livecd_tui.workdir import read_lock
 
     work = work_dir_of(args.target)
     follower = Follower(work, list(STAGE_NAMES))
@@ -452,13 +450,13 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from livecd_tui import runner
+    from livecd_tui import workdir
 
     # A profile's work dir is also checked against what that profile packs.
     target = Path(os.path.expanduser(args.target))
     build = None if target.is_dir() else Build.for_profile(open_profile(args.target))
     work = target.resolve() if build is None else build.work
-    ended = runner.clean(work, build)
+    ended = workdir.clean(work, build, STAGES)
     if ended:
         print(f"ended {ended}")
     print(f"livecd-tui: deleted {work}")
@@ -482,9 +480,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     profile = open_profile(args.profile)
     build = Build.for_profile(profile, args.work_dir, dry_run=True)
-    from livecd_tui import runner
+    from livecd_tui import workdir
 
-    problems = runner.path_problems(build)  # the script deletes and writes where build would
+    # The script deletes and writes where build would.
+    problems = workdir.path_problems(build, STAGES)
     if problems:
         raise BuildError("; ".join(problems))
     script = render_script(build, STAGES)
@@ -639,7 +638,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not (build.work / "state").is_dir():
         print(f"livecd-tui: {build.work} holds no build", file=sys.stderr)
         return EXIT_USAGE
-    from livecd_tui.runner import end_leftovers, read_lock
+    from livecd_tui.runner import end_leftovers
+    from livecd_tui.workdir import read_lock
 
     holder = read_lock(build.work)
     print(f"work dir {build.work}")

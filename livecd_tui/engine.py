@@ -25,10 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import sh
-
-from livecd_tui import __version__, procs
-from livecd_tui.build import EPOCH_FILE, WORK_MARKER, Build
+from livecd_tui import __version__, procs, workdir
+from livecd_tui.build import WORK_MARKER, Build, BuildError, StepContext
 from livecd_tui.options import OPTIONS
 from livecd_tui.profile import write_atomically
 from livecd_tui.steps import Action, Command, Step
@@ -42,8 +40,6 @@ TAIL_LINES = 20
 DIAGNOSE_LINES = 20_000
 #: Files up to this size are fingerprinted by content, bigger ones by size and mtime.
 SMALL_FILE = 32 * 1024 * 1024
-#: Seconds between SIGTERM and SIGKILL when stopping a command.
-KILL_GRACE = 5.0
 
 
 class StepFailed(Exception):
@@ -53,10 +49,6 @@ class StepFailed(Exception):
         super().__init__(message)
         self.hint = hint
         self.option = option
-
-
-class BuildError(Exception):
-    """The build cannot start: bad selection, missing earlier outputs, busy work dir."""
 
 
 class PlanError(BuildError):
@@ -85,6 +77,9 @@ class Stage:
     #: Run once the stage's outputs are in their done dir: publishes what must describe a
     #: finished stage only (the scrub report in out/).
     on_done: Callable[[Build], None] | None = None
+    #: The top-level dirs of the system root the stage packs into the image: what the work
+    #: dir and the ISO must stay out of (``workdir``'s guards ask every stage).
+    packs: Callable[[Build], Sequence[str]] = field(default=lambda build: [])
 
 
 @dataclass(frozen=True)
@@ -189,16 +184,6 @@ class StageFinished:
 
 Event = StageStarted | StageSkipped | StepStarted | OutputLine | StageFinished
 Listener = Callable[[Event], None]
-
-
-@dataclass
-class StepContext:
-    """What an Action gets: the build, its stage's output dir, and a way to log."""
-
-    build: Build
-    stage: str
-    out: Path
-    log: Callable[[str], None]
 
 
 def load_state(build: Build, name: str) -> StageState:
@@ -334,26 +319,6 @@ def _digest_tree(digest: Any, top: Path, skip: Path) -> None:
                 digest.update(f"{path} {st.st_mode} {st.st_size} {st.st_mtime_ns}\n".encode())
 
 
-def prepare_work_dir(work: Path, epoch: int | None = None) -> None:
-    """Create the work dir with its marker; refuse a non-empty dir that lacks the marker,
-    because the build deletes things inside its work dir."""
-    if work.exists():
-        if not work.is_dir():
-            raise BuildError(f"work dir {work} exists and is not a directory")
-        if not (work / WORK_MARKER).exists() and any(work.iterdir()):
-            raise BuildError(
-                f"work dir {work} is not empty and was not made by livecd-tui "
-                f"(no {WORK_MARKER} file in it); choose an empty or new directory")
-    # The marker before anything else: a build starting beside this one must never see the
-    # dir non-empty and unmarked (it would refuse it as not made by livecd-tui).
-    work.mkdir(parents=True, exist_ok=True)
-    (work / WORK_MARKER).write_text("This directory is a livecd-tui work dir.\n")
-    for sub in ("stages", "logs", "state", "out"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
-    if epoch is not None and not (work / EPOCH_FILE).exists():
-        (work / EPOCH_FILE).write_text(f"{epoch}\n")
-
-
 class Engine:
     """Runs a build's stages in order, one at a time, and can be stopped from another thread."""
 
@@ -407,14 +372,12 @@ class Engine:
 
         Refuses dangerous work dirs and outputs, and a work dir another build holds.
         """
-        from livecd_tui.runner import path_problems, work_lock
-
-        problems = path_problems(self.build)
+        problems = workdir.path_problems(self.build, self.stages)
         if problems:
             raise BuildError("; ".join(problems))
-        prepare_work_dir(self.build.work, self.build.epoch)
+        workdir.prepare_work_dir(self.build.work, self.build.epoch)
         try:
-            with work_lock(self.build):
+            with workdir.work_lock(self.build):
                 self._mark_stale_runs()
                 leftover = procs.end_leftovers(self.build.work)
                 if leftover:
@@ -507,7 +470,7 @@ class Engine:
         with self._lock:
             process = self._process
         if process is not None:
-            kill_process_group(process.pid)
+            procs.kill_process_group(process.pid)
 
     def _emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -717,31 +680,13 @@ class Engine:
             return Failure(stage, index, step.describe, step.shell_line(), code, sig,
                            shown_tail(found), step.hint, "command", option)
 
-        try:
-            program = sh.Command(step.argv[0])
-        except sh.CommandNotFound:
-            return failed(127, None, f"{step.argv[0]}: command not found")
         files: list[Any] = []
-        kwargs: dict[str, Any] = dict(
-            _bg=True, _bg_exc=False, _new_session=True, _env=env, _tty_out=False,
-            _ok_code=list(range(256)), _preexec_fn=procs.die_with_parent(),
-        )
         output = OutputPipe(on_output)
-        if step.cwd:
-            kwargs["_cwd"] = str(step.cwd)
         try:
-            # Always a real stdin: without _in, sh feeds the command from a queue whose
-            # thread wakes every 0.1 s and is joined when the command ends, which cost
-            # 100 ms per command (bench/overhead.sh). The commands read nothing else.
+            # Always a real stdin (procs.start says why); the commands read nothing else.
             files.append(open(step.stdin or os.devnull, "rb"))  # noqa: SIM115 - closed below
-            kwargs["_in"] = files[-1]
             if step.stdout:
                 files.append(open(step.stdout, "wb"))  # noqa: SIM115 - closed below
-                kwargs["_out"] = files[-1]
-                kwargs["_err"] = output.writer
-            else:
-                kwargs["_out"] = output.writer
-                kwargs["_err_to_out"] = True
         except OSError as err:
             for f in files:
                 f.close()
@@ -757,7 +702,10 @@ class Engine:
                 # started is found by the token in its environment and ended later.
                 record = procs.new_command(self.build.work, stage, step.shell_line())
                 env[procs.TOKEN_ENV] = record.token
-                self._process = program(*step.argv[1:], **kwargs)
+                self._process = procs.start(
+                    step.argv, stdin=files[0],
+                    stdout=files[1] if step.stdout else output.writer,
+                    stderr=output.writer if step.stdout else None, env=env, cwd=step.cwd)
             output.child_started()
             if step.timeout:
                 def expire() -> None:
@@ -767,14 +715,10 @@ class Engine:
                 timer = threading.Timer(step.timeout, expire)
                 timer.daemon = True
                 timer.start()
-            try:
-                self._process.wait()
-                code = self._process.exit_code
-            except sh.SignalException as err:
-                code = -abs(getattr(err, "exit_code", 0) or 0)
-            except sh.ErrorReturnCode as err:
-                code = err.exit_code
-        except (OSError, sh.ForkException) as err:
+            code = procs.wait(self._process)
+        except procs.ProgramNotFound:
+            return failed(127, None, f"{step.argv[0]}: command not found")
+        except OSError as err:
             return failed(None, None, f"cannot start {step.argv[0]}: {err}")
         finally:
             if timer:
@@ -811,7 +755,7 @@ class Engine:
         with self._lock:
             process = self._process
         if process is not None:
-            threading.Thread(target=kill_process_group, args=(process.pid, 2.0),
+            threading.Thread(target=procs.kill_process_group, args=(process.pid, 2.0),
                              daemon=True).start()
 
 
@@ -932,23 +876,6 @@ class MarkerWatch:
         return False
 
 
-def kill_process_group(pid: int, grace: float = KILL_GRACE) -> None:
-    """SIGTERM a process group, then SIGKILL it if it is still there after ``grace``."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 def render_script(build: Build, stages: Sequence[Stage]) -> str:
     """The whole build as a standalone, commented bash script: the method by hand."""
     from livecd_tui.options import format_value
@@ -969,7 +896,7 @@ def render_script(build: Build, stages: Sequence[Stage]) -> str:
         f'  echo "refusing: $WORK is not empty and has no {WORK_MARKER}" >&2; exit 2',
         "fi",
         'mkdir -p "$WORK/stages" "$WORK/out"',
-        f"echo 'This directory is a livecd-tui work dir.' > \"$WORK/{WORK_MARKER}\"",
+        f"echo {shlex.quote(workdir.MARKER_TEXT.strip())} > \"$WORK/{WORK_MARKER}\"",
         "",
     ]
     for stage in stages:

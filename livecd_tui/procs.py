@@ -1,5 +1,15 @@
-"""Processes a build starts or owns: whether one is still the same process, making the
-commands die with the build, and finding what a killed build left running.
+"""Processes a build starts or owns: running a program (the project's one way, through
+``sh``), whether one is still the same process, making the commands die with the build,
+and finding what a killed build left running.
+
+Every external program runs through :func:`start` (the engine's commands, streamed to a
+log) or :func:`run` (a probe or a helper whose output is wanted whole), with the same
+settings: an argv list, never a shell; a real stdin (a file, never ``sh``'s feeder queue);
+its output into files or pipes this process hands over (no byte-by-byte reading); its own
+session, so its whole process group can be stopped; killed when the thread that started it
+ends (``PR_SET_PDEATHSIG``); every exit code returned, a signal as its negative number. A
+program not installed raises :class:`ProgramNotFound` (an ``OSError``, as ``subprocess``
+raises), a timeout ``TimeoutError`` (also an ``OSError``).
 
 A pid alone says little: after a build dies its pid can be given to anything. A process is
 named here by its pid *and* its start time (``/proc/PID/stat`` field 22, clock ticks since
@@ -16,21 +26,29 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
 import os
+import shlex
 import signal
+import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import sh
 
 #: The running command's record, beside the work dir's lock.
 COMMAND_FILE = "lock.command"
 #: The environment variable that marks a command (and everything it starts) as the build's.
 TOKEN_ENV = "LIVECD_TUI_COMMAND"
 
+#: Seconds between SIGTERM and SIGKILL when stopping a command.
+KILL_GRACE = 5.0
 _PR_SET_PDEATHSIG = 1
 try:
     _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
@@ -114,6 +132,154 @@ def die_with_parent() -> Callable[[], None]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return in_child
+
+
+# -- running a program ------------------------------------------------------------------
+class ProgramNotFound(FileNotFoundError):
+    """The program is not installed (or not where its path says)."""
+
+
+def _program(name: str) -> Any:
+    try:
+        return sh.Command(name)
+    except sh.CommandNotFound:
+        # The words and errno subprocess uses, so messages read as they always did.
+        raise ProgramNotFound(errno.ENOENT, "No such file or directory", name) from None
+
+
+def start(argv: Sequence[str], *, stdin: IO[bytes], stdout: IO[bytes],
+          stderr: IO[bytes] | None = None, env: Mapping[str, str] | None = None,
+          cwd: Path | str | None = None) -> Any:
+    """Start *argv* in the background with the project's settings (module docstring); its
+    stderr goes to *stdout* unless *stderr* is given. Returns sh's running command (wait
+    for it with :func:`wait`). *env* is the whole environment (default: this process's).
+
+    The files are handed to the program as they are (sh duplicates their descriptors), so
+    nothing reads its output byte by byte and a real stdin costs no feeder thread (sh's
+    queue wakes every 0.1 s and cost 100 ms per command: bench/overhead.sh).
+    """
+    program = _program(argv[0])
+    kwargs: dict[str, Any] = dict(
+        _bg=True, _bg_exc=False, _new_session=True, _tty_out=False,
+        _env=dict(os.environ if env is None else env), _ok_code=list(range(256)),
+        _preexec_fn=die_with_parent(), _in=stdin, _out=stdout,
+    )
+    if stderr is None:
+        kwargs["_err_to_out"] = True
+    else:
+        kwargs["_err"] = stderr
+    if cwd:
+        kwargs["_cwd"] = str(cwd)
+    try:
+        return program(*argv[1:], **kwargs)
+    except sh.ForkException as err:  # the exec failed: said by the child before it exited
+        raise OSError(str(err).strip()) from None
+
+
+def wait(process: Any) -> int:
+    """Wait for a process :func:`start` started: its exit code, or -N when signal N ended
+    it."""
+    try:
+        process.wait()
+        return int(process.exit_code)
+    except sh.SignalException as err:
+        return -abs(getattr(err, "exit_code", 0) or 0)
+    except sh.ErrorReturnCode as err:
+        return int(err.exit_code)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A program :func:`run` ran to its end."""
+
+    argv: tuple[str, ...]
+    #: The exit code, or -N when signal N ended it.
+    returncode: int
+    out: bytes
+    err: bytes
+
+    @property
+    def stdout(self) -> str:
+        return self.out.decode(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err.decode(errors="replace")
+
+
+def run(argv: Sequence[str | Path], *, input: bytes | None = None,
+        env: Mapping[str, str] | None = None, cwd: Path | str | None = None,
+        timeout: float | None = None) -> Finished:
+    """Run *argv* to its end with the project's settings, *input* as its stdin (else
+    /dev/null), and return its exit code and output. Raises :class:`ProgramNotFound`, an
+    ``OSError`` when it cannot start, ``TimeoutError`` when *timeout* seconds pass (its
+    whole process group is stopped then)."""
+    words = [str(a) for a in argv]
+    with contextlib.ExitStack() as files:
+        if input is None:
+            stdin: IO[bytes] = files.enter_context(open(os.devnull, "rb"))
+        else:
+            stdin = files.enter_context(tempfile.TemporaryFile())
+            stdin.write(input)
+            stdin.seek(0)
+        out = files.enter_context(tempfile.TemporaryFile())
+        err = files.enter_context(tempfile.TemporaryFile())
+        process = start(words, stdin=stdin, stdout=out, stderr=err, env=env, cwd=cwd)
+        expired = threading.Event()
+        timer = None
+        if timeout is not None:
+            def expire() -> None:
+                expired.set()
+                kill_process_group(process.pid, 2.0)
+
+            timer = threading.Timer(timeout, expire)
+            timer.daemon = True
+            timer.start()
+        try:
+            code = wait(process)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if expired.is_set():
+            raise TimeoutError(f"{shlex.join(words)} timed out after {timeout:g} s")
+        out.seek(0)
+        err.seek(0)
+        return Finished(tuple(words), code, out.read(), err.read())
+
+
+def run_in_terminal(argv: Sequence[str], cwd: Path | str | None = None) -> int:
+    """Run an interactive program (menuconfig, a shell) on this process's terminal, and
+    return its exit code. Unlike :func:`run` it shares the terminal's session and stdio:
+    it must read the keyboard and be the terminal's foreground job."""
+    program = _program(argv[0])
+    # Only 0 is "ok": with _fg, sh returns nothing and says any other code by raising.
+    kwargs: dict[str, Any] = dict(_fg=True, _ok_code=[0])
+    if cwd:
+        kwargs["_cwd"] = str(cwd)
+    try:
+        program(*argv[1:], **kwargs)
+    except sh.SignalException as err:
+        return -abs(getattr(err, "exit_code", 0) or 0)
+    except sh.ErrorReturnCode as err:
+        return int(err.exit_code)
+    return 0
+
+
+def kill_process_group(pid: int, grace: float = KILL_GRACE) -> None:
+    """SIGTERM a process group, then SIGKILL it if it is still there after ``grace``."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 @dataclass(frozen=True)

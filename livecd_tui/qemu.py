@@ -24,6 +24,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from livecd_tui import procs
+
 #: The QEMU binary for x86-64 guests.
 QEMU_BINARY = "qemu-system-x86_64"
 #: The KVM device; its absence means TCG.
@@ -90,35 +92,34 @@ def kvm_probe_image() -> bytes:
 def _run_probe(argv: list[str], done: re.Pattern[bytes], timeout: float) -> bool:
     """Run QEMU *argv* (serial on stdout) until *done* matches its output or *timeout*."""
     full = ["timeout", "--kill-after=2", str(max(1, round(timeout) + 1)), *argv]
+    read_fd, write_fd = os.pipe()
     try:
-        proc = subprocess.Popen(
-            full,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as stderr, \
+                os.fdopen(write_fd, "wb") as stdout:  # closed once the child has its copy
+            proc = procs.start(full, stdin=stdin, stdout=stdout, stderr=stderr)
     except OSError:
+        os.close(read_fd)
         return False
-    assert proc.stdout is not None
     seen = b""
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            ready, _, _ = select.select([read_fd], [], [], 0.2)
             if ready:
-                chunk = os.read(proc.stdout.fileno(), 65536)
+                chunk = os.read(read_fd, 65536)
                 if not chunk:
                     break
                 seen += chunk
                 if done.search(seen):
                     return True
-            elif proc.poll() is not None:
+            elif not proc.is_alive():
                 break
         return bool(done.search(seen))
     finally:
-        stop_qemu(proc)
-        proc.stdout.close()
+        # The whole group: timeout and QEMU (killing timeout alone orphans QEMU).
+        procs.kill_process_group(proc.pid, grace=3.0)
+        procs.wait(proc)
+        os.close(read_fd)
 
 
 def stop_qemu(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:

@@ -19,14 +19,13 @@ import os
 import shlex
 import shutil
 import stat
-import subprocess
 import sys
 import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from livecd_tui import accounts, excludes, secrets
+from livecd_tui import accounts, excludes, procs, secrets
 from livecd_tui.build import Build
 
 #: History files left out wherever they are (system.scrub.histories).
@@ -912,20 +911,18 @@ def write_squashfs_lists(plan: ScrubPlan, root: Path, sources: Sequence[str],
 
 def image_paths(image: Path) -> set[str]:
     """Every path in a squashfs image, relative to its root (``unsquashfs -l``)."""
-    result = subprocess.run(["unsquashfs", "-l", str(image)], capture_output=True, text=True,
-                            errors="surrogateescape", check=False)
+    result = procs.run(["unsquashfs", "-l", str(image)])
     if result.returncode != 0:
         raise ScrubError(f"unsquashfs -l {image} failed: {result.stderr.strip()}")
     prefix = "squashfs-root/"
-    return {line[len(prefix):] for line in result.stdout.splitlines()
+    return {line[len(prefix):] for line in os.fsdecode(result.out).splitlines()
             if line.startswith(prefix)}
 
 
 def image_file(image: Path, path: str) -> bytes | None:
     """One file's content from the image (``unsquashfs -cat``)."""
-    result = subprocess.run(["unsquashfs", "-cat", str(image), path], capture_output=True,
-                            check=False)
-    return result.stdout if result.returncode == 0 else None
+    result = procs.run(["unsquashfs", "-cat", str(image), path])
+    return result.out if result.returncode == 0 else None
 
 
 def verify_image(image: Path, findings: Sequence[Finding], plan: ScrubPlan) -> list[str]:
@@ -955,12 +952,11 @@ def verify_image(image: Path, findings: Sequence[Finding], plan: ScrubPlan) -> l
 
 def image_regular_files(image: Path) -> list[tuple[str, int]]:
     """(path, size) of every regular file in a squashfs image (``unsquashfs -lln``)."""
-    result = subprocess.run(["unsquashfs", "-lln", str(image)], capture_output=True, text=True,
-                            errors="surrogateescape", check=False)
+    result = procs.run(["unsquashfs", "-lln", str(image)])
     if result.returncode != 0:
         raise ScrubError(f"unsquashfs -lln {image} failed: {result.stderr.strip()}")
     out = []
-    for line in result.stdout.splitlines():
+    for line in os.fsdecode(result.out).splitlines():
         fields = line.split(None, 5)
         if len(fields) == 6 and fields[0].startswith("-") and fields[2].isdigit() and \
                 fields[5].startswith("squashfs-root/"):
@@ -982,9 +978,8 @@ def image_secrets(image: Path, into: Path, allow: Iterable[str]) -> list[str]:
     listing = into.parent / (into.name + ".list")
     listing.write_text("".join(fnmatch_literal(p) + "\n" for p in wanted),
                        errors="surrogateescape")
-    result = subprocess.run(["unsquashfs", "-no-xattrs", "-quiet", "-no-progress", "-d",
-                             str(into), "-ef", str(listing), str(image)],
-                            capture_output=True, text=True, errors="replace", check=False)
+    result = procs.run(["unsquashfs", "-no-xattrs", "-quiet", "-no-progress", "-d",
+                        str(into), "-ef", str(listing), str(image)])
     try:
         if result.returncode != 0:
             raise ScrubError(f"unsquashfs -d {into} {image} failed: {result.stderr.strip()}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from livecd_tui.engine import StepContext
+    from livecd_tui.build import StepContext
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecd_tui import toolbox
+from livecd_tui import procs, toolbox
 from livecd_tui.method import BootLoader, Grub2, GrubLegacy, Isolinux, Method
 from livecd_tui.profile import Profile
 
@@ -45,9 +44,8 @@ class Tool:
         if self.paths or not self.version_args:
             return ""
         try:
-            result = subprocess.run([path, *self.version_args], capture_output=True,
-                                    text=True, timeout=10, check=False, errors="replace")
-        except (OSError, subprocess.TimeoutExpired):
+            result = procs.run([path, *self.version_args], timeout=10)
+        except OSError:  # not runnable, or hung (a TimeoutError)
             return ""
         text = (result.stdout or result.stderr).strip().splitlines()
         return text[0][:80] if text else ""

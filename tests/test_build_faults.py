@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import cli, procs, runner
+from livecd_tui import cli, procs, runner, workdir
 from livecd_tui.build import Build
 from livecd_tui.engine import (
     Engine,
@@ -99,8 +99,9 @@ def test_what_a_killed_build_left_running_is_ended_by_status_stop_and_the_next_b
         shell = next(pid for pid in found if os.getsid(pid) == pid)  # the command itself
         record = procs.read_command(work)
         assert record is not None
-        wait_until(lambda r=record: len(procs.leftovers(r.token)) == 3, 30,
-                   "the shell's two children")
+        # Both children exec'd: until `env -i` has run, its forked shell still has the token.
+        wait_until(lambda r=record: len(procs.leftovers(r.token)) == 3
+                   and len(procs.carriers(r.token)) == 2, 30, "the shell's two children")
         everything = procs.leftovers(record.token)
         assert len(procs.carriers(record.token)) == 2, "env -i cleared one's token"
         build.send_signal(signal.SIGKILL)
@@ -273,7 +274,7 @@ def test_the_tui_reads_a_signalled_detached_build_as_stopped_not_as_an_error(
     work = tmp_path / "work"
     (work / "logs").mkdir(parents=True)
     feed = FollowFeed(work, STAGES, new_profile(), since=time.time() - 1)
-    (work / runner.DETACHED_LOG).write_text(
+    (work / workdir.DETACHED_LOG).write_text(
         "livecd-tui: SIGTERM: stopping the build\n"
         "livecd-tui: build stopped by SIGTERM after 3.1 s; logs in x; continue with: y\n")
     assert feed.outcome() == Outcome(False)

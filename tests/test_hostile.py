@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from livecd_tui import cli, runner
+from livecd_tui import cli, workdir
 from livecd_tui.build import Build
 from livecd_tui.engine import StageStarted, StageState, save_state
 from livecd_tui.options import OPTIONS, Option
@@ -313,10 +313,10 @@ def test_the_lock_names_the_users_profile_not_the_snapshot(tmp_path: Path) -> No
     profile.path = tmp_path / "work" / ".snapshot" / "demo.toml"
     build = Build(profile=profile, work=tmp_path / "work", shown_as="/home/me/demo.toml")
     build.work.mkdir()
-    with runner.work_lock(build):
+    with workdir.work_lock(build):
         holder = subprocess.run(
             [sys.executable, "-c", "import sys; from pathlib import Path; "
-             "from livecd_tui.runner import read_lock; "
+             "from livecd_tui.workdir import read_lock; "
              "print(read_lock(Path(sys.argv[1])).profile)", str(build.work)],
             capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
     assert holder == "/home/me/demo.toml"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import procs, runner
+from livecd_tui import procs, runner, workdir
 from livecd_tui.build import WORK_MARKER, Build
 from livecd_tui.engine import BuildError
 from livecd_tui.profile import new_profile
@@ -36,21 +36,21 @@ def test_reading_the_lock_takes_no_lock(tmp_path: Path, monkeypatch: pytest.Monk
     work = marked_work(tmp_path)
     build = Build(profile=new_profile(), work=work)
     calls: list[object] = []
-    real_flock = runner.fcntl.flock
-    with runner.work_lock(build):
-        monkeypatch.setattr(runner.fcntl, "flock", lambda *a: calls.append(a))
-        info = runner.read_lock(work)
-        monkeypatch.setattr(runner.fcntl, "flock", real_flock)
+    real_flock = workdir.fcntl.flock
+    with workdir.work_lock(build):
+        monkeypatch.setattr(workdir.fcntl, "flock", lambda *a: calls.append(a))
+        info = workdir.read_lock(work)
+        monkeypatch.setattr(workdir.fcntl, "flock", real_flock)
     assert calls == [], "a reader took the lock"
     assert info is not None and info.pid == os.getpid()
     assert info.start == procs.process_start(os.getpid())
-    assert runner.read_lock(work) is None, "the holder's file goes with the lock"
-    assert not (work / runner.HOLDER_FILE).exists()
+    assert workdir.read_lock(work) is None, "the holder's file goes with the lock"
+    assert not (work / workdir.HOLDER_FILE).exists()
 
 
 def test_a_holder_is_a_live_process_with_its_start_time(tmp_path: Path) -> None:
     work = marked_work(tmp_path)
-    holder = work / runner.HOLDER_FILE
+    holder = work / workdir.HOLDER_FILE
     me, start = os.getpid(), procs.process_start(os.getpid())
     assert start is not None
     cases = {
@@ -63,10 +63,10 @@ def test_a_holder_is_a_live_process_with_its_start_time(tmp_path: Path) -> None:
     }
     for name, (data, live) in cases.items():
         holder.write_text(json.dumps(data))
-        assert (runner.read_lock(work) is not None) == live, name
+        assert (workdir.read_lock(work) is not None) == live, name
     for text in ("", "{", "[]", '{"pid": "x"}'):  # half-written or foreign: nobody
         holder.write_text(text)
-        assert runner.read_lock(work) is None, text
+        assert workdir.read_lock(work) is None, text
     zombie = subprocess.Popen(["true"])
     deadline = time.monotonic() + 10
     while procs.process_start(zombie.pid) is not None:  # exited, not yet reaped
@@ -97,7 +97,7 @@ def test_a_refused_build_names_the_holder_even_before_it_wrote_its_name(tmp_path
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         with pytest.raises(BuildError) as refused, \
-                runner.work_lock(Build(profile=new_profile(), work=work)):
+                workdir.work_lock(Build(profile=new_profile(), work=work)):
             pass
         assert f"pid {holder.pid}, profile slow.toml" in str(refused.value)
     finally:
@@ -134,7 +134,7 @@ def test_twenty_builds_race_for_one_work_dir(tmp_path: Path) -> None:
 
     def poll_lock() -> None:
         while not done.is_set():
-            info = runner.read_lock(work)
+            info = workdir.read_lock(work)
             if info is not None:
                 holders.add(info.pid)
             time.sleep(0.005)
@@ -152,7 +152,7 @@ def test_twenty_builds_race_for_one_work_dir(tmp_path: Path) -> None:
                 if index not in outcomes and proc.poll() is not None:
                     out, err = proc.communicate()
                     outcomes[index] = (proc.returncode, out + err)
-            info = runner.read_lock(work)
+            info = workdir.read_lock(work)
             if info is not None and winner is None:
                 winner = info.pid
             running = [p.pid for i, p in enumerate(racers) if i not in outcomes]
@@ -160,7 +160,7 @@ def test_twenty_builds_race_for_one_work_dir(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, outcomes
             time.sleep(0.05)
-        info = runner.read_lock(work)
+        info = workdir.read_lock(work)
         assert info is not None and info.pid == winner, "the winner still runs"
     finally:
         done.set()
@@ -187,6 +187,6 @@ def test_twenty_builds_race_for_one_work_dir(tmp_path: Path) -> None:
         assert code == 2, output
         assert "exited at once" not in output
         assert f"is in use by a running build (pid {winner}," in output, output
-    log = (work / runner.DETACHED_LOG).read_text() if started else ""
+    log = (work / workdir.DETACHED_LOG).read_text() if started else ""
     assert not started or "==> preflight" in log, "a refused build emptied the winner's log"
     assert not list((work / "logs").glob(".build.out.*")), "a refused build left its output"

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import cli, runner
+from livecd_tui import cli, workdir
 from livecd_tui.bootconf import ISO_APPLICATION_ID
 from livecd_tui.build import WORK_MARKER, Build
 from livecd_tui.engine import Stage
 from livecd_tui.profile import load_profile
+from livecd_tui.stages import STAGES
 from livecd_tui.steps import command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,23 +116,23 @@ def test_own_iso_is_replaced_a_foreign_one_and_a_foreign_checksum_are_not(
         tmp_path: Path, home: Path) -> None:
     prof = load_profile(profile(tmp_path, '[iso]\noutput = "live.iso"\n'))
     build = Build.for_profile(prof, tmp_path / "w")
-    assert runner.path_findings(build) == []  # nothing there yet
+    assert workdir.path_findings(build, STAGES) == []  # nothing there yet
     fake_iso(tmp_path / "live.iso")
-    assert runner.path_findings(build) == []  # its own, from an earlier build
+    assert workdir.path_findings(build, STAGES) == []  # its own, from an earlier build
     fake_iso(tmp_path / "live.iso", application="SOME DISTRIBUTION")
-    [finding] = runner.path_findings(build)
+    [finding] = workdir.path_findings(build, STAGES)
     assert finding.key == "iso.output" and "not an ISO livecd-tui wrote" in finding.message
     fake_iso(tmp_path / "live.iso")
     (tmp_path / "live.iso.sha256").write_text("my notes\n")
-    [finding] = runner.path_findings(build)
+    [finding] = workdir.path_findings(build, STAGES)
     assert "live.iso.sha256" in finding.message and "iso.checksum" in finding.message
     (tmp_path / "live.iso.sha256").write_text(f"{'0' * 64}  live.iso\n")
-    assert runner.path_findings(build) == []
+    assert workdir.path_findings(build, STAGES) == []
 
 
 def test_fifo_at_the_output_is_refused_without_blocking(tmp_path: Path, home: Path) -> None:
     os.mkfifo(tmp_path / "pipe.iso")
-    assert not runner.written_by_livecd_tui(tmp_path / "pipe.iso")
+    assert not workdir.written_by_livecd_tui(tmp_path / "pipe.iso")
 
 
 def test_check_reports_the_output_with_its_key_and_line(tmp_path: Path, home: Path) -> None:
@@ -166,7 +167,7 @@ def test_clean_refuses_home_even_with_the_marker(tmp_path: Path, home: Path) -> 
 
 def test_clean_refuses_a_system_directory_with_the_marker(tmp_path: Path, home: Path) -> None:
     with pytest.raises(cli.BuildError, match="system directory"):
-        runner.clean(Path("/var/lib/livecd-tui-test-nonexistent"))
+        workdir.clean(Path("/var/lib/livecd-tui-test-nonexistent"))
 
 
 @pytest.mark.parametrize("work", ["/", "~", "/etc", "/var"])
@@ -260,11 +261,11 @@ def test_a_kernel_tree_build_needs_paths_make_takes_literally(tmp_path: Path,
     prof = tmp_path / "p.toml"
     prof.write_text(f'[kernel]\nsource = "tree"\ntree = "{tree}"\n')
     build = Build.for_profile(load_profile(prof), tmp_path / "w $(touch x)")
-    found = {f.key: f.message for f in runner.path_findings(build)}
+    found = {f.key: f.message for f in workdir.path_findings(build, STAGES)}
     assert set(found) == {"kernel.tree", "build.work_dir"}
     assert "make hands to a shell" in found["kernel.tree"] and str(tree) in found["kernel.tree"]
     safe = Build.for_profile(load_profile(prof), tmp_path / "w-1.0_x")
-    assert [f.key for f in runner.path_findings(safe)] == ["kernel.tree"]
+    assert [f.key for f in workdir.path_findings(safe, STAGES)] == ["kernel.tree"]
 
 
 def test_a_home_under_var_lib_is_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -274,9 +275,9 @@ def test_a_home_under_var_lib_is_its_own(tmp_path: Path, monkeypatch: pytest.Mon
     prof = load_profile(profile(tmp_path, '[iso]\noutput = "~/live.iso"\n'))
     build = Build.for_profile(prof, Path("~/.cache/livecd-tui/p"))
     assert build.work == Path("/var/lib/livecd-svc/.cache/livecd-tui/p")
-    assert runner.path_findings(build) == []
+    assert workdir.path_findings(build, STAGES) == []
     elsewhere = Build.for_profile(prof, Path("/var/lib/other"))
-    assert "system directory /var/lib" in runner.path_problems(elsewhere)[0]
+    assert "system directory /var/lib" in workdir.path_problems(elsewhere, STAGES)[0]
 
 
 #: Runs an exported script with every program stubbed out (bash calls the handler for a

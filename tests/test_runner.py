@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import runner
+from livecd_tui import workdir
 from livecd_tui.build import WORK_MARKER, Build
 from livecd_tui.engine import BuildError, Engine, Stage, load_state, save_state
 from livecd_tui.profile import new_profile
+from livecd_tui.stages import STAGES
 from livecd_tui.steps import command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ def hold_lock(work: Path) -> subprocess.Popen[str]:
         "from pathlib import Path\n"
         "from livecd_tui.build import Build\n"
         "from livecd_tui.profile import new_profile\n"
-        "from livecd_tui.runner import work_lock\n"
+        "from livecd_tui.workdir import work_lock\n"
         f"b = Build(profile=new_profile(), work=Path({str(work)!r}))\n"
         "with work_lock(b):\n"
         "    print('locked', flush=True); time.sleep(60)\n"
@@ -58,7 +59,7 @@ def test_second_build_is_refused_naming_the_first(tmp_path: Path) -> None:
         running = load_state(build, "system")
         running.status = "running"
         save_state(build, running)
-        info = runner.read_lock(work)
+        info = workdir.read_lock(work)
         assert info is not None and info.pid == holder.pid
         with pytest.raises(BuildError) as caught:
             Engine(build, []).run([])
@@ -81,7 +82,7 @@ def test_stale_lock_of_a_dead_build_is_taken_over(tmp_path: Path) -> None:
     save_state(build, state)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    assert runner.read_lock(work) is None, "the kernel dropped the dead build's lock"
+    assert workdir.read_lock(work) is None, "the kernel dropped the dead build's lock"
     stage = Stage("echo", "Echo", "says hi", lambda b: [command(["echo", "hi"], "say hi")])
     assert Engine(build, [stage]).run([stage])
     assert load_state(build, "echo").status == "done"
@@ -108,10 +109,10 @@ def test_dangerous_paths_are_refused(case: str, tmp_path: Path,
         (tmp_path / "isodir").mkdir()
         profile.set("iso.output", str(tmp_path / "isodir"))
     build = Build(profile=profile, work=work)
-    problems = runner.path_problems(build)
+    problems = workdir.path_problems(build, STAGES)
     assert problems, case
     with pytest.raises(BuildError):
-        Engine(build, []).run([])
+        Engine(build, STAGES).run([])
     if case == "foreign_dir":
         assert (work / "chapter1.tex").read_text() == "precious"
 
@@ -124,7 +125,7 @@ def test_work_dir_inside_packed_tree_is_fine_when_excluded(tmp_path: Path,
     profile = profile_at(tmp_path, system__root=str(system),
                          system__excludes=["usr/work"])
     build = Build(profile=profile, work=system / "usr" / "work")
-    assert runner.path_problems(build) == []
+    assert workdir.path_problems(build, STAGES) == []
 
 
 def test_clean_removes_only_marked_idle_dirs(tmp_path: Path) -> None:
@@ -132,7 +133,7 @@ def test_clean_removes_only_marked_idle_dirs(tmp_path: Path) -> None:
     foreign.mkdir()
     (foreign / "data").write_text("x")
     with pytest.raises(BuildError, match="did not make it"):
-        runner.clean(foreign)
+        workdir.clean(foreign)
     assert (foreign / "data").exists()
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -140,11 +141,11 @@ def test_clean_removes_only_marked_idle_dirs(tmp_path: Path) -> None:
     holder = hold_lock(busy)
     try:
         with pytest.raises(BuildError, match="a build is running"):
-            runner.clean(busy)
+            workdir.clean(busy)
     finally:
         holder.kill()
         holder.wait()
-    runner.clean(busy)
+    workdir.clean(busy)
     assert not busy.exists()
     result = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "clean", str(foreign)],
                             capture_output=True, text=True, cwd=ROOT)
@@ -162,11 +163,11 @@ def test_detached_build_survives_its_parent_and_can_be_stopped(tmp_path: Path) -
                               "--detach"], capture_output=True, text=True, cwd=ROOT,
                              timeout=60)
     assert started.returncode == 0, started.stderr
-    info = runner.read_lock(work)
+    info = workdir.read_lock(work)
     assert info is not None
     assert os.getsid(info.pid) == info.pid, "the build leads its own session"
     deadline = time.monotonic() + 60
-    while runner.running_stage(work) not in ("system", "initrd", "writable", "bootloader",
+    while workdir.running_stage(work) not in ("system", "initrd", "writable", "bootloader",
                                               "iso"):
         assert time.monotonic() < deadline
         time.sleep(0.05)

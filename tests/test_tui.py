@@ -23,9 +23,9 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, OptionList
 
-from livecd_tui import runner
+from livecd_tui import runner, workdir
 from livecd_tui.checks import CheckItem, CheckReport
-from livecd_tui.engine import Stage, StepContext, prepare_work_dir
+from livecd_tui.engine import Stage, StepContext
 from livecd_tui.options import OPTIONS
 from livecd_tui.profile import Profile, load_profile
 from livecd_tui.steps import Action, Step, command
@@ -878,10 +878,10 @@ def stop_builds(tiny: Profile) -> Iterator[Path]:
 async def test_opening_the_app_follows_a_running_detached_build(tiny: Profile,
                                                                 stop_builds: Path) -> None:
     work = stop_builds
-    prepare_work_dir(work)  # as `livecd-tui build --detach` does
+    workdir.prepare_work_dir(work)  # as `livecd-tui build --detach` does
     runner.start_detached(tiny.path.resolve(), work, [])  # type: ignore[union-attr]
     deadline = time.monotonic() + 30
-    while runner.running_stage(work) in (None, "preflight", "kernel"):
+    while workdir.running_stage(work) in (None, "preflight", "kernel"):
         assert time.monotonic() < deadline, "the build never reached the system stage"
         time.sleep(0.05)
 
@@ -901,7 +901,7 @@ async def test_opening_the_app_follows_a_running_detached_build(tiny: Profile,
         assert "step" in screen.pane(name).status_line
         await pilot.press("x")
         await wait_until(pilot, lambda: not screen.running, timeout=30)
-        assert runner.read_lock(work) is None
+        assert workdir.read_lock(work) is None
         stopped = [n for n, v in screen.views.items() if v.status == "interrupted"]
         assert len(stopped) == 1
         assert "stopped" in str(screen.query_one(OptionList).get_option_at_index(
@@ -919,7 +919,7 @@ async def test_a_build_started_here_goes_on_after_quitting(tiny: Profile,
         screen = app.screen
         assert isinstance(screen, BuildScreen)
         await wait_until(pilot, lambda: screen.follow_pid is not None, timeout=30)
-        holder = runner.read_lock(work)
+        holder = workdir.read_lock(work)
         assert holder is not None and holder.pid == screen.follow_pid != os.getpid()
         assert holder.profile == str(tiny.path.resolve())  # type: ignore[union-attr]
         # A stage over before the follower looked still shows its whole log.
@@ -936,7 +936,7 @@ async def test_a_build_started_here_goes_on_after_quitting(tiny: Profile,
     # Still running, or (on a slow machine) already over; either way not stopped: the
     # status below says every stage is done.
     deadline = time.monotonic() + 120
-    while runner.read_lock(work) is not None:
+    while workdir.read_lock(work) is not None:
         assert time.monotonic() < deadline, "the build did not finish"
         time.sleep(0.2)
     # Where a headless build of the profile puts it, under the profile's name.
@@ -958,10 +958,10 @@ async def test_quitting_can_stop_a_background_build(tiny: Profile, stop_builds: 
         screen = app.screen
         assert isinstance(screen, BuildScreen)
         await wait_until(pilot, lambda: screen.follow_pid is not None
-                         and runner.running_stage(work) not in (None, "preflight"), timeout=30)
+                         and workdir.running_stage(work) not in (None, "preflight"), timeout=30)
         await pilot.press("q", "s")  # stop it, then quit
         await wait_until(pilot, lambda: not app.is_running, timeout=30)
-    assert runner.read_lock(work) is None
+    assert workdir.read_lock(work) is None
     status = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "status", str(work)],
                             capture_output=True, text=True, check=True).stdout
     assert "interrupted" in status and "running" not in status.split("\n", 2)[2], status

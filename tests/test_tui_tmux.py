@@ -116,7 +116,7 @@ def alive(pid: int) -> bool:
 
 
 def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> None:
-    from livecd_tui import runner
+    from livecd_tui import runner, workdir
 
     where = session.parent
     work = where / "cache" / "livecd-tui" / "demo"
@@ -130,11 +130,11 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
     wait_for("preflight")
     keys("a")
     deadline = time.monotonic() + 120
-    while runner.running_stage(work) in (None, "preflight", "kernel"):
+    while workdir.running_stage(work) in (None, "preflight", "kernel"):
         assert time.monotonic() < deadline, "no stage started:\n" + screen()
         time.sleep(0.1)
     wait_for("running")
-    holder = runner.read_lock(work)
+    holder = workdir.read_lock(work)
     assert holder is not None
     shell = int(tmux("display-message", "-p", "-t", SESSION, "#{pane_pid}").strip())
     app_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(shell)], text=True,
@@ -142,13 +142,13 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
     assert app_pids and holder.pid not in app_pids
 
     # The terminal goes away mid-stage, as when an SSH connection drops.
-    stage = runner.running_stage(work)
+    stage = workdir.running_stage(work)
     tmux("kill-session", "-t", SESSION)
     deadline = time.monotonic() + 30
     while any(alive(pid) for pid in app_pids):
         assert time.monotonic() < deadline, "the app did not end with its terminal"
         time.sleep(0.1)
-    assert runner.read_lock(work) == holder and alive(holder.pid), \
+    assert workdir.read_lock(work) == holder and alive(holder.pid), \
         f"the build died with the terminal during {stage}"
 
     # A new terminal: the app opens on the running build (or on the editor if it ended).
@@ -159,7 +159,7 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
         assert 'bootloader.title: "livecd-tui demo" -> "lost edit"' in screen(again)
         keys("r", session=again)
         wait_for("Edits restored", session=again)
-        if runner.read_lock(work) is not None:
+        if workdir.read_lock(work) is not None:
             wait_for("Following the build", session=again)
             # The notice comes before the first poll of the build's files, and the build may
             # be between two stages or just ending: within a few polls a row says "running"
@@ -167,12 +167,12 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
             deadline = time.monotonic() + 15
             while True:
                 rows = stage_rows(screen(again))
-                if any("running" in row for row in rows) or runner.read_lock(work) is None:
+                if any("running" in row for row in rows) or workdir.read_lock(work) is None:
                     break
                 assert time.monotonic() < deadline, rows
                 time.sleep(0.2)
         deadline = time.monotonic() + BUILD_TIMEOUT
-        while runner.read_lock(work) is not None:
+        while workdir.read_lock(work) is not None:
             assert time.monotonic() < deadline, "the build did not finish:\n" + screen(again)
             time.sleep(0.5)
         status = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "status", str(work)],

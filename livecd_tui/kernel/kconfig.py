@@ -20,12 +20,13 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from livecd_tui import procs
 
 Need = Literal["y", "ym"]
 State = Literal["ok", "module", "missing", "wrong"]
@@ -147,11 +148,11 @@ def _external(argv: list[str]) -> Callable[[bytes], bytes]:
     def run(data: bytes) -> bytes:
         if shutil.which(argv[0]) is None:
             raise OSError(f"{argv[0]} not installed")
-        proc = subprocess.run(argv, input=data, capture_output=True, timeout=120, check=False)
+        proc = procs.run(argv, input=data, timeout=120)
         # Trailing garbage after the stream makes these tools complain; keep what came out.
-        if not proc.stdout:
-            raise OSError(proc.stderr.decode(errors="replace"))
-        return proc.stdout
+        if not proc.out:
+            raise OSError(proc.stderr)
+        return proc.out
 
     return run
 
@@ -236,7 +237,6 @@ def extract_ikconfig(image: Path) -> str | None:
             ValueError,
             lzma.LZMAError,
             zlib.error,
-            subprocess.SubprocessError,
         ):
             continue
         if not payload:

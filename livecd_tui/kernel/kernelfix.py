@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livecd_tui import procs
 from livecd_tui.kernel import kconfig, kconfig_deps
 from livecd_tui.kernel.kconfig import Finding, Requirement
 
@@ -162,9 +162,8 @@ def config_args(wanted: Mapping[str, str]) -> list[str]:
 def run_command(argv: list[str], env: Mapping[str, str]) -> None:
     """Run one command quietly; on failure say the command, the exit code and its output."""
     try:
-        proc = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True,
-                              timeout=MAKE_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as err:
+        proc = procs.run(argv, env={**os.environ, **env}, timeout=MAKE_TIMEOUT)
+    except OSError as err:  # not installed, or a TimeoutError
         raise FixError(f"cannot run {shlex.join(argv)}: {err}") from None
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]

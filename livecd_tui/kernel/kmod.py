@@ -24,13 +24,14 @@ import io
 import logging
 import lzma
 import shutil
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+
+from livecd_tui import procs
 
 __all__ = [
     "UnknownModule",
@@ -325,9 +326,11 @@ def _read_module(path: Path) -> bytes | None:
             data: bytes = reader.read()
             return data
         if shutil.which("zstd"):
-            return subprocess.run(
-                ["zstd", "-dc", "--", str(path)], check=True, capture_output=True
-            ).stdout
+            result = procs.run(["zstd", "-dc", "--", str(path)])
+            if result.returncode == 0:
+                return result.out
+            log.warning("cannot read %s: zstd -dc failed: %s", path, result.stderr.strip())
+            return None
         log.warning("cannot read %s: no zstandard module nor zstd tool; firmware unknown", path)
         return None
     return path.read_bytes()

@@ -1,6 +1,7 @@
 """The kernel stage's config check as bash, for ``plan`` and ``export-script``.
 
-The same requirements the kernel stage checks in Python (``kernel.requirements_for``), each
+The same requirements the kernel stage checks in Python (``kernel.requirements_for``, handed
+in by the kernel stage: this module imports no stage), each
 one bash line over the config file: built in (``y``), or a module the initrd loads (``m``),
 at least a number, one of several alternatives; and the kernel version rules. A missing
 requirement is reported and the script stops after checking them all, as the stage does.
@@ -9,14 +10,10 @@ requirement is reported and the script stops after checking them all, as the sta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from livecd_tui.build import Build
 from livecd_tui.kernel import kconfig
 from livecd_tui.steps import q
-
-if TYPE_CHECKING:
-    from livecd_tui.stages.kernel import KernelInfo
 
 #: Shell functions the check lines use; ``kernel_config`` and ``kernel_release`` are set
 #: before them.
@@ -63,16 +60,10 @@ def _test(req: kconfig.Requirement) -> str:
     return " || ".join(tests)
 
 
-def check_lines(build: Build) -> list[str]:
-    """The check of ``$kernel_config`` (release ``$kernel_release``), as bash lines."""
-    from livecd_tui.stages.kernel import advised_requirements, requirements_for
-
-    return requirement_lines(requirements_for(build), advised_requirements(build))
-
-
 def requirement_lines(needed: list[kconfig.Requirement],
                       advised: list[kconfig.Requirement]) -> list[str]:
-    """The bash check of requirements, as ``kconfig.check`` judges them."""
+    """The bash check of requirements, as ``kconfig.check`` judges them: of
+    ``$kernel_config`` (release ``$kernel_release``)."""
     lines = FUNCTIONS.splitlines()
     for req in needed:
         lacks = f"kconfig_lacks {q(req.describe())} {q(req.reason)}"
@@ -118,34 +109,38 @@ def _config_lines(source: str | None, out: Path) -> list[str]:
     return [copy, f"kernel_config={q(config)}"]
 
 
-def prebuilt_lines(build: Build, info: KernelInfo, out: Path) -> list[str]:
-    """record_prebuilt as bash: the release and modules dir, the config and its check."""
-    if info.release == "unknown":
-        return _fail(f"cannot tell the release of {info.image}",
+def prebuilt_lines(build: Build, image: Path, release: str, modules_dir: Path | None,
+                   out: Path, check: list[str]) -> list[str]:
+    """record_prebuilt as bash: the release and modules dir, the config and its *check*
+    (``requirement_lines``)."""
+    if release == "unknown":
+        return _fail(f"cannot tell the release of {image}",
                      "set kernel.modules_dir to its /lib/modules/RELEASE")
-    modules = str(info.modules_dir or "")
+    modules = str(modules_dir or "")
     missing = _fail(f"the kernel's modules dir {modules} does not exist",
                     "set kernel.modules_dir")
     lines = [f"[ -d {q(modules)} ] || {{ {missing[0]}; {missing[1]}; }}",
-             f"echo {q(info.release)} > {q(out / 'release')}",
+             f"echo {q(release)} > {q(out / 'release')}",
              f"printf '%s' {q(modules)} > {q(out / 'modules_dir')}"]
     configured = build.profile.resolve_path("kernel.config")
     if configured:
         source = str(configured) if configured.is_file() else None
     else:
-        found = kconfig.find_config(info.image, info.release, None, info.modules_dir)
+        found = kconfig.find_config(image, release, None, modules_dir)
         source = found[0] if found else None
     config = _config_lines(source, out)
     if len(config) == 1:
         return lines + config
-    return [*lines, *config, f"kernel_release={q(info.release)}", *check_lines(build)]
+    return [*lines, *config, f"kernel_release={q(release)}", *check]
 
 
-def tree_lines(build: Build, tree: Path, modular: bool, out: Path) -> list[str]:
-    """record_tree as bash: the modules dir from the release make printed, then the check."""
+def tree_lines(build: Build, tree: Path, modular: bool, out: Path,
+               check: list[str]) -> list[str]:
+    """record_tree as bash: the modules dir from the release make printed, then the
+    *check* (``requirement_lines``)."""
     modules = build.done_dir("kernel") / "modules" / "lib" / "modules"
     lines = [f"kernel_release=$(cat {q(out / 'release')})",
              (f'printf \'%s\' {q(modules)}/"$kernel_release" > {q(out / "modules_dir")}'
               if modular else f": > {q(out / 'modules_dir')}")]
     # make has just built the tree from its .config: it is there.
-    return [*lines, *_config_lines(str(tree / ".config"), out), *check_lines(build)]
+    return [*lines, *_config_lines(str(tree / ".config"), out), *check]

@@ -115,6 +115,13 @@ def advised_requirements(build: Build) -> list[kconfig.Requirement]:
     return [r for r in groups if r.symbol not in needed]
 
 
+def check_lines(build: Build) -> list[str]:
+    """The config check as bash (``kconfig_script``): of ``$kernel_config``, release
+    ``$kernel_release``."""
+    return kconfig_script.requirement_lines(requirements_for(build),
+                                            advised_requirements(build))
+
+
 def check_kernel_config(
     ctx: StepContext, info: KernelInfo, config_text: tuple[str, str] | None, out: Path
 ) -> None:
@@ -233,7 +240,8 @@ def plan_kernel(build: Build) -> list[Step]:
             Action(
                 "check the kernel config against the method",
                 record_tree,
-                tuple(kconfig_script.tree_lines(build, tree, modular, out)),
+                tuple(kconfig_script.tree_lines(build, tree, modular, out,
+                                                check_lines(build))),
             )
         )
         return steps
@@ -272,7 +280,8 @@ def plan_kernel(build: Build) -> list[Step]:
         Action(
             "record the release and modules dir, check the kernel config",
             record_prebuilt,
-            tuple(kconfig_script.prebuilt_lines(build, info, out)),
+            tuple(kconfig_script.prebuilt_lines(build, info.image, info.release,
+                                                info.modules_dir, out, check_lines(build))),
         )
     )
     return steps

@@ -509,4 +509,5 @@ STAGE = Stage(
     uses=("kernel",),
     inputs=system_inputs,
     on_done=scrub.publish_combined,
+    packs=lambda build: squashfs_sources(build, build.system_root),
 )

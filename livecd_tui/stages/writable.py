@@ -20,6 +20,11 @@ from livecd_tui.steps import Action, Step, command
 TAR_FLAGS = {"bzip2": "-j", "gzip": "-z", "xz": "-J"}
 
 
+def packed_dirs(build: Build) -> list[str]:
+    """The system root's dirs the classic archive packs (their copies on the CD)."""
+    return build.method.writable.archive_dirs()
+
+
 def link_dirs(build: Build) -> list[str]:
     """Classic: the squashfs's top-level dirs linked from the tmpfs root (bin lib sbin usr)."""
     writable = build.method.writable
@@ -132,4 +137,5 @@ STAGE = Stage(
            "system.keep_owners", "bootloader.serial", "bootloader.serial_speed"),
     inputs=writable_inputs,
     on_done=scrub.publish_combined,
+    packs=packed_dirs,
 )

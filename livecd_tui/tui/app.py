@@ -136,7 +136,7 @@ class LiveCDApp(App[None]):
 
     def _build_holds_work_dir(self) -> bool:
         from livecd_tui.build import Build
-        from livecd_tui.runner import read_lock
+        from livecd_tui.workdir import read_lock
 
         holder = read_lock(Build.for_profile(self.profile, self.work_dir).work)
         return holder is not None and holder.pid != os.getpid()

@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import os
 import shlex
-import subprocess
 import threading
 import time
 from collections import deque
@@ -39,7 +38,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, OptionList, Static
 from textual.widgets.option_list import Option as ListOption
 
-from livecd_tui import runner
+from livecd_tui import procs, runner, workdir
 from livecd_tui.build import Build
 from livecd_tui.engine import (
     BuildError,
@@ -53,7 +52,6 @@ from livecd_tui.engine import (
     StageStarted,
     StepStarted,
     load_state,
-    prepare_work_dir,
 )
 from livecd_tui.options import MENUS, OPTIONS
 from livecd_tui.profile import Profile
@@ -323,7 +321,7 @@ class BuildScreen(Screen[None]):
 
     def _load_previous(self, build: Build) -> None:
         """Show what the work dir remembers: each stage's last state and its log's end."""
-        alive = self.detach and runner.read_lock(build.work) is not None
+        alive = self.detach and workdir.read_lock(build.work) is not None
         for stage in self.stages:
             state = load_state(build, stage.name)
             view = self.views[stage.name]
@@ -411,7 +409,7 @@ class BuildScreen(Screen[None]):
             return
         build = self._build()
         if self.detach and step_mode:
-            holder = runner.read_lock(build.work)
+            holder = workdir.read_lock(build.work)
             if holder is not None:
                 self.notify(holder.describe(build.work), title="A build is running in the "
                             "work dir", severity="warning")
@@ -485,7 +483,7 @@ class BuildScreen(Screen[None]):
                         force_all: bool) -> None:
         """Start ``livecd-tui build`` on a snapshot of the profile in the background, and
         follow it."""
-        holder = runner.read_lock(build.work)
+        holder = workdir.read_lock(build.work)
         if holder is not None:
             self.notify(holder.describe(build.work), title="A build is already running in "
                         "the work dir: following it", severity="warning", timeout=8)
@@ -502,7 +500,7 @@ class BuildScreen(Screen[None]):
         if not self.detach or self.running or self._retired:
             return
         build = self._build()
-        holder = runner.read_lock(build.work)
+        holder = workdir.read_lock(build.work)
         if holder is None or holder.pid == os.getpid():
             return
         self._chosen = []
@@ -528,10 +526,10 @@ class BuildScreen(Screen[None]):
         try:
             if launch is not None:
                 build, extra = launch
-                problems = runner.path_problems(build)
+                problems = workdir.path_problems(build, self.stages)
                 if problems:
                     raise BuildError("; ".join(problems))
-                prepare_work_dir(build.work, build.epoch)
+                workdir.prepare_work_dir(build.work, build.epoch)
                 snapshot = snapshot_profile(build.profile, build.work)
                 feed.since = time.time()
                 if build.profile.path:  # the lock names the user's profile, not the copy
@@ -540,7 +538,7 @@ class BuildScreen(Screen[None]):
                 if stop_requested.is_set():  # stopped before the build held its lock
                     runner.stop(build.work)
             else:
-                holder = runner.read_lock(feed.work)
+                holder = workdir.read_lock(feed.work)
                 pid = holder.pid if holder else 0
             report(Following(pid, launch is not None), 0.0)
             while True:
@@ -884,7 +882,7 @@ class BuildScreen(Screen[None]):
         try:
             with self.app.suspend():
                 print(banner, flush=True)
-                subprocess.run(argv, cwd=cwd, check=False)
+                procs.run_in_terminal(argv, cwd)
         except SuspendNotSupported:
             self.notify("Cannot leave the app in this terminal", severity="error")
         except OSError as err:

@@ -29,8 +29,9 @@ from livecd_tui.engine import (
 )
 from livecd_tui.options import OPTIONS, defaults
 from livecd_tui.profile import Profile, write_atomically
-from livecd_tui.runner import DETACHED_LOG, Follower
+from livecd_tui.runner import Follower
 from livecd_tui.steps import Command, Step
+from livecd_tui.workdir import DETACHED_LOG
 
 #: Where, inside the work dir, the TUI writes the profile a detached build reads.
 SNAPSHOT_DIR = ".snapshot"

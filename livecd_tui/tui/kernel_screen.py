@@ -10,7 +10,6 @@ results to the screen with ``call_from_thread`` and never touch a widget themsel
 from __future__ import annotations
 
 import shlex
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -23,6 +22,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Static
 
+from livecd_tui import procs
 from livecd_tui.profile import Profile
 from livecd_tui.tui.dialogs import HelpScreen
 
@@ -61,7 +61,7 @@ def _apply(profile: Profile, plan: FixPlan) -> FixResult:
 def _run_tool(argv: list[str]) -> int:
     print(f"livecd-tui: {shlex.join(argv)}; livecd-tui checks the config again when it "
           "exits", flush=True)
-    return subprocess.run(argv, check=False).returncode
+    return procs.run_in_terminal(argv)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import procs, runner
+from livecd_tui import procs, workdir
 from livecd_tui.build import Build
 from livecd_tui.engine import load_state
 from livecd_tui.profile import new_profile
@@ -27,7 +27,7 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTERM]
 def detach(profile: Path, work: Path) -> int:
     result = livecd("build", profile, "--work-dir", work, "--detach")
     assert result.code == 0, result.output
-    info = runner.read_lock(work)
+    info = workdir.read_lock(work)
     assert info is not None
     return info.pid
 
@@ -46,11 +46,11 @@ def test_interrupt_each_stage_at_random_points_then_resume_and_boot(tmp_path: Pa
     rng = random.Random(int(EPOCH))
     for stage, sig in zip(INTERRUPTIBLE, SIGNALS, strict=True):
         pid = detach(profile, work)
-        wait_until(lambda s=stage: runner.running_stage(work) == s
-                   or runner.read_lock(work) is None, 180, f"stage {stage} to start")
+        wait_until(lambda s=stage: workdir.running_stage(work) == s
+                   or workdir.read_lock(work) is None, 180, f"stage {stage} to start")
         time.sleep(rng.uniform(0.0, 1.5))
         os.kill(pid, sig)
-        wait_until(lambda: runner.read_lock(work) is None, 60, "the build to stop")
+        wait_until(lambda: workdir.read_lock(work) is None, 60, "the build to stop")
         state = load_state(view, stage)
         assert state.status in ("interrupted", "done"), (stage, state.status)
         if state.status == "interrupted":
@@ -107,7 +107,7 @@ def test_signals_reach_a_foreground_build_too(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "livecd_tui.cli", "build", str(profile),
                              "--work-dir", str(work)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: runner.running_stage(work) == "boottest", 180, "the boot test")
+    wait_until(lambda: workdir.running_stage(work) == "boottest", 180, "the boot test")
     time.sleep(2)
     qemu = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True)
     proc.send_signal(signal.SIGINT)
@@ -146,7 +146,7 @@ def test_signals_exit_128_plus_n_and_attach_exits_as_the_build_did(tmp_path: Pat
     def at_boottest(proc: subprocess.Popen[str] | None = None) -> None:
         def qemu_runs() -> bool:
             record = procs.read_command(work)
-            return (runner.running_stage(work) == "boottest" and record is not None
+            return (workdir.running_stage(work) == "boottest" and record is not None
                     and bool(procs.carriers(record.token)))
 
         wait_until(lambda: qemu_runs() or (proc is not None and proc.poll() is not None),
@@ -199,7 +199,7 @@ def test_a_build_killed_outright_leaves_nothing_running(tmp_path: Path) -> None:
 
     def qemu_runs() -> list[int]:
         record = procs.read_command(work)
-        if runner.running_stage(work) != "boottest" or record is None:
+        if workdir.running_stage(work) != "boottest" or record is None:
             return []
         return procs.carriers(record.token)
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from livecd_tui.runner import written_by_livecd_tui
+from livecd_tui.workdir import written_by_livecd_tui
 from tests.integration.helpers import EPOCH, PROFILES, ROOT, write_profile
 
 #: Every way a shell, sh -c "echo NAME" (mtools) or make's recipes would run a command.
