@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from livecd_tui import procs
 
 #: Smaller ext4 filesystems lose most of their space to the journal and metadata.
 MIN_SIZE = 16 << 20
@@ -107,10 +108,10 @@ def make_image(spec: ImageSpec, run: Runner | None = None) -> None:
 
 def _run(argv: Sequence[str]) -> None:
     try:
-        result = subprocess.run(list(argv), capture_output=True, text=True, check=False)
-    except FileNotFoundError:
+        result = procs.run(argv)
+    except procs.ProgramNotFound:
         raise PersistenceError(f"{argv[0]} is not installed") from None
     if result.returncode != 0:
-        said = (result.stderr or result.stdout).strip().splitlines()
+        said = (result.err or result.out).decode(errors="replace").strip().splitlines()
         raise PersistenceError(f"{' '.join(argv[:2])} failed (exit {result.returncode})"
                                + (f": {said[-1]}" if said else ""))

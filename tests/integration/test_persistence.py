@@ -113,8 +113,8 @@ def test_a_store_file_on_a_fat_disk_keeps_changes(tmp_path: Path) -> None:
     for boot, text in enumerate(("boot-one", "boot-two")):
         with booted(iso, disks=[fat]) as guest:
             log_in(guest)
-            assert "livecd: persistence: /run/livecd/persist-fat/live/changes.img, label LIVECD-DATA" \
-                in guest.output, guest.output[-3000:]
+            said = "persistence: /run/livecd/persist-fat/live/changes.img, label LIVECD-DATA"
+            assert f"livecd: {said}" in guest.output, guest.output[-3000:]
             if boot:
                 assert "boot-one-42" in read_note(guest).splitlines()
             write_note(guest, text)
