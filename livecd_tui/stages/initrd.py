@@ -165,6 +165,7 @@ def livecd_conf(build: Build, modules: list[str], sums: str | None = None) -> st
         "LIVECD_ETC_ARCHIVE": writable.archive_file(),
         "LIVECD_LINK_DIRS": " ".join(link_dirs(build)) if writable.linked_root else "",
         "LIVECD_EMPTY_DIRS": " ".join(writable.empty_dirs()),
+        "LIVECD_ARCHIVE_DIRS": " ".join(writable.archive_dirs()),
         "LIVECD_INIT": "/sbin/init",
         "LIVECD_PERSISTENCE": p["writable.persistence"],
         "LIVECD_PERSISTENCE_LABEL": p["writable.persistence_label"],

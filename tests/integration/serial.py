@@ -71,12 +71,14 @@ class Guest:
 
 @contextlib.contextmanager
 def booted(iso: Path, memory_mib: int = 768, timeout: int = 1200,
-           disks: Sequence[Path] = ()) -> Iterator[Guest]:
+           disks: Sequence[Path] = (), interface: str = "virtio") -> Iterator[Guest]:
     """Boot ``iso`` as a BIOS CD under TCG with the serial console on a pipe; ``disks``
-    are raw images attached as virtio disks (vda, vdb, ...)."""
+    are raw images attached as virtio disks (vda, vdb, ...), or with ``interface="ide"``
+    as IDE disks (sda, ...: a kernel without virtio drivers sees those)."""
     extra: list[str] = []
-    for disk in disks:
-        extra += ["-drive", f"file={qemu.option_value(disk)},format=raw,if=virtio"]
+    for index, disk in enumerate(disks):
+        where = ",index=" + str(index) if interface == "ide" else ""
+        extra += ["-drive", f"file={qemu.option_value(disk)},format=raw,if={interface}{where}"]
     argv = qemu.qemu_argv(iso, firmware="bios", medium="cdrom", memory_mib=memory_mib,
                           accel="tcg", timeout=timeout, extra_args=extra)
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -29,20 +29,22 @@ def build(tmp_path: Path, name: str, body: str) -> tuple[Path, Path]:
     return profile, next((work / "out").glob("*.iso"))
 
 
-def write_note(guest: Guest, text: str) -> None:
+def write_note(guest: Guest, text: str, note: str = NOTE) -> None:
     """Write ``TEXT-42`` (computed by the guest's shell, so the echoed command line does
     not match) into the note, sync, and see it read back."""
-    out = guest.run(f"echo {text}-$((40+2)) > {NOTE}; sync; cat {NOTE}; echo WROTE-$((6*7))",
+    out = guest.run(f"echo {text}-$((40+2)) > {note}; sync; cat {note}; echo WROTE-$((6*7))",
                     "WROTE-42")
     assert f"{text}-42" in out.splitlines(), out
 
 
-def read_note(guest: Guest) -> str:
-    return guest.run(f"cat {NOTE} 2>&1; echo READ-$((6*7))", "READ-42")
+def read_note(guest: Guest, note: str = NOTE) -> str:
+    return guest.run(f"cat {note} 2>&1; echo READ-$((6*7))", "READ-42")
 
 
 def power_off(guest: Guest) -> None:
-    guest.send("sync; poweroff -f")
+    """Sync and reset the machine at once (QEMU runs with -no-reboot, so it ends: the
+    classic test kernel has no ACPI to power off with)."""
+    guest.send("sync; reboot -f")
     guest.proc.wait(timeout=120)
 
 
@@ -153,3 +155,38 @@ def test_an_encrypted_store_asks_for_its_passphrase_on_the_console(tmp_path: Pat
     data = store.read_bytes()
     assert b"first-boot-42" not in data and b"second-boot-42" not in data, \
         "the note is stored encrypted"
+
+
+def test_the_articles_method_keeps_its_writable_dirs_in_the_store(
+        tmp_path: Path, classic_tree: Path) -> None:
+    """Classic: /etc (from the archive on a new store only) and the empty dirs (/root,
+    /home, /var) are the store's, bound over the tmpfs root's; / itself stays a tmpfs.
+    The test kernel has ext2 and IDE built in, no modules: the store is ext2 on an IDE disk."""
+    profile = write_profile(
+        tmp_path / "classic.toml", PROFILES / "classic.toml",
+        f'[kernel]\ntree = "{classic_tree}"\n[system]\nsource = "busybox"\n'
+        '[writable]\npersistence = "partition"\n[boottest]\nenabled = false\n')
+    work = tmp_path / "work"
+    result = livecd("build", profile, "--work-dir", work, timeout=3000)
+    assert result.code == 0, result.output[-5000:]
+    iso = next((work / "out").glob("*.iso"))
+    store = tmp_path / "store.img"
+    made = livecd("persistence-image", profile, store, "--size", "32M", "--fs", "ext2")
+    assert made.code == 0, made.output
+    root_note, etc_note, tmp_note = "/root/kept", "/etc/kept", "/kept-in-ram"
+    with booted(iso, memory_mib=256, disks=[store], interface="ide") as guest:
+        log_in(guest)
+        said = guest.output
+        assert "livecd: persistence: /dev/sda, label LIVECD-DATA" in said, said[-3000:]
+        assert "/etc unpacked from" in said, "a new store gets the archive's /etc"
+        for note in (root_note, etc_note, tmp_note):
+            write_note(guest, "classic", note)
+        power_off(guest)
+    with booted(iso, memory_mib=256, disks=[store], interface="ide") as guest:
+        log_in(guest)
+        assert "kept the persistence store's etc" in guest.output
+        for note in (root_note, etc_note):
+            assert "classic-42" in read_note(guest, note).splitlines()
+        assert "No such file" in read_note(guest, tmp_note), "/ itself is a tmpfs"
+        assert "root:" in read_note(guest, "/etc/passwd"), "the store's /etc is a whole /etc"
+        power_off(guest)
