@@ -20,7 +20,7 @@ RUNTIME_PACKAGES=(
 TEST_PACKAGES=(
     shellcheck tmux libarchive-tools
     # real system roots for the integration tests (made once, cached outside the repo)
-    debootstrap
+    debootstrap dosfstools cryptsetup-bin
     # the classic method's test kernel is built from Debian's kernel source
     linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev
 )

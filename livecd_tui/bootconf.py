@@ -30,7 +30,7 @@ from livecd_tui import layout
 # --------------------------------------------------------------------------------------------
 
 #: The menu entries a live ISO can offer, in menu order.
-ENTRY_KINDS: tuple[str, ...] = ("normal", "toram", "check", "debug")
+ENTRY_KINDS: tuple[str, ...] = ("normal", "toram", "check", "debug", "nopersist")
 
 #: Kernel command line words each entry adds (read by the initramfs /init, see the contract).
 ENTRY_ARGS: dict[str, tuple[str, ...]] = {
@@ -38,6 +38,7 @@ ENTRY_ARGS: dict[str, tuple[str, ...]] = {
     "toram": ("livecd.toram",),
     "check": ("livecd.check",),
     "debug": ("livecd.debug", "livecd.verbose"),
+    "nopersist": ("livecd.nopersist",),
 }
 
 #: Text appended to the title for each entry.
@@ -46,13 +47,15 @@ ENTRY_SUFFIX: dict[str, str] = {
     "toram": " (copy to RAM)",
     "check": " (check the medium)",
     "debug": " (debug shell)",
+    "nopersist": " (without persistence)",
 }
 
 #: ISOLINUX labels (typed at the ``boot:`` prompt) and GRUB 2 hotkeys of the entries.
 ENTRY_LABEL: dict[str, str] = {"normal": "live", "toram": "toram", "check": "check",
-                               "debug": "debug"}
+                               "debug": "debug", "nopersist": "nopersist"}
 #: ("c" is GRUB's command line: the check entry's key is "m", for media.)
-GRUB_HOTKEY: dict[str, str] = {"normal": "l", "toram": "t", "check": "m", "debug": "d"}
+GRUB_HOTKEY: dict[str, str] = {"normal": "l", "toram": "t", "check": "m", "debug": "d",
+                               "nopersist": "n"}
 
 # --------------------------------------------------------------------------------------------
 # Paths on the ISO and on a Debian build host

@@ -89,6 +89,7 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
                 "tool", False, f"{tool.name} missing ({tool.why}): Debian {tool.debian}; "
                 f"LFS/BLFS {tool.lfs}", tool.option))
     report.items += toolbox_items(profile)
+    report.items += persistence_items(profile)
     if not problems:
         report.items += plan_items(profile)
     if with_kernel:
@@ -128,6 +129,33 @@ def toolbox_items(profile: Profile) -> list[CheckItem]:
         else:
             items.append(CheckItem("tool", True, f"system toolbox: {len(programs)} programs "
                                    "found in the system root"))
+    return items
+
+
+def persistence_items(profile: Profile) -> list[CheckItem]:
+    """With persistence: what the live system looks for, and for an encrypted store the
+    cryptsetup the initrd takes from the system root."""
+    from livecd_tui.build import host_root_of
+    from livecd_tui.stages.initrd import CRYPTSETUP_PATHS
+
+    mode = profile["writable.persistence"]
+    if mode == "off":
+        return []
+    where = (f"an image file {profile['writable.persistence_file']} on a FAT filesystem"
+             if mode == "file" else "a partition")
+    encrypted = profile["writable.persistence_encrypted"]
+    items = [CheckItem("tool", True, f"persistence: {where}, label "
+                       f"{profile['writable.persistence_label']}"
+                       f"{', LUKS' if encrypted else ''} (make it with livecd-tui "
+                       "persistence-image)", "writable.persistence", note=True)]
+    if encrypted:
+        root = host_root_of(profile)
+        found = [c for c in CRYPTSETUP_PATHS if (root / c.lstrip("/")).is_file()]
+        items.append(CheckItem("tool", True, f"cryptsetup: {root / found[0].lstrip('/')}")
+                     if found else CheckItem(
+                         "tool", False, f"cryptsetup missing in the system root {root} (an "
+                         "encrypted persistence store needs it in the initrd): Debian "
+                         "cryptsetup-bin; BLFS cryptsetup", "writable.persistence_encrypted"))
     return items
 
 

@@ -42,7 +42,7 @@ from livecd_tui.terminal import printable
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROFILE = "demo"
 COMMANDS = ("build", "plan", "export-script", "check", "status", "options", "attach", "stop",
-            "clean", "kernel-fix", "capture")
+            "clean", "kernel-fix", "capture", "persistence-image")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,6 +160,24 @@ def make_parser() -> argparse.ArgumentParser:
 
     add_kernel_fix(add("kernel-fix", "Set what the kernel tree's .config lacks (scripts/config "
                                      "+ make olddefconfig), after showing every change."))
+
+    persist = add("persistence-image", "Make the persistence store a profile's live system "
+                                       "looks for (writable.persistence): an ext4 image, "
+                                       "labelled, optionally LUKS-encrypted, for a USB "
+                                       "stick's partition, a FAT stick or a VM disk.")
+    persist.add_argument("profile")
+    persist.add_argument("output", type=path_arg, help="the image file to make (never "
+                         "overwritten)")
+    persist.add_argument("--size", default="1G", help="e.g. 512M, 4G (default 1G)")
+    persist.add_argument("--fs", choices=("ext4", "ext2"), default="ext4",
+                         help="ext2 for a kernel without ext4 (default ext4)")
+    persist.add_argument("--passphrase-file", type=path_arg, metavar="FILE",
+                         help="with writable.persistence_encrypted: the LUKS passphrase "
+                              "(default: asked twice on the terminal)")
+    persist.add_argument("--iter-time", type=int, default=2000, metavar="MS",
+                         help="with encryption: ms of key derivation on this machine "
+                              "(default 2000, cryptsetup's; a slower machine takes longer)")
+    persist.set_defaults(func=cmd_persistence_image)
 
     status = add("status", "Show each stage's state in a work dir.")
     status.add_argument("target", type=name_arg,
@@ -561,6 +579,57 @@ def cmd_kernel_fix(args: argparse.Namespace) -> int:
     print("the kernel config now meets every requirement" if result.ok
           else f"{len(bad) + len(result.not_stuck)} problem(s) left")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+# -- persistence-image -----------------------------------------------------------------
+def cmd_persistence_image(args: argparse.Namespace) -> int:
+    import getpass
+    import tempfile
+
+    from livecd_tui.persistence import ImageSpec, PersistenceError, make_image, parse_size
+
+    profile = open_profile(args.profile)
+    mode = profile["writable.persistence"]
+    if mode == "off":
+        off = profile.problem("writable.persistence", "is off: the live system would not "
+                              "look for a store (set partition or file)")
+        print(f"livecd-tui: {off}", file=sys.stderr)
+        return EXIT_USAGE
+    label = profile["writable.persistence_label"]
+    try:
+        size = parse_size(args.size)
+        key_file = args.passphrase_file
+        with tempfile.TemporaryDirectory(prefix="livecd-tui-key-") as scratch:
+            if profile["writable.persistence_encrypted"] and key_file is None:
+                if not sys.stdin.isatty():
+                    print("livecd-tui: not a terminal: pass --passphrase-file",
+                          file=sys.stderr)
+                    return EXIT_USAGE
+                phrase = getpass.getpass("LUKS passphrase for the store: ")
+                if not phrase or phrase != getpass.getpass("The same again: "):
+                    print("livecd-tui: the passphrases are empty or differ", file=sys.stderr)
+                    return EXIT_USAGE
+                key_file = Path(scratch) / "key"
+                key_file.write_text(phrase)  # no newline: the init reads a typed line
+            if not profile["writable.persistence_encrypted"]:
+                key_file = None
+            if args.iter_time < 1:
+                raise PersistenceError(f"--iter-time {args.iter_time}: at least 1 ms")
+            make_image(ImageSpec(args.output, size, label, args.fs, key_file,
+                                 args.iter_time))
+    except PersistenceError as err:
+        print(f"livecd-tui: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    kind = "LUKS2 + " if key_file else ""
+    print(f"made {args.output}: {kind}{args.fs}, {size >> 20} MiB, label {label}")
+    if mode == "partition":
+        print(f"write it to a partition (dd if={shlex.quote(str(args.output))} of=/dev/sdX2 "
+              "bs=4M), or give it to a VM as a disk (qemu -drive file=...,format=raw)")
+    else:
+        where = profile["writable.persistence_file"]
+        print(f"copy it to {where} on a FAT filesystem (a USB stick, or the stick the CD's "
+              "files are on)")
+    return EXIT_OK
 
 
 # -- status ----------------------------------------------------------------------------

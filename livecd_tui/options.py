@@ -645,6 +645,55 @@ _OPTIONS: tuple[Option, ...] = (
         "entry the default (first), added when bootloader.entries lacks it; the other "
         "entries boot from the medium as before.",
     ),
+    Option(
+        "writable.persistence",
+        "Persistence",
+        "choice",
+        "off",
+        "Keep the live system's changes across boots. 'partition': a filesystem labelled "
+        "writable.persistence_label (ext2/3/4, on a USB stick's partition or a VM disk) "
+        "holds them instead of the tmpfs. 'file': an ext2/3/4 image file at "
+        "writable.persistence_file on a FAT filesystem (a stick, or the FAT stick the CD's "
+        "files were copied to). `livecd-tui persistence-image` makes either. The boot menu "
+        "gets a 'nopersist' entry that boots without it. Not found at boot: the tmpfs, "
+        "and the console says so.",
+        choices=("off", "partition", "file"),
+    ),
+    Option(
+        "writable.persistence_label",
+        "Persistence label",
+        "str",
+        "LIVECD-DATA",
+        "The filesystem label (for an encrypted store: the LUKS label) of the persistence "
+        "partition or image. Only a filesystem with this label is ever written.",
+        depends_on=(("writable.persistence", ("partition", "file")),),
+        required=True,
+        max_length=16,
+        pattern=r"[A-Za-z0-9_.-]+",
+        pattern_help="up to 16 letters, digits, '_', '.' and '-' (an ext4 label)",
+    ),
+    Option(
+        "writable.persistence_file",
+        "Persistence file",
+        "str",
+        "livecd/persistence.img",
+        "Path of the persistence image on the FAT filesystem that holds it.",
+        depends_on=(("writable.persistence", ("file",)),),
+        required=True,
+        max_length=255,
+        pattern=r"(?!\.\.?(/|$))[A-Za-z0-9_.-]+(/(?!\.\.?(/|$))[A-Za-z0-9_.-]+)*",
+        pattern_help="a relative path of letters, digits, '_', '.' and '-' (FAT names), "
+                     "without '.' or '..' parts",
+    ),
+    Option(
+        "writable.persistence_encrypted",
+        "Encrypted persistence",
+        "bool",
+        False,
+        "The persistence store is LUKS-encrypted: the initrd asks for the passphrase on "
+        "the console (cryptsetup and dm-crypt go into the initrd).",
+        depends_on=(("writable.persistence", ("partition", "file")),),
+    ),
     # ---------------------------------------------------------------- Boot loader
     Option(
         "bootloader.type",
@@ -681,10 +730,11 @@ _OPTIONS: tuple[Option, ...] = (
         ["normal", "toram", "debug"],
         "Entries of the boot menu: 'normal', 'toram' (copy the system to RAM), 'check' "
         "(verify the sha256 of the system image and the /etc archive on the medium before "
-        "booting; a damaged file stops in the rescue shell, named) and 'debug' (stop in a "
-        "shell before switching to the live system, with verbose output). The first is the "
-        "default.",
-        item_choices=("normal", "toram", "check", "debug"),
+        "booting; a damaged file stops in the rescue shell, named), 'debug' (stop in a "
+        "shell before switching to the live system, with verbose output) and 'nopersist' "
+        "(boot without writable.persistence; added by itself when persistence is on). The "
+        "first is the default.",
+        item_choices=("normal", "toram", "check", "debug", "nopersist"),
         min_items=1,
     ),
     Option(

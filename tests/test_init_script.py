@@ -153,6 +153,31 @@ def test_iso_label_reads_the_volume_id(tmp_path: Path) -> None:
     assert bb(f"iso_label {tmp_path / 'tree' / 'LABEL'} || echo none").strip() == "none"
 
 
+def test_nopersist_is_read_from_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "cmdline").write_text("quiet livecd.nopersist\n")
+    (tmp_path / "other").write_text("quiet livecd.nopersistx\n")
+    out = bb(f'parse_cmdline {tmp_path / "cmdline"}; echo "$NOPERSIST"; NOPERSIST=0; '
+             f'parse_cmdline {tmp_path / "other"}; echo "$NOPERSIST"')
+    assert out.split() == ["1", "0"]
+
+
+def test_ext_label_reads_the_superblock_of_ext_filesystems_only(tmp_path: Path) -> None:
+    stores = {}
+    for fs, label in (("ext4", "LIVECD-DATA"), ("ext2", "OLD-KERNEL"), ("ext4", "")):
+        image = tmp_path / f"{fs}-{label or 'nolabel'}.img"
+        with image.open("wb") as out:
+            out.truncate(16 << 20)
+        subprocess.run([f"mkfs.{fs}", "-q", "-F", *(["-L", label] if label else []),
+                        str(image)], check=True)
+        stores[image.name] = image
+    images = make_images(tmp_path / "others")
+    out = bb("; ".join(f"echo {name}=$(ext_label {path} || echo none)"
+                       for name, path in {**stores, **images}.items()))
+    assert out.split() == ["ext4-LIVECD-DATA.img=LIVECD-DATA", "ext2-OLD-KERNEL.img=OLD-KERNEL",
+                           "ext4-nolabel.img=", "iso9660=none", "vfat16=none", "vfat32=none",
+                           "ext4=LIVE", "udf=none", "zeros=none"]
+
+
 # ------------------------------------------------------------------------------------------
 # finding the medium: only iso9660, udf and vfat are ever mounted, read-only
 # ------------------------------------------------------------------------------------------

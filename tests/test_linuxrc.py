@@ -168,7 +168,10 @@ def test_helpers_share_inits_names_and_bodies() -> None:
     for name in shared:
         assert f"\n{name}() {{\n" in script, f"linuxrc lacks {name}()"
         assert f"\n{name}() {{\n" in init, f"init lacks {name}()"
-    for name in ("read_bytes", "superblock_type", "medium_fs", "iso_label", "check_medium"):
+    for name in ("read_bytes", "superblock_type", "medium_fs", "iso_label", "check_medium",
+                 "quietly", "labelled_devices", "devices_labelled", "ext_label", "luks_label",
+                 "store_label", "open_store", "mount_store", "store_on_partition",
+                 "store_in_file", "mount_persistence"):
         body = re.search(rf"\n{name}\(\) {{\n.*?\n}}\n", script, re.S)
         assert body and body.group(0) in init, f"{name}() differs between the scripts"
     for old in ("candidates()", "try_medium()", "report()", "msg()", "setup_system()"):

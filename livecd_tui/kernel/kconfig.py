@@ -428,13 +428,16 @@ def requirements(
     media: Sequence[str],
     uefi: bool,
     initrd_size_mib: int,
+    persistence: str = "off",
+    encrypted_persistence: bool = False,
 ) -> list[Requirement]:
     """The kernel symbols one live CD needs, each once, with the reason in one line.
 
     ``initrd_format`` is ``"initramfs"`` or ``"classic"`` (the article's ext2 RAM disk with
     ``/linuxrc``); ``writable`` is ``"overlay"`` or ``"classic"`` (symlinks + ``/etc``
     archive); ``media`` is a subset of :data:`MEDIA`; ``initrd_compression`` may be
-    ``"none"``. Raises ValueError on an unknown choice.
+    ``"none"``; ``persistence`` is ``"off"``, ``"partition"`` or ``"file"`` (a LUKS store
+    with ``encrypted_persistence``). Raises ValueError on an unknown choice.
     """
     if initrd_format not in ("initramfs", "classic"):
         raise ValueError(f"unknown initrd format {initrd_format!r}")
@@ -537,7 +540,30 @@ def requirements(
     reqs += _media_requirements(media)
     if uefi or "usb" in media:
         reqs.append(_r("VFAT_FS", "ym", "the EFI system partition and USB media are FAT"))
+    reqs += _persistence_requirements(persistence, encrypted_persistence)
     return _dedupe(reqs)
+
+
+def _persistence_requirements(persistence: str, encrypted: bool) -> list[Requirement]:
+    if persistence not in ("off", "partition", "file"):
+        raise ValueError(f"unknown persistence {persistence!r}")
+    if persistence == "off":
+        return []
+    reqs = [_r("EXT4_FS", "ym", "the persistence store is an ext2/3/4 filesystem",
+               any_of=(("EXT4_FS",), ("EXT2_FS",)))]
+    if persistence == "file":
+        reqs += [
+            _r("VFAT_FS", "ym", "the persistence file is on a FAT filesystem"),
+            _r("NLS_CODEPAGE_437", "ym", "the code page FAT file names use by default"),
+        ]
+    if encrypted:
+        reqs += [
+            _r("BLK_DEV_DM", "ym", "the opened LUKS store is a device-mapper device"),
+            _r("DM_CRYPT", "ym", "dm-crypt decrypts the LUKS persistence store"),
+            _r("CRYPTO_XTS", "ym", "LUKS2's default cipher is aes-xts-plain64"),
+            _r("CRYPTO_AES", "ym", "LUKS2's default cipher is aes-xts-plain64"),
+        ]
+    return reqs
 
 
 def _dedupe(reqs: Iterable[Requirement]) -> list[Requirement]:

@@ -29,10 +29,13 @@ def kernel_cmdline(build: Build) -> str:
 def menu_entries(build: Build) -> list[str]:
     """The menu's entries in order, the default first: with writable.copy_to_ram the
     toram entry leads (added when the list lacks it); the other entries stay as they are,
-    so a boot without the copy is always one choice away."""
+    so a boot without the copy is always one choice away. With persistence, an entry
+    without it is always there (added last when the list lacks it)."""
     entries = list(build.profile["bootloader.entries"]) or ["normal"]
     if build.profile["writable.copy_to_ram"]:
         entries = ["toram", *(e for e in entries if e != "toram")]
+    if build.profile["writable.persistence"] != "off" and "nopersist" not in entries:
+        entries.append("nopersist")
     return entries
 
 
@@ -110,7 +113,8 @@ STAGE = Stage(
     describe="Write the boot menu (grub.cfg, isolinux.cfg or menu.lst) and gather or make "
              "the boot loader's images.",
     plan=plan_bootloader,
-    reads=("bootloader.", "initrd.format", "initrd.size_mib", "writable.copy_to_ram"),
+    reads=("bootloader.", "initrd.format", "initrd.size_mib", "writable.copy_to_ram",
+           "writable.persistence"),
     inputs=lambda build: [p for p in [find_stage2(build)] if p is not None]
     if isinstance(build.method.loader, GrubLegacy) else [],
 )

@@ -31,6 +31,14 @@ METHOD_MODULES = ("loop", "squashfs", "isofs")
 CDROM_MODULES = ("sr_mod", "ata_piix", "ata_generic", "ahci")
 DISK_MODULES = ("sd_mod", "ahci", "nvme", "virtio_pci", "virtio_blk", "virtio_scsi")
 USB_MODULES = ("xhci_pci", "ehci_pci", "ohci_pci", "uhci_hcd", "usb_storage", "uas", "sd_mod")
+#: The persistence store's filesystem (ext2/3 mount through ext4 too), and for a store that
+#: is a file, the FAT it is on with the code pages a FAT mount asks for. Optional: the kernel
+#: check says which must be there; the disk drivers come from the "disk" driver group.
+PERSISTENCE_MODULES = ("ext4", "ext2", *DISK_MODULES)
+PERSISTENCE_FILE_MODULES = ("vfat", "nls_cp437", "nls_ascii", "nls_utf8", "nls_iso8859_1")
+#: LUKS2's default cipher (aes-xts-plain64) and the kernel crypto API cryptsetup uses.
+PERSISTENCE_CRYPT_MODULES = ("xts", "aes_generic", "aesni_intel", "sha256_generic",
+                             "algif_skcipher", "algif_hash")
 
 #: Compressors: argv to compress stdin to stdout; each is reproducible (no names, no times).
 COMPRESSORS = {
@@ -87,6 +95,13 @@ def wanted_modules(build: Build) -> tuple[list[str], list[str]]:
         optional += DISK_MODULES
     if "usb" in groups or p["boottest.medium"] == "usb":
         optional += USB_MODULES
+    if p["writable.persistence"] != "off":
+        optional += PERSISTENCE_MODULES
+    if p["writable.persistence"] == "file":
+        optional += PERSISTENCE_FILE_MODULES
+    if p["writable.persistence"] != "off" and p["writable.persistence_encrypted"]:
+        required += ("dm_crypt",)
+        optional += PERSISTENCE_CRYPT_MODULES
     return required, [m for m in dict.fromkeys(optional) if m not in required]
 
 
@@ -115,6 +130,21 @@ def initrd_modules(build: Build, log: Callable[[str], None]) -> list[str]:
                          option="kernel.extra_modules") from None
 
 
+#: Where an encrypted persistence store's cryptsetup is looked for in the system root.
+CRYPTSETUP_PATHS = ("/sbin/cryptsetup", "/usr/sbin/cryptsetup", "/usr/bin/cryptsetup")
+
+
+def extra_binaries(build: Build) -> list[str]:
+    """initrd.extra_binaries, and cryptsetup for an encrypted persistence store (from the
+    system root, where it is looked for first; its absence is said when the initrd is made)."""
+    extra = list(build.profile["initrd.extra_binaries"])
+    if build.profile["writable.persistence"] != "off" and \
+            build.profile["writable.persistence_encrypted"]:
+        found = [c for c in CRYPTSETUP_PATHS if (build.host_root / c.lstrip("/")).is_file()]
+        extra.append((found or CRYPTSETUP_PATHS[:1])[0])
+    return extra
+
+
 def livecd_conf(build: Build, modules: list[str], sums: str | None = None) -> str:
     """The ``/etc/livecd.conf`` the init script sources; values quoted with shlex.
     *sums* (media_sums) is the last line, when given."""
@@ -135,7 +165,12 @@ def livecd_conf(build: Build, modules: list[str], sums: str | None = None) -> st
         "LIVECD_ETC_ARCHIVE": writable.archive_file(),
         "LIVECD_LINK_DIRS": " ".join(link_dirs(build)) if writable.linked_root else "",
         "LIVECD_EMPTY_DIRS": " ".join(writable.empty_dirs()),
+        "LIVECD_ARCHIVE_DIRS": " ".join(writable.archive_dirs()),
         "LIVECD_INIT": "/sbin/init",
+        "LIVECD_PERSISTENCE": p["writable.persistence"],
+        "LIVECD_PERSISTENCE_LABEL": p["writable.persistence_label"],
+        "LIVECD_PERSISTENCE_FILE": "/" + p["writable.persistence_file"],
+        "LIVECD_PERSISTENCE_ENCRYPTED": "1" if p["writable.persistence_encrypted"] else "0",
     }
     lines = ["# Written by livecd-tui for this build; read by the initrd's init script."]
     lines += [f"{key}={shlex.quote(value)}" for key, value in values.items()]
@@ -202,7 +237,7 @@ def populate_initrd(ctx: StepContext) -> None:
         for program in programs:
             elf.install_path(build.host_root, program, tree)
         binaries += [program for program in programs if program not in binaries]
-    for extra in p["initrd.extra_binaries"]:
+    for extra in extra_binaries(build):
         path = "/" + extra.lstrip("/")
         if not (build.host_root / path.lstrip("/")).exists():
             raise StepFailed(f"extra binary {path} not found in {build.host_root}",
@@ -540,7 +575,7 @@ def populate_script(build: Build, tree: Path) -> list[str]:
             for program in programs:
                 lines += install_path_lines(root, program, tree)
             binaries += [program for program in programs if program not in binaries]
-        for extra in p["initrd.extra_binaries"]:
+        for extra in extra_binaries(build):
             path = "/" + extra.lstrip("/")
             if not (root / path.lstrip("/")).exists():
                 raise StepFailed(f"extra binary {path} not found in {root}",
@@ -637,7 +672,7 @@ def initrd_inputs(build: Build) -> list[Path]:
         paths = [build.host_root / program.lstrip("/")
                  for program in toolbox.system_programs(build.profile)[0]]
     paths.append(data / script_name(build))
-    paths += [build.host_root / e.lstrip("/") for e in build.profile["initrd.extra_binaries"]]
+    paths += [build.host_root / e.lstrip("/") for e in extra_binaries(build)]
     return paths
 
 

@@ -94,7 +94,8 @@ def requirements_for(build: Build, media: list[str] | None = None) -> list[kconf
         initrd_format=build.method.initrd.name, writable=build.method.writable.name,
         squashfs_compressor=p["system.compressor"], initrd_compression=p["initrd.compression"],
         media=media, uefi=build.method.loader.uefi,
-        initrd_size_mib=p["initrd.size_mib"])
+        initrd_size_mib=p["initrd.size_mib"], persistence=p["writable.persistence"],
+        encrypted_persistence=p["writable.persistence_encrypted"])
 
 
 def driver_groups(profile: Profile) -> tuple[str, ...]:
@@ -327,6 +328,8 @@ STAGE = Stage(
         "initrd.compression",
         "initrd.size_mib",
         "writable.strategy",
+        "writable.persistence",
+        "writable.persistence_encrypted",
         "system.compressor",
         "bootloader.type",
         "boottest.medium",

@@ -11,7 +11,7 @@ import contextlib
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from livecd_tui import qemu
@@ -82,10 +82,17 @@ class Guest:
 
 
 @contextlib.contextmanager
-def booted(iso: Path, memory_mib: int = 768, timeout: int = 1200) -> Iterator[Guest]:
-    """Boot ``iso`` as a BIOS CD under TCG with the serial console on a pipe."""
+def booted(iso: Path, memory_mib: int = 768, timeout: int = 1200,
+           disks: Sequence[Path] = (), interface: str = "virtio") -> Iterator[Guest]:
+    """Boot ``iso`` as a BIOS CD under TCG with the serial console on a pipe; ``disks``
+    are raw images attached as virtio disks (vda, vdb, ...), or with ``interface="ide"``
+    as IDE disks (sda, ...: a kernel without virtio drivers sees those)."""
+    extra: list[str] = []
+    for index, disk in enumerate(disks):
+        where = ",index=" + str(index) if interface == "ide" else ""
+        extra += ["-drive", f"file={qemu.option_value(disk)},format=raw,if={interface}{where}"]
     argv = qemu.qemu_argv(iso, firmware="bios", medium="cdrom", memory_mib=memory_mib,
-                          accel="tcg", timeout=timeout)
+                          accel="tcg", timeout=timeout, extra_args=extra)
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
