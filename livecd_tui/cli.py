@@ -128,20 +128,16 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--shown-as", metavar="PROFILE", help=argparse.SUPPRESS)
     build.set_defaults(func=cmd_build)
 
-    attach = add("attach", "Follow a running (or finished) build in a work dir.")
-    attach.add_argument("target", type=name_arg,
-                        help="work dir, or a profile (its default work dir)")
-    attach.set_defaults(func=cmd_attach)
-
-    stop_cmd = add("stop", "Stop the build running in a work dir.")
-    stop_cmd.add_argument("target", type=name_arg,
-                        help="work dir, or a profile (its default work dir)")
-    stop_cmd.set_defaults(func=cmd_stop)
-
-    clean = add("clean", "Delete a work dir (only one livecd-tui made, and not in use).")
-    clean.add_argument("target", type=name_arg,
-                        help="work dir, or a profile (its default work dir)")
-    clean.set_defaults(func=cmd_clean)
+    for name, help_text, func in (
+            ("attach", "Follow a running (or finished) build in a work dir.", cmd_attach),
+            ("stop", "Stop the build running in a work dir.", cmd_stop),
+            ("clean", "Delete a work dir (only one livecd-tui made, and not in use).",
+             cmd_clean),
+            ("status", "Show each stage's state in a work dir.", cmd_status)):
+        on_work_dir = add(name, help_text)
+        on_work_dir.add_argument("target", type=name_arg,
+                                 help="work dir, or a profile (its default work dir)")
+        on_work_dir.set_defaults(func=func)
 
     plan = add("plan", "Print every step of every stage as it would run, running nothing.")
     plan.add_argument("profile")
@@ -179,10 +175,6 @@ def make_parser() -> argparse.ArgumentParser:
                               "(default 2000, cryptsetup's; a slower machine takes longer)")
     persist.set_defaults(func=cmd_persistence_image)
 
-    status = add("status", "Show each stage's state in a work dir.")
-    status.add_argument("target", type=name_arg,
-                        help="work dir, or a profile (its default work dir)")
-    status.set_defaults(func=cmd_status)
 
     capture = add("capture", "Preview what the system stage will pack (per top-level dir), "
                              "what it leaves out and why, and the squashfs and ISO sizes "

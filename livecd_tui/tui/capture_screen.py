@@ -37,10 +37,7 @@ class CaptureScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield glyphs.header(self)
-        area = TextArea("", read_only=True, show_line_numbers=False, soft_wrap=False,
-                        id="capture")
-        area.border_title = "Preview: what the system image will hold"
-        yield area
+        yield glyphs.text_view("capture", "Preview: what the system image will hold")
         yield Footer()
 
     def on_mount(self) -> None:

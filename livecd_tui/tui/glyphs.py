@@ -31,7 +31,7 @@ from textual.dom import DOMNode
 from textual.drivers.linux_driver import LinuxDriver
 from textual.renderables.bar import Bar as BarRenderable
 from textual.scrollbar import ScrollBar, ScrollBarRender
-from textual.widgets import Header, LoadingIndicator
+from textual.widgets import Header, LoadingIndicator, TextArea
 
 #: The environment variable that chooses the mode: 1 (ASCII) or 0 (Unicode), else automatic.
 ENV = "LIVECD_TUI_ASCII"
@@ -169,6 +169,14 @@ def is_ascii(node: DOMNode) -> bool:
 def header(node: DOMNode) -> Header:
     """The screens' header; with an ASCII icon in ASCII mode."""
     return Header(icon=HEADER_ICON) if is_ascii(node) else Header()
+
+
+def text_view(view_id: str, title: str, text: str = "") -> TextArea:
+    """A read-only, unwrapped text area with a border title: the plan and capture views."""
+    area = TextArea(text, read_only=True, show_line_numbers=False, soft_wrap=False,
+                    id=view_id)
+    area.border_title = title
+    return area
 
 
 class AsciiScrollBarRender(ScrollBarRender):

@@ -52,10 +52,7 @@ class PlanScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield glyphs.header(self)
-        area = TextArea("planning...", read_only=True, show_line_numbers=False, soft_wrap=False,
-                        id="plan")
-        area.border_title = "Plan: the commands each stage runs"
-        yield area
+        yield glyphs.text_view("plan", "Plan: the commands each stage runs", "planning...")
         yield Footer()
 
     def on_mount(self) -> None:
