@@ -68,6 +68,9 @@ TOOL_OPTIONS = {
     "xorriso": "iso.tool", "genisoimage": "iso.tool", "mkisofs": "iso.tool",
     "qemu-system-x86_64": "boottest.enabled", "OVMF": "boottest.firmware",
     "mke2fs": "initrd.format", "busybox": "initrd.busybox",
+    "shimx64.efi.signed": "bootloader.secure_boot", "mmx64.efi.signed": "bootloader.secure_boot",
+    "gcdx64.efi.signed": "bootloader.secure_boot", "sbsign": "bootloader.secure_boot",
+    "OVMF Secure Boot": "boottest.firmware", "virt-fw-vars": "boottest.secure_boot_vars",
 }
 
 

@@ -248,6 +248,18 @@ def ovmf_args(ovmf: Path) -> list[str]:
     return ["-bios", str(ovmf)]
 
 
+def secure_boot_args(vars_file: Path, code: Path) -> list[str]:
+    """QEMU arguments for OVMF with Secure Boot: *code* (the ``secboot`` build, which needs
+    SMM) read-only, and *vars_file*, a writable copy of a variable store whose keys decide
+    what may boot (the firmware writes to it). Goes with ``-machine q35,smm=on``; the
+    ``secure`` pflash property keeps the guest OS from writing the variables directly."""
+    return [
+        "-global", "driver=cfi.pflash01,property=secure,value=on",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(code)}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={option_value(vars_file)}",
+    ]  # fmt: skip
+
+
 def medium_args(iso: Path, medium: str) -> list[str]:
     """QEMU arguments that attach *iso* as a CD, a USB disk (xHCI) or a virtio disk."""
     name = option_value(iso)
@@ -288,6 +300,7 @@ def qemu_argv(
     ovmf: Path | None = None,
     extra_args: Sequence[str] = (),
     timeout: int | None = None,
+    secure_boot: tuple[Path, Path] | None = None,
 ) -> list[str]:
     """argv that boots *iso* headless, with the guest's serial console on stdout.
 
@@ -298,7 +311,9 @@ def qemu_argv(
     ``-monitor none`` keeps the QEMU monitor off stdout; ``-no-reboot`` makes a guest reboot
     end QEMU. With *timeout* (seconds) the argv starts with ``timeout`` so that QEMU is
     killed even if the caller dies. Start it with ``start_new_session=True`` and end it with
-    :func:`stop_qemu`, which also stops QEMU and not only ``timeout``.
+    :func:`stop_qemu`, which also stops QEMU and not only ``timeout``. With *secure_boot*
+    (the writable VARS copy, the secboot CODE image) the UEFI machine is a q35 with SMM
+    running OVMF with Secure Boot (:func:`secure_boot_args`); *ovmf* is then unused.
     """
     if firmware not in FIRMWARES:
         raise ValueError(f"firmware must be one of {FIRMWARES}, not {firmware!r}")
@@ -311,9 +326,14 @@ def qemu_argv(
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         argv += ["timeout", "--kill-after=5", str(timeout)]
-    argv += [QEMU_BINARY, "-machine", "pc", "-m", str(memory_mib)]
+    if secure_boot is not None and firmware != "uefi":
+        raise ValueError("Secure Boot needs the UEFI firmware")
+    machine = "q35,smm=on" if secure_boot is not None else "pc"
+    argv += [QEMU_BINARY, "-machine", machine, "-m", str(memory_mib)]
     argv += _accel_args(accel)
-    if firmware == "uefi":
+    if secure_boot is not None:
+        argv += secure_boot_args(*secure_boot)
+    elif firmware == "uefi":
         path = ovmf if ovmf is not None else find_ovmf()
         if path is None:
             raise FileNotFoundError("no OVMF firmware found (Debian: apt-get install ovmf)")
@@ -345,7 +365,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>c]")
 
 # Checked in order: the first pattern that matches gives the phase.
 _PHASE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"Kernel panic|livecd: rescue shell|livecd: boot failed"), "failed"),
+    (re.compile(r"Kernel panic|livecd: rescue shell|livecd: boot failed|"
+                r"Verification failed|bad shim signature|: Access Denied|"
+                r"prohibited by secure boot policy"), "failed"),
     (re.compile(r"livecd: switching to the live system|LIVECD-BOOT-OK|\blogin: |"
                 r"INIT: version|Welcome to (?!GRUB).*!|"
                 r"Please press Enter to activate this console"), "live system"),

@@ -10,6 +10,7 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,18 @@ STAGE2 = Tool("stage2_eltorito", "GRUB legacy's CD boot loader",
                      os.path.join(os.environ.get("XDG_CACHE_HOME")
                                   or os.path.expanduser("~/.cache"),
                                   "livecd-tui/grub-legacy/usr/lib/grub/*-pc/stage2_eltorito")))
+SHIM = Tool("shimx64.efi.signed", "Debian's shim, signed by Microsoft (Secure Boot)",
+            "shim-signed", "none: a signed shim comes only from a distribution",
+            paths=("/usr/lib/shim/shimx64.efi.signed",))
+MOKMANAGER = Tool("mmx64.efi.signed", "shim's MOK manager (Secure Boot)", "shim-signed",
+                  "none: a signed MokManager comes only from a distribution",
+                  paths=("/usr/lib/shim/mmx64.efi.signed",))
+GRUB_SIGNED = Tool("gcdx64.efi.signed", "Debian's signed CD GRUB (Secure Boot with shim)",
+                   "grub-efi-amd64-signed",
+                   "none: use bootloader.secure_boot = \"own-keys\" on LFS",
+                   paths=("/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed",))
+SBSIGN = Tool("sbsign", "signs GRUB, shim and the kernel with your key", "sbsigntool",
+              "sbsigntools (not in BLFS: build it from its source)", version_args=("--help",))
 XORRISO = Tool("xorriso", "writes the ISO image", "xorriso", "libisoburn (BLFS)")
 GENISOIMAGE = Tool("genisoimage", "writes the ISO image", "genisoimage",
                    "cdrtools (not in BLFS: build it from its source)")
@@ -115,6 +128,16 @@ OVMF = Tool("OVMF", "UEFI firmware for the boot test", "ovmf",
             "edk2 OVMF (not in BLFS: build it from its source)",
             paths=("/usr/share/ovmf/OVMF.fd", "/usr/share/OVMF/OVMF_CODE.fd",
                    "/usr/share/qemu/OVMF.fd", "/usr/share/edk2/ovmf/OVMF_CODE.fd"))
+
+OVMF_SECBOOT = Tool("OVMF Secure Boot", "UEFI firmware with Secure Boot for the boot test",
+                    "ovmf", "edk2 OVMF built with -D SECURE_BOOT_ENABLE -D SMM_REQUIRE",
+                    paths=("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",))
+VIRT_FW_VARS = Tool("virt-fw-vars", "enrolls your certificate in the boot test's UEFI "
+                    "variables", "none (PyPI: pip install virt-firmware)",
+                    "pip install virt-firmware",
+                    # Installed with livecd-tui's test extras: next to its Python.
+                    paths=(os.path.join(os.path.dirname(sys.executable), "virt-fw-vars"),
+                           "/usr/local/bin/virt-fw-vars", "/usr/bin/virt-fw-vars"))
 
 
 def required_tools(profile: Profile) -> list[Tool]:
@@ -136,6 +159,10 @@ def required_tools(profile: Profile) -> list[Tool]:
     loader = p["bootloader.type"]
     if loader == "grub2":
         tools += [GRUB_MKIMAGE, GRUB_PC, GRUB_EFI, MFORMAT, MCOPY]
+        if p["bootloader.secure_boot"] == "shim":
+            tools += [SHIM, MOKMANAGER, GRUB_SIGNED]
+        elif p["bootloader.secure_boot"] == "own-keys":
+            tools += [SHIM, MOKMANAGER, SBSIGN]
     elif loader == "isolinux":
         tools += [ISOLINUX_BIN, LDLINUX, ISOHDPFX]
     elif not p["bootloader.stage2_eltorito"]:
@@ -148,6 +175,11 @@ def required_tools(profile: Profile) -> list[Tool]:
         tools.append(QEMU)
         if p["boottest.firmware"] == "uefi":
             tools.append(OVMF)
+            if (p["bootloader.type"] == "grub2" and p["bootloader.secure_boot"] != "off"):
+                tools.append(OVMF_SECBOOT)
+                if (p["bootloader.secure_boot"] == "own-keys"
+                        and not p["boottest.secure_boot_vars"]):
+                    tools.append(VIRT_FW_VARS)
     return list(dict.fromkeys(tools))
 
 

@@ -72,8 +72,11 @@ def plan_iso(build: Build) -> list[Step]:
     def write_marker(ctx: StepContext) -> None:
         (tree / MARKER_FILE.lstrip("/")).write_text(marker + "\n")
 
-    links = [
-        (build.done_dir("kernel") / "vmlinuz", "boot/vmlinuz"),
+    # With own-keys the boot loader stage signed the kernel: its boot/vmlinuz is copied in.
+    own_keys = (p["bootloader.type"] == "grub2"
+                and p["bootloader.secure_boot"] == "own-keys")
+    links = [] if own_keys else [(build.done_dir("kernel") / "vmlinuz", "boot/vmlinuz")]
+    links += [
         (build.done_dir("initrd") / "initrd.img", "boot/initrd.img"),
         (build.done_dir("system") / "system.squashfs", SQUASHFS_ON_CD.lstrip("/")),
     ]
@@ -120,6 +123,6 @@ STAGE = Stage(
     describe="Lay out the CD (kernel, initrd, system image, archive, boot loader, LABEL "
              "marker) and write the bootable ISO image.",
     plan=plan_iso,
-    reads=("iso.", "bootloader.type"),
+    reads=("iso.", "bootloader.type", "bootloader.secure_boot"),
     uses=("kernel", "system", "initrd", "writable", "bootloader"),
 )
