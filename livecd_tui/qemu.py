@@ -363,11 +363,17 @@ BOOT_PHASES: tuple[str, ...] = (
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>c]")
 
+#: What OVMF, shim and GRUB print when Secure Boot refuses an image.
+SECURE_BOOT_REFUSAL = re.compile(r"Verification failed: \(0x1A\) Security Violation|"
+                                 r"bad shim signature|shim_lock protocol not found|"
+                                 r"verification requested but nobody cares|"
+                                 r"prohibited by secure boot policy|: Access Denied")
+
+
 # Checked in order: the first pattern that matches gives the phase.
 _PHASE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"Kernel panic|livecd: rescue shell|livecd: boot failed|"
-                r"Verification failed|bad shim signature|: Access Denied|"
-                r"prohibited by secure boot policy"), "failed"),
+                + SECURE_BOOT_REFUSAL.pattern), "failed"),
     (re.compile(r"livecd: switching to the live system|LIVECD-BOOT-OK|\blogin: |"
                 r"INIT: version|Welcome to (?!GRUB).*!|"
                 r"Please press Enter to activate this console"), "live system"),
@@ -408,6 +414,7 @@ def diagnose_boot(lines: Sequence[str], marker: str, serial: bool) -> tuple[str,
     phase = None
     last = ""
     login_seen = False
+    refusal = ""
     for line in lines:
         text = strip_ansi(line).strip()
         if not text:
@@ -415,11 +422,17 @@ def diagnose_boot(lines: Sequence[str], marker: str, serial: bool) -> tuple[str,
         last = text
         phase = boot_phase(text) or phase
         login_seen = login_seen or "login:" in text
+        found = SECURE_BOOT_REFUSAL.search(text)
+        refusal = refusal or (found.group(0).lstrip(": ") if found else "")
     shown = f"; its last line: {last[:120]!r}" if last else ""
     if phase is None:
         return ("the serial console showed no boot phase at all (not even the firmware)"
                 + shown, "boottest.firmware")
     said = f"the boot reached the {phase} phase{shown}"
+    if refusal:
+        return (f"{said}; Secure Boot refused an image ({refusal!r}): the firmware's keys "
+                "(boottest.secure_boot_vars) do not trust its signer, or the kernel is not "
+                "signed by a key shim trusts", "bootloader.secure_boot")
     if login_seen and marker != "login:":
         return (f"{said}; a login prompt appeared but boottest.marker is {marker!r}",
                 "boottest.marker")

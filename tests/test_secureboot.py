@@ -198,3 +198,13 @@ def test_vars_enroll_argv_sets_every_key_to_the_certificate(tmp_path: Path) -> N
         assert argv[argv.index(flag) + 2] == str(tmp_path / "c.crt")
     assert "--secure-boot" in argv and argv[-1] == str(tmp_path / "o.fd")
     assert shutil.which("openssl")  # make_keys' tool, installed by setup.sh
+
+
+def test_a_refused_boot_is_diagnosed_as_secure_boot() -> None:
+    lines = ["BdsDxe: starting Boot0001", "\x1b[1mVerification failed: (0x1A) Security "
+             "Violation\x1b[0m", "OK"]
+    said, option = qemu.diagnose_boot(lines, "login:", serial=True)
+    assert "Secure Boot refused" in said and "Verification failed" in said
+    assert option == "bootloader.secure_boot"
+    said, option = qemu.diagnose_boot(["GNU GRUB", "Linux version 6.1"], "login:", True)
+    assert "Secure Boot" not in said
