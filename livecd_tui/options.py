@@ -911,7 +911,9 @@ _OPTIONS: tuple[Option, ...] = (
         "for shim, Debian's OVMF_VARS_4M.ms.fd (Microsoft's keys); for own-keys, one made "
         "with virt-fw-vars (PyPI: virt-firmware) that holds your certificate as PK, KEK "
         "and db.",
-        depends_on=(("boottest.enabled", (True,)), ("boottest.firmware", ("uefi",))),
+        depends_on=(("boottest.enabled", (True,)), ("boottest.firmware", ("uefi",)),
+                    ("bootloader.type", ("grub2",)),
+                    ("bootloader.secure_boot", ("shim", "own-keys"))),
         must_exist=True,
     ),
     # ---------------------------------------------------------------- Build
