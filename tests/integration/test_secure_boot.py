@@ -4,7 +4,8 @@
   with Microsoft's keys in the firmware; a kernel signed by anyone else is refused by GRUB.
 - own-keys: a key pair made by ``livecd-tui secure-boot-keys`` signs GRUB, shim and the
   kernel; the boot test's variable store (made by the tool with virt-fw-vars) holds only
-  that certificate, and the ISO boots; a firmware that does not trust the key refuses it.
+  that certificate, and the ISO boots; a firmware that does not trust the key refuses it,
+  and boots it once the certificate is enrolled as a MOK.
 
 The good boots go through the tool's own boot test; the refusals are booted with the
 tool's QEMU argv and stopped as soon as the refusal shows on the serial console.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import qemu, secureboot
+from livecd_tui import qemu, secureboot, tools
 from livecd_tui.build import find_prebuilt_kernel
 from tests.integration.helpers import PROFILES, livecd, serial_log, write_profile
 from tests.integration.serial import Guest
@@ -58,15 +59,23 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def test_shim_iso_boots_with_secure_boot_on(tmp_path: Path) -> None:
+def test_shim_iso_boots_with_secure_boot_on_as_cd_and_usb(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "shim.toml", PROFILES / "demo.toml",
                             '[bootloader]\nsecure_boot = "shim"\n'
-                            '[boottest]\nfirmware = "uefi"\ntimeout = 600\n')
+                            '[boottest]\nfirmware = "uefi"\ntimeout = 600\n'
+                            '[iso]\noutput = "shim.iso"\n')
     work = tmp_path / "work"
     result = livecd("build", profile, "--work-dir", work)
     assert result.code == 0, result.output
     assert "OVMF_VARS_4M.ms.fd" in result.output  # Microsoft's keys, nothing of ours
     assert "-machine q35,smm=on" in result.output
+    log = serial_log(work)
+    assert SB_ON in log and "login:" in log
+    # The same image as a USB disk: the ESP is the appended GPT partition (the FAT image).
+    usb = write_profile(tmp_path / "usb.toml", profile, '[boottest]\nmedium = "usb"\n')
+    result = livecd("build", usb, "--work-dir", work, "--only", "boottest")
+    assert result.code == 0, result.output
+    assert "usb-storage,bus=xhci.0" in result.output
     log = serial_log(work)
     assert SB_ON in log and "login:" in log
 
@@ -122,3 +131,12 @@ def test_own_keys_iso_boots_only_where_the_key_is_enrolled(tmp_path: Path,
     with secure_boot_guest(iso, secureboot.OVMF_VARS_MS, tmp_path) as guest:
         guest.expect("Verification failed", 400)
         assert "Linux version" not in guest.output
+    # The same firmware with the certificate enrolled as a MOK (what mokutil --import and
+    # MokManager do) boots it: shim trusts its MOK list for GRUB and the kernel.
+    mok = tmp_path / "mok.fd"
+    subprocess.run([str(tools.VIRT_FW_VARS.find()), "--input", str(secureboot.OVMF_VARS_MS),
+                    "--add-mok", secureboot.OWNER_GUID, str(keys / "db.crt"),
+                    "--output", str(mok)], check=True, capture_output=True)
+    with secure_boot_guest(iso, mok, tmp_path) as guest:
+        guest.expect("login:", 500)
+        assert SB_ON in guest.output and "MokListRT" in guest.output
