@@ -36,6 +36,7 @@ import subprocess
 from pathlib import Path
 
 from livecd_tui import bootconf
+from livecd_tui.profile import Profile
 
 MODES: tuple[str, ...] = ("off", "shim", "own-keys")
 
@@ -78,6 +79,13 @@ OVMF_VARS_MS = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 OVMF_VARS_BLANK = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 #: Owner GUID of the certificates this tool enrolls in a test VARS file (any fixed GUID).
 OWNER_GUID = "6c697665-6364-2d74-7569-2d7465737400"
+
+
+def mode_of(profile: Profile) -> str:
+    """bootloader.secure_boot where it applies (GRUB 2), else "off"."""
+    if profile["bootloader.type"] != "grub2":
+        return "off"
+    return str(profile["bootloader.secure_boot"])
 
 
 def keygen_argv(directory: Path, common_name: str, days: int = 3650) -> list[list[str]]:

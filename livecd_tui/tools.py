@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecd_tui import toolbox
+from livecd_tui import secureboot, toolbox
 from livecd_tui.profile import Profile
 
 
@@ -159,9 +159,9 @@ def required_tools(profile: Profile) -> list[Tool]:
     loader = p["bootloader.type"]
     if loader == "grub2":
         tools += [GRUB_MKIMAGE, GRUB_PC, GRUB_EFI, MFORMAT, MCOPY]
-        if p["bootloader.secure_boot"] == "shim":
+        if secureboot.mode_of(p) == "shim":
             tools += [SHIM, MOKMANAGER, GRUB_SIGNED]
-        elif p["bootloader.secure_boot"] == "own-keys":
+        elif secureboot.mode_of(p) == "own-keys":
             tools += [SHIM, MOKMANAGER, SBSIGN]
     elif loader == "isolinux":
         tools += [ISOLINUX_BIN, LDLINUX, ISOHDPFX]
@@ -175,10 +175,9 @@ def required_tools(profile: Profile) -> list[Tool]:
         tools.append(QEMU)
         if p["boottest.firmware"] == "uefi":
             tools.append(OVMF)
-            if (p["bootloader.type"] == "grub2" and p["bootloader.secure_boot"] != "off"):
+            if secureboot.mode_of(p) != "off":
                 tools.append(OVMF_SECBOOT)
-                if (p["bootloader.secure_boot"] == "own-keys"
-                        and not p["boottest.secure_boot_vars"]):
+                if secureboot.mode_of(p) == "own-keys" and not p["boottest.secure_boot_vars"]:
                     tools.append(VIRT_FW_VARS)
     return list(dict.fromkeys(tools))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from livecd_tui import bootconf, secureboot, tools
 from livecd_tui.build import Build
-from livecd_tui.engine import PlanError, Stage, StepContext, StepFailed
+from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.steps import Action, Step, command, q
 
 KERNEL_ON_CD = "/boot/vmlinuz"
@@ -67,40 +67,32 @@ def find_stage2(build: Build) -> Path | None:
     return Path(found) if found else None
 
 
-def secure_boot_mode(build: Build) -> str:
-    """bootloader.secure_boot where it applies (GRUB 2), else "off"."""
-    p = build.profile
-    return str(p["bootloader.secure_boot"]) if p["bootloader.type"] == "grub2" else "off"
-
-
 def secure_boot_steps(build: Build, out: Path, mode: str) -> list[bootconf.ToolStep]:
     """The EFI side for Secure Boot (see :mod:`livecd_tui.secureboot`); refuses a profile
-    that cannot boot with it, naming the option and where the profile sets it."""
+    that cannot boot with it, naming the option (plan_stage adds where it is set)."""
     from livecd_tui.stages.kernel import kernel_info
 
     p = build.profile
     kernel = kernel_info(build).image
     if mode == "shim":
         if p["kernel.source"] == "tree":
-            raise PlanError(str(p.problem(
-                "bootloader.secure_boot", "shim boots only a kernel the distribution signed, "
-                "and kernel.source = \"tree\" builds one nobody signed: use \"own-keys\"")),
-                "bootloader.secure_boot")
+            raise StepFailed("shim boots only a kernel the distribution signed, and "
+                             "kernel.source = \"tree\" builds one nobody signed: use "
+                             "\"own-keys\"", option="bootloader.secure_boot")
         if kernel.is_file() and not secureboot.has_signature(kernel):
-            raise PlanError(str(p.problem(
-                "bootloader.secure_boot", f"shim boots only a signed kernel, and {kernel} "
-                "carries no signature: take the distribution's signed kernel "
-                "(kernel.image) or use \"own-keys\"")), "bootloader.secure_boot")
+            raise StepFailed(f"shim boots only a signed kernel, and {kernel} carries no "
+                             "signature: take the distribution's signed kernel "
+                             "(kernel.image) or use \"own-keys\"",
+                             option="bootloader.secure_boot")
         return secureboot.esp_steps(out, mode, epoch=build.epoch)
     paths = {}
     for key in ("bootloader.secure_boot_key", "bootloader.secure_boot_cert"):
         paths[key] = p.resolve_path(key)
         if paths[key] is None:
-            raise PlanError(str(p.problem(
-                key, "bootloader.secure_boot = \"own-keys\" needs your key and certificate: "
-                "make them with `livecd-tui secure-boot-keys DIR` and set "
-                "bootloader.secure_boot_key = \"DIR/db.key\", "
-                "bootloader.secure_boot_cert = \"DIR/db.crt\"")), key)
+            raise StepFailed("bootloader.secure_boot = \"own-keys\" needs your key and "
+                             "certificate: make them with `livecd-tui secure-boot-keys DIR` "
+                             "and set bootloader.secure_boot_key = \"DIR/db.key\", "
+                             "bootloader.secure_boot_cert = \"DIR/db.crt\"", option=key)
     return secureboot.esp_steps(out, mode, key=paths["bootloader.secure_boot_key"],
                                 cert=paths["bootloader.secure_boot_cert"],
                                 kernel=build.done_dir("kernel") / "vmlinuz",
@@ -111,7 +103,7 @@ def secure_boot_inputs(build: Build) -> list[Path]:
     """Files the Secure Boot layout reads: the key pair, shim and GRUB, and with own-keys
     the kernel stage's image it signs, so a new signed package, key or kernel makes the
     stage run again."""
-    mode = secure_boot_mode(build)
+    mode = secureboot.mode_of(build.profile)
     if mode == "off":
         return []
     found = [secureboot.SHIM_SIGNED, secureboot.MOKMANAGER_SIGNED]
@@ -146,7 +138,7 @@ def plan_bootloader(build: Build) -> list[Step]:
          f"cat > {q(out / cfg_path)} <<'EOF'\n{text.rstrip()}\nEOF"))]
     loader = p["bootloader.type"]
     if loader == "grub2":
-        mode = secure_boot_mode(build)
+        mode = secureboot.mode_of(build.profile)
         image_steps = bootconf.grub2_image_steps(out, epoch=build.epoch, efi=mode == "off")
         if mode != "off":
             image_steps += secure_boot_steps(build, out, mode)

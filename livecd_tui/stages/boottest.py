@@ -13,7 +13,7 @@ from pathlib import Path
 
 from livecd_tui import qemu, secureboot, tools
 from livecd_tui.build import Build
-from livecd_tui.engine import PlanError, Stage
+from livecd_tui.engine import Stage, StepFailed
 from livecd_tui.steps import Step, command
 
 
@@ -54,7 +54,7 @@ def secure_boot_vars_steps(build: Build) -> tuple[list[Step], Path] | None:
     else (own-keys) one made by virt-fw-vars with the user's certificate as PK, KEK, db.
     """
     p = build.profile
-    mode = p["bootloader.secure_boot"] if p["bootloader.type"] == "grub2" else "off"
+    mode = secureboot.mode_of(p)
     if mode == "off" or p["boottest.firmware"] != "uefi":
         return None
     out = build.partial_dir("boottest")
@@ -66,10 +66,10 @@ def secure_boot_vars_steps(build: Build) -> tuple[list[Step], Path] | None:
     if template is None:
         cert = p.resolve_path("bootloader.secure_boot_cert")
         if cert is None:
-            raise PlanError(str(p.problem("boottest.secure_boot_vars", "the own-keys boot "
-                            "test needs a variable store that trusts your certificate: set "
-                            "bootloader.secure_boot_cert (one is made from it) or this "
-                            "option")), "boottest.secure_boot_vars")
+            raise StepFailed("the own-keys boot test needs a variable store that trusts "
+                             "your certificate: set bootloader.secure_boot_cert (one is "
+                             "made from it) or boottest.secure_boot_vars",
+                             option="boottest.secure_boot_vars")
         template = out / "secure-boot-vars-template.fd"
         argv = secureboot.vars_enroll_argv(secureboot.OVMF_VARS_BLANK, cert, template)
         argv[0] = tools.VIRT_FW_VARS.find() or argv[0]

@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from livecd_tui import bootconf
+from livecd_tui import bootconf, secureboot
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.initrd import MARKER_FILE, SQUASHFS_ON_CD
@@ -73,8 +73,7 @@ def plan_iso(build: Build) -> list[Step]:
         (tree / MARKER_FILE.lstrip("/")).write_text(marker + "\n")
 
     # With own-keys the boot loader stage signed the kernel: its boot/vmlinuz is copied in.
-    own_keys = (p["bootloader.type"] == "grub2"
-                and p["bootloader.secure_boot"] == "own-keys")
+    own_keys = secureboot.mode_of(p) == "own-keys"
     links = [] if own_keys else [(build.done_dir("kernel") / "vmlinuz", "boot/vmlinuz")]
     links += [
         (build.done_dir("initrd") / "initrd.img", "boot/initrd.img"),
