@@ -16,6 +16,8 @@ RUNTIME_PACKAGES=(
     grub-common grub-pc-bin grub-efi-amd64-bin isolinux syslinux-common syslinux-utils
     busybox-static cpio e2fsprogs kmod gzip xz-utils zstd bzip2 tar
     qemu-system-x86 ovmf linux-image-amd64
+    # bootloader.secure_boot: Debian's signed shim and GRUB, sbsign, openssl for the keys
+    shim-signed grub-efi-amd64-signed sbsigntool openssl
 )
 TEST_PACKAGES=(
     shellcheck tmux libarchive-tools

@@ -42,7 +42,7 @@ from livecd_tui.terminal import printable
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROFILE = "demo"
 COMMANDS = ("build", "plan", "export-script", "check", "status", "options", "attach", "stop",
-            "clean", "kernel-fix", "capture", "persistence-image")
+            "clean", "kernel-fix", "capture", "persistence-image", "secure-boot-keys")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,6 +189,14 @@ def make_parser() -> argparse.ArgumentParser:
     capture.add_argument("--all", action="store_true",
                          help="list every path left out, not only examples")
     capture.set_defaults(func=cmd_capture)
+
+    keys = add("secure-boot-keys", "Make your own Secure Boot key pair in DIR (db.key, db.crt "
+                                   "and db.cer for the firmware or mokutil) for "
+                                   "bootloader.secure_boot = \"own-keys\".")
+    keys.add_argument("directory", type=path_arg, metavar="DIR")
+    keys.add_argument("--name", default="livecd-tui Secure Boot key",
+                      help="the certificate's common name (CN)")
+    keys.set_defaults(func=cmd_secure_boot_keys)
 
     options = add("options", "List every option: key, type, default and help.")
     options.add_argument("--markdown", action="store_true",
@@ -683,6 +691,27 @@ def cmd_capture(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print("\n".join(shown.lines))
     return EXIT_FAILED if shown.warnings else EXIT_OK
+
+
+# -- secure-boot-keys ------------------------------------------------------------------
+def cmd_secure_boot_keys(args: argparse.Namespace) -> int:
+    from livecd_tui import secureboot
+
+    try:
+        made = secureboot.make_keys(args.directory, args.name)
+    except ValueError as err:
+        print(f"livecd-tui: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        print(f"livecd-tui: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    key, cert, der = (printable(str(path.resolve())) for path in made)
+    print(f"wrote {key} (private: keep it off the CD), {cert}, {der}")
+    print("In the profile:\n  [bootloader]\n  secure_boot = \"own-keys\"\n"
+          f"  secure_boot_key = \"{key}\"\n  secure_boot_cert = \"{cert}\"")
+    print(f"Enroll {der} in the firmware's db (its Secure Boot setup menu), or as a MOK: "
+          f"mokutil --import {der}, reboot, and confirm it in MokManager.")
+    return EXIT_OK
 
 
 # -- options ---------------------------------------------------------------------------

@@ -778,6 +778,43 @@ _OPTIONS: tuple[Option, ...] = (
         depends_on=(("bootloader.type", ("grub-legacy",)),),
         must_exist=True,
     ),
+    Option(
+        "bootloader.secure_boot",
+        "Secure Boot",
+        "choice",
+        "off",
+        "Boot with UEFI Secure Boot on. 'shim': Debian's shim (signed by Microsoft) starts "
+        "Debian's signed GRUB, which boots only a kernel Debian signed: the distribution's "
+        "kernel (kernel.source prebuilt), not one built here. 'own-keys': your key "
+        "(bootloader.secure_boot_key/_cert, made by `livecd-tui secure-boot-keys DIR`) "
+        "signs the GRUB built here, the kernel (any kernel, an LFS one too) and Debian's "
+        "shim once more; enroll the certificate in the firmware's db (its setup menu) or "
+        "as a MOK (mokutil --import db.cer). Needs shim-signed (both), "
+        "grub-efi-amd64-signed (shim) and sbsigntool (own-keys). BIOS boot is unchanged.",
+        choices=("off", "shim", "own-keys"),
+        depends_on=(("bootloader.type", ("grub2",)),),
+    ),
+    Option(
+        "bootloader.secure_boot_key",
+        "Signing key",
+        "path",
+        "",
+        "Your Secure Boot private key (PEM, no passphrase), e.g. DIR/db.key from "
+        "`livecd-tui secure-boot-keys DIR`. Required with own-keys.",
+        depends_on=(("bootloader.type", ("grub2",)),
+                    ("bootloader.secure_boot", ("own-keys",))),
+        must_exist=True,
+    ),
+    Option(
+        "bootloader.secure_boot_cert",
+        "Signing certificate",
+        "path",
+        "",
+        "The certificate of the signing key (PEM), e.g. DIR/db.crt. Required with own-keys.",
+        depends_on=(("bootloader.type", ("grub2",)),
+                    ("bootloader.secure_boot", ("own-keys",))),
+        must_exist=True,
+    ),
     # ---------------------------------------------------------------- ISO
     Option(
         "iso.tool",
@@ -915,6 +952,21 @@ _OPTIONS: tuple[Option, ...] = (
         "emulation, slower but always works).",
         choices=("auto", "kvm", "tcg"),
         depends_on=(("boottest.enabled", (True,)),),
+    ),
+    Option(
+        "boottest.secure_boot_vars",
+        "Secure Boot VARS",
+        "path",
+        "",
+        "With bootloader.secure_boot on and a UEFI boot test, the machine boots OVMF's "
+        "Secure Boot firmware (q35 with SMM) with a copy of this variable store. Empty: "
+        "for shim, Debian's OVMF_VARS_4M.ms.fd (Microsoft's keys); for own-keys, one made "
+        "with virt-fw-vars (PyPI: virt-firmware) that holds your certificate as PK, KEK "
+        "and db.",
+        depends_on=(("boottest.enabled", (True,)), ("boottest.firmware", ("uefi",)),
+                    ("bootloader.type", ("grub2",)),
+                    ("bootloader.secure_boot", ("shim", "own-keys"))),
+        must_exist=True,
     ),
     # ---------------------------------------------------------------- Build
     Option(

@@ -249,6 +249,18 @@ def ovmf_args(ovmf: Path) -> list[str]:
     return ["-bios", str(ovmf)]
 
 
+def secure_boot_args(vars_file: Path, code: Path) -> list[str]:
+    """QEMU arguments for OVMF with Secure Boot: *code* (the ``secboot`` build, which needs
+    SMM) read-only, and *vars_file*, a writable copy of a variable store whose keys decide
+    what may boot (the firmware writes to it). Goes with ``-machine q35,smm=on``; the
+    ``secure`` pflash property keeps the guest OS from writing the variables directly."""
+    return [
+        "-global", "driver=cfi.pflash01,property=secure,value=on",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(code)}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={option_value(vars_file)}",
+    ]  # fmt: skip
+
+
 def medium_args(iso: Path, medium: str) -> list[str]:
     """QEMU arguments that attach *iso* as a CD, a USB disk (xHCI) or a virtio disk."""
     name = option_value(iso)
@@ -278,6 +290,7 @@ def qemu_argv(
     ovmf: Path | None = None,
     extra_args: Sequence[str] = (),
     timeout: int | None = None,
+    secure_boot: tuple[Path, Path] | None = None,
 ) -> list[str]:
     """argv that boots *iso* headless, with the guest's serial console on stdout.
 
@@ -288,7 +301,9 @@ def qemu_argv(
     ``-monitor none`` keeps the QEMU monitor off stdout; ``-no-reboot`` makes a guest reboot
     end QEMU. With *timeout* (seconds) the argv starts with ``timeout`` so that QEMU is
     killed even if the caller dies. Start it with ``start_new_session=True`` and end it with
-    :func:`stop_qemu`, which also stops QEMU and not only ``timeout``.
+    :func:`stop_qemu`, which also stops QEMU and not only ``timeout``. With *secure_boot*
+    (the writable VARS copy, the secboot CODE image) the UEFI machine is a q35 with SMM
+    running OVMF with Secure Boot (:func:`secure_boot_args`); *ovmf* is then unused.
     """
     if firmware not in FIRMWARES:
         raise ValueError(f"firmware must be one of {FIRMWARES}, not {firmware!r}")
@@ -301,9 +316,14 @@ def qemu_argv(
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         argv += ["timeout", "--kill-after=5", str(timeout)]
-    argv += [QEMU_BINARY, "-machine", "pc", "-m", str(memory_mib)]
+    if secure_boot is not None and firmware != "uefi":
+        raise ValueError("Secure Boot needs the UEFI firmware")
+    machine = "q35,smm=on" if secure_boot is not None else "pc"
+    argv += [QEMU_BINARY, "-machine", machine, "-m", str(memory_mib)]
     argv += _accel_args(accel)
-    if firmware == "uefi":
+    if secure_boot is not None:
+        argv += secure_boot_args(*secure_boot)
+    elif firmware == "uefi":
         path = ovmf if ovmf is not None else find_ovmf()
         if path is None:
             raise FileNotFoundError("no OVMF firmware found (Debian: apt-get install ovmf)")
@@ -333,9 +353,17 @@ BOOT_PHASES: tuple[str, ...] = (
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>c]")
 
+#: What OVMF, shim and GRUB print when Secure Boot refuses an image.
+SECURE_BOOT_REFUSAL = re.compile(r"Verification failed: \(0x1A\) Security Violation|"
+                                 r"bad shim signature|shim_lock protocol not found|"
+                                 r"verification requested but nobody cares|"
+                                 r"prohibited by secure boot policy|: Access Denied")
+
+
 # Checked in order: the first pattern that matches gives the phase.
 _PHASE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"Kernel panic|livecd: rescue shell|livecd: boot failed"), "failed"),
+    (re.compile(r"Kernel panic|livecd: rescue shell|livecd: boot failed|"
+                + SECURE_BOOT_REFUSAL.pattern), "failed"),
     (re.compile(r"livecd: switching to the live system|LIVECD-BOOT-OK|\blogin: |"
                 r"INIT: version|Welcome to (?!GRUB).*!|"
                 r"Please press Enter to activate this console"), "live system"),
@@ -376,6 +404,7 @@ def diagnose_boot(lines: Sequence[str], marker: str, serial: bool) -> tuple[str,
     phase = None
     last = ""
     login_seen = False
+    refusal = ""
     for line in lines:
         text = strip_ansi(line).strip()
         if not text:
@@ -383,11 +412,17 @@ def diagnose_boot(lines: Sequence[str], marker: str, serial: bool) -> tuple[str,
         last = text
         phase = boot_phase(text) or phase
         login_seen = login_seen or "login:" in text
+        found = SECURE_BOOT_REFUSAL.search(text)
+        refusal = refusal or (found.group(0).lstrip(": ") if found else "")
     shown = f"; its last line: {last[:120]!r}" if last else ""
     if phase is None:
         return ("the serial console showed no boot phase at all (not even the firmware)"
                 + shown, "boottest.firmware")
     said = f"the boot reached the {phase} phase{shown}"
+    if refusal:
+        return (f"{said}; Secure Boot refused an image ({refusal!r}): the firmware's keys "
+                "(boottest.secure_boot_vars) do not trust its signer, or the kernel is not "
+                "signed by a key shim trusts", "bootloader.secure_boot")
     if login_seen and marker != "login:":
         return (f"{said}; a login prompt appeared but boottest.marker is {marker!r}",
                 "boottest.marker")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecd_tui import procs, toolbox
+from livecd_tui import procs, secureboot, toolbox
 from livecd_tui.method import BootLoader, Grub2, GrubLegacy, Isolinux, Method
 from livecd_tui.profile import Profile
 
@@ -106,6 +107,20 @@ STAGE2 = Tool("stage2_eltorito", "GRUB legacy's CD boot loader",
                                   or os.path.expanduser("~/.cache"),
                                   "livecd-tui/grub-legacy/usr/lib/grub/*-pc/stage2_eltorito")),
               option="bootloader.stage2_eltorito")
+SHIM = Tool("shimx64.efi.signed", "Debian's shim, signed by Microsoft (Secure Boot)",
+            "shim-signed", "none: a signed shim comes only from a distribution",
+            paths=("/usr/lib/shim/shimx64.efi.signed",), option="bootloader.secure_boot")
+MOKMANAGER = Tool("mmx64.efi.signed", "shim's MOK manager (Secure Boot)", "shim-signed",
+                  "none: a signed MokManager comes only from a distribution",
+                  paths=("/usr/lib/shim/mmx64.efi.signed",), option="bootloader.secure_boot")
+GRUB_SIGNED = Tool("gcdx64.efi.signed", "Debian's signed CD GRUB (Secure Boot with shim)",
+                   "grub-efi-amd64-signed",
+                   "none: use bootloader.secure_boot = \"own-keys\" on LFS",
+                   paths=("/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed",),
+                   option="bootloader.secure_boot")
+SBSIGN = Tool("sbsign", "signs GRUB, shim and the kernel with your key", "sbsigntool",
+              "sbsigntools (not in BLFS: build it from its source)", version_args=("--help",),
+              option="bootloader.secure_boot")
 XORRISO = Tool("xorriso", "writes the ISO image", "xorriso", "libisoburn (BLFS)",
                option="iso.tool")
 GENISOIMAGE = Tool("genisoimage", "writes the ISO image", "genisoimage",
@@ -121,6 +136,18 @@ OVMF = Tool("OVMF", "UEFI firmware for the boot test", "ovmf",
             paths=("/usr/share/ovmf/OVMF.fd", "/usr/share/OVMF/OVMF_CODE.fd",
                    "/usr/share/qemu/OVMF.fd", "/usr/share/edk2/ovmf/OVMF_CODE.fd"),
             option="boottest.firmware")
+
+OVMF_SECBOOT = Tool("OVMF Secure Boot", "UEFI firmware with Secure Boot for the boot test",
+                    "ovmf", "edk2 OVMF built with -D SECURE_BOOT_ENABLE -D SMM_REQUIRE",
+                    paths=("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",),
+                    option="boottest.firmware")
+VIRT_FW_VARS = Tool("virt-fw-vars", "enrolls your certificate in the boot test's UEFI "
+                    "variables", "none (PyPI: pip install virt-firmware)",
+                    "pip install virt-firmware",
+                    # Installed with livecd-tui's test extras: next to its Python.
+                    paths=(os.path.join(os.path.dirname(sys.executable), "virt-fw-vars"),
+                           "/usr/local/bin/virt-fw-vars", "/usr/bin/virt-fw-vars"),
+                    option="boottest.secure_boot_vars")
 
 
 def required_tools(profile: Profile) -> list[Tool]:
@@ -141,6 +168,11 @@ def required_tools(profile: Profile) -> list[Tool]:
     loader = method.loader
     if not (loader.image_option and p[loader.image_option]):  # else its image is named
         tools += LOADER_TOOLS[type(loader)]
+    if isinstance(loader, Grub2):
+        if secureboot.mode_of(p) == "shim":
+            tools += [SHIM, MOKMANAGER, GRUB_SIGNED]
+        elif secureboot.mode_of(p) == "own-keys":
+            tools += [SHIM, MOKMANAGER, SBSIGN]
     tools.append({"xorriso": XORRISO, "genisoimage": GENISOIMAGE, "mkisofs": MKISOFS}
                  [p["iso.tool"]])
     if p["iso.checksum"]:
@@ -149,6 +181,10 @@ def required_tools(profile: Profile) -> list[Tool]:
         tools.append(QEMU)
         if p["boottest.firmware"] == "uefi":
             tools.append(OVMF)
+            if secureboot.mode_of(p) != "off":
+                tools.append(OVMF_SECBOOT)
+                if secureboot.mode_of(p) == "own-keys" and not p["boottest.secure_boot_vars"]:
+                    tools.append(VIRT_FW_VARS)
     return list(dict.fromkeys(tools))
 
 

@@ -21,6 +21,7 @@ DEMO = ROOT / "profiles" / "demo.toml"
 REFUSED = [
     ('[iso]\ntool = "genisoimage"\n', "iso.tool", "iso"),
     ('[kernel]\nextra_modules = ["no_such_module_xyz"]\n', "kernel.extra_modules", "initrd"),
+    ('[bootloader]\nsecure_boot = "own-keys"\n', "bootloader.secure_boot_key", "bootloader"),
 ]
 
 
@@ -53,7 +54,7 @@ def test_shipped_profiles_plan_without_problems() -> None:
 PLANNED_CHOICES = ("initrd.format", "initrd.toolbox", "initrd.device_manager",
                    "initrd.compression", "system.modules", "writable.strategy",
                    "writable.archive_compression", "bootloader.type", "iso.tool",
-                   "boottest.firmware", "boottest.medium")
+                   "boottest.firmware", "boottest.medium", "bootloader.secure_boot")
 PLANNED_BOOLS = ("iso.hybrid", "bootloader.serial", "writable.copy_to_ram", "iso.checksum")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livecd_tui import bootconf, layout, tools
+from livecd_tui import bootconf, layout, secureboot, tools
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.method import Grub2, GrubLegacy, Isolinux
@@ -62,6 +62,57 @@ def find_stage2(build: Build) -> Path | None:
     return Path(found) if found else None
 
 
+def secure_boot_steps(build: Build, out: Path, mode: str) -> list[bootconf.ToolStep]:
+    """The EFI side for Secure Boot (see :mod:`livecd_tui.secureboot`); refuses a profile
+    that cannot boot with it, naming the option (plan_stage adds where it is set)."""
+    from livecd_tui.stages.kernel import kernel_info
+
+    p = build.profile
+    kernel = kernel_info(build).image
+    if mode == "shim":
+        if p["kernel.source"] == "tree":
+            raise StepFailed("shim boots only a kernel the distribution signed, and "
+                             "kernel.source = \"tree\" builds one nobody signed: use "
+                             "\"own-keys\"", option="bootloader.secure_boot")
+        if kernel.is_file() and not secureboot.has_signature(kernel):
+            raise StepFailed(f"shim boots only a signed kernel, and {kernel} carries no "
+                             "signature: take the distribution's signed kernel "
+                             "(kernel.image) or use \"own-keys\"",
+                             option="bootloader.secure_boot")
+        return secureboot.esp_steps(out, mode, epoch=build.epoch)
+    paths = {}
+    for key in ("bootloader.secure_boot_key", "bootloader.secure_boot_cert"):
+        paths[key] = p.resolve_path(key)
+        if paths[key] is None:
+            raise StepFailed("bootloader.secure_boot = \"own-keys\" needs your key and "
+                             "certificate: make them with `livecd-tui secure-boot-keys DIR` "
+                             "and set bootloader.secure_boot_key = \"DIR/db.key\", "
+                             "bootloader.secure_boot_cert = \"DIR/db.crt\"", option=key)
+    return secureboot.esp_steps(out, mode, key=paths["bootloader.secure_boot_key"],
+                                cert=paths["bootloader.secure_boot_cert"],
+                                kernel=build.done_dir("kernel") / "vmlinuz",
+                                epoch=build.epoch)
+
+
+def secure_boot_inputs(build: Build) -> list[Path]:
+    """Files the Secure Boot layout reads: the key pair, shim and GRUB, and with own-keys
+    the kernel stage's image it signs, so a new signed package, key or kernel makes the
+    stage run again."""
+    mode = secureboot.mode_of(build.profile)
+    if mode == "off":
+        return []
+    found = [secureboot.SHIM_SIGNED, secureboot.MOKMANAGER_SIGNED]
+    if mode == "shim":
+        found.append(secureboot.GRUB_CD_SIGNED)
+    else:
+        found.append(build.done_dir("kernel") / "vmlinuz")
+    for key in ("bootloader.secure_boot_key", "bootloader.secure_boot_cert"):
+        path = build.profile.resolve_path(key)
+        if path is not None:
+            found.append(path)
+    return [path for path in found if path.exists()]
+
+
 def plan_bootloader(build: Build) -> list[Step]:
     """Write the menu, then gather or make the loader's images."""
     out = build.partial_dir("bootloader")
@@ -81,8 +132,11 @@ def plan_bootloader(build: Build) -> list[Step]:
          f"cat > {q(out / cfg_path)} <<'EOF'\n{text.rstrip()}\nEOF"))]
     loader = build.method.loader
     if isinstance(loader, Grub2):
-        steps += [command(argv, describe, cwd=cwd) for argv, describe, cwd
-                  in bootconf.grub2_image_steps(out, epoch=build.epoch)]
+        mode = secureboot.mode_of(build.profile)
+        image_steps = bootconf.grub2_image_steps(out, epoch=build.epoch, efi=mode == "off")
+        if mode != "off":
+            image_steps += secure_boot_steps(build, out, mode)
+        steps += [command(argv, describe, cwd=cwd) for argv, describe, cwd in image_steps]
     elif isinstance(loader, Isolinux):
         for tool in (tools.ISOLINUX_BIN, tools.LDLINUX):
             found = tool.find() or f"/usr/lib/ISOLINUX/{tool.name}"
@@ -115,6 +169,7 @@ STAGE = Stage(
     plan=plan_bootloader,
     reads=("bootloader.", "initrd.format", "initrd.size_mib", "writable.copy_to_ram",
            "writable.persistence"),
-    inputs=lambda build: [p for p in [find_stage2(build)] if p is not None]
-    if isinstance(build.method.loader, GrubLegacy) else [],
+    inputs=lambda build: ([p for p in [find_stage2(build)] if p is not None]
+                          if isinstance(build.method.loader, GrubLegacy) else [])
+    + secure_boot_inputs(build),
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from livecd_tui import layout
+from livecd_tui import layout, secureboot
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.media import file_sha256
@@ -56,8 +56,10 @@ def plan_iso(build: Build) -> list[Step]:
     def write_marker(ctx: StepContext) -> None:
         layout.in_tree(tree, layout.MARKER).write_text(marker + "\n")
 
-    links = [
-        (build.done_dir("kernel") / "vmlinuz", layout.KERNEL),
+    # With own-keys the boot loader stage signed the kernel: its boot/vmlinuz is copied in.
+    own_keys = secureboot.mode_of(p) == "own-keys"
+    links = [] if own_keys else [(build.done_dir("kernel") / "vmlinuz", layout.KERNEL)]
+    links += [
         (build.done_dir("initrd") / "initrd.img", layout.INITRD),
         (build.done_dir("system") / "system.squashfs", layout.SQUASHFS),
     ]
@@ -106,6 +108,6 @@ STAGE = Stage(
     describe="Lay out the CD (kernel, initrd, system image, archive, boot loader, LABEL "
              "marker) and write the bootable ISO image.",
     plan=plan_iso,
-    reads=("iso.", "bootloader.type"),
+    reads=("iso.", "bootloader.type", "bootloader.secure_boot"),
     uses=("kernel", "system", "initrd", "writable", "bootloader"),
 )
