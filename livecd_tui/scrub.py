@@ -1258,13 +1258,15 @@ def _account_awk(build: Build, etc: Path) -> list[tuple[str, str]]:
 
 # -- the scan as a command, for the exported script -----------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m livecd_tui.scrub``: the content scan of the exported build script.
+    """``python -m livecd_tui.scrub``: the scrub's steps of the exported build script.
 
     ``squashfs ROOT OUT``: scan what mksquashfs will pack (the patterns of OUT/scrub.exclude
     and ``--exclude`` applied) and add to OUT/scrub.exclude and OUT/scrub.pseudo what the
-    secrets found ask for; ``tree TREE``: the same on the /etc archive's tree, in place;
-    ``check-image IMAGE DIR`` and ``check-archive ARCHIVE``: exit 1 when the image or the
-    archive holds a secret that no ``--allow`` lists.
+    secrets found ask for; ``tree TREE --work-dir WORK --values JSON [--add-new]``: the
+    whole scrub and live login of the /etc archive's tree, in place, as livecd-tui does it
+    (the values are the options', as the script was made); ``check-image IMAGE DIR`` and
+    ``check-archive ARCHIVE``: exit 1 when the image or the archive holds a secret that no
+    ``--allow`` lists.
     """
     import argparse
 
@@ -1275,7 +1277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--exclude", action="append", default=[])
     parser.add_argument("--allow", action="append", default=[])
     parser.add_argument("--work-dir", type=Path)
-    parser.add_argument("--values", help="the options' values (JSON): the whole scrub")
+    parser.add_argument("--values", help="the options' values (JSON)")
     parser.add_argument("--add-new", action="store_true")
     args = parser.parse_args(argv)
     allow = frozenset(secrets.normalise_allow(args.allow))
@@ -1303,16 +1305,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"livecd-build: scrub: {text}")
             return 0
         if args.command == "tree":
-            if args.values is None:
-                findings = apply_to_tree(ScrubPlan(scan=True, allow=allow), args.paths[0])
-            else:
-                from livecd_tui.profile import new_profile
+            from livecd_tui.profile import new_profile
 
-                profile = new_profile()
-                profile.values.update(json.loads(args.values))
-                build = Build.for_profile(profile, args.work_dir)
-                findings = scrub_tree(build, args.paths[0], args.add_new)[1]
-            for finding in findings:
+            profile = new_profile()
+            profile.values.update(json.loads(args.values or "{}"))
+            build = Build.for_profile(profile, args.work_dir)
+            for finding in scrub_tree(build, args.paths[0], args.add_new)[1]:
                 print(f"livecd-build: scrub: {finding.line()}")
             return 0
         if args.command == "check-image":
