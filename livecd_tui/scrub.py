@@ -23,6 +23,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -864,6 +865,23 @@ def pseudo_name(path: str) -> str:
     return path
 
 
+def scrub_squashfs(build: Build, root: Path, sources: Sequence[str],
+                   other: Sequence[excludes.Pattern], out: Path, all_root: bool,
+                   log: fileops.Log = lambda _line: None) -> tuple[ScrubPlan, list[Finding]]:
+    """The system image's scrub: its plan (scan included), mksquashfs's lists in ``out``,
+    and the findings of the report."""
+    plan = make_plan(build, root, sources, all_root=all_root)
+    kept = []
+    if plan.scan:
+        files = packed_files(root, sources, other, plan)
+        started = time.monotonic()
+        kept = scan_content(root, files, plan)
+        log(f"scanned {len(files)} files for secrets in {time.monotonic() - started:.1f} s")
+    write_squashfs_lists(plan, root, sources, other, out)
+    findings = find_removed(root, sources, other, plan)
+    return plan, findings + changed_findings(plan, sources, homes=True) + kept
+
+
 def write_squashfs_lists(plan: ScrubPlan, root: Path, sources: Sequence[str],
                          other: Sequence[excludes.Pattern], out: Path) -> None:
     """The exclude list and pseudo-file definitions mksquashfs reads (``-ef``, ``-pf``),
@@ -1138,63 +1156,38 @@ class _TreeState:
         return current
 
 
-def tree_at_run_time(build: Build, tree: Path, add_new: bool) -> fileops.Deferred:
-    """The staging tree's scrub in the exported script: the tree exists only once the
-    script has copied it, so the script runs this same code then, given the values of the
-    options it reads."""
-    profile = build.profile
-    values = {k: v for k, v in profile.values.items()
-              if k.startswith(("system.", "writable.", "bootloader."))}
-    for key in ("system.root", "writable.overrides"):  # relative to the profile's dir
-        values[key] = str(profile.resolve_path(key) or "")
-    argv = [sys.executable, "-m", "livecd_tui.scrub", "tree", str(tree),
-            f"--work-dir={build.work}", f"--values={json.dumps(values, sort_keys=True)}"]
-    if add_new:
-        argv.append("--add-new")
-    return fileops.Deferred("the scrub and the live login: livecd-tui's own "
-                            "(python -m livecd_tui.scrub tree), once the tree is there",
-                            (" ".join(q(a) for a in argv),))
-
-
 def _literal_path(pattern: excludes.Pattern) -> str:
     """The one path a pattern made by ``excludes.escape`` names."""
     return "/".join(pattern.literals)
 
 
-# -- bash equivalents ------------------------------------------------------------------------
-def script_lines(build: Build, root: Path, out: Path, sources: Sequence[str],
-                 other: Sequence[str] = ()) -> list[str]:
-    """The scrub by hand: the static patterns; the account files with every hash locked and
-    the live login's password set, and an empty machine-id, as pseudo files when they
-    change. (livecd-tui itself also empties each /var/cache dir, keeps the /var/log dirs,
-    adds a live user and autologin: see docs/method.md.)"""
-    exclude = q(out / EXCLUDE_FILE)
-    pseudo = q(out / PSEUDO_FILE)
-    staged = out / STAGED_DIR / "etc"
-    lines = [f"cat > {exclude} <<'EOF'"]
-    lines[-1] += "\n" + "".join(p.text + "\n" for p in static_patterns(build)) + "EOF"
-    lines += [f": > {pseudo}"]
-    if "etc" not in sources:
-        return lines
-    lines.append(f"mkdir -p {q(staged)}")
-    lines += _login_comments(build)
-    for name, awk in _account_awk(build, root / "etc"):
-        src = q(root / "etc" / name)
-        dest = q(staged / name)
-        lines.append(
-            f"[ ! -f {src} ] || {{ {awk} {src} > {dest}; cmp -s {src} {dest} || {{ "
-            f"echo etc/{name} >> {exclude}; "
-            f"echo \"etc/{name} f $(stat -c '%a %u %g' {src}) cat \"{q(dest)} >> {pseudo}; "
-            "}; }")
-    if enabled(build, "system.scrub.machine_id"):
-        src = q(root / "etc" / "machine-id")
-        lines.append(f"[ ! -f {src} ] || {{ : > {q(staged / 'machine-id')} && "
-                     f"echo etc/machine-id >> {exclude} && echo \"etc/machine-id f "
-                     f"$(stat -c '%a %u %g' {src}) cat \"{q(q(staged / 'machine-id'))} "
-                     f">> {pseudo}; }}")
-    return lines + _scan_lines(build, "squashfs", root, out,
-                               *(f"--source={s}" for s in sources),
-                               *(f"--exclude={p}" for p in other))
+# -- in the exported script ---------------------------------------------------------------
+def _at_run_time(build: Build, describe: str, command: str, *args: str) -> fileops.Deferred:
+    """A scrub the exported script runs when what it reads is there: this same code (python
+    -m livecd_tui.scrub), given the values of the options it reads as the script was made."""
+    profile = build.profile
+    values = {k: v for k, v in profile.values.items()
+              if k.startswith(("system.", "writable.", "bootloader."))}
+    for key in ("system.root", "writable.overrides"):  # relative to the profile's dir
+        values[key] = str(profile.resolve_path(key) or "")
+    argv = [sys.executable, "-m", "livecd_tui.scrub", command, *args,
+            f"--work-dir={build.work}", f"--values={json.dumps(values, sort_keys=True)}"]
+    return fileops.Deferred(f"{describe}: livecd-tui's own (python -m livecd_tui.scrub "
+                            f"{command})", (" ".join(q(a) for a in argv),))
+
+
+def squashfs_at_run_time(build: Build, root: Path, out: Path, sources: Sequence[str],
+                         other: Sequence[str], all_root: bool) -> fileops.Deferred:
+    """scrub_squashfs in the exported script (the root may be one it makes)."""
+    return _at_run_time(build, "the scrub's lists for mksquashfs", "squashfs", str(root),
+                        str(out), *(f"--source={s}" for s in sources),
+                        *(f"--exclude={p}" for p in other), *(["--all-root"] * all_root))
+
+
+def tree_at_run_time(build: Build, tree: Path, add_new: bool) -> fileops.Deferred:
+    """scrub_tree in the exported script: the tree exists once the script has copied it."""
+    return _at_run_time(build, "the scrub and the live login", "tree", str(tree),
+                        *(["--add-new"] * add_new))
 
 
 def _scan_lines(build: Build, command: str, *args: str | Path) -> list[str]:
@@ -1219,54 +1212,17 @@ def check_archive_script_lines(build: Build, archive: Path) -> list[str]:
     return _scan_lines(build, "check-archive", archive)
 
 
-def _login_comments(build: Build) -> list[str]:
-    user = build.profile["system.login.user"]
-    lines = []
-    if user:
-        lines.append(f"# livecd-tui also adds the live user {user} when the system lacks it")
-    if build.profile["system.login.autologin"] != "off":
-        lines.append("# livecd-tui also sets up autologin (inittab or systemd drop-ins)")
-    if build.profile["bootloader.serial"]:
-        lines.append("# livecd-tui also adds a getty on ttyS0 to an inittab that has none")
-    return lines
-
-
-def _account_awk(build: Build, etc: Path) -> list[tuple[str, str]]:
-    """(file name, awk command without its input) for each account file: every hash locked
-    (system.scrub.passwords), the live login's password set where livecd-tui sets it."""
-    user = build.profile["system.login.user"] or "root"
-    password = {"none": "", "locked": accounts.LOCKED, "keep": None,
-                "hash": build.profile["system.login.password_hash"]}[
-        build.profile["system.login.password"]]
-    lock = 1 if enabled(build, "system.scrub.passwords") else 0
-    shadow = q(etc / "shadow")
-    out = []
-    for name in ("passwd", "shadow", "group", "gshadow"):
-        if name == "passwd":  # the password is set here only when shadow does not hold it
-            setting = f"$([ -f {shadow} ] && grep -q {q('^' + user + ':')} {shadow} || echo 1)"
-        else:
-            setting = "1" if name == "shadow" else ""
-        if password is None:
-            setting = ""
-        out.append((name, f"awk -F: -v OFS=: -v lock={lock} -v user={q(user)} "
-                          f"-v pw={q(password or '')} -v set=\"{setting}\" "
-                          "'NF > 1 && $1 !~ /^[#+-]/ { if (set == 1 && $1 == user) $2 = pw; "
-                          "else if (lock == 1 && $2 !~ /^(\\*|!|!!|!\\*|x)$/) $2 = \"!\" } "
-                          "1'"))
-    return out
-
-
 # -- the scan as a command, for the exported script -----------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m livecd_tui.scrub``: the scrub's steps of the exported build script.
 
-    ``squashfs ROOT OUT``: scan what mksquashfs will pack (the patterns of OUT/scrub.exclude
-    and ``--exclude`` applied) and add to OUT/scrub.exclude and OUT/scrub.pseudo what the
-    secrets found ask for; ``tree TREE --work-dir WORK --values JSON [--add-new]``: the
-    whole scrub and live login of the /etc archive's tree, in place, as livecd-tui does it
-    (the values are the options', as the script was made); ``check-image IMAGE DIR`` and
-    ``check-archive ARCHIVE``: exit 1 when the image or the archive holds a secret that no
-    ``--allow`` lists.
+    ``squashfs ROOT OUT --work-dir WORK --values JSON``: the system image's whole scrub,
+    mksquashfs's lists written to OUT as livecd-tui writes them (without ``--values``: only
+    the content scan of what mksquashfs will pack, added to OUT's lists);
+    ``tree TREE --work-dir WORK --values JSON [--add-new]``: the whole scrub and live login
+    of the /etc archive's tree, in place. The values are the options', as the script was
+    made. ``check-image IMAGE DIR`` and ``check-archive ARCHIVE``: exit 1 when the image or
+    the archive holds a secret that no ``--allow`` lists.
     """
     import argparse
 
@@ -1279,9 +1235,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path)
     parser.add_argument("--values", help="the options' values (JSON)")
     parser.add_argument("--add-new", action="store_true")
+    parser.add_argument("--all-root", action="store_true")
     args = parser.parse_args(argv)
     allow = frozenset(secrets.normalise_allow(args.allow))
     try:
+        build = None
+        if args.values is not None:
+            from livecd_tui.profile import new_profile
+
+            profile = new_profile()
+            profile.values.update(json.loads(args.values))
+            build = Build.for_profile(profile, args.work_dir)
+        if args.command == "squashfs" and build is not None:
+            root, out = args.paths
+            other = [excludes.parse(p) for p in args.exclude]
+            plan, findings = scrub_squashfs(build, root, args.source, other, out,
+                                            args.all_root)
+            print("\n".join(report(f"the system image ({', '.join(args.source)} of {root})",
+                                   findings, plan.notes)))
+            return 0
         if args.command == "squashfs":
             root, out = args.paths
             patterns = [excludes.parse(line) for line in
@@ -1305,13 +1277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"livecd-build: scrub: {text}")
             return 0
         if args.command == "tree":
-            from livecd_tui.profile import new_profile
-
-            profile = new_profile()
-            profile.values.update(json.loads(args.values or "{}"))
-            build = Build.for_profile(profile, args.work_dir)
-            for finding in scrub_tree(build, args.paths[0], args.add_new)[1]:
-                print(f"livecd-build: scrub: {finding.line()}")
+            if build is None:
+                parser.error("tree needs --values")
+            plan, findings = scrub_tree(build, args.paths[0], args.add_new)
+            print("\n".join(report(f"the tree {args.paths[0]}", findings, plan.notes)))
             return 0
         if args.command == "check-image":
             found = image_secrets(args.paths[0], args.paths[1], allow)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -176,19 +175,10 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
             if pattern.warning:
                 ctx.log(f"warning: {pattern.warning}")
         try:
-            plan = scrub.make_plan(ctx.build, root, sources, all_root=all_root(ctx.build))
-            kept = []
-            if plan.scan:
-                files = scrub.packed_files(root, sources, other, plan)
-                started = time.monotonic()
-                kept = scrub.scan_content(root, files, plan)
-                ctx.log(f"scanned {len(files)} files for secrets in "
-                        f"{time.monotonic() - started:.1f} s")
+            plan, findings = scrub.scrub_squashfs(ctx.build, root, sources, other, ctx.out,
+                                                  all_root(ctx.build), ctx.log)
         except scrub.ScrubError as err:
             raise StepFailed(str(err), hint=err.hint, option=err.option) from None
-        scrub.write_squashfs_lists(plan, root, sources, other, ctx.out)
-        findings = scrub.find_removed(root, sources, other, plan)
-        findings += scrub.changed_findings(plan, sources, homes=True) + kept
         title = f"the system image ({', '.join(sources)} of {root})"
         lines = scrub.report(title, findings, plan.notes)
         for line in lines:
@@ -227,8 +217,9 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
             ctx.log("checked the image's files: no secret in them but those allowed")
 
     return (Action("scrub: choose what the image leaves out and replaces", prepare,
-                   tuple(scrub.script_lines(build, root, out, squashfs_sources(build, root),
-                                            [p.text for p in exclude_patterns(build, root)]))),
+                   tuple(fileops.render([scrub.squashfs_at_run_time(
+                       build, root, out, squashfs_sources(build, root),
+                       [p.text for p in exclude_patterns(build, root)], all_root(build))]))),
             Action("check the image holds nothing the scrub left out", verify,
                    # The exact paths left out, less those replaced by a pseudo file.
                    (f"grep -v -e '^\\.\\.\\. ' -e '[][*?]' {q(out / scrub.EXCLUDE_FILE)} | "
