@@ -164,9 +164,15 @@ def action(describe: str, planner: Planner, build: Build) -> Action:
 
 
 def install(src_root: Path, path: str, dest_root: Path) -> Iterator[Op]:
-    """``elf.install_path`` as operations: in-root ``path`` copied from ``src_root`` to the
-    same path under ``dest_root``, every link met on the way recreated with its text, each
-    directory made with the source's mode."""
+    """In-root ``path`` copied from ``src_root`` to the same path under ``dest_root``.
+
+    Every symlink met while resolving ``path`` in the source -- directory links of a
+    merged-/usr system (``/lib -> usr/lib``) as well as file links (``libc.so.6``,
+    ``/lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/...``) -- is recreated with the
+    same link text, so the names the loader and scripts use work in the new tree exactly as
+    in the source; each directory is made with the source's mode, the file copied with its
+    mode bits and times (a directory is just made). Idempotent.
+    """
     canonical, links = elf.install_links(src_root, path)
     for link, target in links:
         yield from _dirs(src_root, dest_root, os.path.dirname(link))
@@ -179,6 +185,11 @@ def install(src_root: Path, path: str, dest_root: Path) -> Iterator[Op]:
         raise ValueError(f"{path}: only regular files, directories and symlinks can be installed")
     yield from _dirs(src_root, dest_root, os.path.dirname(canonical))
     yield Copy(src, dest_root / canonical.lstrip("/"))
+
+
+def install_path(src_root: Path, path: str, dest_root: Path) -> None:
+    """Run :func:`install` at once."""
+    run(list(install(src_root, path, dest_root)), _quiet)
 
 
 def _dirs(src_root: Path, dest_root: Path, canonical_dir: str) -> Iterator[Mkdir]:
