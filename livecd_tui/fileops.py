@@ -39,8 +39,8 @@ class Mkdir:
 
 @dataclass(frozen=True)
 class Copy:
-    """A file copied with its mode and times (``cp -p``); the source's links are followed,
-    the destination is replaced, never written through."""
+    """A file copied with its mode and times, owned by whoever builds; the source's links
+    are followed, the destination is replaced, never written through."""
 
     src: Path
     dest: Path
@@ -48,7 +48,8 @@ class Copy:
 
 @dataclass(frozen=True)
 class CopyTree:
-    """A directory copied as it is, links kept (``cp -a``), unless the destination exists."""
+    """A directory copied with its modes and times, links kept as links, unless the
+    destination exists."""
 
     src: Path
     dest: Path
@@ -373,10 +374,12 @@ def _render_one(op: Op) -> list[str]:
         return [f"mkdir -p {q(op.path)}" if op.mode is None
                 else f"mkdir -p -m {op.mode:o} {q(op.path)}"]
     if isinstance(op, Copy):
-        return [f"cp -p --remove-destination {q(op.src)} {q(op.dest)}"]
+        # Not cp -p: as root it would keep the source's owner, which the tool does not.
+        return [f"cp --preserve=mode,timestamps --remove-destination {q(op.src)} "
+                f"{q(op.dest)}"]
     if isinstance(op, CopyTree):
         return [f"[ -e {q(op.dest)} ] || {{ mkdir -p {q(op.dest.parent)} && "
-                f"cp -a {q(op.src)} {q(op.dest)}; }}"]
+                f"cp -dR --preserve=mode,timestamps {q(op.src)} {q(op.dest)}; }}"]
     if isinstance(op, Symlink):
         return [f"ln -sfT {q(op.target)} {q(op.path)}"]
     if isinstance(op, WriteFile):
