@@ -263,13 +263,13 @@ def _busybox_root(build: Build, capture: Capture, log: Log | None) -> Path:
     made = build.done_dir("system") / "root"
     if made.is_dir():
         return made
-    from livecd_tui.engine import StepContext
-    from livecd_tui.stages.system import find_busybox, make_busybox_root
+    from livecd_tui import fileops
+    from livecd_tui.stages.system import busybox_root_ops
 
     scratch = Path(tempfile.mkdtemp(prefix="livecd-capture-"))
     capture.scratch = scratch
-    make_busybox_root(StepContext(build, "system", scratch, log or (lambda line: None)),
-                      find_busybox(build))
+    log = log or (lambda line: None)
+    fileops.run(list(busybox_root_ops(build, scratch / "root", log)), log)
     return scratch / "root"
 
 
@@ -300,7 +300,7 @@ def _add_modules(build: Build, capture: Capture, tops: dict[str, TopLevel],
         relpaths = [str(Path(d, f).relative_to(info.modules_dir))
                     for d, _, names in os.walk(info.modules_dir) for f in sorted(names)]
     else:
-        from livecd_tui.stages.initrd import initrd_modules
+        from livecd_tui.stages.cdmodules import initrd_modules
 
         try:
             relpaths = initrd_modules(build, log or (lambda line: None))
@@ -464,11 +464,11 @@ def iso_parts(build: Build, squashfs: int) -> dict[str, int]:
 def _initrd_guess(build: Build) -> int:
     """An initrd not built yet: busybox and the modules it loads, compressed to about
     half (modules already compressed stay as they are), plus its libraries and script."""
-    from livecd_tui.stages.initrd import initrd_modules
+    from livecd_tui.stages.cdmodules import initrd_modules
     from livecd_tui.stages.kernel import kernel_info
-    from livecd_tui.stages.system import find_busybox
+    from livecd_tui.toolbox import busybox_path
 
-    total = _size(find_busybox(build)) // 2 + 512 * 1024
+    total = _size(busybox_path(build.profile)) // 2 + 512 * 1024
     info = kernel_info(build)
     try:
         modules = initrd_modules(build, lambda line: None) if info.modules_dir else []

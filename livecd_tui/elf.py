@@ -18,10 +18,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
-import shutil
-import stat
 import struct
-import tempfile
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,7 +33,6 @@ from elftools.elf.segments import InterpSegment
 __all__ = [
     "MissingLibrary",
     "install_links",
-    "install_path",
     "resolve_in_root",
     "resolve_libraries",
 ]
@@ -91,7 +87,7 @@ def _walk(root: Path, path: str, *, follow_final: bool = True) -> tuple[str, lis
 
     Returns the canonical in-root path and the symlinks met, in order, as
     ``(in-root path of the link, link text)``. Each link's parent is itself canonical, which
-    is what lets :func:`install_path` recreate them one by one. ``..`` never climbs above the
+    is what lets ``fileops.install`` recreate them one by one. ``..`` never climbs above the
     root, and an absolute link target restarts at the root, not at the host's ``/``.
     Components that do not exist are kept as they are (the caller checks existence).
     """
@@ -345,7 +341,7 @@ class _Resolver:
             return None  # wrong class or machine: the loader skips it and keeps searching
         if _has_dot_components(candidate):
             # "$ORIGIN/../lib/libx.so" -> resolve the directory, keep the file name, so the
-            # result can be fed to install_path and compared/deduplicated sanely.
+            # result can be fed to fileops.install and compared/deduplicated sanely.
             parent, name = candidate.rsplit("/", 1)
             return resolve_in_root(self.root, parent or "/").rstrip("/") + "/" + name
         return candidate
@@ -443,7 +439,7 @@ def resolve_libraries(paths: Iterable[str], root: Path = Path("/")) -> list[str]
     the wrong ELF class or machine are skipped. Each program is resolved on its own, like
     separate processes. Paths are reported as the loader finds them (e.g.
     ``/lib/x86_64-linux-gnu/libc.so.6``, not the ``/usr/lib/...`` file behind the link), so that
-    :func:`install_path` recreates the names the loader will look for.
+    ``fileops.install`` recreates the names the loader will look for.
 
     Raises :class:`MissingLibrary` when something cannot be found, and
     :class:`FileNotFoundError` when a given path does not exist in the root. Non-ELF inputs
@@ -460,80 +456,8 @@ def resolve_libraries(paths: Iterable[str], root: Path = Path("/")) -> list[str]
 # Installing into a new tree
 
 
-def _ensure_dir(src_root: Path, dest_root: Path, canonical_dir: str) -> None:
-    """Create the canonical in-root dir (and parents) in ``dest_root`` with the source modes."""
-    parts = [p for p in canonical_dir.split("/") if p]
-    for i in range(1, len(parts) + 1):
-        inroot = "/" + "/".join(parts[:i])
-        dest = _host(dest_root, inroot)
-        if os.path.lexists(dest):
-            continue
-        dest.mkdir()
-        src = _host(src_root, inroot)
-        try:
-            mode = stat.S_IMODE(src.lstat().st_mode) if src.is_dir() else 0o755
-        except FileNotFoundError:
-            mode = 0o755
-        os.chmod(dest, mode)
-
-
-def _ensure_symlink(dest_root: Path, inroot: str, target: str) -> None:
-    dest = _host(dest_root, inroot)
-    if dest.is_symlink():
-        if os.readlink(dest) == target:
-            return
-        dest.unlink()  # the source changed its mind; follow the source
-    elif os.path.lexists(dest):
-        raise FileExistsError(
-            errno.EEXIST,
-            f"{inroot} is a symlink to {target!r} in the source but not in the destination",
-            str(dest),
-        )
-    os.symlink(target, dest)
-
-
 def install_links(src_root: Path, path: str) -> tuple[str, list[tuple[str, str]]]:
-    """What :func:`install_path` recreates for ``path``: its canonical in-root path, and the
-    symlinks met on the way as ``(in-root link, link text)``, in the order they are made.
-    For writing the same installation as shell commands."""
+    """What installing ``path`` into a new tree recreates (``fileops.install``): its
+    canonical in-root path, and the symlinks met on the way as ``(in-root link, link
+    text)``, in the order they are made."""
     return _walk(Path(src_root), path)
-
-
-def install_path(src_root: Path, path: str, dest_root: Path) -> None:
-    """Copy in-root ``path`` from ``src_root`` to the same path under ``dest_root``.
-
-    Every symlink met while resolving ``path`` in the source -- directory links of a
-    merged-/usr system (``/lib -> usr/lib``) as well as file links (``libc.so.6``,
-    ``/lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/...``) -- is recreated with the same
-    link text, so the names the loader and scripts use work in the new tree exactly as in the
-    source. The final file is copied with its mode bits and times (a directory is just created).
-    Idempotent: existing identical links and dirs are kept, files are replaced atomically.
-    """
-    src_root = Path(src_root)
-    dest_root = Path(dest_root)
-    canonical, links = _walk(src_root, path)
-    for link, target in links:
-        _ensure_dir(src_root, dest_root, os.path.dirname(link))
-        _ensure_symlink(dest_root, link, target)
-    src = _host(src_root, canonical)
-    st = src.lstat()  # FileNotFoundError for a missing path, as it should
-    if stat.S_ISDIR(st.st_mode):
-        _ensure_dir(src_root, dest_root, canonical)
-        return
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"{path}: only regular files, directories and symlinks can be installed")
-    parent = os.path.dirname(canonical)
-    _ensure_dir(src_root, dest_root, parent)
-    dest = _host(dest_root, canonical)
-    # Copy next to the target then rename: a read-only file already there (mode 0555) or a
-    # running program's text stays valid, and a crash never leaves half a library.
-    fd, tmp = tempfile.mkstemp(prefix=".install-", dir=_host(dest_root, parent))
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        shutil.copystat(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise

@@ -15,18 +15,21 @@ was removed, replaced or added.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shlex
 import shutil
 import stat
 import sys
 import tarfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from livecd_tui import accounts, excludes, procs, secrets
+from livecd_tui import accounts, excludes, fileops, procs, secrets
 from livecd_tui.build import Build
+from livecd_tui.steps import q
 
 #: History files left out wherever they are (system.scrub.histories).
 HISTORY_FILES = (".bash_history", ".ash_history", ".sh_history", ".zsh_history", ".history",
@@ -861,6 +864,23 @@ def pseudo_name(path: str) -> str:
     return path
 
 
+def scrub_squashfs(build: Build, root: Path, sources: Sequence[str],
+                   other: Sequence[excludes.Pattern], out: Path, all_root: bool,
+                   log: fileops.Log = lambda _line: None) -> tuple[ScrubPlan, list[Finding]]:
+    """The system image's scrub: its plan (scan included), mksquashfs's lists in ``out``,
+    and the findings of the report."""
+    plan = make_plan(build, root, sources, all_root=all_root)
+    kept = []
+    if plan.scan:
+        files = packed_files(root, sources, other, plan)
+        started = time.monotonic()
+        kept = scan_content(root, files, plan)
+        log(f"scanned {len(files)} files for secrets in {time.monotonic() - started:.1f} s")
+    write_squashfs_lists(plan, root, sources, other, out)
+    findings = find_removed(root, sources, other, plan)
+    return plan, findings + changed_findings(plan, sources, homes=True) + kept
+
+
 def write_squashfs_lists(plan: ScrubPlan, root: Path, sources: Sequence[str],
                          other: Sequence[excludes.Pattern], out: Path) -> None:
     """The exclude list and pseudo-file definitions mksquashfs reads (``-ef``, ``-pf``),
@@ -1018,8 +1038,26 @@ def fnmatch_literal(path: str) -> str:
 
 
 # -- the /etc archive's staging tree ---------------------------------------------------------
-def apply_to_tree(plan: ScrubPlan, tree: Path, add_new: bool = True) -> list[Finding]:
-    """Scrub a staging tree in place (a copy made for packing, never the system): the plan's
+def scrub_tree(build: Build, tree: Path, add_new: bool,
+               log: fileops.Log = lambda _line: None) -> tuple[ScrubPlan, list[Finding]]:
+    """Scrub the /etc archive's staging tree for ``build`` (its plan made from the tree's
+    top-level dirs) and apply the live login; the plan (for its notes) and the findings."""
+    tops = sorted(n.name for n in tree.iterdir() if n.is_dir() and not n.is_symlink())
+    plan = make_plan(build, tree, tops, build.system_root)
+    return plan, apply_to_tree(plan, tree, add_new, log)
+
+
+def apply_to_tree(plan: ScrubPlan, tree: Path, add_new: bool = True,
+                  log: fileops.Log = lambda _line: None) -> list[Finding]:
+    """Scrub a staging tree in place (a copy made for packing, never the system)."""
+    ops, findings = tree_ops(plan, tree, add_new)
+    fileops.run(ops, log)
+    return findings
+
+
+def tree_ops(plan: ScrubPlan, tree: Path, add_new: bool = True
+             ) -> tuple[list[fileops.Op], list[Finding]]:
+    """What scrubbing a staging tree does, and the findings it reports: the plan's
     removals, then the content scan's, then the replaced and added files.
 
     The tree is a copy made with ``cp -a``, so it may hold symbolic links to directories,
@@ -1033,48 +1071,84 @@ def apply_to_tree(plan: ScrubPlan, tree: Path, add_new: bool = True) -> list[Fin
                   and not (tree / n).is_symlink())
     findings = find_removed(tree, tops, [], plan)
     replaced = {r.path for r in plan.replacements}
+    state = _TreeState(tree)
     for f in findings:
-        path = tree / f.path.rstrip("/")
-        if f.path.rstrip("/") in replaced:
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        if f.path.rstrip("/") not in replaced:
+            state.remove(f.path.rstrip("/"))
     before = len(plan.patterns)
+    # What the patterns leave out is not scanned, so the scan may come before the removals.
     kept = scan_content(tree, packed_files(tree, tops, [], plan), plan)
     for pattern in plan.patterns[before:]:  # left out by content: each names one file
         rel = _literal_path(pattern)
         size = os.lstat(tree / rel).st_size
-        (tree / rel).unlink()
+        state.remove(rel)
         findings.append(Finding("removed", rel, pattern.option, pattern.reason, 1, size))
     replaced = {r.path for r in plan.replacements}
     for d in plan.new_dirs:
         if d.path.split("/")[0] in tops:
-            target = _dir_inside(tree, d.path, plan)
+            target = state.dir_inside(d.path, plan)
             if target is not None:
-                _own(target, d.mode, d.uid, d.gid)
+                state.ops += [fileops.Chmod(target, d.mode), fileops.Chown(target, d.uid, d.gid)]
     skipped = set()
     for r in plan.replacements:
         if r.path.split("/")[0] not in tops or not (
-                add_new or os.path.lexists(tree / r.path) or r.option == ALLOW_OPTION):
+                add_new or state.exists(r.path) or r.option == ALLOW_OPTION):
             continue
-        parent = _dir_inside(tree, str(PurePosixPath(r.path).parent), plan)
+        parent = state.dir_inside(str(PurePosixPath(r.path).parent), plan)
         if parent is None:
             skipped.add(r.path)
             continue
         target = parent / PurePosixPath(r.path).name
-        if target.is_symlink() or target.exists():
-            target.unlink()
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(r.content)
-        _own(target, r.mode, r.uid, r.gid)
+        state.ops += [fileops.WriteFile(target, r.content, r.mode),
+                      fileops.Chown(target, r.uid, r.gid)]
+        state.made.add(r.path)
     findings = [f for f in findings if f.path.rstrip("/") not in replaced]
     written = [f for f in changed_findings(plan, tops)
-               if (add_new or f.action != "added" or os.path.lexists(tree / f.path))
+               if (add_new or f.action != "added" or state.exists(f.path))
                and f.path not in skipped]
-    return findings + written + kept
+    return state.ops, findings + written + kept
+
+
+class _TreeState:
+    """The staging tree as the operations planned so far will leave it."""
+
+    def __init__(self, tree: Path) -> None:
+        self.tree = tree
+        self.ops: list[fileops.Op] = []
+        self.gone: set[str] = set()
+        self.made: set[str] = set()
+
+    def remove(self, rel: str) -> None:
+        self.ops.append(fileops.Remove(self.tree / rel))
+        self.gone.add(rel)
+
+    def exists(self, rel: str) -> bool:
+        parts = PurePosixPath(rel).parts
+        if rel in self.made:
+            return True
+        if any("/".join(parts[:i]) in self.gone for i in range(1, len(parts) + 1)):
+            return False
+        return os.path.lexists(self.tree / rel)
+
+    def dir_inside(self, rel: str, plan: ScrubPlan) -> Path | None:
+        """``tree/rel`` as a directory, made where missing, never through a symbolic link
+        (None, with a note, when a component is a link or not a directory)."""
+        current = self.tree
+        path = ""
+        for name in PurePosixPath(rel).parts:
+            current = current / name
+            path = f"{path}/{name}" if path else name
+            if path in self.made:
+                continue
+            if self.exists(path) and (current.is_symlink() or not current.is_dir()):
+                plan.notes.append(f"{path} is a symbolic link or not a directory: nothing was "
+                                  "written into it (the archive keeps it as it is in the "
+                                  "system)")
+                return None
+            if not self.exists(path):
+                self.ops.append(fileops.Mkdir(current))
+                self.made.add(path)
+        return current
 
 
 def _literal_path(pattern: excludes.Pattern) -> str:
@@ -1082,62 +1156,33 @@ def _literal_path(pattern: excludes.Pattern) -> str:
     return "/".join(pattern.literals)
 
 
-def _dir_inside(tree: Path, rel: str, plan: ScrubPlan) -> Path | None:
-    """``tree/rel`` as a directory, made where missing, never through a symbolic link (None,
-    with a note, when a component is a link or not a directory)."""
-    current = tree
-    for name in PurePosixPath(rel).parts:
-        current = current / name
-        if current.is_symlink() or (os.path.lexists(current) and not current.is_dir()):
-            plan.notes.append(f"{os.path.relpath(current, tree)} is a symbolic link or not a "
-                              f"directory: nothing was written into it (the archive keeps it "
-                              "as it is in the system)")
-            return None
-        if not os.path.lexists(current):
-            current.mkdir()
-    return current
+# -- in the exported script ---------------------------------------------------------------
+def _at_run_time(build: Build, describe: str, command: str, *args: str) -> fileops.Deferred:
+    """A scrub the exported script runs when what it reads is there: this same code (python
+    -m livecd_tui.scrub), given the values of the options it reads as the script was made."""
+    profile = build.profile
+    values = {k: v for k, v in profile.values.items()
+              if k.startswith(("system.", "writable.", "bootloader."))}
+    for key in ("system.root", "writable.overrides"):  # relative to the profile's dir
+        values[key] = str(profile.resolve_path(key) or "")
+    argv = [sys.executable, "-m", "livecd_tui.scrub", command, *args,
+            f"--work-dir={build.work}", f"--values={json.dumps(values, sort_keys=True)}"]
+    return fileops.Deferred(f"{describe}: livecd-tui's own (python -m livecd_tui.scrub "
+                            f"{command})", (" ".join(q(a) for a in argv),))
 
 
-def _own(path: Path, mode: int, uid: int, gid: int) -> None:
-    os.chmod(path, mode)
-    if os.geteuid() == 0:
-        os.lchown(path, uid, gid)
+def squashfs_at_run_time(build: Build, root: Path, out: Path, sources: Sequence[str],
+                         other: Sequence[str], all_root: bool) -> fileops.Deferred:
+    """scrub_squashfs in the exported script (the root may be one it makes)."""
+    return _at_run_time(build, "the scrub's lists for mksquashfs", "squashfs", str(root),
+                        str(out), *(f"--source={s}" for s in sources),
+                        *(f"--exclude={p}" for p in other), *(["--all-root"] * all_root))
 
 
-# -- bash equivalents ------------------------------------------------------------------------
-def script_lines(build: Build, root: Path, out: Path, sources: Sequence[str],
-                 other: Sequence[str] = ()) -> list[str]:
-    """The scrub by hand: the static patterns; the account files with every hash locked and
-    the live login's password set, and an empty machine-id, as pseudo files when they
-    change. (livecd-tui itself also empties each /var/cache dir, keeps the /var/log dirs,
-    adds a live user and autologin: see docs/method.md.)"""
-    exclude = q(out / EXCLUDE_FILE)
-    pseudo = q(out / PSEUDO_FILE)
-    staged = out / STAGED_DIR / "etc"
-    lines = [f"cat > {exclude} <<'EOF'"]
-    lines[-1] += "\n" + "".join(p.text + "\n" for p in static_patterns(build)) + "EOF"
-    lines += [f": > {pseudo}"]
-    if "etc" not in sources:
-        return lines
-    lines.append(f"mkdir -p {q(staged)}")
-    lines += _login_comments(build)
-    for name, awk in _account_awk(build, root / "etc"):
-        src = q(root / "etc" / name)
-        dest = q(staged / name)
-        lines.append(
-            f"[ ! -f {src} ] || {{ {awk} {src} > {dest}; cmp -s {src} {dest} || {{ "
-            f"echo etc/{name} >> {exclude}; "
-            f"echo \"etc/{name} f $(stat -c '%a %u %g' {src}) cat \"{q(dest)} >> {pseudo}; "
-            "}; }")
-    if enabled(build, "system.scrub.machine_id"):
-        src = q(root / "etc" / "machine-id")
-        lines.append(f"[ ! -f {src} ] || {{ : > {q(staged / 'machine-id')} && "
-                     f"echo etc/machine-id >> {exclude} && echo \"etc/machine-id f "
-                     f"$(stat -c '%a %u %g' {src}) cat \"{q(q(staged / 'machine-id'))} "
-                     f">> {pseudo}; }}")
-    return lines + _scan_lines(build, "squashfs", root, out,
-                               *(f"--source={s}" for s in sources),
-                               *(f"--exclude={p}" for p in other))
+def tree_at_run_time(build: Build, tree: Path, add_new: bool) -> fileops.Deferred:
+    """scrub_tree in the exported script: the tree exists once the script has copied it."""
+    return _at_run_time(build, "the scrub and the live login", "tree", str(tree),
+                        *(["--add-new"] * add_new))
 
 
 def _scan_lines(build: Build, command: str, *args: str | Path) -> list[str]:
@@ -1162,76 +1207,17 @@ def check_archive_script_lines(build: Build, archive: Path) -> list[str]:
     return _scan_lines(build, "check-archive", archive)
 
 
-def tree_script_lines(build: Build, tree: Path) -> list[str]:
-    """The scrub of the /etc archive's staging tree by hand: the static patterns under etc/
-    removed (never '.*', which a shell also expands to '..'), the account files locked and
-    the live login's password set in place, machine-id emptied."""
-    patterns = " ".join(q(p.text) for p in static_patterns(build)
-                        if p.text.startswith("etc/") and not p.text.endswith("/.*"))
-    lines = [f"(cd {q(tree)} && for p in {patterns}; do rm -rf -- $p; done) 2>/dev/null "
-             "|| true"] if patterns else []
-    lines += _login_comments(build)
-    for name, awk in _account_awk(build, tree / "etc"):
-        path = q(tree / "etc" / name)
-        new = q(tree / "etc" / f"{name}.livecd-tui")
-        lines.append(f"[ ! -f {path} ] || {{ {awk} {path} > {new} && cat {new} > {path} && "
-                     f"rm -f {new}; }}")
-    if enabled(build, "system.scrub.machine_id"):
-        path = q(tree / "etc" / "machine-id")
-        lines.append(f"[ ! -f {path} ] || : > {path}")
-    return lines + _scan_lines(build, "tree", tree)
-
-
-def _login_comments(build: Build) -> list[str]:
-    user = build.profile["system.login.user"]
-    lines = []
-    if user:
-        lines.append(f"# livecd-tui also adds the live user {user} when the system lacks it")
-    if build.profile["system.login.autologin"] != "off":
-        lines.append("# livecd-tui also sets up autologin (inittab or systemd drop-ins)")
-    if build.profile["bootloader.serial"]:
-        lines.append("# livecd-tui also adds a getty on ttyS0 to an inittab that has none")
-    return lines
-
-
-def _account_awk(build: Build, etc: Path) -> list[tuple[str, str]]:
-    """(file name, awk command without its input) for each account file: every hash locked
-    (system.scrub.passwords), the live login's password set where livecd-tui sets it."""
-    user = build.profile["system.login.user"] or "root"
-    password = {"none": "", "locked": accounts.LOCKED, "keep": None,
-                "hash": build.profile["system.login.password_hash"]}[
-        build.profile["system.login.password"]]
-    lock = 1 if enabled(build, "system.scrub.passwords") else 0
-    shadow = q(etc / "shadow")
-    out = []
-    for name in ("passwd", "shadow", "group", "gshadow"):
-        if name == "passwd":  # the password is set here only when shadow does not hold it
-            setting = f"$([ -f {shadow} ] && grep -q {q('^' + user + ':')} {shadow} || echo 1)"
-        else:
-            setting = "1" if name == "shadow" else ""
-        if password is None:
-            setting = ""
-        out.append((name, f"awk -F: -v OFS=: -v lock={lock} -v user={q(user)} "
-                          f"-v pw={q(password or '')} -v set=\"{setting}\" "
-                          "'NF > 1 && $1 !~ /^[#+-]/ { if (set == 1 && $1 == user) $2 = pw; "
-                          "else if (lock == 1 && $2 !~ /^(\\*|!|!!|!\\*|x)$/) $2 = \"!\" } "
-                          "1'"))
-    return out
-
-
-def q(value: str | Path) -> str:
-    return shlex.quote(str(value))
-
-
 # -- the scan as a command, for the exported script -----------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m livecd_tui.scrub``: the content scan of the exported build script.
+    """``python -m livecd_tui.scrub``: the scrub's steps of the exported build script.
 
-    ``squashfs ROOT OUT``: scan what mksquashfs will pack (the patterns of OUT/scrub.exclude
-    and ``--exclude`` applied) and add to OUT/scrub.exclude and OUT/scrub.pseudo what the
-    secrets found ask for; ``tree TREE``: the same on the /etc archive's tree, in place;
-    ``check-image IMAGE DIR`` and ``check-archive ARCHIVE``: exit 1 when the image or the
-    archive holds a secret that no ``--allow`` lists.
+    ``squashfs ROOT OUT --work-dir WORK --values JSON``: the system image's whole scrub,
+    mksquashfs's lists written to OUT as livecd-tui writes them (without ``--values``: only
+    the content scan of what mksquashfs will pack, added to OUT's lists);
+    ``tree TREE --work-dir WORK --values JSON [--add-new]``: the whole scrub and live login
+    of the /etc archive's tree, in place. The values are the options', as the script was
+    made. ``check-image IMAGE DIR`` and ``check-archive ARCHIVE``: exit 1 when the image or
+    the archive holds a secret that no ``--allow`` lists.
     """
     import argparse
 
@@ -1241,9 +1227,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", action="append", default=[])
     parser.add_argument("--exclude", action="append", default=[])
     parser.add_argument("--allow", action="append", default=[])
+    parser.add_argument("--work-dir", type=Path)
+    parser.add_argument("--values", help="the options' values (JSON)")
+    parser.add_argument("--add-new", action="store_true")
+    parser.add_argument("--all-root", action="store_true")
     args = parser.parse_args(argv)
     allow = frozenset(secrets.normalise_allow(args.allow))
     try:
+        build = None
+        if args.values is not None:
+            from livecd_tui.profile import new_profile
+
+            profile = new_profile()
+            profile.values.update(json.loads(args.values))
+            build = Build.for_profile(profile, args.work_dir)
+        if args.command == "squashfs" and build is not None:
+            root, out = args.paths
+            other = [excludes.parse(p) for p in args.exclude]
+            plan, findings = scrub_squashfs(build, root, args.source, other, out,
+                                            args.all_root)
+            print("\n".join(report(f"the system image ({', '.join(args.source)} of {root})",
+                                   findings, plan.notes)))
+            return 0
         if args.command == "squashfs":
             root, out = args.paths
             patterns = [excludes.parse(line) for line in
@@ -1267,9 +1272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"livecd-build: scrub: {text}")
             return 0
         if args.command == "tree":
-            plan = ScrubPlan(scan=True, allow=allow)
-            for finding in apply_to_tree(plan, args.paths[0]):
-                print(f"livecd-build: scrub: {finding.line()}")
+            if build is None:
+                parser.error("tree needs --values")
+            plan, findings = scrub_tree(build, args.paths[0], args.add_new)
+            print("\n".join(report(f"the tree {args.paths[0]}", findings, plan.notes)))
             return 0
         if args.command == "check-image":
             found = image_secrets(args.paths[0], args.paths[1], allow)

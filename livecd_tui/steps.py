@@ -3,7 +3,8 @@
 A ``Command`` is an argv list run as is, never through a shell, so a profile value with
 spaces, quotes or ``$(...)`` reaches the program unchanged. An ``Action`` is a small named
 piece of Python (writing a config file, packing a cpio archive) with the bash lines that do
-the same by hand, for ``plan`` and ``export-script``.
+the same, for ``plan`` and ``export-script``; the Actions that fill a tree get both from one
+list of file operations (:mod:`livecd_tui.fileops`).
 """
 
 from __future__ import annotations

@@ -10,10 +10,13 @@ programs otherwise, so an LFS box without busybox gets the article's initrd.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from livecd_tui import fileops
 from livecd_tui.build import host_root_of
+from livecd_tui.engine import StepFailed
 from livecd_tui.method import Method
 from livecd_tui.profile import Profile
 
@@ -57,6 +60,32 @@ def find_busybox(profile: Profile) -> Path | None:
             return root / candidate
     found = shutil.which("busybox")
     return Path(found) if found else None
+
+
+def busybox_path(profile: Profile) -> Path:
+    """The busybox a stage uses: :func:`find_busybox`'s, else where a missing one would be
+    (for the messages)."""
+    return find_busybox(profile) or Path("/bin/busybox")
+
+
+def busybox_missing(busybox: Path, initrd: bool) -> fileops.Fail:
+    """The failure of a stage whose busybox is not there (``initrd``: the initrd's, which
+    can do without, with the system toolbox)."""
+    hint = "Debian: apt-get install busybox-static; or set initrd.busybox"
+    if initrd:
+        return fileops.Fail(f"busybox not found at {busybox}",
+                            hint + ", or initrd.toolbox = \"system\"", "initrd.toolbox")
+    return fileops.Fail(f"busybox not found at {busybox}", hint)
+
+
+def busybox_applets(busybox: Path) -> list[str]:
+    """Where this busybox installs each of its applets (``bin/ls``, ``linuxrc``), sorted."""
+    result = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise StepFailed(f"{busybox} --list-full failed: {result.stderr.strip()}",
+                         hint="initrd.busybox must be a busybox binary")
+    return sorted({line.strip() for line in result.stdout.splitlines() if line.strip()})
 
 
 def choose(profile: Profile) -> Choice:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui.elf import MissingLibrary, install_path, resolve_in_root, resolve_libraries
+from livecd_tui.elf import MissingLibrary, resolve_in_root, resolve_libraries
+from livecd_tui.fileops import install_path
 
 HOST_BINARIES = [
     "/usr/bin/bash",

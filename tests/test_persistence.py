@@ -17,7 +17,7 @@ from livecd_tui.build import Build
 from livecd_tui.kernel import kconfig
 from livecd_tui.profile import ProfileError, load_profile
 from livecd_tui.stages.bootloader import menu_entries
-from livecd_tui.stages.initrd import wanted_modules
+from livecd_tui.stages.cdmodules import wanted_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "profiles" / "demo.toml"

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from livecd_tui import accounts, scrub
+from livecd_tui import accounts, fileops, scrub
 from livecd_tui.build import find_prebuilt_kernel
+from livecd_tui.stages.writable import scrub_tree_step
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = find_prebuilt_kernel(Path("/"))
@@ -406,7 +407,8 @@ def test_the_scripts_account_files_are_the_tools(tmp_path: Path, password: str) 
     plan = scrub.make_plan(build, root, sources)
     out = tmp_path / "out"
     out.mkdir()
-    script = "\n".join(scrub.script_lines(build, root, out, sources)) + "\n"
+    script = "\n".join(fileops.render(
+        [scrub.squashfs_at_run_time(build, root, out, sources, [], False)])) + "\n"
     subprocess.run(["bash", "-euo", "pipefail", "-c", script], check=True)
     pseudo = (out / scrub.PSEUDO_FILE).read_text()
     for name in ("passwd", "shadow", "group", "gshadow"):
@@ -460,7 +462,7 @@ def test_the_scripts_etc_archive_is_the_tools(tmp_path: Path, password: str) -> 
         trees[how] = tree
     plan = scrub.make_plan(build, trees["tool"], ["etc"], root)
     scrub.apply_to_tree(plan, trees["tool"])
-    script = "\n".join(scrub.tree_script_lines(build, trees["script"])) + "\n"
+    script = "\n".join(scrub_tree_step(build, trees["script"]).script_lines()) + "\n"
     subprocess.run(["bash", "-euo", "pipefail", "-c", script], check=True)
     assert tree_digest(trees["script"] / "etc").keys() == tree_digest(trees["tool"] / "etc").keys()
     for name in ("passwd", "shadow", "group", "gshadow", "machine-id", "inittab"):

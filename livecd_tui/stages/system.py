@@ -8,18 +8,16 @@ reproducible, and always without the work dir or the kernel's virtual filesystem
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from livecd_tui import elf, excludes, scrub, toolbox
+from livecd_tui import elf, excludes, fileops, scrub, toolbox
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
-from livecd_tui.kernel import modmatch
+from livecd_tui.stages import cdmodules
 from livecd_tui.stages.kernel import kernel_info
-from livecd_tui.steps import Action, Step, command, q, write_file_lines
+from livecd_tui.steps import Action, Step, command, q
 
 #: Never packed, whatever the profile lists: the kernel fills them at boot.
 ALWAYS_EXCLUDED = ("proc", "sys", "dev", "run", "tmp")
@@ -75,47 +73,33 @@ def squashfs_sources(build: Build, root: Path) -> list[str]:
     return [n for n in names if n not in ALWAYS_EXCLUDED]
 
 
-def find_busybox(build: Build) -> Path:
-    """The busybox the profile names, or one from the system root or PATH (where a missing
-    one would be, for the messages)."""
-    return toolbox.find_busybox(build.profile) or Path("/bin/busybox")
-
-
-def make_busybox_root(ctx: StepContext, busybox: Path) -> None:
-    """A tiny but complete live system: busybox, its applet links, an inittab and a getty."""
-    root = ctx.out / "root"
+def busybox_root_ops(build: Build, root: Path, log: fileops.Log) -> Iterator[fileops.Op]:
+    """A tiny but complete live system in ``root``: busybox, its applet links, an inittab
+    and a getty."""
+    busybox = toolbox.busybox_path(build.profile)
     if not busybox.is_file():
-        raise StepFailed(f"busybox not found at {busybox}",
-                         hint="Debian: apt-get install busybox-static; or set initrd.busybox")
+        yield toolbox.busybox_missing(busybox, initrd=False)
+        return
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "lib", *MOUNT_POINTS):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    os.chmod(root / "tmp", 0o1777)
-    os.chmod(root / "root", 0o700)
-    shutil.copy2(busybox, root / "bin" / "busybox")
-    os.chmod(root / "bin" / "busybox", 0o755)
+        yield fileops.Mkdir(root / d)
+    yield fileops.Chmod(root / "tmp", 0o1777)
+    yield fileops.Chmod(root / "root", 0o700)
+    yield fileops.Copy(busybox, root / "bin" / "busybox")
+    yield fileops.Chmod(root / "bin" / "busybox", 0o755)
     for lib in elf.resolve_libraries([str(busybox)]):
-        elf.install_path(Path("/"), lib, root)
-    applets = _busybox_applets(root / "bin" / "busybox")
-    for applet in applets:
+        yield from fileops.install(Path("/"), lib, root)
+    applets = toolbox.busybox_applets(busybox)
+    made = {"bin", "sbin", "usr/bin", "usr/sbin"}
+    for applet in [a for a in applets if Path(a).name != "busybox"]:
         link = root / applet.lstrip("/")
-        if link.name == "busybox" or os.path.lexists(link):
-            continue
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(root / "bin" / "busybox", link.parent))
+        if str(link.parent.relative_to(root)) not in made:
+            made.add(str(link.parent.relative_to(root)))
+            yield fileops.Mkdir(link.parent)
+        yield fileops.Symlink(link, os.path.relpath(root / "bin" / "busybox", link.parent))
     for name, text in BUSYBOX_FILES.items():
-        (root / name).write_text(text)
-    os.chmod(root / "etc/init.d/rcS", 0o755)
-    ctx.log(f"made a busybox system with {len(applets)} applets in {root}")
-
-
-def _busybox_applets(busybox: Path) -> list[str]:
-    import subprocess
-
-    result = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
-                            check=False)
-    if result.returncode != 0:
-        raise StepFailed(f"{busybox} --list-full failed: {result.stderr.strip()}")
-    return sorted(line.strip() for line in result.stdout.splitlines() if line.strip())
+        yield fileops.WriteFile(root / name, text.encode())
+    yield fileops.Chmod(root / "etc/init.d/rcS", 0o755)
+    log(f"made a busybox system with {len(applets)} applets in {root}")
 
 
 def plan_system(build: Build) -> list[Step]:
@@ -128,11 +112,9 @@ def plan_system(build: Build) -> list[Step]:
     kernel = kernel_info(build)
 
     if busybox_source:
-        busybox = find_busybox(build)
-        steps.append(Action(
+        steps.append(fileops.action(
             "make a tiny system from busybox",
-            lambda ctx: make_busybox_root(ctx, busybox),
-            tuple(busybox_root_script(busybox, out / "root"))))
+            lambda build, log: busybox_root_ops(build, out / "root", log), build))
 
     modules_mode = p["system.modules"]
     target = root / "lib" / "modules" / kernel.release
@@ -164,37 +146,9 @@ def plan_system(build: Build) -> list[Step]:
     return steps
 
 
-def check_kernel_modules(build: Build, modules_dir: Path, what: str,
-                         log: Callable[[str], None]) -> None:
-    """Refuse modules that belong to another kernel than the one on the CD, naming both
-    releases (the kernel's from its image's header, else from the kernel stage)."""
-    info = kernel_info(build)
-    image = build.done_dir("kernel") / "vmlinuz"
-    try:
-        release = modmatch.kernel_release(info.release, image if image.is_file() else None)
-        found = modmatch.check_modules(release, modules_dir, what)
-    except modmatch.ModulesMismatch as err:
-        raise StepFailed(str(err), hint="put the modules of the CD's kernel there "
-                         "(make modules_install, or the distribution's package), or choose "
-                         "the kernel they belong to with kernel.image",
-                         option="kernel.modules_dir") from None
-    log(f"kernel release {release}; modules for {what}: {found.describe()}")
-
-
 def check_modules_step(build: Build, modules_dir: Path, what: str) -> Action:
-    release_file = build.done_dir("kernel") / "release"
-    module = '"$m"'
-    return Action(
-        f"check the modules for {what} belong to the kernel on the CD",
-        lambda ctx: check_kernel_modules(ctx.build, modules_dir, what, ctx.log),
-        (f"release=$(cat {q(release_file)})",
-         f'[ "$(basename {q(modules_dir)})" = "$release" ] || {{ echo "livecd-build: the '
-         f'modules in {modules_dir} are not for release $release" >&2; exit 1; }}',
-         f"m=$(awk -F: 'NF > 1 {{print $1; exit}}' {q(modules_dir / 'modules.dep')} "
-         "2>/dev/null || true)",
-         f'[ -z "$m" ] || [ "$(modinfo -F vermagic {q(modules_dir)}/{module} | cut -d" " '
-         f'-f1)" = "$release" ] || {{ echo "livecd-build: $m in {modules_dir} was not built '
-         'for release $release" >&2; exit 1; }'))
+    check = cdmodules.check(build, modules_dir, what)
+    return Action(check.describe, lambda ctx: check.run(ctx.log), check.script)
 
 
 def exclude_patterns(build: Build, root: Path) -> list[excludes.Pattern]:
@@ -221,19 +175,10 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
             if pattern.warning:
                 ctx.log(f"warning: {pattern.warning}")
         try:
-            plan = scrub.make_plan(ctx.build, root, sources, all_root=all_root(ctx.build))
-            kept = []
-            if plan.scan:
-                files = scrub.packed_files(root, sources, other, plan)
-                started = time.monotonic()
-                kept = scrub.scan_content(root, files, plan)
-                ctx.log(f"scanned {len(files)} files for secrets in "
-                        f"{time.monotonic() - started:.1f} s")
+            plan, findings = scrub.scrub_squashfs(ctx.build, root, sources, other, ctx.out,
+                                                  all_root(ctx.build), ctx.log)
         except scrub.ScrubError as err:
             raise StepFailed(str(err), hint=err.hint, option=err.option) from None
-        scrub.write_squashfs_lists(plan, root, sources, other, ctx.out)
-        findings = scrub.find_removed(root, sources, other, plan)
-        findings += scrub.changed_findings(plan, sources, homes=True) + kept
         title = f"the system image ({', '.join(sources)} of {root})"
         lines = scrub.report(title, findings, plan.notes)
         for line in lines:
@@ -272,8 +217,9 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
             ctx.log("checked the image's files: no secret in them but those allowed")
 
     return (Action("scrub: choose what the image leaves out and replaces", prepare,
-                   tuple(scrub.script_lines(build, root, out, squashfs_sources(build, root),
-                                            [p.text for p in exclude_patterns(build, root)]))),
+                   tuple(fileops.render([scrub.squashfs_at_run_time(
+                       build, root, out, squashfs_sources(build, root),
+                       [p.text for p in exclude_patterns(build, root)], all_root(build))]))),
             Action("check the image holds nothing the scrub left out", verify,
                    # The exact paths left out, less those replaced by a pseudo file.
                    (f"grep -v -e '^\\.\\.\\. ' -e '[][*?]' {q(out / scrub.EXCLUDE_FILE)} | "
@@ -382,61 +328,19 @@ def _copy_modules_steps(build: Build, modules: Path, target: Path, mode: str) ->
         return [command(["mkdir", "-p", target.parent], "make /lib/modules in the root"),
                 command(["cp", "-a", modules, target],
                         "give the live system all the kernel's modules")]
-    from livecd_tui.stages.initrd import initrd_modules
 
-    def copy_selected(ctx: StepContext) -> None:
-        relpaths = initrd_modules(build, ctx.log)
-        for rel in relpaths:
-            dest = target / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(modules / rel, dest)
-        for name in os.listdir(modules):
-            if name.startswith("modules.") and (modules / name).is_file():
-                shutil.copy2(modules / name, target / name)
-        ctx.log(f"copied {len(relpaths)} modules the initrd loads into {target}")
+    def copy_selected(build: Build, log: fileops.Log) -> Iterator[fileops.Op]:
+        try:
+            selected = cdmodules.selected_modules(build, log)
+        except StepFailed as err:  # the check before says what is wrong with the modules
+            yield fileops.Fail(str(err), err.hint, err.option)
+            return
+        yield from cdmodules.copy_ops(build, selected, target.parents[2], every_index=True)
+        if selected is not None:
+            log(f"copied {len(selected)} modules the initrd loads into {target}")
 
-    return [Action("give the live system the modules the initrd loads", copy_selected,
-                   tuple(selected_modules_script(build, modules, target)))]
-
-
-def selected_modules_script(build: Build, modules: Path, target: Path) -> list[str]:
-    """copy_selected as bash: the initrd's modules, then every modules.* file."""
-    from livecd_tui.stages.initrd import copy_modules_lines, fail_lines, planned_modules
-
-    try:
-        selected = planned_modules(build)
-    except StepFailed as err:
-        return fail_lines(str(err), err.hint)
-    source = q(modules) if selected is not None else '"$modules_dir"'
-    into = q(target) if selected is not None else f'{q(target.parent)}/"$kernel_release"'
-    return [*copy_modules_lines(build, selected, target.parents[2]),
-            f"mkdir -p {into}",
-            f"find {source}/ -maxdepth 1 -name 'modules.*' -xtype f -exec cp -p {{}} {into}/ \\;"]
-
-
-def busybox_root_script(busybox: Path, root: Path) -> list[str]:
-    """make_busybox_root as bash."""
-    from livecd_tui.stages.initrd import fail_lines, install_path_lines
-
-    if not busybox.is_file():
-        return fail_lines(f"busybox not found at {busybox}",
-                          "Debian: apt-get install busybox-static; or set initrd.busybox")
-    dirs = ",".join(("bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "lib", *MOUNT_POINTS))
-    lines = [f"mkdir -p {q(root)}/{{{dirs}}}", f"chmod 1777 {q(root / 'tmp')}",
-             f"chmod 700 {q(root / 'root')}", f"cp -p {q(busybox)} {q(root / 'bin/busybox')}",
-             f"chmod 755 {q(root / 'bin/busybox')}"]
-    for lib in elf.resolve_libraries([str(busybox)]):
-        lines += install_path_lines(Path("/"), lib, root)
-    lines += [f"{q(root / 'bin/busybox')} --list-full | while read -r applet; do",
-              '    [ "${applet##*/}" != busybox ] || continue',
-              f'    link={q(root)}/"$applet"',
-              '    [ -e "$link" ] || [ -L "$link" ] || { mkdir -p "${link%/*}" && '
-              f'ln -sr {q(root / "bin/busybox")} "$link"; }}',
-              "done"]
-    for name, text in BUSYBOX_FILES.items():
-        lines += write_file_lines(root / name, text)
-    lines.append(f"chmod 755 {q(root / 'etc/init.d/rcS')}")
-    return lines
+    return [fileops.action("give the live system the modules the initrd loads", copy_selected,
+                           build)]
 
 
 def all_root(build: Build) -> bool:
@@ -488,7 +392,7 @@ def _work_dir_excludes(build: Build, root: Path) -> list[str]:
 
 def system_inputs(build: Build) -> list[Path]:
     if build.profile["system.source"] == "busybox":
-        return [find_busybox(build)]
+        return [toolbox.busybox_path(build.profile)]
     root = build.system_root
     found = [root / name for name in squashfs_sources(build, root)]
     modules = kernel_info(build).modules_dir

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livecd_tui import scrub, secrets
+from livecd_tui import fileops, scrub, secrets
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages.system import all_root, squashfs_sources
@@ -81,8 +81,7 @@ def scrub_tree_step(build: Build, tree: Path) -> Action:
     def run(ctx: StepContext) -> None:
         tops = sorted(n.name for n in tree.iterdir() if n.is_dir() and not n.is_symlink())
         try:
-            plan = scrub.make_plan(ctx.build, tree, tops, ctx.build.system_root)
-            findings = scrub.apply_to_tree(plan, tree, add_new=classic)
+            plan, findings = scrub.scrub_tree(ctx.build, tree, classic, ctx.log)
         except scrub.ScrubError as err:
             raise StepFailed(str(err), hint=err.hint, option=err.option) from None
         what = "the /etc archive" if classic else "the /etc overrides"
@@ -95,7 +94,7 @@ def scrub_tree_step(build: Build, tree: Path) -> Action:
         ctx.log(f"report, every file: {scrub.report_path(ctx.build)} once the stage is done")
 
     return Action("scrub the archive's copy and apply the live login", run,
-                  tuple(scrub.tree_script_lines(build, tree)))
+                  tuple(fileops.render([scrub.tree_at_run_time(build, tree, classic)])))
 
 
 def check_archive_step(build: Build, archive: Path) -> Action:
