@@ -50,8 +50,9 @@ def drop_caches() -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", default="/")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--smoke", action="store_true")
@@ -65,10 +66,11 @@ def main() -> int:
     else:
         root = Path(args.root)
         sources, patterns = squashfs_sources(build, root), exclude_patterns(build, root)
-    lines = [f"# manifest walk, {datetime.now(UTC):%Y-%m-%dT%H:%MZ}, {os.cpu_count()} CPUs, "
-             f"load average before: {load()}",
-             f"# root {root}: {', '.join(sources)}; excludes "
-             f"{', '.join(p.text for p in patterns)}"]
+    lines = [
+        f"# manifest walk, {datetime.now(UTC):%Y-%m-%dT%H:%MZ}, {os.cpu_count()} CPUs, "
+        f"load average before: {load()}",
+        f"# root {root}: {', '.join(sources)}; excludes {', '.join(p.text for p in patterns)}",
+    ]
     if not args.smoke and drop_caches():
         cold, found = timed(manifest.take, root, sources, patterns)
         lines.append(f"cold_walk_s {cold:.2f} (caches dropped; load {load()})")
@@ -85,13 +87,15 @@ def main() -> int:
     load_s, loaded = timed(manifest.load, saved)
     again_s, again = timed(manifest.take, root, sources, patterns)
     diff_s, change = timed(manifest.diff, loaded or {}, again)
-    lines += [f"entries {len(found)} files {files} bytes {size} ({size / 2**30:.2f} GiB)",
-              f"median warm_walk_s {statistics.median(warm):.2f}",
-              f"save_s {save_s:.2f} load_s {load_s:.2f} (manifest {saved.stat().st_size} B)",
-              f"nothing-changed: walk {again_s:.2f} s + diff {diff_s:.2f} s; "
-              f"{len(change.carried())} carried, {len(change.removed)} removed "
-              f"(a live / changes under the walk: logs, caches)",
-              f"# load average after: {load()}"]
+    lines += [
+        f"entries {len(found)} files {files} bytes {size} ({size / 2**30:.2f} GiB)",
+        f"median warm_walk_s {statistics.median(warm):.2f}",
+        f"save_s {save_s:.2f} load_s {load_s:.2f} (manifest {saved.stat().st_size} B)",
+        f"nothing-changed: walk {again_s:.2f} s + diff {diff_s:.2f} s; "
+        f"{len(change.carried())} carried, {len(change.removed)} removed "
+        f"(a live / changes under the walk: logs, caches)",
+        f"# load average after: {load()}",
+    ]
     print("\n".join(lines[-6:]))
     if not args.smoke:
         (HERE / "results").mkdir(exist_ok=True)

@@ -38,8 +38,9 @@ def load() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", default="/")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-mksquashfs", action="store_true")
@@ -58,11 +59,13 @@ def main() -> int:
     sources = squashfs_sources(build, root) if not args.smoke else ["livecd_tui", "tests"]
     other = exclude_patterns(build, root) if not args.smoke else []
     plan = scrub.make_plan(build, root, sources) if not args.smoke else scrub.ScrubPlan()
-    lines = [f"# secrets scan vs mksquashfs, {datetime.now(UTC):%Y-%m-%dT%H:%MZ}, "
-             f"load average before: {load()}",
-             f"# root {root}: {', '.join(sources)}; excludes "
-             f"{', '.join(p.text for p in other)}; {os.cpu_count()} CPUs",
-             "# per run: walk_s scan_all_cpus_s scan_one_process_s files hits load"]
+    lines = [
+        f"# secrets scan vs mksquashfs, {datetime.now(UTC):%Y-%m-%dT%H:%MZ}, "
+        f"load average before: {load()}",
+        f"# root {root}: {', '.join(sources)}; excludes "
+        f"{', '.join(p.text for p in other)}; {os.cpu_count()} CPUs",
+        "# per run: walk_s scan_all_cpus_s scan_one_process_s files hits load",
+    ]
     walks, scans, singles = [], [], []
     for _ in range(args.runs):
         started = time.monotonic()
@@ -81,13 +84,28 @@ def main() -> int:
         print(lines[-1], flush=True)
     lines.append(f"# files with secrets: {', '.join(f'{r.path} ({r.rules})' for r in found)}")
     walk, scan, single = (statistics.median(x) for x in (walks, scans, singles))
-    lines += [f"median walk_s {walk:.1f}", f"median scan_all_cpus_s {scan:.1f}",
-              f"median scan_one_process_s {single:.1f}"]
+    lines += [
+        f"median walk_s {walk:.1f}",
+        f"median scan_all_cpus_s {scan:.1f}",
+        f"median scan_one_process_s {single:.1f}",
+    ]
     if not args.no_mksquashfs:
         image = work / "bench.squashfs"
-        argv = ["mksquashfs", *sources, str(image), "-noappend", "-comp",
-                profile["system.compressor"], "-processors", str(os.cpu_count() or 1),
-                "-no-progress", "-quiet", "-wildcards", "-e", *[p.text for p in other]]
+        argv = [
+            "mksquashfs",
+            *sources,
+            str(image),
+            "-noappend",
+            "-comp",
+            profile["system.compressor"],
+            "-processors",
+            str(os.cpu_count() or 1),
+            "-no-progress",
+            "-quiet",
+            "-wildcards",
+            "-e",
+            *[p.text for p in other],
+        ]
         before = load()
         started = time.monotonic()
         subprocess.run(argv, cwd=root, check=True, stdout=subprocess.DEVNULL)
@@ -98,11 +116,13 @@ def main() -> int:
         in_image = scrub.image_secrets(image, work / "check", ())
         check = time.monotonic() - started
         image.unlink()
-        lines += [f"mksquashfs_s {squash:.1f} (image {size / 2**30:.2f} GiB; load before "
-                  f"{before}, after {load()})",
-                  f"walk+scan / mksquashfs {100 * (walk + scan) / squash:.1f} %",
-                  f"check_after_packing_s {check:.1f} ({len(in_image)} secrets found in the "
-                  f"image; load after {load()})"]
+        lines += [
+            f"mksquashfs_s {squash:.1f} (image {size / 2**30:.2f} GiB; load before "
+            f"{before}, after {load()})",
+            f"walk+scan / mksquashfs {100 * (walk + scan) / squash:.1f} %",
+            f"check_after_packing_s {check:.1f} ({len(in_image)} secrets found in the "
+            f"image; load after {load()})",
+        ]
     print("\n".join(lines[-7:]))
     if not args.smoke:
         (HERE / "results").mkdir(exist_ok=True)

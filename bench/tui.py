@@ -59,8 +59,13 @@ KEY_INTERVAL = 0.05
 
 def first_frame(profile: Path, home: Path, timeout: float = 20.0) -> float:
     """Seconds from starting livecd-tui in a 80x24 pty to its first whole frame."""
-    env = dict(os.environ, TERM="xterm-256color", XDG_CONFIG_HOME=str(home / "config"),
-               XDG_STATE_HOME=str(home / "state"), XDG_CACHE_HOME=str(home / "cache"))
+    env = dict(
+        os.environ,
+        TERM="xterm-256color",
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_STATE_HOME=str(home / "state"),
+        XDG_CACHE_HOME=str(home / "cache"),
+    )
     started = time.monotonic()
     pid, fd = pty.fork()
     if pid == 0:  # the child: a terminal of 80x24, then the real program
@@ -109,8 +114,10 @@ async def flood(profile_path: Path, work: Path, lines: int) -> tuple[list[float]
     def plan_after(build: Build) -> list[Step]:
         return [command(["true"], "nothing")]
 
-    stages = [Stage("flood", "Flood", "prints many lines", plan_flood),
-              Stage("after", "After", "does nothing", plan_after)]
+    stages = [
+        Stage("flood", "Flood", "prints many lines", plan_flood),
+        Stage("after", "After", "does nothing", plan_after),
+    ]
     app = LiveCDApp(load_profile(profile_path), work_dir=work, stages=stages)
     latencies: list[float] = []
     async with app.run_test(size=(80, 24)) as pilot:
@@ -153,8 +160,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lines", type=int, default=500_000)
-    parser.add_argument("--smoke", action="store_true",
-                        help="one run, 20,000 lines, no results file")
+    parser.add_argument(
+        "--smoke", action="store_true", help="one run, 20,000 lines, no results file"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.runs, args.lines = 1, 20_000
@@ -170,9 +178,11 @@ def main() -> int:
             got, ran = asyncio.run(flood(profile, work, args.lines))
             latencies += got
             durations.append(ran)
-            print(f"flood run {run + 1}: {len(got)} keys in {ran:.1f} s, p95 "
-                  f"{percentile(got, 95) * 1000:.1f} ms, RSS now {rss_mib():.0f} MiB",
-                  file=sys.stderr)
+            print(
+                f"flood run {run + 1}: {len(got)} keys in {ran:.1f} s, p95 "
+                f"{percentile(got, 95) * 1000:.1f} ms, RSS now {rss_mib():.0f} MiB",
+                file=sys.stderr,
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     lines = [
@@ -182,7 +192,8 @@ def main() -> int:
         "# start to first frame, each run (s): " + " ".join(f"{f:.3f}" for f in frames),
         f"median first_frame_s {statistics.median(frames):.3f}",
         f"# flood: {args.lines} lines, {args.runs} run(s) of "
-        + ", ".join(f"{d:.1f}" for d in durations) + " s; keys pressed: "
+        + ", ".join(f"{d:.1f}" for d in durations)
+        + " s; keys pressed: "
         f"{len(latencies)}",
         f"key_latency_p50_ms {percentile(latencies, 50) * 1000:.1f}",
         f"key_latency_p95_ms {percentile(latencies, 95) * 1000:.1f}",

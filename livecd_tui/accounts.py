@@ -31,8 +31,12 @@ class AccountFiles:
     changes: list[str] = field(default_factory=list)
 
     def texts(self) -> dict[str, str | None]:
-        return {"passwd": self.passwd, "shadow": self.shadow, "group": self.group,
-                "gshadow": self.gshadow}
+        return {
+            "passwd": self.passwd,
+            "shadow": self.shadow,
+            "group": self.group,
+            "gshadow": self.gshadow,
+        }
 
 
 def records(text: str) -> list[list[str] | str]:
@@ -67,8 +71,12 @@ def lock_passwords(text: str, keep: Iterable[str] = ()) -> tuple[str, list[str]]
     changed = []
     lines = records(text)
     for line in lines:
-        if isinstance(line, list) and len(line) > 1 and line[0] not in kept and \
-                line[1] not in NO_SECRET:
+        if (
+            isinstance(line, list)
+            and len(line) > 1
+            and line[0] not in kept
+            and line[1] not in NO_SECRET
+        ):
             line[1] = LOCKED
             changed.append(line[0])
     return join(lines), changed
@@ -91,8 +99,7 @@ def free_id(*texts: str | None, field_index: int = 2) -> int:
         if text is None:
             continue
         for line in records(text):
-            if isinstance(line, list) and len(line) > field_index and \
-                    line[field_index].isdigit():
+            if isinstance(line, list) and len(line) > field_index and line[field_index].isdigit():
                 used.add(int(line[field_index]))
     for candidate in range(FIRST_UID, LAST_UID + 1):
         if candidate not in used:
@@ -106,8 +113,9 @@ def _append(text: str, line: str) -> str:
     return text + ("" if text.endswith("\n") else "\n") + line + "\n"
 
 
-def add_to_groups(text: str, user: str, groups: Iterable[str],
-                  member_field: int = 3) -> tuple[str, list[str]]:
+def add_to_groups(
+    text: str, user: str, groups: Iterable[str], member_field: int = 3
+) -> tuple[str, list[str]]:
     """Add ``user`` to the member list of each of ``groups`` the file has."""
     wanted = set(groups)
     joined = []
@@ -153,26 +161,42 @@ def apply_scrub_and_login(files: AccountFiles, lock: bool, login: LiveLogin) -> 
             new, changed = lock_passwords(text)
             if changed:
                 setattr(out, attr, new)
-                out.changes.append(f"{attr}: password fields of {', '.join(changed)} locked "
-                                   f"({LOCKED})")
+                out.changes.append(
+                    f"{attr}: password fields of {', '.join(changed)} locked ({LOCKED})"
+                )
     user = login.user
     if user != "root" and out.passwd is not None and user not in names(out.passwd):
         uid = free_id(out.passwd, out.group, field_index=2)
         gid = uid if uid not in _ids(out.group) else free_id(out.group)
         has_shadow = out.shadow is not None
         password = LOCKED if login.password_field is None else login.password_field
-        out.passwd = _append(out.passwd, ":".join(
-            [user, "x" if has_shadow else password, str(uid), str(gid),
-             "Live user", f"/home/{user}", login.shell]))
+        out.passwd = _append(
+            out.passwd,
+            ":".join(
+                [
+                    user,
+                    "x" if has_shadow else password,
+                    str(uid),
+                    str(gid),
+                    "Live user",
+                    f"/home/{user}",
+                    login.shell,
+                ]
+            ),
+        )
         if has_shadow:
-            out.shadow = _append(out.shadow or "", ":".join(
-                [user, password, str(login.days), "0", "99999", "7", "", "", ""]))
+            out.shadow = _append(
+                out.shadow or "",
+                ":".join([user, password, str(login.days), "0", "99999", "7", "", "", ""]),
+            )
         if out.group is not None and user not in names(out.group):
             out.group = _append(out.group, f"{user}:x:{gid}:")
         if out.gshadow is not None and user not in names(out.gshadow):
             out.gshadow = _append(out.gshadow, f"{user}:!::")
-        out.changes.append(f"passwd: live user {user} added (uid {uid}, gid {gid}, home "
-                           f"/home/{user}, shell {login.shell})")
+        out.changes.append(
+            f"passwd: live user {user} added (uid {uid}, gid {gid}, home "
+            f"/home/{user}, shell {login.shell})"
+        )
         if login.groups:
             joined: list[str] = []
             if out.group is not None:
@@ -197,8 +221,9 @@ def apply_scrub_and_login(files: AccountFiles, lock: bool, login: LiveLogin) -> 
 def _ids(text: str | None) -> set[int]:
     if text is None:
         return set()
-    return {int(r[2]) for r in records(text) if isinstance(r, list) and len(r) > 2
-            and r[2].isdigit()}
+    return {
+        int(r[2]) for r in records(text) if isinstance(r, list) and len(r) > 2 and r[2].isdigit()
+    }
 
 
 def _field(text: str, name: str) -> str | None:

@@ -51,11 +51,21 @@ ENTRY_SUFFIX: dict[str, str] = {
 }
 
 #: ISOLINUX labels (typed at the ``boot:`` prompt) and GRUB 2 hotkeys of the entries.
-ENTRY_LABEL: dict[str, str] = {"normal": "live", "toram": "toram", "check": "check",
-                               "debug": "debug", "nopersist": "nopersist"}
+ENTRY_LABEL: dict[str, str] = {
+    "normal": "live",
+    "toram": "toram",
+    "check": "check",
+    "debug": "debug",
+    "nopersist": "nopersist",
+}
 #: ("c" is GRUB's command line: the check entry's key is "m", for media.)
-GRUB_HOTKEY: dict[str, str] = {"normal": "l", "toram": "t", "check": "m", "debug": "d",
-                               "nopersist": "n"}
+GRUB_HOTKEY: dict[str, str] = {
+    "normal": "l",
+    "toram": "t",
+    "check": "m",
+    "debug": "d",
+    "nopersist": "n",
+}
 
 # --------------------------------------------------------------------------------------------
 # Paths on the ISO and on a Debian build host
@@ -714,8 +724,10 @@ def grub2_image_steps(
     write_early = ["sh", "-c", 'printf "%s" "$1" > "$2"', "sh"]
     write_early += [grub_early_cfg(marker_file, prefix), str(early)]
     steps: list[ToolStep] = [
-        ToolStep(["mkdir", "-p", str(grub / "i386-pc"), str(efi_binary.parent)],
-                 "make GRUB's directories"),
+        ToolStep(
+            ["mkdir", "-p", str(grub / "i386-pc"), str(efi_binary.parent)],
+            "make GRUB's directories",
+        ),
         ToolStep(write_early, f"write GRUB's built-in config (find the CD by {marker_file})"),
         ToolStep(
             grub_mkimage_bios_argv(root / GRUB_ELTORITO_IMG, prefix, early),

@@ -62,13 +62,15 @@ class Build:
         return self.shown_as or str(self.profile.path or self.profile.name)
 
     @classmethod
-    def for_profile(cls, profile: Profile, work_dir: Path | None = None,
-                    dry_run: bool = False) -> Build:
+    def for_profile(
+        cls, profile: Profile, work_dir: Path | None = None, dry_run: bool = False
+    ) -> Build:
         """The build of *profile* in *work_dir* (``~`` expanded, as in a profile), else in
         the profile's build.work_dir, else in the default work dir."""
         work = work_dir or profile.resolve_path("build.work_dir") or default_work_dir(profile)
-        return cls(profile=profile, work=Path(os.path.abspath(os.path.expanduser(work))),
-                   dry_run=dry_run)
+        return cls(
+            profile=profile, work=Path(os.path.abspath(os.path.expanduser(work))), dry_run=dry_run
+        )
 
     # -- layout ------------------------------------------------------------------------
     def done_dir(self, stage: str) -> Path:

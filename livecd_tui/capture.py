@@ -129,8 +129,9 @@ class Estimate:
 Log = Callable[[str], None]
 
 
-def scan(build: Build, log: Log | None = None, with_scrub: bool = True,
-         details: bool = True) -> Capture:
+def scan(
+    build: Build, log: Log | None = None, with_scrub: bool = True, details: bool = True
+) -> Capture:
     """Walk what the system stage would pack (without packing it).
 
     For ``system.source = "busybox"`` a scratch busybox system is made (as the stage makes
@@ -173,10 +174,14 @@ def scan(build: Build, log: Log | None = None, with_scrub: bool = True,
         if pattern is not None:
             if id(pattern) in replaced:
                 continue
-            group = groups.setdefault(id(pattern), LeftOut(pattern.text, pattern.reason,
-                                                           pattern.option))
-            files, size = (excludes.tree_totals(root / entry.relpath) if details else (0, 0)) \
-                if entry.is_dir else (1, entry.st.st_size)
+            group = groups.setdefault(
+                id(pattern), LeftOut(pattern.text, pattern.reason, pattern.option)
+            )
+            files, size = (
+                (excludes.tree_totals(root / entry.relpath) if details else (0, 0))
+                if entry.is_dir
+                else (1, entry.st.st_size)
+            )
             group.paths.append(entry.relpath + ("/" if entry.is_dir else ""))
             group.files += files
             group.size += size
@@ -199,8 +204,9 @@ def scan(build: Build, log: Log | None = None, with_scrub: bool = True,
     return capture
 
 
-def _count(top: TopLevel, entry: excludes.Entry, capture: Capture,
-           seen: set[tuple[int, int]], root: Path) -> None:
+def _count(
+    top: TopLevel, entry: excludes.Entry, capture: Capture, seen: set[tuple[int, int]], root: Path
+) -> None:
     mode = entry.st.st_mode
     if stat.S_ISDIR(mode):
         top.dirs += 1
@@ -273,8 +279,9 @@ def _busybox_root(build: Build, capture: Capture, log: Log | None) -> Path:
     return scratch / "root"
 
 
-def _add_modules(build: Build, capture: Capture, tops: dict[str, TopLevel],
-                 log: Log | None) -> None:
+def _add_modules(
+    build: Build, capture: Capture, tops: dict[str, TopLevel], log: Log | None
+) -> None:
     """The kernel's modules the image gets (system.modules) from outside its root: into the
     busybox system, or into a real root that lacks the CD kernel's modules."""
     from livecd_tui.stages.kernel import kernel_info
@@ -286,19 +293,25 @@ def _add_modules(build: Build, capture: Capture, tops: dict[str, TopLevel],
     where = "lib/modules"
     if build.profile["system.source"] == "busybox":
         if (capture.root / "lib" / "modules").is_dir() and any(
-                (capture.root / "lib" / "modules").iterdir()):
+            (capture.root / "lib" / "modules").iterdir()
+        ):
             return  # the stage's own root has them already
     elif modules_from_outside(build, capture.root):
         where, _missing = image_dir(capture.root, "lib/modules", list(tops))
-        capture.notes.append(f"the kernel's modules come from {info.modules_dir} (the root "
-                             f"has none for {info.release}): /{where}/{info.release}")
+        capture.notes.append(
+            f"the kernel's modules come from {info.modules_dir} (the root "
+            f"has none for {info.release}): /{where}/{info.release}"
+        )
     else:
         return
     if info.modules_dir is None or not info.modules_dir.is_dir():
         return
     if build.profile["system.modules"] == "all":
-        relpaths = [str(Path(d, f).relative_to(info.modules_dir))
-                    for d, _, names in os.walk(info.modules_dir) for f in sorted(names)]
+        relpaths = [
+            str(Path(d, f).relative_to(info.modules_dir))
+            for d, _, names in os.walk(info.modules_dir)
+            for f in sorted(names)
+        ]
     else:
         from livecd_tui.stages.cdmodules import initrd_modules
 
@@ -319,8 +332,9 @@ def _add_modules(build: Build, capture: Capture, tops: dict[str, TopLevel],
             capture.files.append((f"{where}/{info.release}/{rel}", path, size))
 
 
-def _not_packed(build: Build, root: Path, sources: Sequence[str],
-                always: Sequence[str]) -> list[tuple[str, str]]:
+def _not_packed(
+    build: Build, root: Path, sources: Sequence[str], always: Sequence[str]
+) -> list[tuple[str, str]]:
     try:
         names = sorted(os.listdir(root))
     except OSError:
@@ -343,8 +357,9 @@ def _not_packed(build: Build, root: Path, sources: Sequence[str],
 
 
 # -- the estimate --------------------------------------------------------------------------
-def estimate(build: Build, capture: Capture, budget: int = SAMPLE_BYTES,
-             log: Log | None = None) -> Estimate:
+def estimate(
+    build: Build, capture: Capture, budget: int = SAMPLE_BYTES, log: Log | None = None
+) -> Estimate:
     """The squashfs's and the ISO's sizes, from packing a sample with the real mksquashfs."""
     p = build.profile
     block = int(p["system.block_size"]) * 1024
@@ -358,8 +373,20 @@ def estimate(build: Build, capture: Capture, budget: int = SAMPLE_BYTES,
         tree.mkdir()
         entries = _write_sample(tree, pieces)
         image = Path(tmp) / "sample.squashfs"
-        argv = ["mksquashfs", str(tree), str(image), "-noappend", "-no-progress", "-all-root",
-                "-comp", compressor, "-b", f"{block // 1024}K", "-processors", str(cpus)]
+        argv = [
+            "mksquashfs",
+            str(tree),
+            str(image),
+            "-noappend",
+            "-no-progress",
+            "-all-root",
+            "-comp",
+            compressor,
+            "-b",
+            f"{block // 1024}K",
+            "-processors",
+            str(cpus),
+        ]
         started = time.monotonic()
         env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
         result = procs.run(argv, env=env)
@@ -367,22 +394,36 @@ def estimate(build: Build, capture: Capture, budget: int = SAMPLE_BYTES,
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()[-500:]}")
         sample_image = image.stat().st_size
-    tables = sum(int(x) for x in re.findall(r"(?:Inode|Directory) table size (\d+) bytes",
-                                            result.stdout))
+    tables = sum(
+        int(x) for x in re.findall(r"(?:Inode|Directory) table size (\d+) bytes", result.stdout)
+    )
     data = max(sample_image - tables, 0)
     total = sum(size for _, _, size in capture.files)
     scale = total / sample_bytes if sample_bytes else 0.0
     per_entry = tables / max(entries, 1)
     squashfs = int(data * scale + per_entry * capture.entries) + 4096
     if log:
-        log(f"sample: {human(sample_bytes)} of {human(total)} in {len(pieces)} pieces, packed "
-            f"to {human(sample_image)} in {seconds:.1f} s")
-    return Estimate(compressor, block, squashfs, iso_parts(build, squashfs), sample_bytes,
-                    len(pieces), total, sample_image, seconds, seconds * max(scale, 1.0))
+        log(
+            f"sample: {human(sample_bytes)} of {human(total)} in {len(pieces)} pieces, packed "
+            f"to {human(sample_image)} in {seconds:.1f} s"
+        )
+    return Estimate(
+        compressor,
+        block,
+        squashfs,
+        iso_parts(build, squashfs),
+        sample_bytes,
+        len(pieces),
+        total,
+        sample_image,
+        seconds,
+        seconds * max(scale, 1.0),
+    )
 
 
-def _sample(files: Sequence[tuple[str, Path, int]], budget: int,
-            unit: int) -> list[tuple[str, Path, int, int]]:
+def _sample(
+    files: Sequence[tuple[str, Path, int]], budget: int, unit: int
+) -> list[tuple[str, Path, int, int]]:
     """Pieces (image path, host path, offset, length) taken evenly along the data: the
     files in order are cut into units of ``unit`` bytes (small files grouped whole, big
     ones in pieces), and every k-th unit is taken."""
@@ -452,8 +493,10 @@ def iso_parts(build: Build, squashfs: int) -> dict[str, int]:
         if built:
             parts["/etc archive"] = built
         elif method.writable.linked_root:
-            parts["/etc archive"] = sum(_du(build.system_root / d.strip("/"))
-                                        for d in method.writable.archive_dirs()) // 4
+            parts["/etc archive"] = (
+                sum(_du(build.system_root / d.strip("/")) for d in method.writable.archive_dirs())
+                // 4
+            )
         else:
             overrides = p.resolve_path("writable.overrides")
             parts["/etc archive"] = _du(overrides) // 4 if overrides else 0
@@ -521,49 +564,71 @@ def warnings(build: Build, capture: Capture, est: Estimate | None) -> list[str]:
     medium = build.profile["iso.medium"]
     label, capacity = MEDIA[medium]
     if est is not None and capacity is not None and est.iso > capacity:
-        out.append(f"the ISO (about {human(est.iso)}) will not fit {label}, "
-                   f"{human(capacity)}: leave more out (system.excludes, system.dirs), use a "
-                   "stronger compressor (system.compressor = \"xz\"), or choose a bigger "
-                   "iso.medium")
+        out.append(
+            f"the ISO (about {human(est.iso)}) will not fit {label}, "
+            f"{human(capacity)}: leave more out (system.excludes, system.dirs), use a "
+            'stronger compressor (system.compressor = "xz"), or choose a bigger '
+            "iso.medium"
+        )
     needed = space_needed(capture.size, est.squashfs if est else None)
     free = free_space(build.work)
     if free < needed:
-        out.append(f"the work dir {build.work} has {human(free)} free, the build needs about "
-                   f"{human(needed)}: free some space or set build.work_dir")
+        out.append(
+            f"the work dir {build.work} has {human(free)} free, the build needs about "
+            f"{human(needed)}: free some space or set build.work_dir"
+        )
     return out
 
 
 # -- the report ----------------------------------------------------------------------------
-def render(build: Build, capture: Capture, est: Estimate | None, problems: Sequence[str],
-           every_path: bool = False, examples: int = 3) -> list[str]:
+def render(
+    build: Build,
+    capture: Capture,
+    est: Estimate | None,
+    problems: Sequence[str],
+    every_path: bool = False,
+    examples: int = 3,
+) -> list[str]:
     """The preview as text lines of at most about 78 columns (the CLI prints them, the TUI
     shows them), long notes and warnings wrapped."""
     p = build.profile
-    where = "a busybox system, made as the system stage makes it" \
-        if p["system.source"] == "busybox" else str(capture.root)
-    lines = [f"Preview of profile {p.name}: what the system image will hold",
-             f"packed from {where}", ""]
+    where = (
+        "a busybox system, made as the system stage makes it"
+        if p["system.source"] == "busybox"
+        else str(capture.root)
+    )
+    lines = [
+        f"Preview of profile {p.name}: what the system image will hold",
+        f"packed from {where}",
+        "",
+    ]
     lines.append(f"{'packed':28} {'files':>9} {'dirs':>7} {'links':>7} {'size':>11}")
     for top in capture.sources:
         name = f"{top.name} -> {top.link}" if top.link else top.name
-        lines.append(f"  {name:26} {top.files:>9,} {top.dirs:>7,} {top.links:>7,} "
-                     f"{human(top.size):>11}")
-    lines.append(f"  {'total':26} {sum(t.files for t in capture.sources):>9,} "
-                 f"{sum(t.dirs for t in capture.sources):>7,} "
-                 f"{sum(t.links for t in capture.sources):>7,} {human(capture.size):>11}")
+        lines.append(
+            f"  {name:26} {top.files:>9,} {top.dirs:>7,} {top.links:>7,} {human(top.size):>11}"
+        )
+    lines.append(
+        f"  {'total':26} {sum(t.files for t in capture.sources):>9,} "
+        f"{sum(t.dirs for t in capture.sources):>7,} "
+        f"{sum(t.links for t in capture.sources):>7,} {human(capture.size):>11}"
+    )
     lines += ["", "left out, by pattern: why [option]"]
     if not capture.left_out:
         lines.append("  nothing")
     for group in capture.left_out:
         entries = len(group.paths)
-        lines.append(f"  {group.pattern}  ({entries:,} entr{'y' if entries == 1 else 'ies'}, "
-                     f"{group.files:,} files, {human(group.size)})")
+        lines.append(
+            f"  {group.pattern}  ({entries:,} entr{'y' if entries == 1 else 'ies'}, "
+            f"{group.files:,} files, {human(group.size)})"
+        )
         lines += _wrap(f"{group.reason} [{group.option}]", "      ")
         shown = group.paths if every_path else group.paths[:examples]
         lines += [f"      {path}" for path in shown]
         if len(group.paths) > len(shown):
-            lines.append(f"      ... and {len(group.paths) - len(shown):,} more (--all, or "
-                         "a: every path)")
+            lines.append(
+                f"      ... and {len(group.paths) - len(shown):,} more (--all, or a: every path)"
+            )
     if capture.not_packed:
         lines += ["", "not in the image: top-level entries of the root"]
         by_reason: dict[str, list[str]] = {}
@@ -577,29 +642,50 @@ def render(build: Build, capture: Capture, est: Estimate | None, problems: Seque
             lines.append(f"  {f.path}")
             lines += _wrap(f"{f.why} [{f.option}]", "      ")
     if capture.duplicates:
-        lines += ["", *_wrap(f"{capture.duplicates:,} files ({human(capture.duplicate_bytes)}) "
-                             "have the same content as another packed file: mksquashfs "
-                             "stores it once", "")]
+        lines += [
+            "",
+            *_wrap(
+                f"{capture.duplicates:,} files ({human(capture.duplicate_bytes)}) "
+                "have the same content as another packed file: mksquashfs "
+                "stores it once",
+                "",
+            ),
+        ]
     if capture.unreadable:
         lines += ["", f"unreadable: {len(capture.unreadable)} (reading them needs root)"]
         lines += [f"  {u}" for u in capture.unreadable[:examples]]
     if est is not None:
         share = est.sample_bytes / est.data_bytes * 100 if est.data_bytes else 100.0
-        lines += ["", f"estimate: {est.compressor}, {est.block_size // 1024} KiB blocks",
-                  f"  from a sample of {human(est.sample_bytes)} ({share:.1f} % of the data) "
-                  "packed by mksquashfs"]
+        lines += [
+            "",
+            f"estimate: {est.compressor}, {est.block_size // 1024} KiB blocks",
+            f"  from a sample of {human(est.sample_bytes)} ({share:.1f} % of the data) "
+            "packed by mksquashfs",
+        ]
         ratio = est.squashfs / capture.size if capture.size else 0.0
         for part, size in est.parts.items():
-            extra = (f"  {ratio:.0%} of the packed bytes; mksquashfs: about "
-                     f"{_duration(est.pack_seconds)}") if part == "squashfs" else ""
+            extra = (
+                (
+                    f"  {ratio:.0%} of the packed bytes; mksquashfs: about "
+                    f"{_duration(est.pack_seconds)}"
+                )
+                if part == "squashfs"
+                else ""
+            )
             lines.append(f"  {part:14} {human(size):>11}{extra}")
         label, capacity = MEDIA[p["iso.medium"]]
-        use = f"  {est.iso / capacity:.0%} of {label} [iso.medium]" if capacity else \
-            f"  for {label} [iso.medium]"
+        use = (
+            f"  {est.iso / capacity:.0%} of {label} [iso.medium]"
+            if capacity
+            else f"  for {label} [iso.medium]"
+        )
         lines.append(f"  {'ISO':14} {human(est.iso):>11}{use}")
     needed = space_needed(capture.size, est.squashfs if est else None)
-    lines += ["", f"work dir {build.work}",
-              f"  {human(free_space(build.work))} free, the build needs about {human(needed)}"]
+    lines += [
+        "",
+        f"work dir {build.work}",
+        f"  {human(free_space(build.work))} free, the build needs about {human(needed)}",
+    ]
     if capture.notes:
         lines += ["", "notes"]
         for note in capture.notes:
@@ -614,9 +700,14 @@ def render(build: Build, capture: Capture, est: Estimate | None, problems: Seque
 def _wrap(text: str, indent: str, rest: str | None = None) -> list[str]:
     import textwrap
 
-    return textwrap.wrap(text, 78, initial_indent=indent,
-                         subsequent_indent=indent if rest is None else rest,
-                         break_on_hyphens=False, break_long_words=False) or [indent]
+    return textwrap.wrap(
+        text,
+        78,
+        initial_indent=indent,
+        subsequent_indent=indent if rest is None else rest,
+        break_on_hyphens=False,
+        break_long_words=False,
+    ) or [indent]
 
 
 def _duration(seconds: float) -> str:
@@ -641,8 +732,13 @@ class Preview:
     lines: list[str]
 
 
-def preview(build: Build, sample: bool = True, budget: int = SAMPLE_BYTES,
-            every_path: bool = False, log: Log | None = None) -> Preview:
+def preview(
+    build: Build,
+    sample: bool = True,
+    budget: int = SAMPLE_BYTES,
+    every_path: bool = False,
+    log: Log | None = None,
+) -> Preview:
     """Scan, estimate and render: what ``livecd-tui capture`` and the TUI's view show."""
     from livecd_tui.engine import StepFailed
 
@@ -653,8 +749,10 @@ def preview(build: Build, sample: bool = True, budget: int = SAMPLE_BYTES,
     try:
         est = estimate(build, capture, budget, log) if sample else None
     except FileNotFoundError:
-        raise CaptureError("mksquashfs is not installed (Debian: squashfs-tools); "
-                           "use --no-estimate to only walk the system") from None
+        raise CaptureError(
+            "mksquashfs is not installed (Debian: squashfs-tools); "
+            "use --no-estimate to only walk the system"
+        ) from None
     except RuntimeError as err:
         raise CaptureError(str(err)) from None
     finally:

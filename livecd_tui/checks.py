@@ -74,8 +74,7 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
         for finding in path_findings(Build.for_profile(profile), STAGES):
             number = profile.lines.get(finding.key)
             where = f"{profile.path}:{number}: " if number and profile.path else ""
-            report.items.append(CheckItem("profile", False, where + finding.message,
-                                          finding.key))
+            report.items.append(CheckItem("profile", False, where + finding.message, finding.key))
         if not report.items:
             report.items.append(CheckItem("profile", True, f"{profile.path}: no problems"))
     for line, key in unused_settings(profile):
@@ -85,9 +84,14 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
         if found:
             report.items.append(CheckItem("tool", True, f"{tool.name}: {found}"))
         else:
-            report.items.append(CheckItem(
-                "tool", False, f"{tool.name} missing ({tool.why}): Debian {tool.debian}; "
-                f"LFS/BLFS {tool.lfs}", tool.option))
+            report.items.append(
+                CheckItem(
+                    "tool",
+                    False,
+                    f"{tool.name} missing ({tool.why}): Debian {tool.debian}; LFS/BLFS {tool.lfs}",
+                    tool.option,
+                )
+            )
     report.items += toolbox_items(profile)
     report.items += persistence_items(profile)
     if not problems:
@@ -114,21 +118,45 @@ def plan_items(profile: Profile) -> list[CheckItem]:
 def toolbox_items(profile: Profile) -> list[CheckItem]:
     """Which toolbox the initrd gets and why; with the system's, every program it needs."""
     choice = toolbox.choose(profile)
-    items = [CheckItem("tool", True, f"initrd toolbox: {choice.kind} ({choice.why})",
-                       "initrd.toolbox", note=True)]
+    items = [
+        CheckItem(
+            "tool",
+            True,
+            f"initrd toolbox: {choice.kind} ({choice.why})",
+            "initrd.toolbox",
+            note=True,
+        )
+    ]
     if choice.kind == "system":
         programs, missing = toolbox.system_programs(profile)
         if missing:
-            items.append(CheckItem(
-                "tool", False, f"the system toolbox needs {', '.join(missing)} in the system "
-                "root (coreutils, util-linux, kmod)", "initrd.toolbox"))
+            items.append(
+                CheckItem(
+                    "tool",
+                    False,
+                    f"the system toolbox needs {', '.join(missing)} in the system "
+                    "root (coreutils, util-linux, kmod)",
+                    "initrd.toolbox",
+                )
+            )
         if profile["initrd.device_manager"] == "mdev":
-            items.append(CheckItem(
-                "tool", False, "initrd.device_manager = \"mdev\" is busybox's: the system "
-                "toolbox has none (use devtmpfs or udev)", "initrd.device_manager"))
+            items.append(
+                CheckItem(
+                    "tool",
+                    False,
+                    'initrd.device_manager = "mdev" is busybox\'s: the system '
+                    "toolbox has none (use devtmpfs or udev)",
+                    "initrd.device_manager",
+                )
+            )
         else:
-            items.append(CheckItem("tool", True, f"system toolbox: {len(programs)} programs "
-                                   "found in the system root"))
+            items.append(
+                CheckItem(
+                    "tool",
+                    True,
+                    f"system toolbox: {len(programs)} programs found in the system root",
+                )
+            )
     return items
 
 
@@ -141,21 +169,39 @@ def persistence_items(profile: Profile) -> list[CheckItem]:
     mode = profile["writable.persistence"]
     if mode == "off":
         return []
-    where = (f"an image file {profile['writable.persistence_file']} on a FAT filesystem"
-             if mode == "file" else "a partition")
+    where = (
+        f"an image file {profile['writable.persistence_file']} on a FAT filesystem"
+        if mode == "file"
+        else "a partition"
+    )
     encrypted = profile["writable.persistence_encrypted"]
-    items = [CheckItem("tool", True, f"persistence: {where}, label "
-                       f"{profile['writable.persistence_label']}"
-                       f"{', LUKS' if encrypted else ''} (make it with livecd-tui "
-                       "persistence-image)", "writable.persistence", note=True)]
+    items = [
+        CheckItem(
+            "tool",
+            True,
+            f"persistence: {where}, label "
+            f"{profile['writable.persistence_label']}"
+            f"{', LUKS' if encrypted else ''} (make it with livecd-tui "
+            "persistence-image)",
+            "writable.persistence",
+            note=True,
+        )
+    ]
     if encrypted:
         root = host_root_of(profile)
         found = [c for c in CRYPTSETUP_PATHS if (root / c.lstrip("/")).is_file()]
-        items.append(CheckItem("tool", True, f"cryptsetup: {root / found[0].lstrip('/')}")
-                     if found else CheckItem(
-                         "tool", False, f"cryptsetup missing in the system root {root} (an "
-                         "encrypted persistence store needs it in the initrd): Debian "
-                         "cryptsetup-bin; BLFS cryptsetup", "writable.persistence_encrypted"))
+        items.append(
+            CheckItem("tool", True, f"cryptsetup: {root / found[0].lstrip('/')}")
+            if found
+            else CheckItem(
+                "tool",
+                False,
+                f"cryptsetup missing in the system root {root} (an "
+                "encrypted persistence store needs it in the initrd): Debian "
+                "cryptsetup-bin; BLFS cryptsetup",
+                "writable.persistence_encrypted",
+            )
+        )
     return items
 
 
@@ -166,10 +212,17 @@ def unused_settings(profile: Profile) -> list[tuple[str, str]]:
     for key, option in OPTIONS.items():
         if profile.values[key] == option.default or is_active(option, profile.values):
             continue
-        when = " and ".join(f"{other} is " + " or ".join(format_value(v) for v in allowed)
-                            for other, allowed in option.depends_on)
-        notes.append((f"{key} = {format_value(profile.values[key])} is not used: it "
-                      f"applies only when {when}", key))
+        when = " and ".join(
+            f"{other} is " + " or ".join(format_value(v) for v in allowed)
+            for other, allowed in option.depends_on
+        )
+        notes.append(
+            (
+                f"{key} = {format_value(profile.values[key])} is not used: it "
+                f"applies only when {when}",
+                key,
+            )
+        )
     return notes
 
 
@@ -250,15 +303,21 @@ def kernel_report(profile: Profile) -> KernelReport:
         config = kconfig.parse_config(found[1])
         report.findings = kconfig.check(config, reqs, release)
         report.advised = kconfig.check(config, advised, release)
-    elif info.modules_dir and any((info.modules_dir / name).is_file()
-                                  for name in ("modules.builtin", "modules.dep")):
+    elif info.modules_dir and any(
+        (info.modules_dir / name).is_file() for name in ("modules.builtin", "modules.dep")
+    ):
         report.partial = True
         report.findings = kconfig.check_from_modules(info.modules_dir, reqs)
         report.advised = kconfig.check_from_modules(info.modules_dir, advised)
     else:
-        where = f"{tree}/.config" if tree else (
-            f"{info.image} (release {info.release}), and no modules.builtin or modules.dep "
-            f"in {info.modules_dir} to check instead")
+        where = (
+            f"{tree}/.config"
+            if tree
+            else (
+                f"{info.image} (release {info.release}), and no modules.builtin or modules.dep "
+                f"in {info.modules_dir} to check instead"
+            )
+        )
         report.error = f"no kernel config found for {where}"
     return report
 
@@ -267,19 +326,33 @@ def kernel_items(profile: Profile) -> list[CheckItem]:
     """The kernel-config requirements of the profile's method, each ok or not."""
     report = kernel_report(profile)
     if report.error:
-        return [CheckItem("kernel", False, report.error,
-                          "kernel.tree" if report.tree else "kernel.config")]
+        return [
+            CheckItem(
+                "kernel", False, report.error, "kernel.tree" if report.tree else "kernel.config"
+            )
+        ]
     key = "kernel.tree" if report.tree else "kernel.image"
     items = [CheckItem("kernel", True, report.headline())]
     for finding in report.findings:
         ok = finding.state in ("ok", "module")
         items.append(CheckItem("kernel", ok, finding_line(finding), None if ok else key))
     for finding in report.warnings:
-        items.append(CheckItem("kernel", True, finding_line(finding, "warning")
-                               + " (driver groups; not needed to boot)"))
+        items.append(
+            CheckItem(
+                "kernel",
+                True,
+                finding_line(finding, "warning") + " (driver groups; not needed to boot)",
+            )
+        )
     if report.tree and report.fixable():
-        items.append(CheckItem("kernel", True, f"livecd-tui kernel-fix {profile.path or ''} "
-                                               "sets what is missing in the tree's .config"))
+        items.append(
+            CheckItem(
+                "kernel",
+                True,
+                f"livecd-tui kernel-fix {profile.path or ''} "
+                "sets what is missing in the tree's .config",
+            )
+        )
     return items
 
 
@@ -288,15 +361,18 @@ def finding_line(finding: kconfig.Finding, state: str | None = None) -> str:
     return f"{state or finding.state:7} {finding.requirement.symbol:22} {finding.message}"
 
 
-def fix_inputs(profile: Profile, groups: bool = True
-               ) -> tuple[Path, list[kconfig.Requirement], str | None]:
+def fix_inputs(
+    profile: Profile, groups: bool = True
+) -> tuple[Path, list[kconfig.Requirement], str | None]:
     """What the fix works on: the profile's kernel tree, the requirements (those of the
     method, plus the driver groups' unless ``groups`` is False) and the kernel version."""
     from livecd_tui.kernel.kernelfix import FixError
 
     if profile["kernel.source"] != "tree":
-        raise FixError('the fix changes a kernel source tree: set kernel.source = "tree" '
-                       "and kernel.tree (a prebuilt kernel's config cannot be changed)")
+        raise FixError(
+            'the fix changes a kernel source tree: set kernel.source = "tree" '
+            "and kernel.tree (a prebuilt kernel's config cannot be changed)"
+        )
     from livecd_tui.stages.kernel import advised_requirements, requirements_for
 
     report = kernel_report(profile)

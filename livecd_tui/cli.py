@@ -41,8 +41,21 @@ from livecd_tui.terminal import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROFILE = "demo"
-COMMANDS = ("build", "plan", "export-script", "check", "status", "options", "attach", "stop",
-            "clean", "kernel-fix", "capture", "persistence-image", "secure-boot-keys")
+COMMANDS = (
+    "build",
+    "plan",
+    "export-script",
+    "check",
+    "status",
+    "options",
+    "attach",
+    "stop",
+    "clean",
+    "kernel-fix",
+    "capture",
+    "persistence-image",
+    "secure-boot-keys",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,10 +111,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livecd-tui",
         description="Turn an installed Linux system into a bootable live ISO. Without a "
-                    "command, opens the TUI on PROFILE (default: demo); --ascii or "
-                    "--no-ascii before it choose its drawing (default: ASCII on the Linux "
-                    "console and without a UTF-8 locale; LIVECD_TUI_ASCII=1/0).",
-        epilog="Exit codes: 0 ok, 1 build or check failed, 2 bad profile or usage.")
+        "command, opens the TUI on PROFILE (default: demo); --ascii or "
+        "--no-ascii before it choose its drawing (default: ASCII on the Linux "
+        "console and without a UTF-8 locale; LIVECD_TUI_ASCII=1/0).",
+        epilog="Exit codes: 0 ok, 1 build or check failed, 2 bad profile or usage.",
+    )
     parser.add_argument("--version", action="version", version=f"livecd-tui {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -110,33 +124,55 @@ def make_parser() -> argparse.ArgumentParser:
 
     build = add("build", "Build the live ISO of a profile (stages up to date are skipped).")
     build.add_argument("profile", help="profile file or name")
-    build.add_argument("--work-dir", type=path_arg, help="work dir (default: from the profile, "
-                       "else $XDG_CACHE_HOME/livecd-tui/PROFILE)")
+    build.add_argument(
+        "--work-dir",
+        type=path_arg,
+        help="work dir (default: from the profile, else $XDG_CACHE_HOME/livecd-tui/PROFILE)",
+    )
     build.add_argument("--only", metavar="STAGE,...", help="run only these stages")
-    build.add_argument("--from", dest="start", metavar="STAGE",
-                       help="run from this stage on (--only, --from and --resume exclude "
-                            "one another)")
-    build.add_argument("--force", nargs="?", const="*", metavar="STAGE",
-                       help="rebuild all stages, or only STAGE, even if up to date")
-    build.add_argument("--resume", action="store_true",
-                       help="continue from the stage that failed or was interrupted")
-    build.add_argument("-q", "--quiet", action="store_true",
-                       help="print only stage results, not each command's output")
-    build.add_argument("--detach", action="store_true",
-                       help="run the build in the background, in its own session, so it "
-                            "survives the terminal (SSH) going away; follow it with attach")
+    build.add_argument(
+        "--from",
+        dest="start",
+        metavar="STAGE",
+        help="run from this stage on (--only, --from and --resume exclude one another)",
+    )
+    build.add_argument(
+        "--force",
+        nargs="?",
+        const="*",
+        metavar="STAGE",
+        help="rebuild all stages, or only STAGE, even if up to date",
+    )
+    build.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the stage that failed or was interrupted",
+    )
+    build.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only stage results, not each command's output",
+    )
+    build.add_argument(
+        "--detach",
+        action="store_true",
+        help="run the build in the background, in its own session, so it "
+        "survives the terminal (SSH) going away; follow it with attach",
+    )
     build.add_argument("--shown-as", metavar="PROFILE", help=argparse.SUPPRESS)
     build.set_defaults(func=cmd_build)
 
     for name, help_text, func in (
-            ("attach", "Follow a running (or finished) build in a work dir.", cmd_attach),
-            ("stop", "Stop the build running in a work dir.", cmd_stop),
-            ("clean", "Delete a work dir (only one livecd-tui made, and not in use).",
-             cmd_clean),
-            ("status", "Show each stage's state in a work dir.", cmd_status)):
+        ("attach", "Follow a running (or finished) build in a work dir.", cmd_attach),
+        ("stop", "Stop the build running in a work dir.", cmd_stop),
+        ("clean", "Delete a work dir (only one livecd-tui made, and not in use).", cmd_clean),
+        ("status", "Show each stage's state in a work dir.", cmd_status),
+    ):
         on_work_dir = add(name, help_text)
-        on_work_dir.add_argument("target", type=name_arg,
-                                 help="work dir, or a profile (its default work dir)")
+        on_work_dir.add_argument(
+            "target", type=name_arg, help="work dir, or a profile (its default work dir)"
+        )
         on_work_dir.set_defaults(func=func)
 
     plan = add("plan", "Print every step of every stage as it would run, running nothing.")
@@ -154,53 +190,87 @@ def make_parser() -> argparse.ArgumentParser:
     check.add_argument("profile")
     check.set_defaults(func=cmd_check)
 
-    add_kernel_fix(add("kernel-fix", "Set what the kernel tree's .config lacks (scripts/config "
-                                     "+ make olddefconfig), after showing every change."))
+    add_kernel_fix(
+        add(
+            "kernel-fix",
+            "Set what the kernel tree's .config lacks (scripts/config "
+            "+ make olddefconfig), after showing every change.",
+        )
+    )
 
-    persist = add("persistence-image", "Make the persistence store a profile's live system "
-                                       "looks for (writable.persistence): an ext4 image, "
-                                       "labelled, optionally LUKS-encrypted, for a USB "
-                                       "stick's partition, a FAT stick or a VM disk.")
+    persist = add(
+        "persistence-image",
+        "Make the persistence store a profile's live system "
+        "looks for (writable.persistence): an ext4 image, "
+        "labelled, optionally LUKS-encrypted, for a USB "
+        "stick's partition, a FAT stick or a VM disk.",
+    )
     persist.add_argument("profile")
-    persist.add_argument("output", type=path_arg, help="the image file to make (never "
-                         "overwritten)")
+    persist.add_argument("output", type=path_arg, help="the image file to make (never overwritten)")
     persist.add_argument("--size", default="1G", help="e.g. 512M, 4G (default 1G)")
-    persist.add_argument("--fs", choices=("ext4", "ext2"), default="ext4",
-                         help="ext2 for a kernel without ext4 (default ext4)")
-    persist.add_argument("--passphrase-file", type=path_arg, metavar="FILE",
-                         help="with writable.persistence_encrypted: the LUKS passphrase "
-                              "(default: asked twice on the terminal)")
-    persist.add_argument("--iter-time", type=int, default=2000, metavar="MS",
-                         help="with encryption: ms of key derivation on this machine "
-                              "(default 2000, cryptsetup's; a slower machine takes longer)")
+    persist.add_argument(
+        "--fs",
+        choices=("ext4", "ext2"),
+        default="ext4",
+        help="ext2 for a kernel without ext4 (default ext4)",
+    )
+    persist.add_argument(
+        "--passphrase-file",
+        type=path_arg,
+        metavar="FILE",
+        help="with writable.persistence_encrypted: the LUKS passphrase "
+        "(default: asked twice on the terminal)",
+    )
+    persist.add_argument(
+        "--iter-time",
+        type=int,
+        default=2000,
+        metavar="MS",
+        help="with encryption: ms of key derivation on this machine "
+        "(default 2000, cryptsetup's; a slower machine takes longer)",
+    )
     persist.set_defaults(func=cmd_persistence_image)
 
-
-    capture = add("capture", "Preview what the system stage will pack (per top-level dir), "
-                             "what it leaves out and why, and the squashfs and ISO sizes "
-                             "estimated from a sample; warn when the ISO will not fit "
-                             "iso.medium or the work dir lacks space. Exit 1 on a warning.")
+    capture = add(
+        "capture",
+        "Preview what the system stage will pack (per top-level dir), "
+        "what it leaves out and why, and the squashfs and ISO sizes "
+        "estimated from a sample; warn when the ISO will not fit "
+        "iso.medium or the work dir lacks space. Exit 1 on a warning.",
+    )
     capture.add_argument("profile")
     capture.add_argument("--work-dir", type=path_arg)
-    capture.add_argument("--sample-mib", type=int, default=32, metavar="MIB",
-                         help="how much of the data the estimate packs (default 32)")
-    capture.add_argument("--no-estimate", action="store_true",
-                         help="only walk the system, pack no sample")
-    capture.add_argument("--all", action="store_true",
-                         help="list every path left out, not only examples")
+    capture.add_argument(
+        "--sample-mib",
+        type=int,
+        default=32,
+        metavar="MIB",
+        help="how much of the data the estimate packs (default 32)",
+    )
+    capture.add_argument(
+        "--no-estimate", action="store_true", help="only walk the system, pack no sample"
+    )
+    capture.add_argument(
+        "--all", action="store_true", help="list every path left out, not only examples"
+    )
     capture.set_defaults(func=cmd_capture)
 
-    keys = add("secure-boot-keys", "Make your own Secure Boot key pair in DIR (db.key, db.crt "
-                                   "and db.cer for the firmware or mokutil) for "
-                                   "bootloader.secure_boot = \"own-keys\".")
+    keys = add(
+        "secure-boot-keys",
+        "Make your own Secure Boot key pair in DIR (db.key, db.crt "
+        "and db.cer for the firmware or mokutil) for "
+        'bootloader.secure_boot = "own-keys".',
+    )
     keys.add_argument("directory", type=path_arg, metavar="DIR")
-    keys.add_argument("--name", default="livecd-tui Secure Boot key",
-                      help="the certificate's common name (CN)")
+    keys.add_argument(
+        "--name", default="livecd-tui Secure Boot key", help="the certificate's common name (CN)"
+    )
     keys.set_defaults(func=cmd_secure_boot_keys)
 
     options = add("options", "List every option: key, type, default and help.")
-    options.add_argument("--markdown", action="store_true",
-                         help="print the reference as Markdown (docs/options.md)")
+    options.add_argument(
+        "--markdown", action="store_true", help="print the reference as Markdown (docs/options.md)"
+    )
     options.set_defaults(func=cmd_options)
     return parser
 
@@ -216,8 +286,11 @@ def open_tui(args: list[str]) -> int:
     chosen = [ascii[arg] for arg in args if arg in ascii]
     args = [arg for arg in args if arg not in ascii]
     if len(args) > 1 or len(chosen) > 1 or any(arg.startswith("-") for arg in args):
-        print("usage: livecd-tui [--ascii|--no-ascii] [PROFILE] | livecd-tui COMMAND ... "
-              "(see --help)", file=sys.stderr)
+        print(
+            "usage: livecd-tui [--ascii|--no-ascii] [PROFILE] | livecd-tui COMMAND ... "
+            "(see --help)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         path = find_profile(args[0] if args else DEFAULT_PROFILE)
@@ -228,8 +301,11 @@ def open_tui(args: list[str]) -> int:
     try:
         from livecd_tui.tui.app import LiveCDApp
     except ImportError as err:
-        print(f"livecd-tui: the TUI is not available ({err}); use the headless commands: "
-              "livecd-tui --help", file=sys.stderr)
+        print(
+            f"livecd-tui: the TUI is not available ({err}); use the headless commands: "
+            "livecd-tui --help",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     LiveCDApp(profile, ascii=chosen[0] if chosen else None).run()
     return EXIT_OK
@@ -250,8 +326,7 @@ class ConsoleReporter:
         elif isinstance(event, StageSkipped):
             print(f"==> {event.stage}: {event.reason}, skipped", flush=True)
         elif isinstance(event, StepStarted) and not self.quiet:
-            print(f"[{event.stage}] ({event.index + 1}/{event.total}) {event.describe}",
-                  flush=True)
+            print(f"[{event.stage}] ({event.index + 1}/{event.total}) {event.describe}", flush=True)
         elif isinstance(event, OutputLine) and not self.quiet:
             print(f"[{event.stage}] {printable(event.line)}", flush=True)
         elif isinstance(event, StageFinished):
@@ -263,25 +338,31 @@ class ConsoleReporter:
 def stage_choice(args: argparse.Namespace) -> list[str]:
     """The ``--only`` stage names; refuses (BuildError, exit 2) an empty list, an unknown
     name, and options that would silently override one another."""
-    given = [f"--{name}" for name, value in (("only", args.only is not None),
-                                             ("from", args.start is not None),
-                                             ("resume", args.resume)) if value]
+    given = [
+        f"--{name}"
+        for name, value in (
+            ("only", args.only is not None),
+            ("from", args.start is not None),
+            ("resume", args.resume),
+        )
+        if value
+    ]
     if len(given) > 1:
-        raise BuildError(f"{' and '.join(given)} cannot be used together: each chooses the "
-                         "stages to run")
-    names = [s.strip() for s in args.only.split(",") if s.strip()] \
-        if args.only is not None else []
+        raise BuildError(
+            f"{' and '.join(given)} cannot be used together: each chooses the stages to run"
+        )
+    names = [s.strip() for s in args.only.split(",") if s.strip()] if args.only is not None else []
     if args.only is not None and not names:
-        raise BuildError("--only needs at least one stage; stages are: "
-                         + ", ".join(STAGE_NAMES))
+        raise BuildError("--only needs at least one stage; stages are: " + ", ".join(STAGE_NAMES))
     force = args.force if args.force != "*" else None
     for name in [*names, *(n for n in (args.start, force) if n)]:
         if name not in STAGE_NAMES:
             raise BuildError(f"unknown stage {name!r}; stages are: {', '.join(STAGE_NAMES)}")
-    chosen = names or (STAGE_NAMES[STAGE_NAMES.index(args.start):] if args.start else [])
+    chosen = names or (STAGE_NAMES[STAGE_NAMES.index(args.start) :] if args.start else [])
     if force and chosen and force not in chosen:
-        raise BuildError(f"--force {force}: the stage is not among those chosen to run "
-                         f"({', '.join(chosen)})")
+        raise BuildError(
+            f"--force {force}: the stage is not among those chosen to run ({', '.join(chosen)})"
+        )
     return names
 
 
@@ -305,17 +386,18 @@ def cmd_build(args: argparse.Namespace) -> int:
         name = signal.Signals(signum).name
         print(f"\nlivecd-tui: {name}: stopping the build", file=sys.stderr)
         received.append(signum)
-        threading.Thread(target=engine.stop, args=(name,), name="stop-build",
-                         daemon=True).start()
+        threading.Thread(target=engine.stop, args=(name,), name="stop-build", daemon=True).start()
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM,
-                                                    signal.SIGHUP)}
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     started = time.monotonic()
     try:
         ok = engine.run(selected, force=force, force_all=force_all)
     except PlanError as err:
-        stale = (f"; the ISO {build.iso_path} is from an earlier build"
-                 if build.iso_path.exists() else "")
+        stale = (
+            f"; the ISO {build.iso_path} is from an earlier build"
+            if build.iso_path.exists()
+            else ""
+        )
         raise BuildError(f"{err}{stale}") from None
     finally:
         for s, handler in previous.items():
@@ -325,15 +407,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     if not ok and received:
         name = signal.Signals(received[0]).name
-        print(f"livecd-tui: build stopped by {name} after {elapsed:.1f} s; logs in "
-              f"{build.work / 'logs'}; continue with: "
-              f"{resume_command(build.shown_as or args.profile, build, always_work=True)}",
-              file=sys.stderr)
+        print(
+            f"livecd-tui: build stopped by {name} after {elapsed:.1f} s; logs in "
+            f"{build.work / 'logs'}; continue with: "
+            f"{resume_command(build.shown_as or args.profile, build, always_work=True)}",
+            file=sys.stderr,
+        )
         return 128 + received[0]
     if not ok:
-        print(f"livecd-tui: build failed after {elapsed:.1f} s; logs in {build.work / 'logs'}; "
-              f"fix and run: {resume_command(build.shown_as or args.profile, build)}",
-              file=sys.stderr)
+        print(
+            f"livecd-tui: build failed after {elapsed:.1f} s; logs in {build.work / 'logs'}; "
+            f"fix and run: {resume_command(build.shown_as or args.profile, build)}",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     print(f"livecd-tui: build finished in {elapsed:.1f} s")
     if build.iso_path.exists():
@@ -363,8 +449,10 @@ def detach_build(args: argparse.Namespace, build: Build) -> int:
     workdir.prepare_work_dir(build.work, build.epoch)
     assert build.profile.path is not None
     pid = runner.start_detached(build.profile.path.resolve(), build.work, _rebuild_args(args))
-    print(f"livecd-tui: build running in the background (pid {pid}), output in "
-          f"{build.work / workdir.DETACHED_LOG}")
+    print(
+        f"livecd-tui: build running in the background (pid {pid}), output in "
+        f"{build.work / workdir.DETACHED_LOG}"
+    )
     work = shlex.quote(str(build.work))
     print(f"  follow it: livecd-tui attach {work}")
     print(f"  state:     livecd-tui status {work}")
@@ -428,8 +516,10 @@ def followed_code(work: Path, pid: int | None) -> int:
     if pid is not None:
         return EXIT_FAILED
     build = Build(profile=_placeholder_profile(), work=work)
-    failed = any(load_state(build, name).status in ("failed", "interrupted", "running")
-                 for name in STAGE_NAMES)
+    failed = any(
+        load_state(build, name).status in ("failed", "interrupted", "running")
+        for name in STAGE_NAMES
+    )
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -440,11 +530,14 @@ def cmd_stop(args: argparse.Namespace) -> int:
     holder = runner.stop(work)
     if holder is None:
         leftover = runner.end_leftovers(work)
-        print(f"livecd-tui: no build is running in {work}"
-              + (f"; ended {leftover}" if leftover else ""))
+        print(
+            f"livecd-tui: no build is running in {work}"
+            + (f"; ended {leftover}" if leftover else "")
+        )
         return EXIT_OK
-    resume = shlex.join(["livecd-tui", "build", holder.profile, "--work-dir", str(work),
-                         "--resume"])
+    resume = shlex.join(
+        ["livecd-tui", "build", holder.profile, "--work-dir", str(work), "--resume"]
+    )
     print(f"livecd-tui: stopped the build (pid {holder.pid}); resume it with `{resume}`")
     return EXIT_OK
 
@@ -491,8 +584,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.output.is_dir():
             raise BuildError(f"-o {args.output} is a directory; give the script's file name")
         if not args.output.parent.is_dir():
-            raise BuildError(f"-o {args.output}: the directory {args.output.parent} does not "
-                             "exist")
+            raise BuildError(f"-o {args.output}: the directory {args.output.parent} does not exist")
         try:
             args.output.write_text(script)
             if args.output.is_file():  # not /dev/stdout
@@ -520,14 +612,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 # -- kernel-fix ------------------------------------------------------------------------
 def add_kernel_fix(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("profile")
-    parser.add_argument("-y", "--yes", action="store_true",
-                        help="write the changes without asking")
-    parser.add_argument("-n", "--dry-run", action="store_true",
-                        help="only show what would change")
-    parser.add_argument("--modules", action="store_true",
-                        help="ask for m instead of y where a module is enough")
-    parser.add_argument("--needed-only", action="store_true",
-                        help="only what booting the CD needs, not the driver groups")
+    parser.add_argument("-y", "--yes", action="store_true", help="write the changes without asking")
+    parser.add_argument("-n", "--dry-run", action="store_true", help="only show what would change")
+    parser.add_argument(
+        "--modules", action="store_true", help="ask for m instead of y where a module is enough"
+    )
+    parser.add_argument(
+        "--needed-only",
+        action="store_true",
+        help="only what booting the CD needs, not the driver groups",
+    )
     parser.set_defaults(func=cmd_kernel_fix)
 
 
@@ -557,11 +651,12 @@ def cmd_kernel_fix(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.yes:
         if not sys.stdin.isatty():
-            print("livecd-tui: not a terminal: pass --yes to write the changes",
-                  file=sys.stderr)
+            print("livecd-tui: not a terminal: pass --yes to write the changes", file=sys.stderr)
             return EXIT_USAGE
-        answer = input(f"Write them to {plan.config} (the current one is kept as "
-                       f"{plan.config.name}.old)? [y/N] ")
+        answer = input(
+            f"Write them to {plan.config} (the current one is kept as "
+            f"{plan.config.name}.old)? [y/N] "
+        )
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing written")
             return EXIT_FAILED
@@ -576,8 +671,11 @@ def cmd_kernel_fix(args: argparse.Namespace) -> int:
     bad = [f for f in result.findings if f.state in ("missing", "wrong")]
     for finding in bad:
         print(f"still {finding.state}: {finding.requirement.symbol}: {finding.message}")
-    print("the kernel config now meets every requirement" if result.ok
-          else f"{len(bad) + len(result.not_stuck)} problem(s) left")
+    print(
+        "the kernel config now meets every requirement"
+        if result.ok
+        else f"{len(bad) + len(result.not_stuck)} problem(s) left"
+    )
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -591,8 +689,10 @@ def cmd_persistence_image(args: argparse.Namespace) -> int:
     profile = open_profile(args.profile)
     mode = profile["writable.persistence"]
     if mode == "off":
-        off = profile.problem("writable.persistence", "is off: the live system would not "
-                              "look for a store (set partition or file)")
+        off = profile.problem(
+            "writable.persistence",
+            "is off: the live system would not look for a store (set partition or file)",
+        )
         print(f"livecd-tui: {off}", file=sys.stderr)
         return EXIT_USAGE
     label = profile["writable.persistence_label"]
@@ -602,8 +702,7 @@ def cmd_persistence_image(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="livecd-tui-key-") as scratch:
             if profile["writable.persistence_encrypted"] and key_file is None:
                 if not sys.stdin.isatty():
-                    print("livecd-tui: not a terminal: pass --passphrase-file",
-                          file=sys.stderr)
+                    print("livecd-tui: not a terminal: pass --passphrase-file", file=sys.stderr)
                     return EXIT_USAGE
                 phrase = getpass.getpass("LUKS passphrase for the store: ")
                 if not phrase or phrase != getpass.getpass("The same again: "):
@@ -615,20 +714,23 @@ def cmd_persistence_image(args: argparse.Namespace) -> int:
                 key_file = None
             if args.iter_time < 1:
                 raise PersistenceError(f"--iter-time {args.iter_time}: at least 1 ms")
-            make_image(ImageSpec(args.output, size, label, args.fs, key_file,
-                                 args.iter_time))
+            make_image(ImageSpec(args.output, size, label, args.fs, key_file, args.iter_time))
     except PersistenceError as err:
         print(f"livecd-tui: {err}", file=sys.stderr)
         return EXIT_FAILED
     kind = "LUKS2 + " if key_file else ""
     print(f"made {args.output}: {kind}{args.fs}, {size >> 20} MiB, label {label}")
     if mode == "partition":
-        print(f"write it to a partition (dd if={shlex.quote(str(args.output))} of=/dev/sdX2 "
-              "bs=4M), or give it to a VM as a disk (qemu -drive file=...,format=raw)")
+        print(
+            f"write it to a partition (dd if={shlex.quote(str(args.output))} of=/dev/sdX2 "
+            "bs=4M), or give it to a VM as a disk (qemu -drive file=...,format=raw)"
+        )
     else:
         where = profile["writable.persistence_file"]
-        print(f"copy it to {where} on a FAT filesystem (a USB stick, or the stick the CD's "
-              "files are on)")
+        print(
+            f"copy it to {where} on a FAT filesystem (a USB stick, or the stick the CD's "
+            "files are on)"
+        )
     return EXIT_OK
 
 
@@ -684,8 +786,12 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     build = Build.for_profile(open_profile(args.profile), args.work_dir)
     try:
-        shown = preview(build, sample=not args.no_estimate,
-                        budget=max(args.sample_mib, 1) << 20, every_path=args.all)
+        shown = preview(
+            build,
+            sample=not args.no_estimate,
+            budget=max(args.sample_mib, 1) << 20,
+            every_path=args.all,
+        )
     except CaptureError as err:
         print(f"livecd-tui: cannot preview {args.profile}: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -707,10 +813,14 @@ def cmd_secure_boot_keys(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     key, cert, der = (printable(str(path.resolve())) for path in made)
     print(f"wrote {key} (private: keep it off the CD), {cert}, {der}")
-    print("In the profile:\n  [bootloader]\n  secure_boot = \"own-keys\"\n"
-          f"  secure_boot_key = \"{key}\"\n  secure_boot_cert = \"{cert}\"")
-    print(f"Enroll {der} in the firmware's db (its Secure Boot setup menu), or as a MOK: "
-          f"mokutil --import {der}, reboot, and confirm it in MokManager.")
+    print(
+        'In the profile:\n  [bootloader]\n  secure_boot = "own-keys"\n'
+        f'  secure_boot_key = "{key}"\n  secure_boot_cert = "{cert}"'
+    )
+    print(
+        f"Enroll {der} in the firmware's db (its Secure Boot setup menu), or as a MOK: "
+        f"mokutil --import {der}, reboot, and confirm it in MokManager."
+    )
     return EXIT_OK
 
 

@@ -105,15 +105,16 @@ class Failure:
     def report(self) -> str:
         """A readable multi-line report: what failed, the command, the output's end, a hint."""
         how = (
-            f"killed by {self.signal}" if self.signal
-            else f"exit code {self.exit_code}" if self.exit_code is not None
+            f"killed by {self.signal}"
+            if self.signal
+            else f"exit code {self.exit_code}"
+            if self.exit_code is not None
             else "failed"
         )
         if self.kind == "plan":
             lines = [f"stage {self.stage} could not be planned"]
         else:
-            lines = [f"stage {self.stage} failed at step {self.step + 1} ({self.describe}): "
-                     f"{how}"]
+            lines = [f"stage {self.stage} failed at step {self.step + 1} ({self.describe}): {how}"]
         if self.kind == "command":
             lines.append(f"  command: {self.command}")
         if self.tail:
@@ -199,8 +200,9 @@ def load_state(build: Build, name: str) -> StageState:
 
 
 def save_state(build: Build, state: StageState) -> None:
-    write_atomically(build.state_path(state.name),
-                     json.dumps(asdict(state), indent=1, sort_keys=True).encode())
+    write_atomically(
+        build.state_path(state.name), json.dumps(asdict(state), indent=1, sort_keys=True).encode()
+    )
 
 
 #: How the last build in a work dir ended, for ``attach`` and ``status``.
@@ -208,8 +210,14 @@ RESULT_FILE = "state/build.json"
 #: Faults the build went on after (a listener or a diagnosis that raised), in logs/.
 ENGINE_LOG = "engine.log"
 #: The exit code each outcome of a build gives (an interrupted one: 128 + the signal).
-OUTCOME_CODES = {"done": 0, "failed": 1, "interrupted": 1, "plan failed": 2, "refused": 2,
-                 "running": 1}
+OUTCOME_CODES = {
+    "done": 0,
+    "failed": 1,
+    "interrupted": 1,
+    "plan failed": 2,
+    "refused": 2,
+    "running": 1,
+}
 
 
 def load_result(work: Path) -> dict[str, Any] | None:
@@ -227,8 +235,9 @@ def result_code(result: Mapping[str, Any]) -> int:
     return OUTCOME_CODES.get(outcome, 1)
 
 
-def fingerprint(build: Build, stage: Stage, steps: Sequence[Step],
-                upstream: Mapping[str, str] | None = None) -> str:
+def fingerprint(
+    build: Build, stage: Stage, steps: Sequence[Step], upstream: Mapping[str, str] | None = None
+) -> str:
     """A digest of everything a stage's result depends on.
 
     The plan's own text covers the option values that reach commands; ``reads`` adds the
@@ -286,8 +295,7 @@ def output_digest(top: Path) -> str:
                 digest.update(f"{rel} -> {os.readlink(path)}\n".encode())
             elif st.st_size <= SMALL_FILE:
                 with open(path, "rb") as handle:
-                    digest.update(f"{rel} {hashlib.sha256(handle.read()).hexdigest()}\n"
-                                  .encode())
+                    digest.update(f"{rel} {hashlib.sha256(handle.read()).hexdigest()}\n".encode())
             else:
                 digest.update(f"{rel} {st.st_size} {st.st_mtime_ns}\n".encode())
     return digest.hexdigest()
@@ -317,8 +325,9 @@ def _digest_tree(digest: Any, top: Path, skip: Path) -> None:
 class Engine:
     """Runs a build's stages in order, one at a time, and can be stopped from another thread."""
 
-    def __init__(self, build: Build, stages: Sequence[Stage],
-                 listeners: Iterable[Listener] = ()) -> None:
+    def __init__(
+        self, build: Build, stages: Sequence[Stage], listeners: Iterable[Listener] = ()
+    ) -> None:
         self.build = build
         self.stages = list(stages)
         self.listeners = list(listeners)
@@ -342,8 +351,9 @@ class Engine:
                 return stage
         raise BuildError(f"unknown stage {name!r}; stages are: {', '.join(self.names())}")
 
-    def select(self, only: Sequence[str] = (), start: str | None = None,
-               resume: bool = False) -> list[Stage]:
+    def select(
+        self, only: Sequence[str] = (), start: str | None = None, resume: bool = False
+    ) -> list[Stage]:
         """Which stages to consider, from the ``--only``/``--from``/``--resume`` options."""
         for name in [*only, *([start] if start else [])]:
             self.stage(name)
@@ -351,21 +361,23 @@ class Engine:
             return [s for s in self.stages if s.name in only]
         if resume:
             for s in self.stages:
-                if load_state(self.build, s.name).status in ("failed", "interrupted",
-                                                              "running"):
+                if load_state(self.build, s.name).status in ("failed", "interrupted", "running"):
                     start = s.name
                     break
             else:
-                raise BuildError("nothing to resume: no stage failed or was interrupted "
-                                 "in " + str(self.build.work))
+                raise BuildError(
+                    "nothing to resume: no stage failed or was interrupted "
+                    "in " + str(self.build.work)
+                )
         if start:
             index = self.names().index(start)
             return self.stages[index:]
         return list(self.stages)
 
     # -- running -----------------------------------------------------------------------
-    def run(self, selected: Sequence[Stage], force: Sequence[str] = (),
-            force_all: bool = False) -> bool:
+    def run(
+        self, selected: Sequence[Stage], force: Sequence[str] = (), force_all: bool = False
+    ) -> bool:
         """Run the selected stages; True when all succeeded or were up to date.
 
         Refuses dangerous work dirs and outputs, and a work dir another build holds.
@@ -386,18 +398,24 @@ class Engine:
             # right after the handler was installed) must still stop it.
             self._stopping.clear()
 
-    def _run_recorded(self, selected: Sequence[Stage], force: Sequence[str],
-                      force_all: bool) -> bool:
+    def _run_recorded(
+        self, selected: Sequence[Stage], force: Sequence[str], force_all: bool
+    ) -> bool:
         """Run, keeping ``RESULT_FILE`` saying how the build goes and how it ended."""
         me = os.getpid()
-        result: dict[str, Any] = {"pid": me, "start": procs.process_start(me) or 0,
-                                  "started": time.time(), "outcome": "running"}
+        result: dict[str, Any] = {
+            "pid": me,
+            "start": procs.process_start(me) or 0,
+            "started": time.time(),
+            "outcome": "running",
+        }
         self._save_result(result)
         result["outcome"] = "failed"
         try:
             ok = self._run_locked(selected, force, force_all)
-            result["outcome"] = ("done" if ok else
-                                 "interrupted" if self._stopping.is_set() else "failed")
+            result["outcome"] = (
+                "done" if ok else "interrupted" if self._stopping.is_set() else "failed"
+            )
             return ok
         except BuildError as err:
             result["outcome"] = "plan failed" if isinstance(err, PlanError) else "refused"
@@ -412,8 +430,9 @@ class Engine:
     def _save_result(self, result: Mapping[str, Any]) -> None:
         # Only a report: a full disk must not turn a finished build into a traceback.
         with self._survive(f"writing {RESULT_FILE}", OSError):
-            procs.replace_file(self.build.work / RESULT_FILE,
-                               json.dumps(result, sort_keys=True).encode())
+            procs.replace_file(
+                self.build.work / RESULT_FILE, json.dumps(result, sort_keys=True).encode()
+            )
 
     def _mark_stale_runs(self) -> None:
         """A stage still marked running when we got the lock belongs to a dead build."""
@@ -424,15 +443,19 @@ class Engine:
                 state.ended = state.ended or time.time()
                 save_state(self.build, state)
 
-    def _run_locked(self, selected: Sequence[Stage], force: Sequence[str],
-                    force_all: bool) -> bool:
+    def _run_locked(self, selected: Sequence[Stage], force: Sequence[str], force_all: bool) -> bool:
         selected_names = {s.name for s in selected}
         for stage in selected:
-            missing = [u for u in stage.uses if u not in selected_names
-                       and load_state(self.build, u).status not in ("done", "skipped")]
+            missing = [
+                u
+                for u in stage.uses
+                if u not in selected_names
+                and load_state(self.build, u).status not in ("done", "skipped")
+            ]
             if missing:
-                raise BuildError(f"stage {stage.name} needs the output of "
-                                 f"{', '.join(missing)}; build that first")
+                raise BuildError(
+                    f"stage {stage.name} needs the output of {', '.join(missing)}; build that first"
+                )
         self._plan_ahead(selected)
         for stage in selected:
             if self._stopping.is_set():
@@ -445,8 +468,12 @@ class Engine:
     def _plan_ahead(self, selected: Sequence[Stage]) -> None:
         """Plan every selected stage before the first runs (as ``plan`` does: no probes),
         so that a value a late stage refuses stops the build before an hour of building."""
-        ahead = Build(profile=self.build.profile, work=self.build.work,
-                      facts=dict(self.build.facts), dry_run=True)
+        ahead = Build(
+            profile=self.build.profile,
+            work=self.build.work,
+            facts=dict(self.build.facts),
+            dry_run=True,
+        )
         for stage in selected:
             ahead.facts.update(load_state(ahead, stage.name).facts)
             try:
@@ -477,9 +504,11 @@ class Engine:
                 listener(event)
 
     @contextlib.contextmanager
-    def _survive(self, what: str,
-                 kinds: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-                 ) -> Iterator[None]:
+    def _survive(
+        self,
+        what: str,
+        kinds: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    ) -> Iterator[None]:
         """Go on when the block raises one of *kinds*, after noting it with
         :meth:`_note`: the build must not stop for it, and nobody must miss it."""
         try:
@@ -496,9 +525,10 @@ class Engine:
             if key in self._noted:
                 return
             self._noted.add(key)
-        text = (f"{time.strftime('%Y-%m-%d %H:%M:%S')} {what} failed, the build went on: "
-                f"{type(err).__name__}: {err}\n"
-                + "".join(traceback.format_exception(err)))
+        text = (
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')} {what} failed, the build went on: "
+            f"{type(err).__name__}: {err}\n" + "".join(traceback.format_exception(err))
+        )
         try:
             if not self.build.work.is_dir():  # a dry run: nothing is written there
                 raise FileNotFoundError(self.build.work)
@@ -520,8 +550,12 @@ class Engine:
             self._plan_failed(stage, str(err), err.option)
             raise
         print_fp = fingerprint(build, stage, steps)
-        if (not forced and previous.status in ("done", "skipped")
-                and previous.fingerprint == print_fp and build.done_dir(stage.name).exists()):
+        if (
+            not forced
+            and previous.status in ("done", "skipped")
+            and previous.fingerprint == print_fp
+            and build.done_dir(stage.name).exists()
+        ):
             previous.status = "skipped"
             with self._survive("saving the skipped state", OSError):  # "done" says the same
                 save_state(build, previous)
@@ -531,8 +565,13 @@ class Engine:
         partial = build.partial_dir(stage.name)
         log_path = build.log_path(stage.name)
         started = time.time()
-        state = StageState(name=stage.name, status="running", started=started,
-                           fingerprint=print_fp, log=str(log_path))
+        state = StageState(
+            name=stage.name,
+            status="running",
+            started=started,
+            fingerprint=print_fp,
+            log=str(log_path),
+        )
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         try:
             shutil.rmtree(partial, ignore_errors=True)
@@ -544,8 +583,9 @@ class Engine:
             save_state(build, state)
         except OSError as err:
             log.close()
-            return self._finish(state, io_failure(stage.name, 0, "record that the stage "
-                                                  "runs", err, []))
+            return self._finish(
+                state, io_failure(stage.name, 0, "record that the stage runs", err, [])
+            )
         self._emit(StageStarted(stage.name, len(steps)))
         #: The first error writing the log (a full disk): the stage cannot be trusted.
         log_errors: list[OSError] = []
@@ -572,8 +612,9 @@ class Engine:
             except OSError as err:
                 log_errors.append(err)
             if log_errors:
-                failure = io_failure(stage.name, len(steps), "write the stage's log",
-                                     log_errors[0], list(tail))
+                failure = io_failure(
+                    stage.name, len(steps), "write the stage's log", log_errors[0], list(tail)
+                )
         if failure is None and not self._stopping.is_set():
             try:
                 done = build.done_dir(stage.name)
@@ -584,15 +625,17 @@ class Engine:
                     stage.on_done(build)
                 write(f"== {stage.name}: done in {time.time() - started:.1f} s")
             except OSError as err:
-                failure = io_failure(stage.name, len(steps), "publish the stage's outputs",
-                                     err, list(tail))
+                failure = io_failure(
+                    stage.name, len(steps), "publish the stage's outputs", err, list(tail)
+                )
         if failure:
             write(failure.report())
         try:
             log.close()
         except OSError as err:
-            failure = failure or io_failure(stage.name, len(steps), "write the stage's log",
-                                            err, list(tail))
+            failure = failure or io_failure(
+                stage.name, len(steps), "write the stage's log", err, list(tail)
+            )
         return self._finish(state, failure)
 
     def _finish(self, state: StageState, failure: Failure | None) -> bool:
@@ -603,8 +646,9 @@ class Engine:
         still says running, which a later build and ``status`` read as interrupted.
         """
         build = self.build
-        status: Status = ("interrupted" if self._stopping.is_set()
-                          else "failed" if failure else "done")
+        status: Status = (
+            "interrupted" if self._stopping.is_set() else "failed" if failure else "done"
+        )
         state.status = status
         state.ended = time.time()
         state.failure = asdict(failure) if failure else None
@@ -612,8 +656,9 @@ class Engine:
         try:
             save_state(build, state)
         except OSError as err:
-            failure = io_failure(state.name, 0, "save the stage's state", err,
-                                 failure.tail if failure else [])
+            failure = io_failure(
+                state.name, 0, "save the stage's state", err, failure.tail if failure else []
+            )
             for path in (build.partial_dir(state.name), build.done_dir(state.name)):
                 shutil.rmtree(path, ignore_errors=True)
             state.status = status = "failed"
@@ -629,13 +674,30 @@ class Engine:
         """The stage cannot be planned with this profile: record it as failed, and what
         earlier builds made from it on (later stages, the ISO) as no longer current."""
         now = time.time()
-        failure = Failure(stage.name, 0, "plan the stage", "", None, None, [message],
-                          "fix the profile (`livecd-tui check` lists its problems) and "
-                          "build again", "plan", option)
+        failure = Failure(
+            stage.name,
+            0,
+            "plan the stage",
+            "",
+            None,
+            None,
+            [message],
+            "fix the profile (`livecd-tui check` lists its problems) and build again",
+            "plan",
+            option,
+        )
         with self._survive("recording a stage that cannot be planned", OSError):
-            save_state(self.build, StageState(name=stage.name, status="failed", started=now,
-                                              ended=now, failure=asdict(failure)))
-            later = self.names()[self.names().index(stage.name) + 1:]
+            save_state(
+                self.build,
+                StageState(
+                    name=stage.name,
+                    status="failed",
+                    started=now,
+                    ended=now,
+                    failure=asdict(failure),
+                ),
+            )
+            later = self.names()[self.names().index(stage.name) + 1 :]
             for name in later:
                 state = load_state(self.build, name)
                 if state.status in ("done", "skipped"):
@@ -645,36 +707,57 @@ class Engine:
                     save_state(self.build, state)
         self._emit(StageFinished(stage.name, "failed", 0.0, failure))
 
-    def _run_steps(self, stage: Stage, steps: Sequence[Step], partial: Path,
-                   write: Callable[[str], None], tail: deque[str]) -> Failure | None:
+    def _run_steps(
+        self,
+        stage: Stage,
+        steps: Sequence[Step],
+        partial: Path,
+        write: Callable[[str], None],
+        tail: deque[str],
+    ) -> Failure | None:
         for index, step in enumerate(steps):
             if self._stopping.is_set():
                 return None
-            write(f"$ {step.shell_line()}" if isinstance(step, Command)
-                  else f"# {step.describe}")
-            self._emit(StepStarted(stage.name, index, len(steps), step.describe,
-                                   step.shell_line()))
+            write(f"$ {step.shell_line()}" if isinstance(step, Command) else f"# {step.describe}")
+            self._emit(StepStarted(stage.name, index, len(steps), step.describe, step.shell_line()))
             if self._stopping.is_set():  # stopped while a listener held the step
                 return None
             if isinstance(step, Action):
                 try:
                     step.run(StepContext(self.build, stage.name, partial, write))
                 except StepFailed as err:
-                    return Failure(stage.name, index, step.describe, step.describe, None, None,
-                                   shown_tail([*tail, str(err)]), err.hint, "action",
-                                   err.option)
+                    return Failure(
+                        stage.name,
+                        index,
+                        step.describe,
+                        step.describe,
+                        None,
+                        None,
+                        shown_tail([*tail, str(err)]),
+                        err.hint,
+                        "action",
+                        err.option,
+                    )
                 except OSError as err:
-                    return Failure(stage.name, index, step.describe, step.describe, None, None,
-                                   shown_tail([*tail, f"{type(err).__name__}: {err}"]),
-                                   kind="action")
+                    return Failure(
+                        stage.name,
+                        index,
+                        step.describe,
+                        step.describe,
+                        None,
+                        None,
+                        shown_tail([*tail, f"{type(err).__name__}: {err}"]),
+                        kind="action",
+                    )
                 continue
             failure = self._run_command(stage.name, index, step, write, tail)
             if failure:
                 return failure
         return None
 
-    def _run_command(self, stage: str, index: int, step: Command,
-                     write: Callable[[str], None], tail: deque[str]) -> Failure | None:
+    def _run_command(
+        self, stage: str, index: int, step: Command, write: Callable[[str], None], tail: deque[str]
+    ) -> Failure | None:
         env = dict(os.environ)
         env["SOURCE_DATE_EPOCH"] = str(self.build.epoch)
         env["LC_ALL"] = "C.UTF-8"
@@ -711,8 +794,18 @@ class Engine:
                     if verdict is not None:
                         found.append(verdict[0])
                         option = verdict[1] or option
-            return Failure(stage, index, step.describe, step.shell_line(), code, sig,
-                           shown_tail(found), step.hint, "command", option)
+            return Failure(
+                stage,
+                index,
+                step.describe,
+                step.shell_line(),
+                code,
+                sig,
+                shown_tail(found),
+                step.hint,
+                "command",
+                option,
+            )
 
         files: list[Any] = []
         output = OutputPipe(on_output)
@@ -737,11 +830,16 @@ class Engine:
                 record = procs.new_command(self.build.work, stage, step.shell_line())
                 env[procs.TOKEN_ENV] = record.token
                 self._process = procs.start(
-                    step.argv, stdin=files[0],
+                    step.argv,
+                    stdin=files[0],
                     stdout=files[1] if step.stdout else output.writer,
-                    stderr=output.writer if step.stdout else None, env=env, cwd=step.cwd)
+                    stderr=output.writer if step.stdout else None,
+                    env=env,
+                    cwd=step.cwd,
+                )
             output.child_started()
             if step.timeout:
+
                 def expire() -> None:
                     timed_out.set()
                     self._kill_current_later()
@@ -789,19 +887,32 @@ class Engine:
         with self._lock:
             process = self._process
         if process is not None:
-            threading.Thread(target=procs.kill_process_group, args=(process.pid, 2.0),
-                             daemon=True).start()
+            threading.Thread(
+                target=procs.kill_process_group, args=(process.pid, 2.0), daemon=True
+            ).start()
 
 
-def io_failure(stage: str, step: int, what: str, err: OSError,
-               tail: Sequence[str]) -> Failure:
+def io_failure(stage: str, step: int, what: str, err: OSError, tail: Sequence[str]) -> Failure:
     """A failure of livecd-tui's own bookkeeping (a full disk, most often), as a report."""
     where = f": {err.filename}" if err.filename else ""
     full = err.errno in (errno.ENOSPC, errno.EDQUOT)
-    hint = ("the work dir's filesystem is full: make room (df -h shows it), then build "
-            "again with --resume" if full else "")
-    return Failure(stage, step, f"cannot {what}", f"cannot {what}", None, None,
-                   shown_tail([*tail, f"{err.strerror or err}{where}"]), hint, "action")
+    hint = (
+        "the work dir's filesystem is full: make room (df -h shows it), then build "
+        "again with --resume"
+        if full
+        else ""
+    )
+    return Failure(
+        stage,
+        step,
+        f"cannot {what}",
+        f"cannot {what}",
+        None,
+        None,
+        shown_tail([*tail, f"{err.strerror or err}{where}"]),
+        hint,
+        "action",
+    )
 
 
 def shown_tail(lines: Sequence[str]) -> list[str]:
@@ -831,8 +942,7 @@ class OutputPipe:
         self._read_fd = read_fd
         self._feed = feed
         self._ended = threading.Event()
-        self._thread = threading.Thread(target=self._pump, name="command output",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._pump, name="command output", daemon=True)
         self._thread.start()
 
     def child_started(self) -> None:
@@ -906,7 +1016,7 @@ class MarkerWatch:
         if self.text in window:
             return True
         # Only the end that could start the text again is worth keeping.
-        self._carry = window[-(len(self.text) - 1):] if len(self.text) > 1 else ""
+        self._carry = window[-(len(self.text) - 1) :] if len(self.text) > 1 else ""
         return False
 
 
@@ -916,8 +1026,7 @@ def render_script(build: Build, stages: Sequence[Stage]) -> str:
 
     lines = [
         "#!/bin/bash",
-        f"# Live CD build for profile {build.profile.name!r}, written by livecd-tui "
-        f"{__version__}.",
+        f"# Live CD build for profile {build.profile.name!r}, written by livecd-tui {__version__}.",
         "# Each stage writes into WORK/stages/NAME.partial, renamed to NAME when it succeeds,",
         "# exactly as livecd-tui does it. Run as root (reading a whole system root needs it).",
         "set -euo pipefail",
@@ -925,19 +1034,21 @@ def render_script(build: Build, stages: Sequence[Stage]) -> str:
         "export LC_ALL=C.UTF-8",
         f"WORK={shlex.quote(str(build.work))}",
         # The script deletes inside $WORK, as the build does: the same marker guards it.
-        f'if [ -d "$WORK" ] && [ ! -e "$WORK/{WORK_MARKER}" ] && [ -n "$(ls -A "$WORK")" ]; '
-        "then",
+        f'if [ -d "$WORK" ] && [ ! -e "$WORK/{WORK_MARKER}" ] && [ -n "$(ls -A "$WORK")" ]; then',
         f'  echo "refusing: $WORK is not empty and has no {WORK_MARKER}" >&2; exit 2',
         "fi",
         'mkdir -p "$WORK/stages" "$WORK/out"',
-        f"echo {shlex.quote(workdir.MARKER_TEXT.strip())} > \"$WORK/{WORK_MARKER}\"",
+        f'echo {shlex.quote(workdir.MARKER_TEXT.strip())} > "$WORK/{WORK_MARKER}"',
         "",
     ]
     for stage in stages:
         lines += [f"# {'=' * 76}", f"# Stage {stage.name}: {stage.title}"]
         lines += [f"# {text}" for text in _wrap(stage.describe)]
-        reads = [f"#   {k} = {format_value(v)}" for k, v in build.profile.values.items()
-                 if any(k == r or (r.endswith(".") and k.startswith(r)) for r in stage.reads)]
+        reads = [
+            f"#   {k} = {format_value(v)}"
+            for k, v in build.profile.values.items()
+            if any(k == r or (r.endswith(".") and k.startswith(r)) for r in stage.reads)
+        ]
         if reads:
             lines += ["# Options it reads:", *reads]
         partial = shlex.quote(str(build.partial_dir(stage.name)))

@@ -52,12 +52,14 @@ def parse(text: str, reason: str = "", option: str = "") -> Pattern:
     body = text.lstrip()
     anchored = not body.startswith(NON_ANCHORED)
     if not anchored:
-        body = body[len(NON_ANCHORED):]
+        body = body[len(NON_ANCHORED) :]
     names = [n for n in body.split("/") if n]
     warning = ""
     if not anchored and len(names) > 1:
-        warning = (f"mksquashfs 4.5 reads {text!r} as {NON_ANCHORED}{names[0]!r}: it leaves "
-                   f"out every {names[0]!r}, not only {'/'.join(names)!r}")
+        warning = (
+            f"mksquashfs 4.5 reads {text!r} as {NON_ANCHORED}{names[0]!r}: it leaves "
+            f"out every {names[0]!r}, not only {'/'.join(names)!r}"
+        )
         names = names[:1]
     compiled = tuple(_compile(n) for n in names)
     literals = tuple(_literal(n) for n in names)
@@ -143,7 +145,7 @@ def _bracket(name: str, start: int) -> tuple[int, str]:
         if char == "[" and name.startswith("[:", i):
             end = name.find(":]", i + 2)
             if end > 0:
-                items.append(_POSIX_CLASSES.get(name[i + 2:end], ""))
+                items.append(_POSIX_CLASSES.get(name[i + 2 : end], ""))
                 i = end + 2
                 continue
         if i + 2 < len(name) and name[i + 1] == "-" and name[i + 2] != "]":
@@ -157,19 +159,29 @@ def _bracket(name: str, start: int) -> tuple[int, str]:
     return i + 1, "[" + ("^/" if negate else "") + "".join(items) + "]"
 
 
-_POSIX_CLASSES = {"alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z",
-                  "lower": "a-z", "space": r"\s", "xdigit": "0-9a-fA-F", "punct": r"!-/:-@\[-`{-~"}
+_POSIX_CLASSES = {
+    "alpha": "a-zA-Z",
+    "digit": "0-9",
+    "alnum": "a-zA-Z0-9",
+    "upper": "A-Z",
+    "lower": "a-z",
+    "space": r"\s",
+    "xdigit": "0-9a-fA-F",
+    "punct": r"!-/:-@\[-`{-~",
+}
 
 
 class Matcher:
     """The exclude state of one directory: which pattern parts apply to its entries."""
 
-    def __init__(self, patterns: Sequence[Pattern],
-                 active: tuple[tuple[Pattern, int], ...] | None = None) -> None:
+    def __init__(
+        self, patterns: Sequence[Pattern], active: tuple[tuple[Pattern, int], ...] | None = None
+    ) -> None:
         self.patterns = tuple(patterns)
         self.floating = tuple(p for p in self.patterns if not p.anchored)
-        self.active = active if active is not None else tuple(
-            (p, 0) for p in self.patterns if p.anchored)
+        self.active = (
+            active if active is not None else tuple((p, 0) for p in self.patterns if p.anchored)
+        )
         self._inner: Matcher | None = None
 
     def match(self, name: str) -> tuple[Pattern | None, Matcher]:
@@ -222,8 +234,12 @@ class Entry:
         return stat.S_ISDIR(self.st.st_mode)
 
 
-def walk(root: Path, sources: Sequence[str], patterns: Sequence[Pattern],
-         on_error: list[str] | None = None) -> Iterator[Entry]:
+def walk(
+    root: Path,
+    sources: Sequence[str],
+    patterns: Sequence[Pattern],
+    on_error: list[str] | None = None,
+) -> Iterator[Entry]:
     """Every entry mksquashfs would meet packing ``sources`` (names in ``root``) with these
     excludes: packed entries, and each excluded one (whose contents are skipped). Symbolic
     links are entries, never followed; directories come before their contents, names sorted.
@@ -243,8 +259,9 @@ def walk(root: Path, sources: Sequence[str], patterns: Sequence[Pattern],
             yield from _walk_dir(path, name, inner, on_error)
 
 
-def _walk_dir(path: Path, rel: str, matcher: Matcher,
-              on_error: list[str] | None) -> Iterator[Entry]:
+def _walk_dir(
+    path: Path, rel: str, matcher: Matcher, on_error: list[str] | None
+) -> Iterator[Entry]:
     try:
         with os.scandir(path) as it:
             entries = sorted(it, key=lambda e: e.name)

@@ -24,7 +24,7 @@ from typing import Any
 from livecd_tui import elf
 from livecd_tui.build import Build
 from livecd_tui.engine import StepContext, StepFailed
-from livecd_tui.steps import Action, q, write_file_lines
+from livecd_tui.steps import Action, shell_quote, write_file_lines
 
 Log = Callable[[str], None]
 
@@ -144,8 +144,21 @@ class Fail:
     option: str = ""
 
 
-Op = Mkdir | Copy | CopyTree | Symlink | WriteFile | Chmod | Chown | Remove | PinTimes | \
-    Check | Append | Deferred | Fail
+Op = (
+    Mkdir
+    | Copy
+    | CopyTree
+    | Symlink
+    | WriteFile
+    | Chmod
+    | Chown
+    | Remove
+    | PinTimes
+    | Check
+    | Append
+    | Deferred
+    | Fail
+)
 Planner = Callable[[Build, Log], Iterable[Op]]
 
 
@@ -169,6 +182,7 @@ def planned(planner: Planner, build: Build) -> list[Op]:
 
 def action(describe: str, planner: Planner, build: Build) -> Action:
     """The Action that runs the planner's operations, and prints them for the script."""
+
     def run_planned(ctx: StepContext) -> None:
         run(list(planner(ctx.build, ctx.log)), ctx.log)
 
@@ -263,8 +277,11 @@ def _symlink(op: Symlink, _log: Log) -> None:
 
 def _write_file(op: WriteFile, _log: Log) -> None:
     _remove(Remove(op.path), _log)
-    fd = os.open(op.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                 0o666 if op.mode is None else 0o600)
+    fd = os.open(
+        op.path,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+        0o666 if op.mode is None else 0o600,
+    )
     with os.fdopen(fd, "wb") as out:
         out.write(op.content)
     if op.mode is not None:
@@ -305,8 +322,10 @@ def _append(op: Append, _log: Log) -> None:
 
 
 def _deferred(op: Deferred, _log: Log) -> None:
-    raise StepFailed(f"{op.describe}: only the exported script finds this when it runs",
-                     hint="this is a bug in livecd-tui: the plan was made too early")
+    raise StepFailed(
+        f"{op.describe}: only the exported script finds this when it runs",
+        hint="this is a bug in livecd-tui: the plan was made too early",
+    )
 
 
 def _fail(op: Fail, _log: Log) -> None:
@@ -314,9 +333,19 @@ def _fail(op: Fail, _log: Log) -> None:
 
 
 _RUN: dict[type, Callable[[Any, Log], None]] = {
-    Mkdir: _mkdir, Copy: _copy, CopyTree: _copy_tree, Symlink: _symlink,
-    WriteFile: _write_file, Chmod: _chmod, Chown: _chown, Remove: _remove,
-    PinTimes: _pin_times, Check: _check, Append: _append, Deferred: _deferred, Fail: _fail,
+    Mkdir: _mkdir,
+    Copy: _copy,
+    CopyTree: _copy_tree,
+    Symlink: _symlink,
+    WriteFile: _write_file,
+    Chmod: _chmod,
+    Chown: _chown,
+    Remove: _remove,
+    PinTimes: _pin_times,
+    Check: _check,
+    Append: _append,
+    Deferred: _deferred,
+    Fail: _fail,
 }
 
 
@@ -364,12 +393,16 @@ def _render_group(group: list[Op]) -> list[str]:
     first = group[0]
     if isinstance(first, Mkdir) and len(group) > 1:
         mode = "" if first.mode is None else f" -m {first.mode:o}"
-        return _wrapped(f"mkdir -p{mode}", [q(op.path) for op in group
-                                            if isinstance(op, Mkdir)])
+        return _wrapped(
+            f"mkdir -p{mode}", [shell_quote(op.path) for op in group if isinstance(op, Mkdir)]
+        )
     if isinstance(first, Symlink) and len(group) > 1:
-        names = [q(op.path.name) for op in group if isinstance(op, Symlink)]
-        return [*_wrapped("for name in", names, end=";"),
-                f'do ln -sfT {q(first.target)} {q(first.path.parent)}/"$name"; done']
+        names = [shell_quote(op.path.name) for op in group if isinstance(op, Symlink)]
+        return [
+            *_wrapped("for name in", names, end=";"),
+            f"do ln -sfT {shell_quote(first.target)} "
+            f'{shell_quote(first.path.parent)}/"$name"; done',
+        ]
     return [line for op in group for line in _render_one(op)]
 
 
@@ -387,35 +420,42 @@ def _wrapped(head: str, words: list[str], end: str = "", width: int = 92) -> lis
 
 def _render_one(op: Op) -> list[str]:
     if isinstance(op, Mkdir):
-        return [f"mkdir -p {q(op.path)}" if op.mode is None
-                else f"mkdir -p -m {op.mode:o} {q(op.path)}"]
+        return [
+            f"mkdir -p {shell_quote(op.path)}"
+            if op.mode is None
+            else f"mkdir -p -m {op.mode:o} {shell_quote(op.path)}"
+        ]
     if isinstance(op, Copy):
         # Not cp -p: as root it would keep the source's owner, which the tool does not.
-        return [f"cp --preserve=mode,timestamps --remove-destination {q(op.src)} "
-                f"{q(op.dest)}"]
+        return [
+            f"cp --preserve=mode,timestamps --remove-destination {shell_quote(op.src)} "
+            f"{shell_quote(op.dest)}"
+        ]
     if isinstance(op, CopyTree):
-        return [f"[ -e {q(op.dest)} ] || {{ mkdir -p {q(op.dest.parent)} && "
-                f"cp -dR --preserve=mode,timestamps {q(op.src)} {q(op.dest)}; }}"]
+        return [
+            f"[ -e {shell_quote(op.dest)} ] || {{ mkdir -p {shell_quote(op.dest.parent)} && "
+            f"cp -dR --preserve=mode,timestamps {shell_quote(op.src)} {shell_quote(op.dest)}; }}"
+        ]
     if isinstance(op, Symlink):
-        return [f"ln -sfT {q(op.target)} {q(op.path)}"]
+        return [f"ln -sfT {shell_quote(op.target)} {shell_quote(op.path)}"]
     if isinstance(op, WriteFile):
-        lines = [f"rm -rf {q(op.path)}"]
+        lines = [f"rm -rf {shell_quote(op.path)}"]
         try:
             lines += write_file_lines(op.path, op.content.decode())
         except UnicodeDecodeError:
             escaped = "".join(f"\\{byte:03o}" for byte in op.content)
-            lines.append(f"printf '%b' {shlex.quote(escaped)} > {q(op.path)}")
+            lines.append(f"printf '%b' {shlex.quote(escaped)} > {shell_quote(op.path)}")
         if op.mode is not None:
-            lines.append(f"chmod {op.mode:o} {q(op.path)}")
+            lines.append(f"chmod {op.mode:o} {shell_quote(op.path)}")
         return lines
     if isinstance(op, Chmod):
-        return [f"chmod {op.mode:o} {q(op.path)}"]
+        return [f"chmod {op.mode:o} {shell_quote(op.path)}"]
     if isinstance(op, Chown):
-        return [f'[ "$(id -u)" != 0 ] || chown -h {op.uid}:{op.gid} {q(op.path)}']
+        return [f'[ "$(id -u)" != 0 ] || chown -h {op.uid}:{op.gid} {shell_quote(op.path)}']
     if isinstance(op, Remove):
-        return [f"rm -rf {q(op.path)}"]
+        return [f"rm -rf {shell_quote(op.path)}"]
     if isinstance(op, PinTimes):
-        return [f"find {q(op.tree)} -exec touch -h -d @{op.epoch} {{}} +"]
+        return [f"find {shell_quote(op.tree)} -exec touch -h -d @{op.epoch} {{}} +"]
     if isinstance(op, Check | Append | Deferred):
         return [f"# {op.describe}", *op.script]
     return fail_lines(op.message, op.hint)
@@ -424,4 +464,4 @@ def _render_one(op: Op) -> list[str]:
 def fail_lines(message: str, hint: str = "") -> list[str]:
     """Bash that stops the script with the message a failing step would give."""
     text = message + (f" (hint: {hint})" if hint else "")
-    return [f"echo {q('livecd-build: ' + text)} >&2", "exit 1"]
+    return [f"echo {shell_quote('livecd-build: ' + text)} >&2", "exit 1"]

@@ -27,8 +27,15 @@ from livecd_tui import excludes
 #: Bumped when the record's fields change; an older manifest is then not used.
 FORMAT = 1
 
-_KINDS = {stat.S_IFREG: "f", stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c",
-          stat.S_IFBLK: "b", stat.S_IFIFO: "p", stat.S_IFSOCK: "s"}
+_KINDS = {
+    stat.S_IFREG: "f",
+    stat.S_IFDIR: "d",
+    stat.S_IFLNK: "l",
+    stat.S_IFCHR: "c",
+    stat.S_IFBLK: "b",
+    stat.S_IFIFO: "p",
+    stat.S_IFSOCK: "s",
+}
 
 
 class Record(NamedTuple):
@@ -61,12 +68,24 @@ def record(path: Path | str, st: os.stat_result) -> Record:
     elif kind in "cb":
         target = f"{os.major(st.st_rdev)},{os.minor(st.st_rdev)}"
     size = st.st_size if kind in "fl" else 0
-    return Record(kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, size,
-                  st.st_mtime_ns, st.st_ctime_ns, target)
+    return Record(
+        kind,
+        stat.S_IMODE(st.st_mode),
+        st.st_uid,
+        st.st_gid,
+        size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        target,
+    )
 
 
-def take(root: Path, sources: Sequence[str], patterns: Sequence[excludes.Pattern],
-         on_error: list[str] | None = None) -> Manifest:
+def take(
+    root: Path,
+    sources: Sequence[str],
+    patterns: Sequence[excludes.Pattern],
+    on_error: list[str] | None = None,
+) -> Manifest:
     """The manifest of what packing ``sources`` of ``root`` with ``patterns`` would hold."""
     found: Manifest = {}
     for entry in excludes.walk(root, sources, patterns, on_error):
@@ -83,8 +102,10 @@ def take(root: Path, sources: Sequence[str], patterns: Sequence[excludes.Pattern
 def save(manifest: Manifest, path: Path) -> None:
     """Write ``manifest`` (gzip'd JSON, written aside and renamed: never half a manifest).
     Names that are not UTF-8 survive: they are kept as surrogate escapes."""
-    rows = [[name.encode("utf-8", "surrogateescape").decode("latin-1"), *rec]
-            for name, rec in manifest.items()]
+    rows = [
+        [name.encode("utf-8", "surrogateescape").decode("latin-1"), *rec]
+        for name, rec in manifest.items()
+    ]
     tmp = path.with_name(path.name + ".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as out:
         json.dump({"format": FORMAT, "entries": rows}, out, separators=(",", ":"))
@@ -99,8 +120,10 @@ def load(path: Path) -> Manifest | None:
             data = json.load(src)
         if data.get("format") != FORMAT:
             return None
-        return {row[0].encode("latin-1").decode("utf-8", "surrogateescape"): Record(*row[1:])
-                for row in data["entries"]}
+        return {
+            row[0].encode("latin-1").decode("utf-8", "surrogateescape"): Record(*row[1:])
+            for row in data["entries"]
+        }
     except (OSError, ValueError, TypeError, AttributeError, EOFError):
         return None
 
@@ -120,17 +143,14 @@ class Diff:
     replaced: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.metadata or self.removed
-                    or self.replaced)
+        return bool(self.added or self.changed or self.metadata or self.removed or self.replaced)
 
     def carried(self) -> list[str]:
         """Every entry a new layer must hold, sorted (parents before their contents)."""
-        return sorted({*self.added, *self.changed, *self.metadata, *self.replaced},
-                      key=_components)
+        return sorted({*self.added, *self.changed, *self.metadata, *self.replaced}, key=_components)
 
 
-def diff(old: Manifest, new: Manifest,
-         same_content: Callable[[str], bool] | None = None) -> Diff:
+def diff(old: Manifest, new: Manifest, same_content: Callable[[str], bool] | None = None) -> Diff:
     """What turns the tree ``old`` describes into the one ``new`` describes."""
     result = Diff()
     for name, rec in new.items():
@@ -152,8 +172,7 @@ def diff(old: Manifest, new: Manifest,
 def _content_differs(before: Record, now: Record) -> bool:
     if before.kind == "d":
         return False  # a directory's content is its entries, compared one by one
-    return ((before.size, before.target, before.mtime_ns)
-            != (now.size, now.target, now.mtime_ns))
+    return (before.size, before.target, before.mtime_ns) != (now.size, now.target, now.mtime_ns)
 
 
 def _undecided(before: Record, now: Record) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from livecd_tui import layout
 from livecd_tui.build import Build
-from livecd_tui.steps import q
+from livecd_tui.steps import shell_quote
 
 
 def media_files(build: Build) -> list[tuple[str, Path]]:
@@ -40,10 +40,12 @@ def media_sums(build: Build) -> str:
 def media_sums_lines(build: Build, conf: Path) -> list[str]:
     """media_sums as bash: appends the LIVECD_SUMS line to *conf*, as livecd_conf does."""
     files = media_files(build)
-    lines = [f"sum{i}=$(sha256sum < {q(path)}) && sum{i}=${{sum{i}%% *}}"
-             for i, (_, path) in enumerate(files)]
+    lines = [
+        f"sum{i}=$(sha256sum < {shell_quote(path)}) && sum{i}=${{sum{i}%% *}}"
+        for i, (_, path) in enumerate(files)
+    ]
     words = [f"${{sum{i}}}  {on_cd}" for i, (on_cd, _) in enumerate(files)]
     words[0] = "LIVECD_SUMS='" + words[0]
     words[-1] += "'"
-    lines.append("printf '%s\\n' " + " ".join(f'"{w}"' for w in words) + f" >> {q(conf)}")
+    lines.append("printf '%s\\n' " + " ".join(f'"{w}"' for w in words) + f" >> {shell_quote(conf)}")
     return lines

@@ -195,8 +195,9 @@ class Grub2(BootLoader):
 
     def iso_argv(self, tree: Path, output: Path, epoch: int) -> list[str]:
         label, tool, hybrid = self._iso()
-        return bootconf.xorriso_grub2_argv(tree, output, label, hybrid=hybrid, efi=True,
-                                           epoch=epoch, tool=tool)
+        return bootconf.xorriso_grub2_argv(
+            tree, output, label, hybrid=hybrid, efi=True, epoch=epoch, tool=tool
+        )
 
 
 class Isolinux(BootLoader):
@@ -213,8 +214,9 @@ class Isolinux(BootLoader):
 
     def iso_argv(self, tree: Path, output: Path, epoch: int) -> list[str]:
         label, tool, hybrid = self._iso()
-        return bootconf.xorriso_isolinux_argv(tree, output, label, hybrid=hybrid, epoch=epoch,
-                                              tool=tool)
+        return bootconf.xorriso_isolinux_argv(
+            tree, output, label, hybrid=hybrid, epoch=epoch, tool=tool
+        )
 
 
 class GrubLegacy(BootLoader):
@@ -240,8 +242,7 @@ class GrubLegacy(BootLoader):
 
 #: Every class of each option, by its choice (a test keeps them equal to options.py's).
 INITRD_FORMATS: dict[str, type[InitrdFormat]] = {c.name: c for c in (Initramfs, Ext2RamDisk)}
-WRITABLE_STRATEGIES: dict[str, type[WritableStrategy]] = {
-    c.name: c for c in (Overlay, LinkedRoot)}
+WRITABLE_STRATEGIES: dict[str, type[WritableStrategy]] = {c.name: c for c in (Overlay, LinkedRoot)}
 BOOT_LOADERS: dict[str, type[BootLoader]] = {c.name: c for c in (Grub2, Isolinux, GrubLegacy)}
 
 
@@ -256,6 +257,8 @@ class Method:
     @classmethod
     def of(cls, profile: Profile) -> Method:
         """The method *profile* chooses (its values read when asked, so always current)."""
-        return cls(INITRD_FORMATS[profile["initrd.format"]](profile),
-                   WRITABLE_STRATEGIES[profile["writable.strategy"]](profile),
-                   BOOT_LOADERS[profile["bootloader.type"]](profile))
+        return cls(
+            INITRD_FORMATS[profile["initrd.format"]](profile),
+            WRITABLE_STRATEGIES[profile["writable.strategy"]](profile),
+            BOOT_LOADERS[profile["bootloader.type"]](profile),
+        )

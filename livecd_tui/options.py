@@ -24,8 +24,10 @@ MAX_LIST = 1024
 #: A directory right under the system root, named plainly: no '/', '.', '..' or anything a
 #: shell or the init script's word splitting would read (the dirs are packed as named).
 TOP_DIR = r"[A-Za-z0-9_][A-Za-z0-9._+@-]*"
-TOP_DIR_HELP = ("a plain top-level directory name such as usr (letters, digits, . _ + @ -; "
-                "no '/', '..' or absolute path)")
+TOP_DIR_HELP = (
+    "a plain top-level directory name such as usr (letters, digits, . _ + @ -; "
+    "no '/', '..' or absolute path)"
+)
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,19 @@ def _auto_cpus() -> str:
 
 #: The driver group switches (kconfig.GROUPS holds what each adds): title and why.
 _GROUP_OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("disk", "Disk drivers", "A rescue CD needs them to reach the machine's disks, and the "
-     "CD itself may sit behind one of them."),
+    (
+        "disk",
+        "Disk drivers",
+        "A rescue CD needs them to reach the machine's disks, and the "
+        "CD itself may sit behind one of them.",
+    ),
     ("usb", "USB drivers", "Needed too when the ISO boots from a USB stick."),
     ("filesystems", "Filesystems", "A rescue CD mounts the filesystems it finds on disks."),
-    ("network", "Network drivers", "For a CD that must reach the network. The live system "
-     "gets all modules either way."),
+    (
+        "network",
+        "Network drivers",
+        "For a CD that must reach the network. The live system gets all modules either way.",
+    ),
     ("sound", "Sound drivers", "For a desktop CD."),
 )
 _DEFAULT_GROUPS = ("disk", "usb")
@@ -397,8 +406,7 @@ _OPTIONS: tuple[Option, ...] = (
         "Block size",
         "int",
         128,
-        "Squashfs block size. Larger blocks pack smaller, smaller blocks read faster "
-        "at random.",
+        "Squashfs block size. Larger blocks pack smaller, smaller blocks read faster at random.",
         minimum=4,
         maximum=1024,
         unit="KiB",
@@ -522,7 +530,7 @@ _OPTIONS: tuple[Option, ...] = (
         max_length=32,
         pattern=r"(?!root\Z)[a-z_][a-z0-9_-]*",
         pattern_help="a user name: lower-case letters, digits, '_' and '-', not starting "
-                     "with a digit or '-' (and not root: leave it empty for root)",
+        "with a digit or '-' (and not root: leave it empty for root)",
     ),
     Option(
         "system.login.password",
@@ -545,7 +553,7 @@ _OPTIONS: tuple[Option, ...] = (
         max_length=512,
         pattern=r"\$[0-9a-z]+\$[^:\s]+",
         pattern_help="a crypt hash such as the output of 'openssl passwd -6' ($6$salt$...); "
-                     "a plain password is refused",
+        "a plain password is refused",
         depends_on=(("system.login.password", ("hash",)),),
     ),
     Option(
@@ -633,7 +641,7 @@ _OPTIONS: tuple[Option, ...] = (
         max_length=16,
         pattern=r"[1-9][0-9]*[kmgtpeKMGTPE]?|[1-9][0-9]{0,2}%",
         pattern_help="a size as mount's size= takes it: a number of bytes with an optional "
-                     "k, m, g or t ('512m', '2g'), or a share of the RAM ('50%')",
+        "k, m, g or t ('512m', '2g'), or a share of the RAM ('50%')",
     ),
     Option(
         "writable.copy_to_ram",
@@ -683,7 +691,7 @@ _OPTIONS: tuple[Option, ...] = (
         max_length=255,
         pattern=r"(?!\.\.?(/|$))[A-Za-z0-9_.-]+(/(?!\.\.?(/|$))[A-Za-z0-9_.-]+)*",
         pattern_help="a relative path of letters, digits, '_', '.' and '-' (FAT names), "
-                     "without '.' or '..' parts",
+        "without '.' or '..' parts",
     ),
     Option(
         "writable.persistence_encrypted",
@@ -743,11 +751,11 @@ _OPTIONS: tuple[Option, ...] = (
         "str",
         "",
         "Extra kernel parameters for every entry, e.g. 'quiet' or 'nomodeset'. A value "
-        "holding blanks is quoted the kernel's way: name=\"a b\".",
+        'holding blanks is quoted the kernel\'s way: name="a b".',
         max_length=1024,
         pattern=r"[^\"'\\]*(?:\"[^\"'\\]*\"[^\"'\\]*)*",
         pattern_help="kernel parameters with double quotes in pairs, and no single quote or "
-                     "backslash (GRUB 2 cannot pass them to the kernel unchanged)",
+        "backslash (GRUB 2 cannot pass them to the kernel unchanged)",
     ),
     Option(
         "bootloader.serial",
@@ -801,8 +809,7 @@ _OPTIONS: tuple[Option, ...] = (
         "",
         "Your Secure Boot private key (PEM, no passphrase), e.g. DIR/db.key from "
         "`livecd-tui secure-boot-keys DIR`. Required with own-keys.",
-        depends_on=(("bootloader.type", ("grub2",)),
-                    ("bootloader.secure_boot", ("own-keys",))),
+        depends_on=(("bootloader.type", ("grub2",)), ("bootloader.secure_boot", ("own-keys",))),
         must_exist=True,
     ),
     Option(
@@ -811,8 +818,7 @@ _OPTIONS: tuple[Option, ...] = (
         "path",
         "",
         "The certificate of the signing key (PEM), e.g. DIR/db.crt. Required with own-keys.",
-        depends_on=(("bootloader.type", ("grub2",)),
-                    ("bootloader.secure_boot", ("own-keys",))),
+        depends_on=(("bootloader.type", ("grub2",)), ("bootloader.secure_boot", ("own-keys",))),
         must_exist=True,
     ),
     # ---------------------------------------------------------------- ISO
@@ -963,9 +969,12 @@ _OPTIONS: tuple[Option, ...] = (
         "for shim, Debian's OVMF_VARS_4M.ms.fd (Microsoft's keys); for own-keys, one made "
         "with virt-fw-vars (PyPI: virt-firmware) that holds your certificate as PK, KEK "
         "and db.",
-        depends_on=(("boottest.enabled", (True,)), ("boottest.firmware", ("uefi",)),
-                    ("bootloader.type", ("grub2",)),
-                    ("bootloader.secure_boot", ("shim", "own-keys"))),
+        depends_on=(
+            ("boottest.enabled", (True,)),
+            ("boottest.firmware", ("uefi",)),
+            ("bootloader.type", ("grub2",)),
+            ("bootloader.secure_boot", ("shim", "own-keys")),
+        ),
         must_exist=True,
     ),
     # ---------------------------------------------------------------- Build
@@ -1085,8 +1094,10 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
             return None, f"{value} is above the maximum {option.maximum}{_unit(option)}"
         if option.power_of_two and value & (value - 1):
             below = 1 << (value.bit_length() - 1)
-            return None, (f"{value} is not a power of two (mksquashfs refuses it): "
-                          f"{below} or {below * 2}{_unit(option)}")
+            return None, (
+                f"{value} is not a power of two (mksquashfs refuses it): "
+                f"{below} or {below * 2}{_unit(option)}"
+            )
         return value, None
     if kind in ("str", "path", "choice"):
         if not isinstance(value, str):
@@ -1124,7 +1135,8 @@ def validate_value(option: Option, value: Any) -> tuple[Any, str | None]:
             )
         # An empty item matches nothing a pattern allows ('' in system.dirs is the root).
         problem = _pattern_problem(option, item) or (
-            "is empty" if option.pattern and not item else None)
+            "is empty" if option.pattern and not item else None
+        )
         if problem:
             return None, f"item {index + 1} ({format_value(item)}): {problem}"
     return list(value), None
@@ -1154,8 +1166,10 @@ def path_length_problem(path: str) -> str | None:
         return f"the path is {len(data)} bytes long; Linux allows {PATH_MAX - 1}"
     longest = max(data.split(b"/"), key=len)
     if len(longest) > NAME_MAX:
-        return (f"a name in the path ({os.fsdecode(longest[:16])}...) is {len(longest)} bytes "
-                f"long; Linux allows {NAME_MAX}")
+        return (
+            f"a name in the path ({os.fsdecode(longest[:16])}...) is {len(longest)} bytes "
+            f"long; Linux allows {NAME_MAX}"
+        )
     return None
 
 
@@ -1170,8 +1184,14 @@ def _unit(option: Option) -> str:
 
 
 def _typename(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "a list", dict: "a table"}
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }
     for kind, name in names.items():
         if isinstance(value, kind):
             return f"{name} ({format_value(value) if not isinstance(value, dict) else '{...}'})"
@@ -1182,28 +1202,39 @@ def reference_text() -> str:
     """One line per option: key = default, title and type (``livecd-tui options``)."""
     lines = []
     for option in OPTIONS.values():
-        lines.append(f"{option.key} = {format_value(option.default)}    # {option.title}; "
-                     f"{describe_type(option)}")
+        lines.append(
+            f"{option.key} = {format_value(option.default)}    # {option.title}; "
+            f"{describe_type(option)}"
+        )
     return "\n".join(lines) + "\n"
 
 
 def reference_markdown() -> str:
     """The option reference, generated from the schema (written to docs/options.md)."""
-    out = ["# Options", "",
-           "Every option a profile can hold, generated from the schema by "
-           "`livecd-tui options --markdown`. A profile is a TOML file; each section below "
-           "is a TOML table (`[kernel]`, `[kernel.drivers]`...).", ""]
+    out = [
+        "# Options",
+        "",
+        "Every option a profile can hold, generated from the schema by "
+        "`livecd-tui options --markdown`. A profile is a TOML file; each section below "
+        "is a TOML table (`[kernel]`, `[kernel.drivers]`...).",
+        "",
+    ]
     for menu_key, menu in MENUS.items():
         depth = menu_key.count(".") + 2
         out += [f"{'#' * depth} {menu.title} (`[{menu_key}]`)", "", menu.help, ""]
         for option in OPTIONS.values():
             if option.section != menu_key:
                 continue
-            out += [f"- **`{option.key}`**: {option.title}. {describe_type(option)}; default "
-                    f"`{format_value(option.default)}`.", f"  {option.help}"]
+            out += [
+                f"- **`{option.key}`**: {option.title}. {describe_type(option)}; default "
+                f"`{format_value(option.default)}`.",
+                f"  {option.help}",
+            ]
             if option.depends_on:
-                cond = " and ".join(f"`{k}` is {' or '.join(format_value(v) for v in vals)}"
-                                    for k, vals in option.depends_on)
+                cond = " and ".join(
+                    f"`{k}` is {' or '.join(format_value(v) for v in vals)}"
+                    for k, vals in option.depends_on
+                )
                 out.append(f"  Used only when {cond}.")
             deps = dependents_of(option.key)
             if deps:

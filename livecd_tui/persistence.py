@@ -32,8 +32,9 @@ def parse_size(text: str) -> int:
     """``"512M"``, ``"2g"``, ``"1048576"`` in bytes; at least :data:`MIN_SIZE`."""
     found = re.fullmatch(r"\s*([1-9][0-9]*)\s*([kKmMgGtT]?)(?:i?B)?\s*", text)
     if found is None:
-        raise PersistenceError(f"--size {text!r}: a number of bytes with an optional K, M, "
-                               "G or T, e.g. 512M")
+        raise PersistenceError(
+            f"--size {text!r}: a number of bytes with an optional K, M, G or T, e.g. 512M"
+        )
     size = int(found[1]) * _UNITS[found[2].lower()]
     if size < MIN_SIZE:
         raise PersistenceError(f"--size {text!r} is smaller than {MIN_SIZE >> 20}M")
@@ -72,18 +73,35 @@ def encrypt_argv(spec: ImageSpec) -> list[str]:
     """Encrypt the made filesystem in place (LUKS2, labelled, PBKDF2 so a small live
     system can open it). Offline: no device-mapper needed, the key comes from a file."""
     assert spec.key_file is not None
-    return ["cryptsetup", "reencrypt", "--encrypt", "--batch-mode", "--type", "luks2",
-            "--reduce-device-size", f"{LUKS_ROOM >> 20}M", "--label", spec.label,
-            "--pbkdf", "pbkdf2", "--iter-time", str(spec.iter_time_ms),
-            "--key-file", str(spec.key_file), str(spec.path)]
+    return [
+        "cryptsetup",
+        "reencrypt",
+        "--encrypt",
+        "--batch-mode",
+        "--type",
+        "luks2",
+        "--reduce-device-size",
+        f"{LUKS_ROOM >> 20}M",
+        "--label",
+        spec.label,
+        "--pbkdf",
+        "pbkdf2",
+        "--iter-time",
+        str(spec.iter_time_ms),
+        "--key-file",
+        str(spec.key_file),
+        str(spec.path),
+    ]
 
 
 def make_image(spec: ImageSpec, run: Runner | None = None) -> None:
     """Make the store as a new file (an existing one is never touched)."""
     run = run or _run
     if spec.key_file is not None and spec.size < MIN_SIZE + LUKS_ROOM:
-        raise PersistenceError(f"an encrypted store needs at least "
-                               f"{(MIN_SIZE + LUKS_ROOM) >> 20}M (LUKS takes {LUKS_ROOM >> 20}M)")
+        raise PersistenceError(
+            f"an encrypted store needs at least "
+            f"{(MIN_SIZE + LUKS_ROOM) >> 20}M (LUKS takes {LUKS_ROOM >> 20}M)"
+        )
     try:
         fd = os.open(spec.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -113,5 +131,7 @@ def _run(argv: Sequence[str]) -> None:
         raise PersistenceError(f"{argv[0]} is not installed") from None
     if result.returncode != 0:
         said = (result.err or result.out).decode(errors="replace").strip().splitlines()
-        raise PersistenceError(f"{' '.join(argv[:2])} failed (exit {result.returncode})"
-                               + (f": {said[-1]}" if said else ""))
+        raise PersistenceError(
+            f"{' '.join(argv[:2])} failed (exit {result.returncode})"
+            + (f": {said[-1]}" if said else "")
+        )

@@ -63,7 +63,7 @@ def _stat(pid: int) -> list[str] | None:
     except (OSError, ValueError):
         return None
     # The command name (field 2) is in parentheses and may hold spaces or ')'.
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     if len(fields) < 20 or fields[0] in ("Z", "X"):
         return None
     return fields
@@ -147,9 +147,15 @@ def _program(name: str) -> Any:
         raise ProgramNotFound(errno.ENOENT, "No such file or directory", name) from None
 
 
-def start(argv: Sequence[str], *, stdin: IO[bytes], stdout: IO[bytes],
-          stderr: IO[bytes] | None = None, env: Mapping[str, str] | None = None,
-          cwd: Path | str | None = None) -> Any:
+def start(
+    argv: Sequence[str],
+    *,
+    stdin: IO[bytes],
+    stdout: IO[bytes],
+    stderr: IO[bytes] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+) -> Any:
     """Start *argv* in the background with the project's settings (module docstring); its
     stderr goes to *stdout* unless *stderr* is given. Returns sh's running command (wait
     for it with :func:`wait`). *env* is the whole environment (default: this process's).
@@ -160,9 +166,15 @@ def start(argv: Sequence[str], *, stdin: IO[bytes], stdout: IO[bytes],
     """
     program = _program(argv[0])
     kwargs: dict[str, Any] = dict(
-        _bg=True, _bg_exc=False, _new_session=True, _tty_out=False,
-        _env=dict(os.environ if env is None else env), _ok_code=list(range(256)),
-        _preexec_fn=die_with_parent(), _in=stdin, _out=stdout,
+        _bg=True,
+        _bg_exc=False,
+        _new_session=True,
+        _tty_out=False,
+        _env=dict(os.environ if env is None else env),
+        _ok_code=list(range(256)),
+        _preexec_fn=die_with_parent(),
+        _in=stdin,
+        _out=stdout,
     )
     if stderr is None:
         kwargs["_err_to_out"] = True
@@ -207,9 +219,14 @@ class Finished:
         return self.err.decode(errors="replace")
 
 
-def run(argv: Sequence[str | Path], *, input: bytes | None = None,
-        env: Mapping[str, str] | None = None, cwd: Path | str | None = None,
-        timeout: float | None = None) -> Finished:
+def run(
+    argv: Sequence[str | Path],
+    *,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    timeout: float | None = None,
+) -> Finished:
     """Run *argv* to its end with the project's settings, *input* as its stdin (else
     /dev/null), and return its exit code and output. Raises :class:`ProgramNotFound`, an
     ``OSError`` when it cannot start, ``TimeoutError`` when *timeout* seconds pass (its
@@ -228,6 +245,7 @@ def run(argv: Sequence[str | Path], *, input: bytes | None = None,
         expired = threading.Event()
         timer = None
         if timeout is not None:
+
             def expire() -> None:
                 expired.set()
                 kill_process_group(process.pid, 2.0)
@@ -314,8 +332,7 @@ def _my_start() -> int:
 
 def new_command(work: Path, stage: str, command: str) -> CommandRecord:
     """Record the command about to start; its environment must carry the token."""
-    record = CommandRecord(uuid.uuid4().hex, stage, command, os.getpid(), _my_start(),
-                           time.time())
+    record = CommandRecord(uuid.uuid4().hex, stage, command, os.getpid(), _my_start(), time.time())
     replace_file(work / COMMAND_FILE, json.dumps(asdict(record)).encode())
     return record
 
@@ -331,9 +348,14 @@ def read_command(work: Path) -> CommandRecord | None:
     if data is None:
         return None
     try:
-        return CommandRecord(str(data["token"]), str(data["stage"]), str(data["command"]),
-                             int(data["build_pid"]), int(data["build_start"]),
-                             float(data["started"]))
+        return CommandRecord(
+            str(data["token"]),
+            str(data["stage"]),
+            str(data["command"]),
+            int(data["build_pid"]),
+            int(data["build_start"]),
+            float(data["started"]),
+        )
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -386,5 +408,7 @@ def end_leftovers(work: Path, grace: float = 2.0) -> str | None:
         command_ended(work)
     if not found:
         return None
-    return (f"{len(found)} process(es) of `{record.command}` (stage {record.stage}), "
-            "left running by a build that was killed")
+    return (
+        f"{len(found)} process(es) of `{record.command}` (stage {record.stage}), "
+        "left running by a build that was killed"
+    )

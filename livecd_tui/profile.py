@@ -229,8 +229,9 @@ def not_a_profile_file(path: Path) -> str | None:
         return f"cannot be read: {err.strerror}"
     if not stat.S_ISREG(info.st_mode):
         return f"is {_file_kind(info.st_mode)}, not a profile file"
-    kernel = next((d for d in ("/proc", "/sys") if os.path.realpath(path).startswith(d + "/")),
-                  None)
+    kernel = next(
+        (d for d in ("/proc", "/sys") if os.path.realpath(path).startswith(d + "/")), None
+    )
     if kernel:  # regular files in name only: reading /proc/kmsg takes the kernel's messages
         return f"is a file of the kernel's {kernel}, not a profile file"
     if info.st_size > MAX_PROFILE_BYTES:
@@ -239,15 +240,21 @@ def not_a_profile_file(path: Path) -> str | None:
 
 
 def _file_kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a pipe (FIFO)"),
-             (stat.S_ISSOCK, "a socket"))
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+    )
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 def _too_big(size: int) -> str:
-    return (f"is {size} bytes; a profile file is at most {MAX_PROFILE_BYTES // 1024} KiB "
-            "(is it the right file?)")
+    return (
+        f"is {size} bytes; a profile file is at most {MAX_PROFILE_BYTES // 1024} KiB "
+        "(is it the right file?)"
+    )
 
 
 def _read_profile_bytes(path: Path) -> bytes:
@@ -291,8 +298,9 @@ def _decode(data: bytes, shown: str) -> str:
             byte = data[offset]
             latin = f", '{chr(byte)}' in Latin-1" if byte >= 0xA0 else ""
             why = f"is not UTF-8 (byte 0x{byte:02x}{latin})"
-        raise ProfileError([Problem(shown, line, None, f"the file {why}; save it as UTF-8",
-                                    column)]) from None
+        raise ProfileError(
+            [Problem(shown, line, None, f"the file {why}; save it as UTF-8", column)]
+        ) from None
 
 
 def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
@@ -304,11 +312,20 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
     except tomllib.TOMLDecodeError as err:
         line, column = _error_position(err)
         message = str(err).split(" (at line")[0]
-        raise ProfileError([Problem(shown, line, None, f"TOML syntax: {message}", column)]) \
-            from None
+        raise ProfileError(
+            [Problem(shown, line, None, f"TOML syntax: {message}", column)]
+        ) from None
     except RecursionError:  # tomllib parses nested arrays and tables recursively
-        raise ProfileError([Problem(shown, None, None, "TOML arrays or tables nested hundreds "
-                                    "of levels deep (no option is)")]) from None
+        raise ProfileError(
+            [
+                Problem(
+                    shown,
+                    None,
+                    None,
+                    "TOML arrays or tables nested hundreds of levels deep (no option is)",
+                )
+            ]
+        ) from None
 
     lines = _key_lines(text)
     problems: list[Problem] = []
@@ -317,8 +334,7 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
     if extends is not None:
         line = lines.get("extends")
         if not isinstance(extends, str) or not extends:
-            problems.append(Problem(shown, line, "extends",
-                                    "must be the path of another profile"))
+            problems.append(Problem(shown, line, "extends", "must be the path of another profile"))
             extends = None
         else:
             base_path = path.parent / os.path.expanduser(extends)
@@ -328,16 +344,25 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
                 cycle = " -> ".join(str(p) for p in (*chain, resolved, base_real))
                 problems.append(Problem(shown, line, "extends", f"extends cycle: {cycle}"))
             elif len(chain) + 1 >= MAX_EXTENDS_DEPTH:
-                problems.append(Problem(shown, line, "extends", (
-                    f"{extends}: more than {MAX_EXTENDS_DEPTH} profiles extend one another; "
-                    "merge some of them")))
+                problems.append(
+                    Problem(
+                        shown,
+                        line,
+                        "extends",
+                        (
+                            f"{extends}: more than {MAX_EXTENDS_DEPTH} profiles extend one "
+                            "another; merge some of them"
+                        ),
+                    )
+                )
             else:
                 try:
                     base = _load(base_path, (*chain, resolved))
                     inherited = dict(base.values)
                 except _Unreadable as err:
-                    problems.append(Problem(shown, line, "extends",
-                                            f"{extends} {err.reason}{looked}"))
+                    problems.append(
+                        Problem(shown, line, "extends", f"{extends} {err.reason}{looked}")
+                    )
                 except ProfileError as err:
                     problems.extend(err.problems)
 
@@ -347,8 +372,9 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
         option = OPTIONS.get(key)
         if option is None:
             if key in MENUS:
-                problems.append(Problem(shown, line, key, f"[{key}] is a table of options, "
-                                        "not a value"))
+                problems.append(
+                    Problem(shown, line, key, f"[{key}] is a table of options, not a value")
+                )
             else:
                 problems.append(Problem(shown, line, key, "unknown option" + _hint(key)))
             continue
@@ -358,8 +384,7 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Profile:
             continue
         values[key] = checked
 
-    profile = Profile(values=values, inherited=inherited, path=path, extends=extends,
-                      lines=lines)
+    profile = Profile(values=values, inherited=inherited, path=path, extends=extends, lines=lines)
     if not problems:
         for key, option in OPTIONS.items():
             reason = _path_problem(option, values[key], path.parent)
@@ -377,8 +402,7 @@ _MAX_TABLE_DEPTH = 8
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     for name, value in data.items():
         key = f"{prefix}{name}"
-        if isinstance(value, dict) and key not in OPTIONS and \
-                key.count(".") < _MAX_TABLE_DEPTH:
+        if isinstance(value, dict) and key not in OPTIONS and key.count(".") < _MAX_TABLE_DEPTH:
             yield from _flatten(value, key + ".")
         else:
             yield key, value
@@ -448,7 +472,7 @@ def _key_lines(text: str) -> dict[str, int]:
             key = _normalise_key(assign.group(1))
             full = f"{table}.{key}" if table else key
             lines.setdefault(full, number)
-            rest = line[assign.end():]
+            rest = line[assign.end() :]
             if rest.lstrip().startswith("{"):
                 _inline_key_lines(rest, full, number, lines)
             in_string = next((q for q in ('"""', "'''") if rest.count(q) % 2), "")
@@ -540,10 +564,12 @@ def find_profile(name: str) -> Path:
         if candidate.is_file():
             return candidate
     if os.path.lexists(direct):  # there is something by that name, but not a file
-        raise ProfileError([Problem(name, None, None, not_a_profile_file(direct)
-                                    or "is not a profile file")])
-    raise ProfileError([Problem(name, None, None,
-                                "no such profile; looked in " + ", ".join(searched))])
+        raise ProfileError(
+            [Problem(name, None, None, not_a_profile_file(direct) or "is not a profile file")]
+        )
+    raise ProfileError(
+        [Problem(name, None, None, "no such profile; looked in " + ", ".join(searched))]
+    )
 
 
 def list_profiles() -> list[Path]:

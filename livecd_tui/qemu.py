@@ -94,8 +94,11 @@ def _run_probe(argv: list[str], done: re.Pattern[bytes], timeout: float) -> bool
     full = ["timeout", "--kill-after=2", str(max(1, round(timeout) + 1)), *argv]
     read_fd, write_fd = os.pipe()
     try:
-        with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as stderr, \
-                os.fdopen(write_fd, "wb") as stdout:  # closed once the child has its copy
+        with (
+            open(os.devnull, "rb") as stdin,
+            open(os.devnull, "wb") as stderr,
+            os.fdopen(write_fd, "wb") as stdout,
+        ):  # closed once the child has its copy
             proc = procs.start(full, stdin=stdin, stdout=stdout, stderr=stderr)
     except OSError:
         os.close(read_fd)
@@ -354,10 +357,12 @@ BOOT_PHASES: tuple[str, ...] = (
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>c]")
 
 #: What OVMF, shim and GRUB print when Secure Boot refuses an image.
-SECURE_BOOT_REFUSAL = re.compile(r"Verification failed: \(0x1A\) Security Violation|"
-                                 r"bad shim signature|shim_lock protocol not found|"
-                                 r"verification requested but nobody cares|"
-                                 r"prohibited by secure boot policy|: Access Denied")
+SECURE_BOOT_REFUSAL = re.compile(
+    r"Verification failed: \(0x1A\) Security Violation|"
+    r"bad shim signature|shim_lock protocol not found|"
+    r"verification requested but nobody cares|"
+    r"prohibited by secure boot policy|: Access Denied"
+)
 
 
 # Checked in order: the first pattern that matches gives the phase.
@@ -416,19 +421,28 @@ def diagnose_boot(lines: Sequence[str], marker: str, serial: bool) -> tuple[str,
         refusal = refusal or (found.group(0).lstrip(": ") if found else "")
     shown = f"; its last line: {last[:120]!r}" if last else ""
     if phase is None:
-        return ("the serial console showed no boot phase at all (not even the firmware)"
-                + shown, "boottest.firmware")
+        return (
+            "the serial console showed no boot phase at all (not even the firmware)" + shown,
+            "boottest.firmware",
+        )
     said = f"the boot reached the {phase} phase{shown}"
     if refusal:
-        return (f"{said}; Secure Boot refused an image ({refusal!r}): the firmware's keys "
-                "(boottest.secure_boot_vars) do not trust its signer, or the kernel is not "
-                "signed by a key shim trusts", "bootloader.secure_boot")
+        return (
+            f"{said}; Secure Boot refused an image ({refusal!r}): the firmware's keys "
+            "(boottest.secure_boot_vars) do not trust its signer, or the kernel is not "
+            "signed by a key shim trusts",
+            "bootloader.secure_boot",
+        )
     if login_seen and marker != "login:":
-        return (f"{said}; a login prompt appeared but boottest.marker is {marker!r}",
-                "boottest.marker")
+        return (
+            f"{said}; a login prompt appeared but boottest.marker is {marker!r}",
+            "boottest.marker",
+        )
     if phase in ("firmware", "boot loader") and not serial:
-        return (f"{said}; without bootloader.serial the kernel writes nothing on the serial "
-                "console", "bootloader.serial")
+        return (
+            f"{said}; without bootloader.serial the kernel writes nothing on the serial console",
+            "bootloader.serial",
+        )
     if phase == "failed":
         return f"{said}; the boot stopped with an error (read the lines above it)", ""
     return said, ""

@@ -50,13 +50,28 @@ def start_detached(profile: Path, work: Path, extra: list[str]) -> int:
     early = Path(early_name)
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, **{EARLY_LOG_ENV: str(early), READY_FD_ENV: str(write_fd)})
-    argv = [sys.executable, "-m", "livecd_tui.cli", "build", str(profile),
-            "--work-dir", str(work), *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "livecd_tui.cli",
+        "build",
+        str(profile),
+        "--work-dir",
+        str(work),
+        *extra,
+    ]
     try:
         with os.fdopen(fd, "w") as out, open(os.devnull) as devnull:
-            proc = subprocess.Popen(argv, stdin=devnull, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    close_fds=True, pass_fds=(write_fd,), env=env)
+            proc = subprocess.Popen(
+                argv,
+                stdin=devnull,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(write_fd,),
+                env=env,
+            )
     finally:
         os.close(write_fd)
     with os.fdopen(read_fd, "rb") as ready:
@@ -69,7 +84,7 @@ def start_detached(profile: Path, work: Path, extra: list[str]) -> int:
     output = early.read_text(errors="replace") if early.exists() else ""
     early.unlink(missing_ok=True)
     if word.startswith(b"refused "):
-        raise BuildError(word[len(b"refused "):].decode(errors="replace"))
+        raise BuildError(word[len(b"refused ") :].decode(errors="replace"))
     raise BuildError(f"the build exited at once (exit {code}): " + output[-2000:])
 
 
@@ -135,9 +150,11 @@ class Follower:
                 self._offsets[name] = 0
                 emit(StageStarted(name, 0))
             self._follow_log(name, emit)
-            if previous != key and state.status in ("done", "failed", "interrupted",
-                                                     "skipped") and not (
-                    self._first and state.status == "skipped"):
+            if (
+                previous != key
+                and state.status in ("done", "failed", "interrupted", "skipped")
+                and not (self._first and state.status == "skipped")
+            ):
                 duration = state.duration or 0.0
                 emit(StageFinished(name, state.status, duration, None))
             self._status[name] = key

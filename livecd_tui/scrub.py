@@ -29,12 +29,25 @@ from pathlib import Path, PurePosixPath
 
 from livecd_tui import accounts, excludes, fileops, procs, secrets
 from livecd_tui.build import Build
-from livecd_tui.steps import q
+from livecd_tui.steps import shell_quote
 
 #: History files left out wherever they are (system.scrub.histories).
-HISTORY_FILES = (".bash_history", ".ash_history", ".sh_history", ".zsh_history", ".history",
-                 ".python_history", ".lesshst", ".viminfo", ".mysql_history", ".psql_history",
-                 ".sqlite_history", ".node_repl_history", ".wget-hsts", ".rediscli_history")
+HISTORY_FILES = (
+    ".bash_history",
+    ".ash_history",
+    ".sh_history",
+    ".zsh_history",
+    ".history",
+    ".python_history",
+    ".lesshst",
+    ".viminfo",
+    ".mysql_history",
+    ".psql_history",
+    ".sqlite_history",
+    ".node_repl_history",
+    ".wget-hsts",
+    ".rediscli_history",
+)
 
 
 @dataclass(frozen=True)
@@ -51,44 +64,100 @@ class Rule:
 _HOMES = ("root", "home/*", "var/lib/*", "srv/*", "opt/*", "var/*")
 #: Per-user stores of credentials (only packed when system.scrub.home is off, or for the
 #: service accounts).
-USER_SECRETS = (".ssh/id_*", ".aws", ".docker/config.json", ".kube", ".password-store",
-                ".mozilla", ".thunderbird", ".config/google-chrome", ".config/chromium",
-                ".config/BraveSoftware", ".config/gh/hosts.yml", ".local/share/keyrings",
-                ".config/rclone/rclone.conf", ".s3cfg", ".config/gcloud")
+USER_SECRETS = (
+    ".ssh/id_*",
+    ".aws",
+    ".docker/config.json",
+    ".kube",
+    ".password-store",
+    ".mozilla",
+    ".thunderbird",
+    ".config/google-chrome",
+    ".config/chromium",
+    ".config/BraveSoftware",
+    ".config/gh/hosts.yml",
+    ".local/share/keyrings",
+    ".config/rclone/rclone.conf",
+    ".s3cfg",
+    ".config/gcloud",
+)
 
 RULES: tuple[Rule, ...] = (
-    Rule("system.scrub.ssh_host_keys", "SSH host key (the live system makes its own)",
-         ("etc/ssh/ssh_host_*",)),
-    Rule("system.scrub.passwords", "password backup",
-         ("etc/shadow-", "etc/gshadow-", "etc/security/opasswd", "var/backups/*shadow*")),
+    Rule(
+        "system.scrub.ssh_host_keys",
+        "SSH host key (the live system makes its own)",
+        ("etc/ssh/ssh_host_*",),
+    ),
+    Rule(
+        "system.scrub.passwords",
+        "password backup",
+        ("etc/shadow-", "etc/gshadow-", "etc/security/opasswd", "var/backups/*shadow*"),
+    ),
     Rule("system.scrub.histories", "history file", tuple("... " + n for n in HISTORY_FILES)),
     Rule("system.scrub.home", "home contents", ("root/*", "root/.*", "home/*/*", "home/*/.*")),
     Rule("system.scrub.logs", "log", ("var/log/*", "var/log/.*")),
     Rule("system.scrub.caches", "user cache", ("root/.cache", "home/*/.cache")),
     Rule("system.scrub.tmp", "temporary file", ("tmp/*", "tmp/.*", "var/tmp/*", "var/tmp/.*")),
-    Rule("system.scrub.secrets", "secret file",
-         ("... .netrc", "... .gnupg", "... .pgpass", "... .git-credentials", "... *.keytab",
-          *(f"{home}/{name}" for home in _HOMES for name in USER_SECRETS),
-          "etc/ssl/private/*", "etc/ssl/private/.*", "etc/pki/tls/private/*",
-          "etc/pki/tls/private/.*", "etc/letsencrypt/accounts", "etc/letsencrypt/keys",
-          "etc/letsencrypt/archive/*/privkey*", "etc/letsencrypt/live/*/privkey*",
-          "etc/apt/auth.conf", "etc/apt/auth.conf.d/*", "etc/mysql/debian.cnf",
-          "etc/cryptsetup-keys.d/*", "etc/ppp/*-secrets", "etc/ipsec.secrets",
-          "etc/ipsec.d/private/*", "etc/swanctl/private/*", "etc/openvpn/*.key",
-          "etc/openvpn/*/*.key", "etc/wireguard/*.key", "etc/wireguard/*private*",
-          "etc/NetworkManager/system-connections/*", "var/lib/iwd/*.psk",
-          "var/lib/iwd/*.8021x", "var/lib/NetworkManager/secret_key",
-          "var/lib/bluetooth/*/*", "var/lib/systemd/credential.secret", "etc/credstore/*",
-          "etc/credstore.encrypted/*", "usr/lib/credstore/*", "usr/lib/credstore.encrypted/*",
-          "var/lib/cloud/instances/*/user-data*", "var/lib/cloud/instances/*/vendor-data*",
-          "var/lib/cloud/instances/*/cloud-config.txt", "var/lib/cloud/instances/*/obj.pkl",
-          "var/lib/cloud/seed", "etc/kubernetes/*.conf", "etc/kubernetes/pki/*.key",
-          "etc/kubernetes/pki/*/*.key", "etc/rancher/k3s/k3s.yaml",
-          "var/lib/rancher/k3s/server/token", "var/lib/rancher/k3s/server/node-token",
-          "var/lib/rancher/k3s/server/cred", "var/lib/rancher/k3s/server/tls",
-          "var/lib/rancher/k3s/agent/*.key", "etc/docker/key.json",
-          "var/cache/debconf/passwords.dat", "var/lib/systemd/random-seed",
-          "var/lib/urandom/random-seed")),
+    Rule(
+        "system.scrub.secrets",
+        "secret file",
+        (
+            "... .netrc",
+            "... .gnupg",
+            "... .pgpass",
+            "... .git-credentials",
+            "... *.keytab",
+            *(f"{home}/{name}" for home in _HOMES for name in USER_SECRETS),
+            "etc/ssl/private/*",
+            "etc/ssl/private/.*",
+            "etc/pki/tls/private/*",
+            "etc/pki/tls/private/.*",
+            "etc/letsencrypt/accounts",
+            "etc/letsencrypt/keys",
+            "etc/letsencrypt/archive/*/privkey*",
+            "etc/letsencrypt/live/*/privkey*",
+            "etc/apt/auth.conf",
+            "etc/apt/auth.conf.d/*",
+            "etc/mysql/debian.cnf",
+            "etc/cryptsetup-keys.d/*",
+            "etc/ppp/*-secrets",
+            "etc/ipsec.secrets",
+            "etc/ipsec.d/private/*",
+            "etc/swanctl/private/*",
+            "etc/openvpn/*.key",
+            "etc/openvpn/*/*.key",
+            "etc/wireguard/*.key",
+            "etc/wireguard/*private*",
+            "etc/NetworkManager/system-connections/*",
+            "var/lib/iwd/*.psk",
+            "var/lib/iwd/*.8021x",
+            "var/lib/NetworkManager/secret_key",
+            "var/lib/bluetooth/*/*",
+            "var/lib/systemd/credential.secret",
+            "etc/credstore/*",
+            "etc/credstore.encrypted/*",
+            "usr/lib/credstore/*",
+            "usr/lib/credstore.encrypted/*",
+            "var/lib/cloud/instances/*/user-data*",
+            "var/lib/cloud/instances/*/vendor-data*",
+            "var/lib/cloud/instances/*/cloud-config.txt",
+            "var/lib/cloud/instances/*/obj.pkl",
+            "var/lib/cloud/seed",
+            "etc/kubernetes/*.conf",
+            "etc/kubernetes/pki/*.key",
+            "etc/kubernetes/pki/*/*.key",
+            "etc/rancher/k3s/k3s.yaml",
+            "var/lib/rancher/k3s/server/token",
+            "var/lib/rancher/k3s/server/node-token",
+            "var/lib/rancher/k3s/server/cred",
+            "var/lib/rancher/k3s/server/tls",
+            "var/lib/rancher/k3s/agent/*.key",
+            "etc/docker/key.json",
+            "var/cache/debconf/passwords.dat",
+            "var/lib/systemd/random-seed",
+            "var/lib/urandom/random-seed",
+        ),
+    ),
 )
 
 #: Where a systemd drop-in makes sshd's host keys at boot, and its file name.
@@ -148,8 +217,11 @@ class ScrubPlan:
     def all_patterns(self) -> list[excludes.Pattern]:
         """The scrub's patterns plus one per replaced file (mksquashfs ignores a pseudo file
         whose path exists in the source, so the original must be excluded)."""
-        replaced = [excludes.parse(excludes.escape(r.path), f"replaced: {r.why}", r.option)
-                    for r in self.replacements if r.replaces]
+        replaced = [
+            excludes.parse(excludes.escape(r.path), f"replaced: {r.why}", r.option)
+            for r in self.replacements
+            if r.replaces
+        ]
         return [*self.patterns, *replaced]
 
 
@@ -167,8 +239,11 @@ class Finding:
     contents: tuple[str, ...] = ()
 
     def line(self) -> str:
-        amount = f" ({self.files} files, {human(self.size)})" if self.files > 1 else (
-            f" ({human(self.size)})" if self.size else "")
+        amount = (
+            f" ({self.files} files, {human(self.size)})"
+            if self.files > 1
+            else (f" ({human(self.size)})" if self.size else "")
+        )
         return f"{self.action:9} {self.path}{amount}: {self.why} [{self.option}]"
 
 
@@ -188,8 +263,12 @@ def enabled(build: Build, option: str) -> bool:
 
 def static_patterns(build: Build) -> list[excludes.Pattern]:
     """The patterns of the scrub options that are on (those that need no look at the root)."""
-    return [excludes.parse(text, rule.why, rule.option)
-            for rule in RULES if enabled(build, rule.option) for text in rule.patterns]
+    return [
+        excludes.parse(text, rule.why, rule.option)
+        for rule in RULES
+        if enabled(build, rule.option)
+        for text in rule.patterns
+    ]
 
 
 def live_login(build: Build, system_root: Path) -> accounts.LiveLogin:
@@ -207,17 +286,28 @@ def live_login(build: Build, system_root: Path) -> accounts.LiveLogin:
     else:
         password = p["system.login.password_hash"]
         if not password:
-            raise ScrubError("system.login.password is \"hash\" but system.login.password_hash "
-                             "is empty", hint="make a hash with: openssl passwd -6",
-                             option="system.login.password_hash")
-    shell = "/bin/bash" if any(_exists(system_root, d) for d in ("bin/bash", "usr/bin/bash")) \
+            raise ScrubError(
+                'system.login.password is "hash" but system.login.password_hash is empty',
+                hint="make a hash with: openssl passwd -6",
+                option="system.login.password_hash",
+            )
+    shell = (
+        "/bin/bash"
+        if any(_exists(system_root, d) for d in ("bin/bash", "usr/bin/bash"))
         else "/bin/sh"
-    return accounts.LiveLogin(user, password, tuple(p["system.login.groups"]), shell,
-                              build.epoch // 86400)
+    )
+    return accounts.LiveLogin(
+        user, password, tuple(p["system.login.groups"]), shell, build.epoch // 86400
+    )
 
 
-def make_plan(build: Build, root: Path, tops: Iterable[str],
-              system_root: Path | None = None, all_root: bool = False) -> ScrubPlan:
+def make_plan(
+    build: Build,
+    root: Path,
+    tops: Iterable[str],
+    system_root: Path | None = None,
+    all_root: bool = False,
+) -> ScrubPlan:
     """What to leave out of, replace in and add to the copy of ``root`` that is packed.
 
     ``root`` holds the files to scrub (the system root, or the ``/etc`` archive's staging
@@ -228,8 +318,11 @@ def make_plan(build: Build, root: Path, tops: Iterable[str],
     """
     system_root = system_root or root
     packed = set(tops)
-    plan = ScrubPlan(patterns=static_patterns(build), scan=enabled(build, CONTENT_OPTION),
-                     allow=frozenset(secrets.normalise_allow(build.profile[ALLOW_OPTION])))
+    plan = ScrubPlan(
+        patterns=static_patterns(build),
+        scan=enabled(build, CONTENT_OPTION),
+        allow=frozenset(secrets.normalise_allow(build.profile[ALLOW_OPTION])),
+    )
     login = live_login(build, system_root)
     if "var" in packed:
         _var(build, plan, root)
@@ -266,31 +359,54 @@ def keep_allowed(plan: ScrubPlan, root: Path, tops: Iterable[str]) -> None:
         if rel.split("/")[0] in packed and not os.path.lexists(path):
             plan.notes.append(f"{ALLOW_OPTION} lists /{rel}, which {root} does not have")
             continue
-        if rel.split("/")[0] not in packed or pattern is None or \
-                realpath_in(root, rel) != path or not path.is_file():
+        if (
+            rel.split("/")[0] not in packed
+            or pattern is None
+            or realpath_in(root, rel) != path
+            or not path.is_file()
+        ):
             continue
         mode, uid, gid, _ = _stat_of(path, 0o600)
-        plan.replacements.append(Replacement(
-            rel, path.read_bytes(), mode, uid, gid, ALLOW_OPTION,
-            f"left out by {pattern.option} ({pattern.reason}), kept: listed in {ALLOW_OPTION}",
-            replaces=False))
+        plan.replacements.append(
+            Replacement(
+                rel,
+                path.read_bytes(),
+                mode,
+                uid,
+                gid,
+                ALLOW_OPTION,
+                f"left out by {pattern.option} ({pattern.reason}), kept: listed in {ALLOW_OPTION}",
+                replaces=False,
+            )
+        )
 
 
 def _var(build: Build, plan: ScrubPlan, root: Path) -> None:
     if enabled(build, "system.scrub.machine_id"):
         dbus = root / "var" / "lib" / "dbus" / "machine-id"
         if dbus.is_file() and not dbus.is_symlink():
-            plan.patterns.append(excludes.parse("var/lib/dbus/machine-id",
-                                                "D-Bus copy of the machine id",
-                                                "system.scrub.machine_id"))
+            plan.patterns.append(
+                excludes.parse(
+                    "var/lib/dbus/machine-id",
+                    "D-Bus copy of the machine id",
+                    "system.scrub.machine_id",
+                )
+            )
     if enabled(build, "system.scrub.caches"):
         _var_cache(plan, root)
     if enabled(build, "system.scrub.logs"):
         for sub in _subdirs(root / "var" / "log"):
             st = os.lstat(root / "var" / "log" / sub)
-            plan.new_dirs.append(NewDir(f"var/log/{sub}", stat.S_IMODE(st.st_mode), st.st_uid,
-                                        st.st_gid, "system.scrub.logs",
-                                        "log directory kept, empty"))
+            plan.new_dirs.append(
+                NewDir(
+                    f"var/log/{sub}",
+                    stat.S_IMODE(st.st_mode),
+                    st.st_uid,
+                    st.st_gid,
+                    "system.scrub.logs",
+                    "log directory kept, empty",
+                )
+            )
 
 
 def _exists(root: Path, rel: str) -> bool:
@@ -346,8 +462,9 @@ def init_system(root: Path) -> str:
 def _subdirs(path: Path) -> list[str]:
     try:
         with os.scandir(path) as it:
-            return sorted(e.name for e in it if e.is_dir(follow_symlinks=False)
-                          and "\n" not in e.name)
+            return sorted(
+                e.name for e in it if e.is_dir(follow_symlinks=False) and "\n" not in e.name
+            )
     except OSError:
         return []
 
@@ -365,9 +482,17 @@ def _machine_id(plan: ScrubPlan, root: Path) -> None:
     path = root / "etc" / "machine-id"
     if path.is_file() and not path.is_symlink():
         mode, uid, gid, _ = _stat_of(path, 0o444)
-        plan.replacements.append(Replacement(
-            "etc/machine-id", b"", mode, uid, gid, "system.scrub.machine_id",
-            "emptied: systemd makes a new machine id at boot"))
+        plan.replacements.append(
+            Replacement(
+                "etc/machine-id",
+                b"",
+                mode,
+                uid,
+                gid,
+                "system.scrub.machine_id",
+                "emptied: systemd makes a new machine id at boot",
+            )
+        )
 
 
 def _var_cache(plan: ScrubPlan, root: Path) -> None:
@@ -403,11 +528,13 @@ def _accounts(build: Build, plan: ScrubPlan, root: Path, login: accounts.LiveLog
         try:
             texts[name] = path.read_text(errors="surrogateescape")
         except PermissionError:
-            raise ScrubError(f"cannot read {path}: scrubbing it needs root",
-                             hint="run livecd-tui as root (packing a system needs it anyway)") \
-                from None
-    files = accounts.AccountFiles(texts["passwd"], texts["shadow"], texts["group"],
-                                  texts["gshadow"])
+            raise ScrubError(
+                f"cannot read {path}: scrubbing it needs root",
+                hint="run livecd-tui as root (packing a system needs it anyway)",
+            ) from None
+    files = accounts.AccountFiles(
+        texts["passwd"], texts["shadow"], texts["group"], texts["gshadow"]
+    )
     result = accounts.apply_scrub_and_login(files, lock, login)
     for name, mode in ACCOUNT_FILES.items():
         new = getattr(result, name)
@@ -417,9 +544,18 @@ def _accounts(build: Build, plan: ScrubPlan, root: Path, login: accounts.LiveLog
         changes = [c.partition(": ")[2] for c in result.changes if c.startswith(name + ":")]
         locked = any(c.endswith(f"locked ({accounts.LOCKED})") for c in changes)
         option = "system.scrub.passwords" if locked else "system.login.*"
-        plan.replacements.append(Replacement(
-            f"etc/{name}", new.encode(errors="surrogateescape"), fmode, uid, gid, option,
-            "; ".join(changes) or "the live login", exists))
+        plan.replacements.append(
+            Replacement(
+                f"etc/{name}",
+                new.encode(errors="surrogateescape"),
+                fmode,
+                uid,
+                gid,
+                option,
+                "; ".join(changes) or "the live login",
+                exists,
+            )
+        )
 
 
 def _unit_file(root: Path, unit: str) -> Path | None:
@@ -438,10 +574,13 @@ def _ssh_host_keys(plan: ScrubPlan, root: Path, system_root: Path, init: str) ->
         plan.notes.append(
             "sshd is installed but the image has no SSH host keys and no systemd to make "
             "them: run 'ssh-keygen -A' before sshd starts (e.g. in a boot script laid over "
-            "/etc with writable.overrides)")
+            "/etc with writable.overrides)"
+        )
         return
-    keygen = next((f"/{p}" for p in ("usr/bin/ssh-keygen", "bin/ssh-keygen")
-                   if _exists(system_root, p)), "/usr/bin/ssh-keygen")
+    keygen = next(
+        (f"/{p}" for p in ("usr/bin/ssh-keygen", "bin/ssh-keygen") if _exists(system_root, p)),
+        "/usr/bin/ssh-keygen",
+    )
     for unit in SSH_UNITS:
         path = _unit_file(system_root, unit)
         if path is None:
@@ -449,22 +588,34 @@ def _ssh_host_keys(plan: ScrubPlan, root: Path, system_root: Path, init: str) ->
         text = path.read_text(errors="replace")
         if "sshd-keygen" in text:
             continue  # Fedora's units make missing keys themselves
-        pre = [line.strip() for line in text.splitlines()
-               if line.strip().startswith("ExecStartPre=")]
-        body = ("# Written by livecd-tui: the image holds no SSH host keys\n"
-                "# (system.scrub.ssh_host_keys), so each boot makes its own before sshd.\n"
-                "[Service]\nExecStartPre=\n"
-                f"ExecStartPre=-{keygen} -A\n" + "".join(line + "\n" for line in pre
-                                                          if line != "ExecStartPre="))
+        pre = [
+            line.strip() for line in text.splitlines() if line.strip().startswith("ExecStartPre=")
+        ]
+        body = (
+            "# Written by livecd-tui: the image holds no SSH host keys\n"
+            "# (system.scrub.ssh_host_keys), so each boot makes its own before sshd.\n"
+            "[Service]\nExecStartPre=\n"
+            f"ExecStartPre=-{keygen} -A\n"
+            + "".join(line + "\n" for line in pre if line != "ExecStartPre=")
+        )
         dest = f"etc/systemd/system/{unit}.d/{DROP_IN}"
-        plan.replacements.append(Replacement(
-            dest, body.encode(), 0o644, 0, 0, "system.scrub.ssh_host_keys",
-            f"systemd drop-in: 'ssh-keygen -A' before {unit} starts",
-            os.path.lexists(root / dest)))
+        plan.replacements.append(
+            Replacement(
+                dest,
+                body.encode(),
+                0o644,
+                0,
+                0,
+                "system.scrub.ssh_host_keys",
+                f"systemd drop-in: 'ssh-keygen -A' before {unit} starts",
+                os.path.lexists(root / dest),
+            )
+        )
 
 
-def autologin_inittab(text: str, user: str, which: str, init: str,
-                      login_program: str) -> tuple[str, list[str]]:
+def autologin_inittab(
+    text: str, user: str, which: str, init: str, login_program: str
+) -> tuple[str, list[str]]:
     """The inittab with its gettys logging ``user`` in (``which``: "tty1" or "all").
 
     busybox init opens the line's tty itself, so the getty is replaced by ``login -f USER``;
@@ -483,8 +634,11 @@ def autologin_inittab(text: str, user: str, which: str, init: str,
         if program not in ("getty", "agetty", "mingetty") or action != "respawn":
             out.append(line)
             continue
-        tty = ident if init == "busybox" and ident else next(
-            (w for w in reversed(words[1:]) if w.startswith("tty")), ident)
+        tty = (
+            ident
+            if init == "busybox" and ident
+            else next((w for w in reversed(words[1:]) if w.startswith("tty")), ident)
+        )
         if which == "tty1" and tty != "tty1":
             out.append(line)
             continue
@@ -532,16 +686,19 @@ def _set_inittab(plan: ScrubPlan, root: Path, text: str, option: str, why: str) 
     index = next((i for i, r in enumerate(plan.replacements) if r.path == "etc/inittab"), None)
     if index is None:
         mode, uid, gid, _ = _stat_of(root / "etc" / "inittab", 0o644)
-        plan.replacements.append(Replacement("etc/inittab", text.encode(
-            errors="surrogateescape"), mode, uid, gid, option, why))
+        plan.replacements.append(
+            Replacement(
+                "etc/inittab", text.encode(errors="surrogateescape"), mode, uid, gid, option, why
+            )
+        )
     else:
         old = plan.replacements[index]
         plan.replacements[index] = dataclasses.replace(
-            old, content=text.encode(errors="surrogateescape"), why=f"{old.why}; {why}")
+            old, content=text.encode(errors="surrogateescape"), why=f"{old.why}; {why}"
+        )
 
 
-def _serial_getty(build: Build, plan: ScrubPlan, root: Path, system_root: Path,
-                  init: str) -> None:
+def _serial_getty(build: Build, plan: ScrubPlan, root: Path, system_root: Path, init: str) -> None:
     """A login prompt on the serial console (bootloader.serial): an inittab line for SysV
     and busybox init when none is there and the /etc overrides bring no inittab; systemd
     starts serial-getty@ttyS0 itself for the kernel's serial console."""
@@ -555,64 +712,116 @@ def _serial_getty(build: Build, plan: ScrubPlan, root: Path, system_root: Path,
         return
     speed = int(build.profile["bootloader.serial_speed"])
     if init == "busybox":
-        busybox_getty = next((f"/{p}" for p in ("sbin/getty", "bin/getty", "usr/sbin/getty")
-                              if _exists(system_root, p)), "/sbin/getty")
+        busybox_getty = next(
+            (
+                f"/{p}"
+                for p in ("sbin/getty", "bin/getty", "usr/sbin/getty")
+                if _exists(system_root, p)
+            ),
+            "/sbin/getty",
+        )
         line = f"{SERIAL_TTY}::respawn:{busybox_getty} -L {speed} {SERIAL_TTY} vt100"
     else:
-        getty = next((f"/{p}" for p in ("sbin/agetty", "usr/sbin/agetty", "sbin/getty",
-                                        "usr/sbin/getty") if _exists(system_root, p)), None)
+        getty = next(
+            (
+                f"/{p}"
+                for p in ("sbin/agetty", "usr/sbin/agetty", "sbin/getty", "usr/sbin/getty")
+                if _exists(system_root, p)
+            ),
+            None,
+        )
         if getty is None:
-            plan.notes.append("bootloader.serial: no agetty or getty in the system, so no "
-                              "login prompt on the serial console")
+            plan.notes.append(
+                "bootloader.serial: no agetty or getty in the system, so no "
+                "login prompt on the serial console"
+            )
             return
         line = f"S0:2345:respawn:{getty} -L {SERIAL_TTY} {speed} vt100"
     text += ("" if text.endswith("\n") or not text else "\n") + line + "\n"
-    _set_inittab(plan, root, text, "bootloader.serial",
-                 f"a login prompt on the serial console ({line})")
+    _set_inittab(
+        plan, root, text, "bootloader.serial", f"a login prompt on the serial console ({line})"
+    )
 
 
-def _autologin(plan: ScrubPlan, root: Path, system_root: Path, init: str, user: str,
-               which: str) -> None:
+def _autologin(
+    plan: ScrubPlan, root: Path, system_root: Path, init: str, user: str, which: str
+) -> None:
     text = _inittab_text(plan, root)
     if init in ("busybox", "sysvinit") and text is not None:
-        login_program = next((f"/{p}" for p in ("bin/login", "usr/bin/login", "sbin/login")
-                              if _exists(system_root, p)), "/bin/login")
+        login_program = next(
+            (
+                f"/{p}"
+                for p in ("bin/login", "usr/bin/login", "sbin/login")
+                if _exists(system_root, p)
+            ),
+            "/bin/login",
+        )
         new, ttys = autologin_inittab(text, user, which, init, login_program)
         if ttys:
-            _set_inittab(plan, root, new, "system.login.autologin",
-                         f"{user} logs in without a prompt on {', '.join(ttys)}")
+            _set_inittab(
+                plan,
+                root,
+                new,
+                "system.login.autologin",
+                f"{user} logs in without a prompt on {', '.join(ttys)}",
+            )
         else:
-            plan.notes.append(f"autologin: no getty line in /etc/inittab that can log {user} "
-                              "in (busybox getty, agetty or mingetty)")
+            plan.notes.append(
+                f"autologin: no getty line in /etc/inittab that can log {user} "
+                "in (busybox getty, agetty or mingetty)"
+            )
         return
     if init != "systemd":
         plan.notes.append(f"autologin: unknown init system in {system_root}: nothing changed")
         return
-    agetty = next((f"/{p}" for p in ("sbin/agetty", "usr/sbin/agetty")
-                   if _exists(system_root, p)), "/sbin/agetty")
-    units = {"getty@tty1.service": f"{agetty} {AGETTY_LOGIN} --noclear --autologin {user} "
-                                   "%I $TERM"}
+    agetty = next(
+        (f"/{p}" for p in ("sbin/agetty", "usr/sbin/agetty") if _exists(system_root, p)),
+        "/sbin/agetty",
+    )
+    units = {"getty@tty1.service": f"{agetty} {AGETTY_LOGIN} --noclear --autologin {user} %I $TERM"}
     if which == "all":
-        units = {"getty@.service": units["getty@tty1.service"],
-                 "serial-getty@.service": f"{agetty} {AGETTY_LOGIN} --keep-baud "
-                                          f"115200,57600,38400,9600 --autologin {user} "
-                                          "%I $TERM"}
+        units = {
+            "getty@.service": units["getty@tty1.service"],
+            "serial-getty@.service": f"{agetty} {AGETTY_LOGIN} --keep-baud "
+            f"115200,57600,38400,9600 --autologin {user} "
+            "%I $TERM",
+        }
     for unit, command in units.items():
-        body = (f"# Written by livecd-tui (system.login.autologin): {user} logs in without "
-                f"a prompt.\n[Service]\nExecStart=\nExecStart=-{command}\n")
+        body = (
+            f"# Written by livecd-tui (system.login.autologin): {user} logs in without "
+            f"a prompt.\n[Service]\nExecStart=\nExecStart=-{command}\n"
+        )
         dest = f"etc/systemd/system/{unit}.d/{DROP_IN}"
-        plan.replacements.append(Replacement(
-            dest, body.encode(), 0o644, 0, 0, "system.login.autologin",
-            f"systemd drop-in: {user} logs in on {unit.replace('.service', '')} without a "
-            "prompt", os.path.lexists(root / dest)))
+        plan.replacements.append(
+            Replacement(
+                dest,
+                body.encode(),
+                0o644,
+                0,
+                0,
+                "system.login.autologin",
+                f"systemd drop-in: {user} logs in on {unit.replace('.service', '')} without a "
+                "prompt",
+                os.path.lexists(root / dest),
+            )
+        )
 
 
-def _live_home(build: Build, plan: ScrubPlan, root: Path, system_root: Path, init: str,
-               user: str, all_root: bool) -> None:
+def _live_home(
+    build: Build,
+    plan: ScrubPlan,
+    root: Path,
+    system_root: Path,
+    init: str,
+    user: str,
+    all_root: bool,
+) -> None:
     passwd = next((r for r in plan.replacements if r.path == "etc/passwd"), None)
     text = passwd.content.decode(errors="replace") if passwd else _read(root / "etc/passwd")
-    record = next((r for r in accounts.records(text) if isinstance(r, list) and r[0] == user
-                   and len(r) > 5), None)
+    record = next(
+        (r for r in accounts.records(text) if isinstance(r, list) and r[0] == user and len(r) > 5),
+        None,
+    )
     if record is None:
         return
     home = record[5].strip("/")
@@ -621,35 +830,57 @@ def _live_home(build: Build, plan: ScrubPlan, root: Path, system_root: Path, ini
     uid = int(record[2]) if record[2].isdigit() else 0
     gid = int(record[3]) if record[3].isdigit() else 0
     if build.method.writable.linked_root:
-        plan.notes.append(f"classic layout: /home is made empty at boot, so the live user "
-                          f"{user} has no /{home} (use the overlay strategy for a home)")
+        plan.notes.append(
+            f"classic layout: /home is made empty at boot, so the live user "
+            f"{user} has no /{home} (use the overlay strategy for a home)"
+        )
         return
-    plan.new_dirs.append(NewDir(home, 0o700, uid, gid, "system.login.user",
-                                f"home of the live user {user}"))
+    plan.new_dirs.append(
+        NewDir(home, 0o700, uid, gid, "system.login.user", f"home of the live user {user}")
+    )
     if all_root:
         _own_home_at_boot(plan, root, system_root, init, user, home, uid, gid)
 
 
-def _own_home_at_boot(plan: ScrubPlan, root: Path, system_root: Path, init: str, user: str,
-                      home: str, uid: int, gid: int) -> None:
+def _own_home_at_boot(
+    plan: ScrubPlan,
+    root: Path,
+    system_root: Path,
+    init: str,
+    user: str,
+    home: str,
+    uid: int,
+    gid: int,
+) -> None:
     """With ``-all-root`` the image cannot hold the home as the user's: give it at boot."""
     why = f"/{home} given to {user} at boot (the image makes every file root's)"
     text = _inittab_text(plan, root)
     if init == "busybox" and text is not None:
-        chown = next((f"/{p}" for p in ("bin/chown", "usr/bin/chown")
-                      if _exists(system_root, p)), "/bin/chown")
+        chown = next(
+            (f"/{p}" for p in ("bin/chown", "usr/bin/chown") if _exists(system_root, p)),
+            "/bin/chown",
+        )
         line = f"::sysinit:{chown} {uid}:{gid} /{home}\n"
         text += "" if text.endswith("\n") or not text else "\n"
         _set_inittab(plan, root, text + line, "system.login.user", why)
     elif init == "systemd":
-        plan.replacements.append(Replacement(
-            "etc/tmpfiles.d/livecd-tui-home.conf",
-            f"# Written by livecd-tui: {why}.\nd /{home} 0700 {uid} {gid} -\n".encode(),
-            0o644, 0, 0, "system.login.user", why,
-            os.path.lexists(root / "etc/tmpfiles.d/livecd-tui-home.conf")))
+        plan.replacements.append(
+            Replacement(
+                "etc/tmpfiles.d/livecd-tui-home.conf",
+                f"# Written by livecd-tui: {why}.\nd /{home} 0700 {uid} {gid} -\n".encode(),
+                0o644,
+                0,
+                0,
+                "system.login.user",
+                why,
+                os.path.lexists(root / "etc/tmpfiles.d/livecd-tui-home.conf"),
+            )
+        )
     else:
-        plan.notes.append(f"the image makes every file root's (-all-root), so /{home} is not "
-                          f"{user}'s: chown it at boot, or turn system.keep_owners on")
+        plan.notes.append(
+            f"the image makes every file root's (-all-root), so /{home} is not "
+            f"{user}'s: chown it at boot, or turn system.keep_owners on"
+        )
 
 
 def _read(path: Path) -> str:
@@ -670,11 +901,16 @@ def _warn_empty_passwords(plan: ScrubPlan, root: Path) -> None:
     for name in ("sshd_config", *(f"sshd_config.d/{n}" for n in drop_ins)):
         for line in _read(ssh / name).splitlines():
             words = line.split()
-            if len(words) >= 2 and words[0].lower() == "permitemptypasswords" and \
-                    words[1].lower() == "yes":
-                plan.notes.append(f"{name} has 'PermitEmptyPasswords yes' and the live login "
-                                  "has no password: anyone on the network can log in; set "
-                                  "system.login.password")
+            if (
+                len(words) >= 2
+                and words[0].lower() == "permitemptypasswords"
+                and words[1].lower() == "yes"
+            ):
+                plan.notes.append(
+                    f"{name} has 'PermitEmptyPasswords yes' and the live login "
+                    "has no password: anyone on the network can log in; set "
+                    "system.login.password"
+                )
                 return
 
 
@@ -683,14 +919,17 @@ CONTENT_OPTION = "system.scrub.secrets"
 ALLOW_OPTION = "system.scrub.allow"
 
 
-def packed_files(root: Path, sources: Sequence[str], other: Sequence[excludes.Pattern],
-                 plan: ScrubPlan) -> list[str]:
+def packed_files(
+    root: Path, sources: Sequence[str], other: Sequence[excludes.Pattern], plan: ScrubPlan
+) -> list[str]:
     """The regular files the image packs from ``root`` (paths relative to it), less those
     the plan replaces."""
     replaced = {r.path for r in plan.replacements}
-    return [e.relpath for e in excludes.walk(root, sources, [*other, *plan.all_patterns()])
-            if e.excluded_by is None and stat.S_ISREG(e.st.st_mode)
-            and e.relpath not in replaced]
+    return [
+        e.relpath
+        for e in excludes.walk(root, sources, [*other, *plan.all_patterns()])
+        if e.excluded_by is None and stat.S_ISREG(e.st.st_mode) and e.relpath not in replaced
+    ]
 
 
 def scan_content(root: Path, files: Sequence[str], plan: ScrubPlan) -> list[Finding]:
@@ -703,31 +942,52 @@ def scan_content(root: Path, files: Sequence[str], plan: ScrubPlan) -> list[Find
     return _add_results(root, secrets.scan_files(root, files), plan)
 
 
-def _add_results(root: Path, results: Sequence[secrets.Result],
-                 plan: ScrubPlan) -> list[Finding]:
+def _add_results(root: Path, results: Sequence[secrets.Result], plan: ScrubPlan) -> list[Finding]:
     kept = []
     for result in results:
         what = f"{result.why} [{result.rules}]"
         if result.path in plan.allow:
-            kept.append(Finding("kept", result.path, ALLOW_OPTION,
-                                f"holds a secret ({what}), kept: listed in {ALLOW_OPTION}"))
+            kept.append(
+                Finding(
+                    "kept",
+                    result.path,
+                    ALLOW_OPTION,
+                    f"holds a secret ({what}), kept: listed in {ALLOW_OPTION}",
+                )
+            )
         elif result.redacted is not None:
             mode, uid, gid, _ = _stat_of(root / result.path, 0o644)
-            plan.replacements.append(Replacement(result.path, result.redacted, mode, uid, gid,
-                                                 CONTENT_OPTION, f"secret values replaced: {what}"))
+            plan.replacements.append(
+                Replacement(
+                    result.path,
+                    result.redacted,
+                    mode,
+                    uid,
+                    gid,
+                    CONTENT_OPTION,
+                    f"secret values replaced: {what}",
+                )
+            )
         else:
             if "\n" in result.path:
-                raise ScrubError(f"{result.path!r} holds a secret ({what}) and its name has a "
-                                 "newline, which mksquashfs's exclude file cannot name",
-                                 hint="rename or remove it in the system, or add the "
-                                      "directory to system.excludes", option="system.excludes")
-            plan.patterns.append(excludes.parse(excludes.escape(result.path),
-                                                f"holds a secret: {what}", CONTENT_OPTION))
+                raise ScrubError(
+                    f"{result.path!r} holds a secret ({what}) and its name has a "
+                    "newline, which mksquashfs's exclude file cannot name",
+                    hint="rename or remove it in the system, or add the "
+                    "directory to system.excludes",
+                    option="system.excludes",
+                )
+            plan.patterns.append(
+                excludes.parse(
+                    excludes.escape(result.path), f"holds a secret: {what}", CONTENT_OPTION
+                )
+            )
     return kept
 
 
-def check_secrets(tree: Path, allow: Iterable[str],
-                  files: Sequence[str] | None = None) -> list[str]:
+def check_secrets(
+    tree: Path, allow: Iterable[str], files: Sequence[str] | None = None
+) -> list[str]:
     """The check after the build: each file below ``tree`` (an unpacked image or archive)
     that holds a secret and is not allowed, with the rules that found it."""
     allowed = set(allow)
@@ -736,8 +996,9 @@ def check_secrets(tree: Path, allow: Iterable[str],
 
 
 # -- findings ------------------------------------------------------------------------------
-def find_removed(root: Path, sources: Sequence[str], other: Sequence[excludes.Pattern],
-                 plan: ScrubPlan) -> list[Finding]:
+def find_removed(
+    root: Path, sources: Sequence[str], other: Sequence[excludes.Pattern], plan: ScrubPlan
+) -> list[Finding]:
     """What the scrub's patterns leave out of ``sources``: each excluded file or directory
     (with what it holds), met by walking the root with every exclude applied."""
     scrub_patterns = set(map(id, plan.patterns))
@@ -748,14 +1009,26 @@ def find_removed(root: Path, sources: Sequence[str], other: Sequence[excludes.Pa
         if pattern is None or id(pattern) not in scrub_patterns or entry.relpath in kept:
             continue
         if entry.is_dir:
-            inside = [(rel, size) for rel, size in _files_below(root, entry.relpath)
-                      if rel not in kept]
-            found.append(Finding("removed", entry.relpath + "/", pattern.option, pattern.reason,
-                                 len(inside), sum(size for _, size in inside),
-                                 tuple(rel for rel, _ in inside)))
+            inside = [
+                (rel, size) for rel, size in _files_below(root, entry.relpath) if rel not in kept
+            ]
+            found.append(
+                Finding(
+                    "removed",
+                    entry.relpath + "/",
+                    pattern.option,
+                    pattern.reason,
+                    len(inside),
+                    sum(size for _, size in inside),
+                    tuple(rel for rel, _ in inside),
+                )
+            )
         else:
-            found.append(Finding("removed", entry.relpath, pattern.option, pattern.reason, 1,
-                                 entry.st.st_size))
+            found.append(
+                Finding(
+                    "removed", entry.relpath, pattern.option, pattern.reason, 1, entry.st.st_size
+                )
+            )
     return found
 
 
@@ -774,26 +1047,33 @@ def _files_below(root: Path, rel: str) -> list[tuple[str, int]]:
     return out
 
 
-def changed_findings(plan: ScrubPlan, tops: Iterable[str],
-                     homes: bool = False) -> list[Finding]:
+def changed_findings(plan: ScrubPlan, tops: Iterable[str], homes: bool = False) -> list[Finding]:
     """The replaced, added and recreated entries under the top-level dirs ``tops`` (and the
     live user's home, wherever it is, with ``homes``)."""
     inside = set(tops)
     out = []
     for r in plan.replacements:
         if r.path.split("/")[0] in inside:
-            action = "kept" if r.option == ALLOW_OPTION else \
-                "replaced" if r.replaces else "added"
+            action = "kept" if r.option == ALLOW_OPTION else "replaced" if r.replaces else "added"
             out.append(Finding(action, r.path, r.option, r.why, 1, len(r.content)))
     for d in plan.new_dirs:
         if d.path.split("/")[0] in inside or (homes and d.option == "system.login.user"):
-            out.append(Finding("recreated" if d.option != "system.login.user" else "added",
-                               d.path + "/", d.option, d.why, 1, 0))
+            out.append(
+                Finding(
+                    "recreated" if d.option != "system.login.user" else "added",
+                    d.path + "/",
+                    d.option,
+                    d.why,
+                    1,
+                    0,
+                )
+            )
     return out
 
 
-def report(title: str, findings: Sequence[Finding], notes: Sequence[str],
-           every_file: bool = False) -> list[str]:
+def report(
+    title: str, findings: Sequence[Finding], notes: Sequence[str], every_file: bool = False
+) -> list[str]:
     """The report's lines: a title, each finding (with ``every_file``, each file of a
     removed directory below it), the notes, a total."""
     lines = [f"== scrub: {title}"]
@@ -805,12 +1085,17 @@ def report(title: str, findings: Sequence[Finding], notes: Sequence[str],
         lines.append("nothing to remove or replace")
     lines += [f"note: {n}" for n in notes]
     removed = [f for f in findings if f.action == "removed"]
-    lines.append(f"-- {len(removed)} removed ({sum(f.files for f in removed)} files, "
-                 f"{human(sum(f.size for f in removed))}), "
-                 f"{sum(f.action == 'replaced' for f in findings)} replaced, "
-                 f"{sum(f.action in ('added', 'recreated') for f in findings)} added"
-                 + (f", {kept} kept by {ALLOW_OPTION}"
-                    if (kept := sum(f.action == "kept" for f in findings)) else ""))
+    lines.append(
+        f"-- {len(removed)} removed ({sum(f.files for f in removed)} files, "
+        f"{human(sum(f.size for f in removed))}), "
+        f"{sum(f.action == 'replaced' for f in findings)} replaced, "
+        f"{sum(f.action in ('added', 'recreated') for f in findings)} added"
+        + (
+            f", {kept} kept by {ALLOW_OPTION}"
+            if (kept := sum(f.action == "kept" for f in findings))
+            else ""
+        )
+    )
     return lines
 
 
@@ -835,16 +1120,21 @@ def publish_combined(build: Build) -> None:
     """The whole report (system image and /etc archive) to ``out/PROFILE.scrub.txt``, from
     the finished stages' parts: called when a stage that scrubs is done, so the report never
     describes an image that was not finished."""
-    parts = [build.done_dir(name) / REPORT_NAME for name in ("system", "writable")
-             if (build.done_dir(name) / REPORT_NAME).is_file()]
+    parts = [
+        build.done_dir(name) / REPORT_NAME
+        for name in ("system", "writable")
+        if (build.done_dir(name) / REPORT_NAME).is_file()
+    ]
     if not parts:
         return
     target = report_path(build)
     target.parent.mkdir(parents=True, exist_ok=True)
-    header = (f"# What livecd-tui left out of or replaced in the packed copy of "
-              f"{build.system_root} (profile {build.profile.name}).\n"
-              "# The system itself was not changed. Options: system.scrub.*, "
-              "system.login.*\n")
+    header = (
+        f"# What livecd-tui left out of or replaced in the packed copy of "
+        f"{build.system_root} (profile {build.profile.name}).\n"
+        "# The system itself was not changed. Options: system.scrub.*, "
+        "system.login.*\n"
+    )
     text = header + "".join(p.read_text() for p in parts)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(text)
@@ -859,14 +1149,20 @@ STAGED_DIR = "scrub"
 
 def pseudo_name(path: str) -> str:
     """A path as a pseudo-file definition names it (quoted when it has blanks or quotes)."""
-    if any(c.isspace() or c in "\"\\" for c in path):
+    if any(c.isspace() or c in '"\\' for c in path):
         return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return path
 
 
-def scrub_squashfs(build: Build, root: Path, sources: Sequence[str],
-                   other: Sequence[excludes.Pattern], out: Path, all_root: bool,
-                   log: fileops.Log = lambda _line: None) -> tuple[ScrubPlan, list[Finding]]:
+def scrub_squashfs(
+    build: Build,
+    root: Path,
+    sources: Sequence[str],
+    other: Sequence[excludes.Pattern],
+    out: Path,
+    all_root: bool,
+    log: fileops.Log = lambda _line: None,
+) -> tuple[ScrubPlan, list[Finding]]:
     """The system image's scrub: its plan (scan included), mksquashfs's lists in ``out``,
     and the findings of the report."""
     plan = make_plan(build, root, sources, all_root=all_root)
@@ -881,8 +1177,13 @@ def scrub_squashfs(build: Build, root: Path, sources: Sequence[str],
     return plan, findings + changed_findings(plan, sources, homes=True) + kept
 
 
-def write_squashfs_lists(plan: ScrubPlan, root: Path, sources: Sequence[str],
-                         other: Sequence[excludes.Pattern], out: Path) -> None:
+def write_squashfs_lists(
+    plan: ScrubPlan,
+    root: Path,
+    sources: Sequence[str],
+    other: Sequence[excludes.Pattern],
+    out: Path,
+) -> None:
     """The exclude list and pseudo-file definitions mksquashfs reads (``-ef``, ``-pf``),
     and the staged replacement files they name."""
     tops = set(sources)
@@ -923,8 +1224,9 @@ def write_squashfs_lists(plan: ScrubPlan, root: Path, sources: Sequence[str],
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(r.content)
         parents(r.path)
-        pseudo.append(f"{pseudo_name(r.path)} f {r.mode:o} {r.uid} {r.gid} cat "
-                      f"{shlex.quote(str(target))}")
+        pseudo.append(
+            f"{pseudo_name(r.path)} f {r.mode:o} {r.uid} {r.gid} cat {shlex.quote(str(target))}"
+        )
     (out / EXCLUDE_FILE).write_text("".join(line + "\n" for line in excluded_lines))
     (out / PSEUDO_FILE).write_text("".join(line + "\n" for line in pseudo))
 
@@ -935,8 +1237,11 @@ def image_paths(image: Path) -> set[str]:
     if result.returncode != 0:
         raise ScrubError(f"unsquashfs -l {image} failed: {result.stderr.strip()}")
     prefix = "squashfs-root/"
-    return {line[len(prefix):] for line in os.fsdecode(result.out).splitlines()
-            if line.startswith(prefix)}
+    return {
+        line[len(prefix) :]
+        for line in os.fsdecode(result.out).splitlines()
+        if line.startswith(prefix)
+    }
 
 
 def image_file(image: Path, path: str) -> bytes | None:
@@ -978,9 +1283,13 @@ def image_regular_files(image: Path) -> list[tuple[str, int]]:
     out = []
     for line in os.fsdecode(result.out).splitlines():
         fields = line.split(None, 5)
-        if len(fields) == 6 and fields[0].startswith("-") and fields[2].isdigit() and \
-                fields[5].startswith("squashfs-root/"):
-            out.append((fields[5][len("squashfs-root/"):], int(fields[2])))
+        if (
+            len(fields) == 6
+            and fields[0].startswith("-")
+            and fields[2].isdigit()
+            and fields[5].startswith("squashfs-root/")
+        ):
+            out.append((fields[5][len("squashfs-root/") :], int(fields[2])))
     return out
 
 
@@ -989,17 +1298,30 @@ def image_secrets(image: Path, into: Path, allow: Iterable[str]) -> list[str]:
     ``into`` (each one the scan reads whole: up to secrets.HEAD_LIMIT, key material by name
     up to secrets.KEY_LIMIT; bigger ones were only scanned at their head before packing)
     and scanned with the same rules. Returns each secret that ``allow`` does not list."""
-    wanted = [p for p, size in image_regular_files(image)
-              if size <= secrets.read_limit(p) and "\n" not in p]
+    wanted = [
+        p
+        for p, size in image_regular_files(image)
+        if size <= secrets.read_limit(p) and "\n" not in p
+    ]
     shutil.rmtree(into, ignore_errors=True)
     if not wanted:
         return []
     into.parent.mkdir(parents=True, exist_ok=True)
     listing = into.parent / (into.name + ".list")
-    listing.write_text("".join(fnmatch_literal(p) + "\n" for p in wanted),
-                       errors="surrogateescape")
-    result = procs.run(["unsquashfs", "-no-xattrs", "-quiet", "-no-progress", "-d",
-                        str(into), "-ef", str(listing), str(image)])
+    listing.write_text("".join(fnmatch_literal(p) + "\n" for p in wanted), errors="surrogateescape")
+    result = procs.run(
+        [
+            "unsquashfs",
+            "-no-xattrs",
+            "-quiet",
+            "-no-progress",
+            "-d",
+            str(into),
+            "-ef",
+            str(listing),
+            str(image),
+        ]
+    )
     try:
         if result.returncode != 0:
             raise ScrubError(f"unsquashfs -d {into} {image} failed: {result.stderr.strip()}")
@@ -1038,8 +1360,9 @@ def fnmatch_literal(path: str) -> str:
 
 
 # -- the /etc archive's staging tree ---------------------------------------------------------
-def scrub_tree(build: Build, tree: Path, add_new: bool,
-               log: fileops.Log = lambda _line: None) -> tuple[ScrubPlan, list[Finding]]:
+def scrub_tree(
+    build: Build, tree: Path, add_new: bool, log: fileops.Log = lambda _line: None
+) -> tuple[ScrubPlan, list[Finding]]:
     """Scrub the /etc archive's staging tree for ``build`` (its plan made from the tree's
     top-level dirs) and apply the live login; the plan (for its notes) and the findings."""
     tops = sorted(n.name for n in tree.iterdir() if n.is_dir() and not n.is_symlink())
@@ -1047,16 +1370,18 @@ def scrub_tree(build: Build, tree: Path, add_new: bool,
     return plan, apply_to_tree(plan, tree, add_new, log)
 
 
-def apply_to_tree(plan: ScrubPlan, tree: Path, add_new: bool = True,
-                  log: fileops.Log = lambda _line: None) -> list[Finding]:
+def apply_to_tree(
+    plan: ScrubPlan, tree: Path, add_new: bool = True, log: fileops.Log = lambda _line: None
+) -> list[Finding]:
     """Scrub a staging tree in place (a copy made for packing, never the system)."""
     ops, findings = tree_ops(plan, tree, add_new)
     fileops.run(ops, log)
     return findings
 
 
-def tree_ops(plan: ScrubPlan, tree: Path, add_new: bool = True
-             ) -> tuple[list[fileops.Op], list[Finding]]:
+def tree_ops(
+    plan: ScrubPlan, tree: Path, add_new: bool = True
+) -> tuple[list[fileops.Op], list[Finding]]:
     """What scrubbing a staging tree does, and the findings it reports: the plan's
     removals, then the content scan's, then the replaced and added files.
 
@@ -1067,8 +1392,9 @@ def tree_ops(plan: ScrubPlan, tree: Path, add_new: bool = True
     ``add_new``: also write the files the system does not have (drop-ins); off for the
     overlay's /etc overrides, whose system image has them already.
     """
-    tops = sorted(n for n in os.listdir(tree) if (tree / n).is_dir()
-                  and not (tree / n).is_symlink())
+    tops = sorted(
+        n for n in os.listdir(tree) if (tree / n).is_dir() and not (tree / n).is_symlink()
+    )
     findings = find_removed(tree, tops, [], plan)
     replaced = {r.path for r in plan.replacements}
     state = _TreeState(tree)
@@ -1092,20 +1418,25 @@ def tree_ops(plan: ScrubPlan, tree: Path, add_new: bool = True
     skipped = set()
     for r in plan.replacements:
         if r.path.split("/")[0] not in tops or not (
-                add_new or state.exists(r.path) or r.option == ALLOW_OPTION):
+            add_new or state.exists(r.path) or r.option == ALLOW_OPTION
+        ):
             continue
         parent = state.dir_inside(str(PurePosixPath(r.path).parent), plan)
         if parent is None:
             skipped.add(r.path)
             continue
         target = parent / PurePosixPath(r.path).name
-        state.ops += [fileops.WriteFile(target, r.content, r.mode),
-                      fileops.Chown(target, r.uid, r.gid)]
+        state.ops += [
+            fileops.WriteFile(target, r.content, r.mode),
+            fileops.Chown(target, r.uid, r.gid),
+        ]
         state.made.add(r.path)
     findings = [f for f in findings if f.path.rstrip("/") not in replaced]
-    written = [f for f in changed_findings(plan, tops)
-               if (add_new or f.action != "added" or state.exists(f.path))
-               and f.path not in skipped]
+    written = [
+        f
+        for f in changed_findings(plan, tops)
+        if (add_new or f.action != "added" or state.exists(f.path)) and f.path not in skipped
+    ]
     return state.ops, findings + written + kept
 
 
@@ -1141,9 +1472,11 @@ class _TreeState:
             if path in self.made:
                 continue
             if self.exists(path) and (current.is_symlink() or not current.is_dir()):
-                plan.notes.append(f"{path} is a symbolic link or not a directory: nothing was "
-                                  "written into it (the archive keeps it as it is in the "
-                                  "system)")
+                plan.notes.append(
+                    f"{path} is a symbolic link or not a directory: nothing was "
+                    "written into it (the archive keeps it as it is in the "
+                    "system)"
+                )
                 return None
             if not self.exists(path):
                 self.ops.append(fileops.Mkdir(current))
@@ -1161,28 +1494,54 @@ def _at_run_time(build: Build, describe: str, command: str, *args: str) -> fileo
     """A scrub the exported script runs when what it reads is there: this same code (python
     -m livecd_tui.scrub), given the values of the options it reads as the script was made."""
     profile = build.profile
-    values = {k: v for k, v in profile.values.items()
-              if k.startswith(("system.", "writable.", "bootloader."))}
+    values = {
+        k: v
+        for k, v in profile.values.items()
+        if k.startswith(("system.", "writable.", "bootloader."))
+    }
     for key in ("system.root", "writable.overrides"):  # relative to the profile's dir
         values[key] = str(profile.resolve_path(key) or "")
-    argv = [sys.executable, "-m", "livecd_tui.scrub", command, *args,
-            f"--work-dir={build.work}", f"--values={json.dumps(values, sort_keys=True)}"]
-    return fileops.Deferred(f"{describe}: livecd-tui's own (python -m livecd_tui.scrub "
-                            f"{command})", (" ".join(q(a) for a in argv),))
+    argv = [
+        sys.executable,
+        "-m",
+        "livecd_tui.scrub",
+        command,
+        *args,
+        f"--work-dir={build.work}",
+        f"--values={json.dumps(values, sort_keys=True)}",
+    ]
+    return fileops.Deferred(
+        f"{describe}: livecd-tui's own (python -m livecd_tui.scrub {command})",
+        (" ".join(shell_quote(a) for a in argv),),
+    )
 
 
-def squashfs_at_run_time(build: Build, root: Path, out: Path, sources: Sequence[str],
-                         other: Sequence[str], all_root: bool) -> fileops.Deferred:
+def squashfs_at_run_time(
+    build: Build,
+    root: Path,
+    out: Path,
+    sources: Sequence[str],
+    other: Sequence[str],
+    all_root: bool,
+) -> fileops.Deferred:
     """scrub_squashfs in the exported script (the root may be one it makes)."""
-    return _at_run_time(build, "the scrub's lists for mksquashfs", "squashfs", str(root),
-                        str(out), *(f"--source={s}" for s in sources),
-                        *(f"--exclude={p}" for p in other), *(["--all-root"] * all_root))
+    return _at_run_time(
+        build,
+        "the scrub's lists for mksquashfs",
+        "squashfs",
+        str(root),
+        str(out),
+        *(f"--source={s}" for s in sources),
+        *(f"--exclude={p}" for p in other),
+        *(["--all-root"] * all_root),
+    )
 
 
 def tree_at_run_time(build: Build, tree: Path, add_new: bool) -> fileops.Deferred:
     """scrub_tree in the exported script: the tree exists once the script has copied it."""
-    return _at_run_time(build, "the scrub and the live login", "tree", str(tree),
-                        *(["--add-new"] * add_new))
+    return _at_run_time(
+        build, "the scrub and the live login", "tree", str(tree), *(["--add-new"] * add_new)
+    )
 
 
 def _scan_lines(build: Build, command: str, *args: str | Path) -> list[str]:
@@ -1190,11 +1549,14 @@ def _scan_lines(build: Build, command: str, *args: str | Path) -> list[str]:
     by the Python that wrote the script."""
     if not enabled(build, CONTENT_OPTION):
         return []
-    allow = [f"--allow={p}" for p in sorted(secrets.normalise_allow(
-        build.profile[ALLOW_OPTION]))]
-    return ["# secrets found by content: livecd-tui's scan (python -m livecd_tui.scrub)",
-            " ".join(q(a) for a in (sys.executable, "-m", "livecd_tui.scrub", command, *args,
-                                    *allow))]
+    allow = [f"--allow={p}" for p in sorted(secrets.normalise_allow(build.profile[ALLOW_OPTION]))]
+    return [
+        "# secrets found by content: livecd-tui's scan (python -m livecd_tui.scrub)",
+        " ".join(
+            shell_quote(a)
+            for a in (sys.executable, "-m", "livecd_tui.scrub", command, *args, *allow)
+        ),
+    ]
 
 
 def check_image_script_lines(build: Build, image: Path, into: Path) -> list[str]:
@@ -1244,15 +1606,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "squashfs" and build is not None:
             root, out = args.paths
             other = [excludes.parse(p) for p in args.exclude]
-            plan, findings = scrub_squashfs(build, root, args.source, other, out,
-                                            args.all_root)
-            print("\n".join(report(f"the system image ({', '.join(args.source)} of {root})",
-                                   findings, plan.notes)))
+            plan, findings = scrub_squashfs(build, root, args.source, other, out, args.all_root)
+            print(
+                "\n".join(
+                    report(
+                        f"the system image ({', '.join(args.source)} of {root})",
+                        findings,
+                        plan.notes,
+                    )
+                )
+            )
             return 0
         if args.command == "squashfs":
             root, out = args.paths
-            patterns = [excludes.parse(line) for line in
-                        (out / EXCLUDE_FILE).read_text().splitlines() if line.strip()]
+            patterns = [
+                excludes.parse(line)
+                for line in (out / EXCLUDE_FILE).read_text().splitlines()
+                if line.strip()
+            ]
             plan = ScrubPlan(patterns=patterns, scan=True, allow=allow)
             other = [excludes.parse(p) for p in args.exclude]
             before = len(plan.patterns)
@@ -1265,10 +1636,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for r in plan.replacements:
                     (staged / r.path).parent.mkdir(parents=True, exist_ok=True)
                     (staged / r.path).write_bytes(r.content)
-                    f.write(f"{pseudo_name(r.path)} f {r.mode:o} {r.uid} {r.gid} cat "
-                            f"{shlex.quote(str(staged / r.path))}\n")
-            for text in [p.text for p in plan.patterns[before:]] + \
-                    [r.path for r in plan.replacements]:
+                    f.write(
+                        f"{pseudo_name(r.path)} f {r.mode:o} {r.uid} {r.gid} cat "
+                        f"{shlex.quote(str(staged / r.path))}\n"
+                    )
+            for text in [p.text for p in plan.patterns[before:]] + [
+                r.path for r in plan.replacements
+            ]:
                 print(f"livecd-build: scrub: {text}")
             return 0
         if args.command == "tree":

@@ -39,12 +39,42 @@ HEAD_LIMIT = 256 * 1024
 #: Bytes read from a file whose name says it may be key material (.pem, .key, .keytab...).
 KEY_LIMIT = 8 * 1024 * 1024
 #: Names (suffixes) of files read up to KEY_LIMIT.
-KEY_SUFFIXES = (".pem", ".key", ".keytab", ".asc", ".gpg", ".ovpn", ".conf", ".json", ".yaml",
-                ".yml", ".p8", ".pk8", ".ppk", ".crt", ".cnf", ".netdev", ".psk", ".kubeconfig")
+KEY_SUFFIXES = (
+    ".pem",
+    ".key",
+    ".keytab",
+    ".asc",
+    ".gpg",
+    ".ovpn",
+    ".conf",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".p8",
+    ".pk8",
+    ".ppk",
+    ".crt",
+    ".cnf",
+    ".netdev",
+    ".psk",
+    ".kubeconfig",
+)
 #: Magic bytes of files that hold no text secret (programs, compressed data, images).
-SKIP_MAGIC = (b"\x7fELF", b"\x1f\x8b", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd", b"BZh",
-              b"\x89PNG", b"\xff\xd8\xff", b"hsqs", b"\x04\x22\x4d\x18", b"GIF8",
-              b"\x00asm", b"\xca\xfe\xba\xbe", b"!<arch>\n")
+SKIP_MAGIC = (
+    b"\x7fELF",
+    b"\x1f\x8b",
+    b"\xfd7zXZ\x00",
+    b"\x28\xb5\x2f\xfd",
+    b"BZh",
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"hsqs",
+    b"\x04\x22\x4d\x18",
+    b"GIF8",
+    b"\x00asm",
+    b"\xca\xfe\xba\xbe",
+    b"!<arch>\n",
+)
 #: What a replaced secret value becomes.
 REDACTED = b"REMOVED-BY-LIVECD-TUI"
 
@@ -134,12 +164,16 @@ def _all_lines(line: bytes) -> Callable[[str, bytes, re.Match[bytes]], bool]:
             if text and not text.startswith(b"#") and whole_line.fullmatch(text) is None:
                 return False
         return True
+
     return check
 
 
 #: Lines that say a file configures a Wi-Fi or 802.1X network.
-_WIFI = re.compile(rb"network\s*=\s*\{|^\[(?:wifi-security|802-1x|vpn-secrets|Security)\]|"
-                   rb"^[ \t]*(?:wpa-|iface[ \t]|ssid=|interface=)", re.M)
+_WIFI = re.compile(
+    rb"network\s*=\s*\{|^\[(?:wifi-security|802-1x|vpn-secrets|Security)\]|"
+    rb"^[ \t]*(?:wpa-|iface[ \t]|ssid=|interface=)",
+    re.M,
+)
 
 
 def _wifi(_rel: str, data: bytes, _match: re.Match[bytes]) -> bool:
@@ -147,78 +181,217 @@ def _wifi(_rel: str, data: bytes, _match: re.Match[bytes]) -> bool:
 
 
 def _kubeconfig(_rel: str, data: bytes, match: re.Match[bytes]) -> bool:
-    return match.group(0).lstrip().startswith(b"client-key-data") or \
-        re.search(rb"^kind:\s*Config\s*$", data, re.M) is not None
+    return (
+        match.group(0).lstrip().startswith(b"client-key-data")
+        or re.search(rb"^kind:\s*Config\s*$", data, re.M) is not None
+    )
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("pem-private-key", "PEM private key", (b"-----BEGIN ",),
-         _m(rb"-----BEGIN (?!OPENSSH )(?:[A-Z0-9]+ )*PRIVATE KEY-----\r?\n"
-            rb"(?:[A-Za-z-]+: [^\n]*\r?\n)*\r?\n?" + _B64_LINE)),
-    Rule("openssh-private-key", "OpenSSH private key", (b"-----BEGIN ",),
-         _m(rb"-----BEGIN OPENSSH PRIVATE KEY-----\r?\n" + _B64_LINE)),
-    Rule("pgp-private-key", "PGP private key block", (b"-----BEGIN ",),
-         _m(rb"-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n(?:[A-Za-z-]+: [^\n]*\r?\n)*\r?\n"
-            + _B64_LINE)),
-    Rule("putty-private-key", "PuTTY private key", (b"PuTTY-User-Key-File-",),
-         _m(rb"^PuTTY-User-Key-File-\d+: .*\n(?:.*\n){0,40}?Private-Lines: \d+")),
-    Rule("openvpn-static-key", "OpenVPN static key", (b"-----BEGIN ",),
-         _m(rb"-----BEGIN OpenVPN Static key V\d-----\r?\n[0-9a-fA-F]{32}")),
-    Rule("wireguard-private-key", "WireGuard private or preshared key",
-         (b"PrivateKey", b"PresharedKey"),
-         _m(rb"^[ \t]*(?:PrivateKey|PresharedKey)[ \t]*=[ \t]*"
-            rb"(?P<v>[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)[ \t]*\r?$"), value=True),
-    Rule("wifi-psk", "Wi-Fi pre-shared key or passphrase",
-         (b"psk", b"passphrase"),
-         _m(rb"^[ \t]*(?:(?:psk|wpa_passphrase|Passphrase|PreSharedKey)[ \t]*=[ \t]*|"
-            rb"(?:wpa-psk|wpa-passphrase)[ \t]+)" + _VALUE, re.IGNORECASE),
-         value=True, nocase=True, strong=False, check=_wifi),
-    Rule("network-password", "network or 802.1X password",
-         (b"password", b"wep", b"passwd"),
-         _m(rb"^[ \t]*(?:(?:password|EAP-Password|EAP-[A-Z0-9]+-Phase2-Password|"
+    Rule(
+        "pem-private-key",
+        "PEM private key",
+        (b"-----BEGIN ",),
+        _m(
+            rb"-----BEGIN (?!OPENSSH )(?:[A-Z0-9]+ )*PRIVATE KEY-----\r?\n"
+            rb"(?:[A-Za-z-]+: [^\n]*\r?\n)*\r?\n?" + _B64_LINE
+        ),
+    ),
+    Rule(
+        "openssh-private-key",
+        "OpenSSH private key",
+        (b"-----BEGIN ",),
+        _m(rb"-----BEGIN OPENSSH PRIVATE KEY-----\r?\n" + _B64_LINE),
+    ),
+    Rule(
+        "pgp-private-key",
+        "PGP private key block",
+        (b"-----BEGIN ",),
+        _m(
+            rb"-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n(?:[A-Za-z-]+: [^\n]*\r?\n)*\r?\n"
+            + _B64_LINE
+        ),
+    ),
+    Rule(
+        "putty-private-key",
+        "PuTTY private key",
+        (b"PuTTY-User-Key-File-",),
+        _m(rb"^PuTTY-User-Key-File-\d+: .*\n(?:.*\n){0,40}?Private-Lines: \d+"),
+    ),
+    Rule(
+        "openvpn-static-key",
+        "OpenVPN static key",
+        (b"-----BEGIN ",),
+        _m(rb"-----BEGIN OpenVPN Static key V\d-----\r?\n[0-9a-fA-F]{32}"),
+    ),
+    Rule(
+        "wireguard-private-key",
+        "WireGuard private or preshared key",
+        (b"PrivateKey", b"PresharedKey"),
+        _m(
+            rb"^[ \t]*(?:PrivateKey|PresharedKey)[ \t]*=[ \t]*"
+            rb"(?P<v>[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)[ \t]*\r?$"
+        ),
+        value=True,
+    ),
+    Rule(
+        "wifi-psk",
+        "Wi-Fi pre-shared key or passphrase",
+        (b"psk", b"passphrase"),
+        _m(
+            rb"^[ \t]*(?:(?:psk|wpa_passphrase|Passphrase|PreSharedKey)[ \t]*=[ \t]*|"
+            rb"(?:wpa-psk|wpa-passphrase)[ \t]+)" + _VALUE,
+            re.IGNORECASE,
+        ),
+        value=True,
+        nocase=True,
+        strong=False,
+        check=_wifi,
+    ),
+    Rule(
+        "network-password",
+        "network or 802.1X password",
+        (b"password", b"wep", b"passwd"),
+        _m(
+            rb"^[ \t]*(?:(?:password|EAP-Password|EAP-[A-Z0-9]+-Phase2-Password|"
             rb"private[-_]key[-_]passw(?:or)?d|wep[-_]key\d|leap-password|password-raw)"
-            rb"[ \t]*=[ \t]*|wpa-password[ \t]+)" + _VALUE, re.IGNORECASE),
-         value=True, nocase=True, strong=False, check=_wifi),
-    Rule("ipsec-secret", "IPsec or ppp secret", (b"PSK", b"EAP", b"XAUTH", b"NTLM"),
-         _m(rb"^[^#\n]*:[ \t]*(?:PSK|EAP|XAUTH|NTLM)[ \t]+(?P<v>\"[^\"\n]+\"|0[xs][^\s]+)"),
-         value=True, strong=False),
-    Rule("ppp-secrets", "ppp CHAP/PAP secrets", (b"Secrets for authentication using",),
-         _m(rb"^# Secrets for authentication using (?:CHAP|PAP)(?:.*\n){0,40}?[ \t]*[^#\s]\S*[ \t]+"
-            rb"\S+[ \t]+\S+"), strong=False),
-    Rule("kerberos-keytab", "Kerberos keytab", (b"\x05\x02",), _m(rb"\A\x05\x02"),
-         check=lambda _rel, data, _match: _is_keytab(data), binary=True),
-    Rule("shadow-hash", "password hash (shadow format)",
-         (b"$1$", b"$2a$", b"$2b$", b"$2x$", b"$2y$", b"$5$", b"$6$", b"$y$", b"$gy$", b"$7$",
-          b"$apr1$", b"$sha1$", b"$md5$"),
-         _m(rb"^[A-Za-z0-9_][A-Za-z0-9_.@-]*\$?:(?:!|\*)?"
-            rb"\$(?:1|2[abxy]|5|6|y|gy|7|apr1|sha1|md5)\$[./A-Za-z0-9$=,]{16,}(?::|\r?$)"),
-         check=_not_account_file, strong=False),
-    Rule("aws-access-key", "AWS access key", (b"AKIA", b"ASIA", b"aws_secret_access_key"),
-         _m(rb"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])|"
-            rb"aws_secret_access_key[ \t]*[=:][ \t]*[A-Za-z0-9/+]{40}"), check=_not_example),
-    Rule("gcp-service-account", "Google Cloud service account key", (b"-----BEGIN ",),
-         _m(rb'"private_key"\s*:\s*"-----BEGIN [A-Z ]*PRIVATE KEY-----\\n[A-Za-z0-9+/=]{20}')),
-    Rule("docker-auth", "container registry credentials", (b'"auth', b"identitytoken"),
-         _m(rb'"auths"\s*:\s*\{[^{}]*\{[^{}]*"(?:auth|identitytoken)"\s*:\s*"[^"\s]{8,}"')),
-    Rule("kubeconfig-credential", "kubeconfig token or client key",
-         (b"client-key-data", b"token:"),
-         _m(rb"^[ \t]*(?:client-key-data:[ \t]*[A-Za-z0-9+/=]{20,}|token:[ \t]*[^\s\"']{16,}|"
-            rb"token:[ \t]*[\"'][^\s\"']{16,}[\"'])"), check=_kubeconfig, strong=False),
-    Rule("k3s-token", "k3s cluster token", (b"K10",),
-         _m(rb"K10[0-9a-f]{40,}::[a-z]+:[0-9a-zA-Z]{16,}")),
-    Rule("netrc", "netrc login with a password", (b"machine", b"default"),
-         _m(rb"^[ \t]*(?:machine[ \t]+\S+(?:\s+(?:login|account)\s+\S+)*|"
-            rb"default\s+login\s+\S+)\s+password\s+\S+"), strong=False),
-    Rule("pgpass", "PostgreSQL password file", (b":",),
-         _m(rb"\A"), strong=False,
-         check=_all_lines(rb"(?:[^:\\\s]|\\.)+:(?:\d+|\*):(?:[^:\\\s]|\\.)+:"
-                          rb"(?:[^:\\\s]|\\.)+:(?:[^:\\\n]|\\.)+")),
-    Rule("git-credentials", "URLs with passwords (git credential store)", (b"://",),
-         _m(rb"\A"), strong=False,
-         check=_all_lines(rb"[a-z][a-z0-9+.-]*://[^:/\s@]+:[^@\s/]+@\S+")),
-    Rule("bluetooth-link-key", "Bluetooth pairing key", (b"LinkKey", b"LongTermKey"),
-         _m(rb"^\[(?:LinkKey|LongTermKey|PeripheralLongTermKey|SlaveLongTermKey)\]\s*\n"
-            rb"Key=[0-9A-Fa-f]{32}"), strong=False),
+            rb"[ \t]*=[ \t]*|wpa-password[ \t]+)" + _VALUE,
+            re.IGNORECASE,
+        ),
+        value=True,
+        nocase=True,
+        strong=False,
+        check=_wifi,
+    ),
+    Rule(
+        "ipsec-secret",
+        "IPsec or ppp secret",
+        (b"PSK", b"EAP", b"XAUTH", b"NTLM"),
+        _m(rb"^[^#\n]*:[ \t]*(?:PSK|EAP|XAUTH|NTLM)[ \t]+(?P<v>\"[^\"\n]+\"|0[xs][^\s]+)"),
+        value=True,
+        strong=False,
+    ),
+    Rule(
+        "ppp-secrets",
+        "ppp CHAP/PAP secrets",
+        (b"Secrets for authentication using",),
+        _m(
+            rb"^# Secrets for authentication using (?:CHAP|PAP)(?:.*\n){0,40}?[ \t]*[^#\s]\S*[ \t]+"
+            rb"\S+[ \t]+\S+"
+        ),
+        strong=False,
+    ),
+    Rule(
+        "kerberos-keytab",
+        "Kerberos keytab",
+        (b"\x05\x02",),
+        _m(rb"\A\x05\x02"),
+        check=lambda _rel, data, _match: _is_keytab(data),
+        binary=True,
+    ),
+    Rule(
+        "shadow-hash",
+        "password hash (shadow format)",
+        (
+            b"$1$",
+            b"$2a$",
+            b"$2b$",
+            b"$2x$",
+            b"$2y$",
+            b"$5$",
+            b"$6$",
+            b"$y$",
+            b"$gy$",
+            b"$7$",
+            b"$apr1$",
+            b"$sha1$",
+            b"$md5$",
+        ),
+        _m(
+            rb"^[A-Za-z0-9_][A-Za-z0-9_.@-]*\$?:(?:!|\*)?"
+            rb"\$(?:1|2[abxy]|5|6|y|gy|7|apr1|sha1|md5)\$[./A-Za-z0-9$=,]{16,}(?::|\r?$)"
+        ),
+        check=_not_account_file,
+        strong=False,
+    ),
+    Rule(
+        "aws-access-key",
+        "AWS access key",
+        (b"AKIA", b"ASIA", b"aws_secret_access_key"),
+        _m(
+            rb"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])|"
+            rb"aws_secret_access_key[ \t]*[=:][ \t]*[A-Za-z0-9/+]{40}"
+        ),
+        check=_not_example,
+    ),
+    Rule(
+        "gcp-service-account",
+        "Google Cloud service account key",
+        (b"-----BEGIN ",),
+        _m(rb'"private_key"\s*:\s*"-----BEGIN [A-Z ]*PRIVATE KEY-----\\n[A-Za-z0-9+/=]{20}'),
+    ),
+    Rule(
+        "docker-auth",
+        "container registry credentials",
+        (b'"auth', b"identitytoken"),
+        _m(rb'"auths"\s*:\s*\{[^{}]*\{[^{}]*"(?:auth|identitytoken)"\s*:\s*"[^"\s]{8,}"'),
+    ),
+    Rule(
+        "kubeconfig-credential",
+        "kubeconfig token or client key",
+        (b"client-key-data", b"token:"),
+        _m(
+            rb"^[ \t]*(?:client-key-data:[ \t]*[A-Za-z0-9+/=]{20,}|token:[ \t]*[^\s\"']{16,}|"
+            rb"token:[ \t]*[\"'][^\s\"']{16,}[\"'])"
+        ),
+        check=_kubeconfig,
+        strong=False,
+    ),
+    Rule(
+        "k3s-token",
+        "k3s cluster token",
+        (b"K10",),
+        _m(rb"K10[0-9a-f]{40,}::[a-z]+:[0-9a-zA-Z]{16,}"),
+    ),
+    Rule(
+        "netrc",
+        "netrc login with a password",
+        (b"machine", b"default"),
+        _m(
+            rb"^[ \t]*(?:machine[ \t]+\S+(?:\s+(?:login|account)\s+\S+)*|"
+            rb"default\s+login\s+\S+)\s+password\s+\S+"
+        ),
+        strong=False,
+    ),
+    Rule(
+        "pgpass",
+        "PostgreSQL password file",
+        (b":",),
+        _m(rb"\A"),
+        strong=False,
+        check=_all_lines(
+            rb"(?:[^:\\\s]|\\.)+:(?:\d+|\*):(?:[^:\\\s]|\\.)+:"
+            rb"(?:[^:\\\s]|\\.)+:(?:[^:\\\n]|\\.)+"
+        ),
+    ),
+    Rule(
+        "git-credentials",
+        "URLs with passwords (git credential store)",
+        (b"://",),
+        _m(rb"\A"),
+        strong=False,
+        check=_all_lines(rb"[a-z][a-z0-9+.-]*://[^:/\s@]+:[^@\s/]+@\S+"),
+    ),
+    Rule(
+        "bluetooth-link-key",
+        "Bluetooth pairing key",
+        (b"LinkKey", b"LongTermKey"),
+        _m(
+            rb"^\[(?:LinkKey|LongTermKey|PeripheralLongTermKey|SlaveLongTermKey)\]\s*\n"
+            rb"Key=[0-9A-Fa-f]{32}"
+        ),
+        strong=False,
+    ),
 )
 
 
@@ -230,18 +403,20 @@ def _is_keytab(data: bytes) -> bool:
     size, components, realm_len = struct.unpack(">iHH", data[2:10])
     if size <= 0 or size > len(data) - 6 or not 1 <= components <= 16 or not 0 < realm_len < 256:
         return False
-    realm = data[10:10 + realm_len]
+    realm = data[10 : 10 + realm_len]
     return len(realm) == realm_len and all(32 < c < 127 for c in realm)
 
 
-
-
-def _rules_for(binary: bool, vendor: bool) -> tuple[tuple[Rule, ...], tuple[bytes, ...],
-                                                    tuple[bytes, ...]]:
+def _rules_for(
+    binary: bool, vendor: bool
+) -> tuple[tuple[Rule, ...], tuple[bytes, ...], tuple[bytes, ...]]:
     """The rules for one kind of file, and their triggers (as is, and lower-case)."""
     rules = tuple(r for r in RULES if r.binary == binary and (r.strong or not vendor))
-    return (rules, tuple(dict.fromkeys(t for r in rules if not r.nocase for t in r.triggers)),
-            tuple(dict.fromkeys(t for r in rules if r.nocase for t in r.triggers)))
+    return (
+        rules,
+        tuple(dict.fromkeys(t for r in rules if not r.nocase for t in r.triggers)),
+        tuple(dict.fromkeys(t for r in rules if r.nocase for t in r.triggers)),
+    )
 
 
 #: (binary, in usr/) -> the rules, their triggers, their lower-case triggers.

@@ -93,8 +93,7 @@ def keygen_argv(directory: Path, common_name: str, days: int = 3650) -> list[lis
     certificate in PEM (for sbsign) and the certificate in DER (for firmware setup menus
     and ``mokutil --import``). No passphrase: sbsign runs unattended."""
     if not common_name or "/" in common_name or any(ord(c) < 32 for c in common_name):
-        raise ValueError(f"the certificate's name must be one line without '/': "
-                         f"{common_name!r}")
+        raise ValueError(f"the certificate's name must be one line without '/': {common_name!r}")
     key, cert, der = (directory / KEY_NAME, directory / CERT_NAME, directory / CERT_DER_NAME)
     return [
         ["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
@@ -112,8 +111,9 @@ def make_keys(directory: Path, common_name: str) -> list[Path]:
     targets = [directory / KEY_NAME, directory / CERT_NAME, directory / CERT_DER_NAME]
     existing = [str(path) for path in targets if path.exists()]
     if existing:
-        raise ValueError(f"{', '.join(existing)} exist already; remove them or choose "
-                         "another directory")
+        raise ValueError(
+            f"{', '.join(existing)} exist already; remove them or choose another directory"
+        )
     argvs = keygen_argv(directory, common_name)
     if shutil.which("openssl") is None:
         raise OSError("openssl is missing (Debian: apt-get install openssl)")
@@ -129,8 +129,7 @@ def make_keys(directory: Path, common_name: str) -> list[Path]:
 def sbsign_argv(key: Path, cert: Path, image: Path, out: Path) -> list[str]:
     """argv of ``sbsign`` (Debian: sbsigntool) that signs the EFI *image* into *out*;
     an image signed already keeps its signatures and gets one more."""
-    return ["sbsign", "--key", str(key), "--cert", str(cert), "--output", str(out),
-            str(image)]
+    return ["sbsign", "--key", str(key), "--cert", str(cert), "--output", str(out), str(image)]
 
 
 def has_signature(image: Path) -> bool:
@@ -145,7 +144,7 @@ def has_signature(image: Path) -> bool:
     if len(head) < 64 or head[:2] != b"MZ":
         return False
     pe = struct.unpack_from("<I", head, 0x3C)[0]
-    if pe + 24 + 2 > len(head) or head[pe:pe + 4] != b"PE\0\0":
+    if pe + 24 + 2 > len(head) or head[pe : pe + 4] != b"PE\0\0":
         return False
     optional = pe + 24
     magic = struct.unpack_from("<H", head, optional)[0]
@@ -161,15 +160,36 @@ def vars_enroll_argv(template: Path, cert: Path, out: Path) -> list[str]:
     """argv of ``virt-fw-vars`` (PyPI: virt-firmware) that writes *out*: the OVMF variable
     store *template* with *cert* as PK, KEK and db and Secure Boot on, as a machine whose
     owner enrolled the key in the firmware setup."""
-    return ["virt-fw-vars", "--input", str(template), "--set-pk", OWNER_GUID, str(cert),
-            "--add-kek", OWNER_GUID, str(cert), "--add-db", OWNER_GUID, str(cert),
-            "--secure-boot", "--output", str(out)]
+    return [
+        "virt-fw-vars",
+        "--input",
+        str(template),
+        "--set-pk",
+        OWNER_GUID,
+        str(cert),
+        "--add-kek",
+        OWNER_GUID,
+        str(cert),
+        "--add-db",
+        OWNER_GUID,
+        str(cert),
+        "--secure-boot",
+        "--output",
+        str(out),
+    ]
 
 
-def esp_steps(out: Path, mode: str, key: Path | None = None, cert: Path | None = None,
-              kernel: Path | None = None, epoch: int | None = None,
-              shim: Path = SHIM_SIGNED, mokmanager: Path = MOKMANAGER_SIGNED,
-              signed_grub: Path = GRUB_CD_SIGNED) -> list[bootconf.ToolStep]:
+def esp_steps(
+    out: Path,
+    mode: str,
+    key: Path | None = None,
+    cert: Path | None = None,
+    kernel: Path | None = None,
+    epoch: int | None = None,
+    shim: Path = SHIM_SIGNED,
+    mokmanager: Path = MOKMANAGER_SIGNED,
+    signed_grub: Path = GRUB_CD_SIGNED,
+) -> list[bootconf.ToolStep]:
     """The steps that lay out the EFI side of the CD under *out* for *mode*.
 
     Run after :func:`bootconf.grub2_image_steps` with ``efi=False`` (the BIOS image and
@@ -184,19 +204,32 @@ def esp_steps(out: Path, mode: str, key: Path | None = None, cert: Path | None =
     root = Path(out)
     efi_dir = root / EFI_DIR
     grub_dir = layout.in_tree(root, layout.GRUB_DIR)
-    steps = [bootconf.ToolStep(["mkdir", "-p", str(efi_dir), str(root / ".disk")],
-                               "make the EFI and .disk directories")]
-    info = ["sh", "-c", 'printf "%s\\n" "$1" > "$2"', "sh",
-            "livecd-tui live CD (Debian's signed GRUB finds the CD by this file)",
-            str(root / DISK_INFO)]
-    steps.append(bootconf.ToolStep(info, f"write /{DISK_INFO} (Debian's signed GRUB "
-                                         "searches for it)"))
+    steps = [
+        bootconf.ToolStep(
+            ["mkdir", "-p", str(efi_dir), str(root / ".disk")], "make the EFI and .disk directories"
+        )
+    ]
+    info = [
+        "sh",
+        "-c",
+        'printf "%s\\n" "$1" > "$2"',
+        "sh",
+        "livecd-tui live CD (Debian's signed GRUB finds the CD by this file)",
+        str(root / DISK_INFO),
+    ]
+    steps.append(
+        bootconf.ToolStep(info, f"write /{DISK_INFO} (Debian's signed GRUB searches for it)")
+    )
     if mode == "shim":
         steps += [
-            bootconf.ToolStep(["cp", str(shim), str(root / SHIM_ON_ESP)],
-                              "copy Debian's signed shim as BOOTX64.EFI"),
-            bootconf.ToolStep(["cp", str(signed_grub), str(root / GRUB_ON_ESP)],
-                              "copy Debian's signed CD GRUB as grubx64.efi (shim starts it)"),
+            bootconf.ToolStep(
+                ["cp", str(shim), str(root / SHIM_ON_ESP)],
+                "copy Debian's signed shim as BOOTX64.EFI",
+            ),
+            bootconf.ToolStep(
+                ["cp", str(signed_grub), str(root / GRUB_ON_ESP)],
+                "copy Debian's signed CD GRUB as grubx64.efi (shim starts it)",
+            ),
         ]
     else:
         if key is None or cert is None or kernel is None:
@@ -204,34 +237,55 @@ def esp_steps(out: Path, mode: str, key: Path | None = None, cert: Path | None =
         sbat = grub_dir / "sbat.csv"
         unsigned = grub_dir / "grubx64.unsigned.efi"
         write_sbat = ["sh", "-c", 'printf "%s" "$1" > "$2"', "sh", SBAT_CSV, str(sbat)]
-        mkimage = bootconf.grub_mkimage_efi_argv(unsigned, layout.GRUB_DIR,
-                                                 grub_dir / "early.cfg")
+        mkimage = bootconf.grub_mkimage_efi_argv(unsigned, layout.GRUB_DIR, grub_dir / "early.cfg")
         mkimage[1:1] = ["--sbat", str(sbat)]
         steps += [
-            bootconf.ToolStep(write_sbat, "write GRUB's SBAT data (shim refuses a GRUB "
-                                          "without it)"),
+            bootconf.ToolStep(
+                write_sbat, "write GRUB's SBAT data (shim refuses a GRUB without it)"
+            ),
             bootconf.ToolStep(mkimage, "make GRUB's UEFI image with SBAT (x86_64-efi)"),
-            bootconf.ToolStep(sbsign_argv(key, cert, unsigned, root / GRUB_ON_ESP),
-                              "sign GRUB with your key as grubx64.efi"),
+            bootconf.ToolStep(
+                sbsign_argv(key, cert, unsigned, root / GRUB_ON_ESP),
+                "sign GRUB with your key as grubx64.efi",
+            ),
             bootconf.ToolStep(["rm", "-f", str(unsigned)], "remove the unsigned GRUB"),
-            bootconf.ToolStep(sbsign_argv(key, cert, shim, root / SHIM_ON_ESP),
-                              "sign Debian's shim with your key too, as BOOTX64.EFI (it "
-                              "then boots where db holds only your certificate)"),
-            bootconf.ToolStep(sbsign_argv(key, cert, kernel, layout.in_tree(root, layout.KERNEL)),
-                              "sign the kernel with your key"),
+            bootconf.ToolStep(
+                sbsign_argv(key, cert, shim, root / SHIM_ON_ESP),
+                "sign Debian's shim with your key too, as BOOTX64.EFI (it "
+                "then boots where db holds only your certificate)",
+            ),
+            bootconf.ToolStep(
+                sbsign_argv(key, cert, kernel, layout.in_tree(root, layout.KERNEL)),
+                "sign the kernel with your key",
+            ),
         ]
-    steps.append(bootconf.ToolStep(["cp", str(mokmanager), str(root / MOKMANAGER_ON_ESP)],
-                                   "copy shim's MOK manager (enrolls a key at boot)"))
+    steps.append(
+        bootconf.ToolStep(
+            ["cp", str(mokmanager), str(root / MOKMANAGER_ON_ESP)],
+            "copy shim's MOK manager (enrolls a key at boot)",
+        )
+    )
     if epoch is not None:
-        dated = [str(root / "EFI"), str(efi_dir), str(root / SHIM_ON_ESP),
-                 str(root / GRUB_ON_ESP), str(root / MOKMANAGER_ON_ESP)]
-        steps.append(bootconf.ToolStep(["touch", "-h", "-d", f"@{epoch}", *dated],
-                                       "date the EFI files (mcopy -m keeps the dates)"))
+        dated = [
+            str(root / "EFI"),
+            str(efi_dir),
+            str(root / SHIM_ON_ESP),
+            str(root / GRUB_ON_ESP),
+            str(root / MOKMANAGER_ON_ESP),
+        ]
+        steps.append(
+            bootconf.ToolStep(
+                ["touch", "-h", "-d", f"@{epoch}", *dated],
+                "date the EFI files (mcopy -m keeps the dates)",
+            )
+        )
     fat = root / bootconf.EFI_IMAGE_IN_ISO
     steps.append(bootconf.ToolStep(["rm", "-f", str(fat)], "remove an old EFI FAT image"))
     mformat, mcopy = bootconf.efi_fat_image_steps(bootconf.EFI_IMAGE_IN_ISO, ".", FAT_SECTORS)
-    steps.append(bootconf.ToolStep(mformat, "make the EFI FAT image (fixed serial, no label)",
-                                   root))
-    steps.append(bootconf.ToolStep(mcopy, "copy EFI/BOOT (shim, GRUB, MokManager) into the "
-                                          "FAT image", root))
+    steps.append(
+        bootconf.ToolStep(mformat, "make the EFI FAT image (fixed serial, no label)", root)
+    )
+    steps.append(
+        bootconf.ToolStep(mcopy, "copy EFI/BOOT (shim, GRUB, MokManager) into the FAT image", root)
+    )
     return steps

@@ -42,7 +42,8 @@ class Command:
     #: On failure, given every output line: a sentence on what went wrong and the option
     #: most likely at fault ("" keeps ``option``), or None (the boot test's boot phase).
     diagnose: Callable[[Sequence[str]], tuple[str, str] | None] | None = field(
-        default=None, compare=False)
+        default=None, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(a, str) for a in self.argv):
@@ -69,8 +70,7 @@ class Command:
         # One argv (env, timeout, program) so that a background job's pid is the program's.
         argv: list[str] = []
         if self.env or self.unset_env:
-            argv += ["env", *(f"-u{k}" for k in self.unset_env),
-                     *(f"{k}={v}" for k, v in self.env)]
+            argv += ["env", *(f"-u{k}" for k in self.unset_env), *(f"{k}={v}" for k, v in self.env)]
         if self.timeout:
             argv += ["timeout", str(int(self.timeout))]
         argv += self.argv
@@ -131,7 +131,7 @@ def command(argv: Sequence[str | Path], describe: str, **kwargs: object) -> Comm
     return Command(tuple(str(a) for a in argv), describe, **kwargs)  # type: ignore[arg-type]
 
 
-def q(value: str | Path) -> str:
+def shell_quote(value: str | Path) -> str:
     """Quote one word for the bash equivalents of actions."""
     return shlex.quote(str(value))
 
@@ -141,5 +141,5 @@ def write_file_lines(path: str | Path, text: str) -> list[str]:
     text allows one (it ends with a newline and no line is the delimiter), else printf."""
     lines = text.split("\n")
     if text.endswith("\n") and "EOF" not in lines:
-        return [f"cat > {q(path)} <<'EOF'\n{text}EOF"]
-    return [f"printf '%s' {q(text)} > {q(path)}"]
+        return [f"cat > {shell_quote(path)} <<'EOF'\n{text}EOF"]
+    return [f"printf '%s' {shell_quote(text)} > {shell_quote(path)}"]

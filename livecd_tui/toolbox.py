@@ -28,14 +28,43 @@ PROGRAM_DIRS = ("usr/sbin", "usr/bin", "sbin", "bin")
 #: The programs /init and /linuxrc call, with the system toolbox: (name, required). The
 #: optional ones are used when present (the scripts test with `command -v` first).
 SYSTEM_PROGRAMS: tuple[tuple[str, bool], ...] = (
-    ("bash", True), ("mount", True), ("umount", True), ("mkdir", True), ("cat", True),
-    ("cp", True), ("rm", True), ("ln", True), ("chmod", True), ("sleep", True),
-    ("sed", True), ("grep", True), ("tr", True), ("dd", True), ("stat", True),
-    ("uname", True), ("insmod", True), ("setsid", True), ("wc", True), ("head", True),
-    ("tar", False), ("gzip", False), ("bzip2", False), ("xz", False), ("zstd", False),
-    ("blkid", False), ("losetup", False), ("modprobe", False), ("killall", False),
-    ("touch", False), ("chgrp", False), ("ls", False), ("dmesg", False), ("find", False),
-    ("sort", False), ("date", False), ("sha256sum", False),
+    ("bash", True),
+    ("mount", True),
+    ("umount", True),
+    ("mkdir", True),
+    ("cat", True),
+    ("cp", True),
+    ("rm", True),
+    ("ln", True),
+    ("chmod", True),
+    ("sleep", True),
+    ("sed", True),
+    ("grep", True),
+    ("tr", True),
+    ("dd", True),
+    ("stat", True),
+    ("uname", True),
+    ("insmod", True),
+    ("setsid", True),
+    ("wc", True),
+    ("head", True),
+    ("tar", False),
+    ("gzip", False),
+    ("bzip2", False),
+    ("xz", False),
+    ("zstd", False),
+    ("blkid", False),
+    ("losetup", False),
+    ("modprobe", False),
+    ("killall", False),
+    ("touch", False),
+    ("chgrp", False),
+    ("ls", False),
+    ("dmesg", False),
+    ("find", False),
+    ("sort", False),
+    ("date", False),
+    ("sha256sum", False),
 )
 
 
@@ -73,18 +102,24 @@ def busybox_missing(busybox: Path, initrd: bool) -> fileops.Fail:
     can do without, with the system toolbox)."""
     hint = "Debian: apt-get install busybox-static; or set initrd.busybox"
     if initrd:
-        return fileops.Fail(f"busybox not found at {busybox}",
-                            hint + ", or initrd.toolbox = \"system\"", "initrd.toolbox")
+        return fileops.Fail(
+            f"busybox not found at {busybox}",
+            hint + ', or initrd.toolbox = "system"',
+            "initrd.toolbox",
+        )
     return fileops.Fail(f"busybox not found at {busybox}", hint)
 
 
 def busybox_applets(busybox: Path) -> list[str]:
     """Where this busybox installs each of its applets (``bin/ls``, ``linuxrc``), sorted."""
-    result = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [str(busybox), "--list-full"], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
-        raise StepFailed(f"{busybox} --list-full failed: {result.stderr.strip()}",
-                         hint="initrd.busybox must be a busybox binary")
+        raise StepFailed(
+            f"{busybox} --list-full failed: {result.stderr.strip()}",
+            hint="initrd.busybox must be a busybox binary",
+        )
     return sorted({line.strip() for line in result.stdout.splitlines() if line.strip()})
 
 
@@ -93,14 +128,15 @@ def choose(profile: Profile) -> Choice:
     wanted = profile["initrd.toolbox"]
     busybox = find_busybox(profile)
     if wanted == "system":
-        return Choice("system", "initrd.toolbox = \"system\": the root's own programs")
+        return Choice("system", 'initrd.toolbox = "system": the root\'s own programs')
     if wanted == "busybox":
-        return Choice("busybox", f"initrd.toolbox = \"busybox\": {busybox or 'not found'}",
-                      busybox)
+        return Choice("busybox", f'initrd.toolbox = "busybox": {busybox or "not found"}', busybox)
     if busybox is not None:
         return Choice("busybox", f"a busybox exists ({busybox})", busybox)
-    return Choice("system", "no busybox in the system root or on this host: the root's "
-                  "own programs, as in the article")
+    return Choice(
+        "system",
+        "no busybox in the system root or on this host: the root's own programs, as in the article",
+    )
 
 
 def find_program(root: Path, name: str) -> str | None:

@@ -66,8 +66,10 @@ class Packing(Protocol):
 def marker_problem(work: Path) -> str | None:
     """Why *work* may not be used as a work dir: a non-empty dir livecd-tui did not make."""
     if work.is_dir() and not (work / WORK_MARKER).exists() and any(work.iterdir()):
-        return (f"the work dir {work} is not empty and was not made by livecd-tui "
-                f"(no {WORK_MARKER} in it); choose an empty or new directory")
+        return (
+            f"the work dir {work} is not empty and was not made by livecd-tui "
+            f"(no {WORK_MARKER} in it); choose an empty or new directory"
+        )
     return None
 
 
@@ -104,8 +106,9 @@ class LockInfo:
     def describe(self, work: Path) -> str:
         stage = running_stage(work)
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
-        return (f"pid {self.pid}, profile {self.profile}, running since {when}"
-                + (f", stage {stage}" if stage else ""))
+        return f"pid {self.pid}, profile {self.profile}, running since {when}" + (
+            f", stage {stage}" if stage else ""
+        )
 
 
 def read_lock(work: Path) -> LockInfo | None:
@@ -115,8 +118,9 @@ def read_lock(work: Path) -> LockInfo | None:
     if data is None:
         return None
     try:
-        info = LockInfo(int(data["pid"]), float(data["since"]), str(data.get("profile", "")),
-                        int(data["start"]))
+        info = LockInfo(
+            int(data["pid"]), float(data["since"]), str(data.get("profile", "")), int(data["start"])
+        )
     except (KeyError, TypeError, ValueError):
         return None
     return info if procs.alive(info.pid, info.start) else None
@@ -132,8 +136,7 @@ def work_lock(build: Build) -> Iterator[None]:
     try:
         _take_lock(handle, work)
         me = os.getpid()
-        info = LockInfo(me, time.time(), build.profile_shown,
-                        procs.process_start(me) or 0)
+        info = LockInfo(me, time.time(), build.profile_shown, procs.process_start(me) or 0)
         procs.replace_file(work / HOLDER_FILE, json.dumps(asdict(info)).encode())
         try:
             _announce_held(work)
@@ -164,8 +167,10 @@ def _take_lock(handle: IO[str], work: Path) -> None:
 
 def in_use_message(work: Path, who: str) -> str:
     quoted = shlex.quote(str(work))  # a hint to paste into a shell
-    return (f"work dir {work} is in use by a running build ({who}); follow it with "
-            f"`livecd-tui attach {quoted}` or stop it with `livecd-tui stop {quoted}`")
+    return (
+        f"work dir {work} is in use by a running build ({who}); follow it with "
+        f"`livecd-tui attach {quoted}` or stop it with `livecd-tui stop {quoted}`"
+    )
 
 
 def _announce_held(work: Path) -> None:
@@ -207,8 +212,23 @@ def running_stage(work: Path) -> str | None:
 
 # -- dangerous paths --------------------------------------------------------------------
 #: The running system's own directories: never a work dir, never where an ISO goes.
-SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32",
-               "/proc", "/sbin", "/sys", "/usr", "/var/lib", "/var/log", "/var/spool")
+SYSTEM_DIRS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/lib",
+    "/var/log",
+    "/var/spool",
+)
 #: Characters a path may not hold: tools read line-based lists naming it (mksquashfs's
 #: exclude and pseudo files), where a line break would start a definition of its own.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -240,29 +260,33 @@ def path_findings(build: Build, stages: Iterable[Packing]) -> list[PathProblem]:
     the system's own directories and what *stages* pack.
     """
     stages = list(stages)
-    found = [PathProblem("build.work_dir", m)
-             for m in work_dir_problems(build.work, build, stages)]
+    found = [PathProblem("build.work_dir", m) for m in work_dir_problems(build.work, build, stages)]
     found += [PathProblem("iso.output", m) for m in output_problems(build, stages)]
     if build.profile["kernel.source"] == "tree":
         tree = build.profile.resolve_path("kernel.tree") or Path("/usr/src/linux")
-        for key, what, path in (("kernel.tree", "kernel tree", tree),
-                                ("build.work_dir", "work dir", build.work)):
+        for key, what, path in (
+            ("kernel.tree", "kernel tree", tree),
+            ("build.work_dir", "work dir", build.work),
+        ):
             problem = make_path_problem(what, path)
             if problem:
                 found.append(PathProblem(key, problem))
     return found
 
 
-def work_dir_problems(work: Path, build: Build | None = None,
-                      stages: Iterable[Packing] = (), marker: bool = True) -> list[str]:
+def work_dir_problems(
+    work: Path, build: Build | None = None, stages: Iterable[Packing] = (), marker: bool = True
+) -> list[str]:
     """Why deleting inside *work* would be dangerous: it is /, $HOME, the system root (or
     holds one of them), a system directory, inside what *build*'s *stages* pack (unless
     excluded), or a non-empty dir without the marker (unless not *marker*: ``clean`` wants
     the marker whatever the dir holds). ``build``, ``clean`` and ``export-script`` all ask."""
     problems: list[str] = []
     if _CONTROL.search(str(work)):
-        return [f"the work dir {_show(work)} holds a line break or control character; "
-                "choose another (--work-dir or build.work_dir)"]
+        return [
+            f"the work dir {_show(work)} holds a line break or control character; "
+            "choose another (--work-dir or build.work_dir)"
+        ]
     real = _real(work)
     system = _packed_root(build)
     problems += _place_problems("work dir", real, system)
@@ -292,23 +316,28 @@ def output_problems(build: Build, stages: Iterable[Packing] = ()) -> list[str]:
     if problems:
         return problems
     if given.is_symlink():
-        return [f"iso.output {given} is a symbolic link (to {iso}); livecd-tui replaces "
-                "only a file it wrote: name the file itself"]
+        return [
+            f"iso.output {given} is a symbolic link (to {iso}); livecd-tui replaces "
+            "only a file it wrote: name the file itself"
+        ]
     if iso.is_dir():
         return [f"the ISO output {iso} is a directory; give a file name"]
     problems += _system_dir_problems("ISO output", iso, contains=False)
     if system is not None and not problems:
-        problems += _packed_problems(build, stages, "ISO output", iso.parent, system,
-                                     shown=iso)
+        problems += _packed_problems(build, stages, "ISO output", iso.parent, system, shown=iso)
     if os.path.lexists(iso) and not written_by_livecd_tui(iso):
-        problems.append(f"iso.output {iso} exists and is not an ISO livecd-tui wrote (its "
-                        f"volume descriptor lacks the application id {ISO_APPLICATION_ID}); "
-                        "move it away or choose another path")
+        problems.append(
+            f"iso.output {iso} exists and is not an ISO livecd-tui wrote (its "
+            f"volume descriptor lacks the application id {ISO_APPLICATION_ID}); "
+            "move it away or choose another path"
+        )
     sums = iso.with_name(iso.name + ".sha256")
     if build.profile["iso.checksum"] and os.path.lexists(sums) and not _checksum_file(sums):
-        problems.append(f"{sums} (written beside the ISO, iso.checksum) exists and is not a "
-                        "checksum line livecd-tui wrote; move it away or turn iso.checksum "
-                        "off")
+        problems.append(
+            f"{sums} (written beside the ISO, iso.checksum) exists and is not a "
+            "checksum line livecd-tui wrote; move it away or turn iso.checksum "
+            "off"
+        )
     return problems
 
 
@@ -323,8 +352,10 @@ def written_by_livecd_tui(path: Path) -> bool:
             descriptor = handle.read(2048)
     except OSError:
         return False
-    return (descriptor[:6] == b"\x01CD001"
-            and descriptor[574:702].rstrip(b" ") == ISO_APPLICATION_ID.encode())
+    return (
+        descriptor[:6] == b"\x01CD001"
+        and descriptor[574:702].rstrip(b" ") == ISO_APPLICATION_ID.encode()
+    )
 
 
 def _checksum_file(path: Path) -> bool:
@@ -366,24 +397,33 @@ def _system_dir_problems(what: str, path: Path, contains: bool) -> list[str]:
     for name in SYSTEM_DIRS:
         system_dir = _real(Path(name))
         if path == system_dir or system_dir in path.parents:
-            return [f"the {what} {path} is inside the system directory {system_dir}; "
-                    "choose a place of your own (e.g. under /srv, /var/tmp or $HOME)"]
+            return [
+                f"the {what} {path} is inside the system directory {system_dir}; "
+                "choose a place of your own (e.g. under /srv, /var/tmp or $HOME)"
+            ]
         if contains and path in system_dir.parents:
             return [f"the {what} {path} contains the system directory {system_dir}"]
     return []
 
 
-def _packed_problems(build: Build, stages: Iterable[Packing], what: str, path: Path,
-                     system: Path, shown: Path | None = None) -> list[str]:
+def _packed_problems(
+    build: Build,
+    stages: Iterable[Packing],
+    what: str,
+    path: Path,
+    system: Path,
+    shown: Path | None = None,
+) -> list[str]:
     """Whether the dir *path* lies in what is packed (and not excluded): the build would
     pack its own files (*shown* is the path to name, if another)."""
-    packed = [_real(system / name.strip("/")) for stage in stages
-              for name in stage.packs(build)]
+    packed = [_real(system / name.strip("/")) for stage in stages for name in stage.packs(build)]
     excluded = [system / e.strip("/") for e in build.profile["system.excludes"]]
     inside = next((d for d in packed if path == d or d in path.parents), None)
     if inside and not any(path == e or e in path.parents for e in excluded):
-        return [f"the {what} {shown or path} is inside {inside}, which is packed; add "
-                f"{path.relative_to(system)} to system.excludes or choose another place"]
+        return [
+            f"the {what} {shown or path} is inside {inside}, which is packed; add "
+            f"{path.relative_to(system)} to system.excludes or choose another place"
+        ]
     return []
 
 
@@ -406,12 +446,15 @@ def clean(work: Path, build: Build | None = None, stages: Iterable[Packing] = ()
         raise BuildError(f"refusing to delete {_show(work)}: " + "; ".join(problems))
     work = _real(work)
     if not (work / WORK_MARKER).is_file():
-        raise BuildError(f"refusing to delete {work}: it has no {WORK_MARKER} file, so "
-                         "livecd-tui did not make it")
+        raise BuildError(
+            f"refusing to delete {work}: it has no {WORK_MARKER} file, so "
+            "livecd-tui did not make it"
+        )
     holder = read_lock(work)
     if holder:
-        raise BuildError(f"refusing to delete {work}: a build is running in it "
-                         f"({holder.describe(work)})")
+        raise BuildError(
+            f"refusing to delete {work}: a build is running in it ({holder.describe(work)})"
+        )
     ended = procs.end_leftovers(work)  # what a killed build left running writes into it
     shutil.rmtree(work)
     return ended

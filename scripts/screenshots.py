@@ -31,23 +31,32 @@ Steps = Callable[[Pilot[None]], Awaitable[None]]
 
 def failing_stages() -> list[Stage]:
     """A stage that works, one that fails while bootloader.timeout is 3 or less, one more."""
+
     def tools(build: object) -> list[Step]:
-        return [command(["sh", "-c", "for t in mksquashfs xorriso; do echo \"ok $t\"; done"],
-                        "find the tools")]
+        return [
+            command(
+                ["sh", "-c", 'for t in mksquashfs xorriso; do echo "ok $t"; done'], "find the tools"
+            )
+        ]
 
     def timeout(build: object) -> list[Step]:
         value = build.profile["bootloader.timeout"]  # type: ignore[attr-defined]
-        return [command(["sh", "-c", f"echo 'menu timeout {value}'; test {value} -gt 3"],
-                        "check the boot menu waits long enough",
-                        hint="set bootloader.timeout above 3")]
+        return [
+            command(
+                ["sh", "-c", f"echo 'menu timeout {value}'; test {value} -gt 3"],
+                "check the boot menu waits long enough",
+                hint="set bootloader.timeout above 3",
+            )
+        ]
 
     def finish(build: object) -> list[Step]:
         return [command(["echo", "done"], "finish")]
 
-    return [Stage("tools", "Tools", "finds the tools", tools),
-            Stage("menu", "Boot menu", "checks the menu", timeout,
-                  reads=("bootloader.timeout",)),
-            Stage("finish", "Finish", "finishes", finish)]
+    return [
+        Stage("tools", "Tools", "finds the tools", tools),
+        Stage("menu", "Boot menu", "checks the menu", timeout, reads=("bootloader.timeout",)),
+        Stage("finish", "Finish", "finishes", finish),
+    ]
 
 
 async def jump(pilot: Pilot[None], key: str) -> None:
@@ -144,11 +153,16 @@ SHOTS: list[tuple[str, Steps, bool, bool]] = [
 ]
 
 
-async def shoot(name: str, steps: Steps, small: bool, ascii: bool, out: Path,
-                profile_path: Path, work: Path) -> Path:
+async def shoot(
+    name: str, steps: Steps, small: bool, ascii: bool, out: Path, profile_path: Path, work: Path
+) -> Path:
     """Drive a fresh app to one state and save it."""
-    app = LiveCDApp(load_profile(profile_path), work_dir=work / name,
-                    stages=failing_stages() if small else None, ascii=ascii)
+    app = LiveCDApp(
+        load_profile(profile_path),
+        work_dir=work / name,
+        stages=failing_stages() if small else None,
+        ascii=ascii,
+    )
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await steps(pilot)
@@ -161,8 +175,7 @@ async def main(out: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix="livecd-tui-shots-"))
     try:
         for name, steps, small, ascii in SHOTS:
-            path = await shoot(name, steps, small, ascii, out, Path("profiles/demo.toml"),
-                               work)
+            path = await shoot(name, steps, small, ascii, out, Path("profiles/demo.toml"), work)
             print(path)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -22,13 +22,21 @@ def make_dirty_ext4(image: Path, label: str, size_mib: int = 16) -> None:
     replays the journal and so writes to the disk."""
     with image.open("wb") as f:
         f.truncate(size_mib * 1024 * 1024)
-    subprocess.run([_e2fsprogs("mke2fs"), "-q", "-F", "-t", "ext4", "-L", label, str(image)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [_e2fsprogs("mke2fs"), "-q", "-F", "-t", "ext4", "-L", label, str(image)],
+        check=True,
+        capture_output=True,
+    )
     block = image.with_name(image.name + ".block")
     block.write_bytes(b"journalled, never replayed\n" * 100)
     # debugfs's journal commands: open the journal, log two blocks, close (no checkpoint).
-    subprocess.run([_e2fsprogs("debugfs"), "-w", "-f", "-", str(image)], check=True,
-                   capture_output=True, input=f"jo\njw -b 300,301 {block}\njc\n", text=True)
+    subprocess.run(
+        [_e2fsprogs("debugfs"), "-w", "-f", "-", str(image)],
+        check=True,
+        capture_output=True,
+        input=f"jo\njw -b 300,301 {block}\njc\n",
+        text=True,
+    )
     block.unlink()
     header = dumpe2fs_header(image)
     assert "needs_recovery" in header, header
@@ -42,18 +50,42 @@ def make_images(where: Path) -> dict[str, Path]:
     tree = where / "tree"
     tree.mkdir()
     (tree / "LABEL").write_text("x\n")
-    images = {name: where / f"{name}.img" for name in
-              ("iso9660", "vfat16", "vfat32", "ext4", "udf", "zeros")}
-    subprocess.run(["xorriso", "-as", "mkisofs", "-o", str(images["iso9660"]), "-V", "LIVE",
-                    str(tree)], check=True, capture_output=True)
-    subprocess.run(["mformat", "-C", "-i", str(images["vfat16"]), "-T", "16384", "-h", "2",
-                    "-s", "32", "::"], check=True, capture_output=True)
-    subprocess.run(["mformat", "-C", "-F", "-i", str(images["vfat32"]), "-T", "131072",
-                    "-h", "2", "-s", "32", "::"], check=True, capture_output=True)
+    images = {
+        name: where / f"{name}.img"
+        for name in ("iso9660", "vfat16", "vfat32", "ext4", "udf", "zeros")
+    }
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", "-o", str(images["iso9660"]), "-V", "LIVE", str(tree)],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["mformat", "-C", "-i", str(images["vfat16"]), "-T", "16384", "-h", "2", "-s", "32", "::"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "mformat",
+            "-C",
+            "-F",
+            "-i",
+            str(images["vfat32"]),
+            "-T",
+            "131072",
+            "-h",
+            "2",
+            "-s",
+            "32",
+            "::",
+        ],
+        check=True,
+        capture_output=True,
+    )
     make_dirty_ext4(images["ext4"], "LIVE")
     udf = bytearray(64 * 1024)
     for sector, ident in ((16, b"BEA01"), (17, b"NSR03"), (18, b"TEA01")):
-        udf[sector * 2048 + 1:sector * 2048 + 6] = ident
+        udf[sector * 2048 + 1 : sector * 2048 + 6] = ident
     images["udf"].write_bytes(bytes(udf))
     images["zeros"].write_bytes(bytes(64 * 1024))
     return images
@@ -61,8 +93,9 @@ def make_images(where: Path) -> dict[str, Path]:
 
 def dumpe2fs_header(image: Path) -> str:
     """``dumpe2fs -h`` of *image*: its features, state and journal."""
-    return subprocess.run([_e2fsprogs("dumpe2fs"), "-h", str(image)], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        [_e2fsprogs("dumpe2fs"), "-h", str(image)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def sha256(path: Path) -> str:
@@ -132,19 +165,31 @@ def fake_devices(where: Path, devices: dict[str, tuple[str, str | None]]) -> Pat
     return where
 
 
-def run_find_medium(busybox: str, script: Path, devs: Path, setup: str = "",
-                    env: dict[str, str] | None = None) -> tuple[str, list[str]]:
+def run_find_medium(
+    busybox: str, script: Path, devs: Path, setup: str = "", env: dict[str, str] | None = None
+) -> tuple[str, list[str]]:
     """Source *script* with FAKES over *devs*, then *setup*, and run its find_medium:
     (the output, ending in FOUND and the marker it mounted, then HOW and linuxrc's
     MEDIUM_HOW, or NOT-FOUND; the log's lines)."""
     (devs / "log").write_text("")
     proc = subprocess.run(
-        [busybox, "sh", "-c", f'. "$2" && {FAKES}\n{setup}\n'
-         'if find_medium; then echo "FOUND $(cat "$(cat "$DEVS/mnt")/LABEL")"; '
-         'echo "HOW $MEDIUM_HOW"; '
-         'else echo NOT-FOUND; fi',
-         "sh", str(devs), str(script)],
-        capture_output=True, text=True, timeout=30, env={**os.environ, **(env or {})})
+        [
+            busybox,
+            "sh",
+            "-c",
+            f'. "$2" && {FAKES}\n{setup}\n'
+            'if find_medium; then echo "FOUND $(cat "$(cat "$DEVS/mnt")/LABEL")"; '
+            'echo "HOW $MEDIUM_HOW"; '
+            "else echo NOT-FOUND; fi",
+            "sh",
+            str(devs),
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout, (devs / "log").read_text().splitlines()
 
@@ -156,10 +201,15 @@ def mounted(log: list[str]) -> list[str]:
 
 def flip_a_byte_of(iso: Path, path: str) -> None:
     """Flip one bit of the byte in the middle of *path* inside *iso* (found with xorriso)."""
-    report = subprocess.run(["xorriso", "-indev", str(iso), "-find", path, "-exec",
-                             "report_lba", "--"], capture_output=True, text=True, check=True)
-    found = re.search(r"File data lba:\s*\d+\s*,\s*(\d+)\s*,\s*\d+\s*,\s*(\d+)\s*,",
-                      report.stdout + report.stderr)
+    report = subprocess.run(
+        ["xorriso", "-indev", str(iso), "-find", path, "-exec", "report_lba", "--"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(
+        r"File data lba:\s*\d+\s*,\s*(\d+)\s*,\s*\d+\s*,\s*(\d+)\s*,", report.stdout + report.stderr
+    )
     assert found, report.stdout + report.stderr
     offset = int(found.group(1)) * 2048 + int(found.group(2)) // 2
     with open(iso, "r+b") as handle:

@@ -173,14 +173,24 @@ def tinyconfig(tree: Path, dest: Path) -> Path:
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fragment = dest.parent / "tiny.fragment"
-    fragment.write_text("".join(
-        (tree / part).read_text()
-        for part in ("kernel/configs/tiny-base.config", "kernel/configs/tiny.config",
-                     "arch/x86/configs/tiny.config")))
-    env = {**os.environ, "KCONFIG_CONFIG": str(dest.resolve()),
-           "KCONFIG_ALLCONFIG": str(fragment.resolve())}
-    proc = subprocess.run(["make", "-s", "-C", str(tree), "allnoconfig"], env=env,
-                          capture_output=True, text=True)
+    fragment.write_text(
+        "".join(
+            (tree / part).read_text()
+            for part in (
+                "kernel/configs/tiny-base.config",
+                "kernel/configs/tiny.config",
+                "arch/x86/configs/tiny.config",
+            )
+        )
+    )
+    env = {
+        **os.environ,
+        "KCONFIG_CONFIG": str(dest.resolve()),
+        "KCONFIG_ALLCONFIG": str(fragment.resolve()),
+    }
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(tree), "allnoconfig"], env=env, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise KernelTreeError(f"allnoconfig failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     fragment.unlink()

@@ -60,14 +60,25 @@ def real_root(name: str, cache: Path | None = None) -> Path:
             for attempt in range(ATTEMPTS):  # the archive is across a network: retry once
                 shutil.rmtree(tmp / "root", ignore_errors=True)
                 result = subprocess.run(
-                    ["debootstrap", "--variant=minbase", f"--include={PACKAGES[name]}",
-                     SUITE, str(tmp / "root"), MIRROR], capture_output=True, text=True,
-                    check=False)
+                    [
+                        "debootstrap",
+                        "--variant=minbase",
+                        f"--include={PACKAGES[name]}",
+                        SUITE,
+                        str(tmp / "root"),
+                        MIRROR,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 if result.returncode == 0:
                     break
                 if attempt == ATTEMPTS - 1:
-                    raise RootError(f"debootstrap {name} failed:\n{result.stdout[-3000:]}"
-                                    f"{result.stderr[-3000:]}")
+                    raise RootError(
+                        f"debootstrap {name} failed:\n{result.stdout[-3000:]}"
+                        f"{result.stderr[-3000:]}"
+                    )
             _finish(name, tmp / "root")
             (tmp / "root").rename(root)
         finally:
@@ -94,8 +105,9 @@ def _finish(name: str, root: Path) -> None:
         config = Path("/boot") / f"config-{release}"
         if config.is_file():
             shutil.copy2(config, root / "boot" / config.name)
-        shutil.copytree(Path("/lib/modules") / release,
-                        root / "lib" / "modules" / release, symlinks=True)
+        shutil.copytree(
+            Path("/lib/modules") / release, root / "lib" / "modules" / release, symlinks=True
+        )
 
 
 if __name__ == "__main__":

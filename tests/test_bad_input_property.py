@@ -24,8 +24,9 @@ from livecd_tui.stages import STAGES
 from livecd_tui.steps import Command
 
 STRING_OPTIONS = [o for o in OPTIONS.values() if o.kind in ("str", "path", "list")]
-NASTY = st.text(alphabet=st.sampled_from(list(" ;|&$`'\"\\()<>*?~#!{}[]\n\t\x00é日本-_./a1")),
-                max_size=40)
+NASTY = st.text(
+    alphabet=st.sampled_from(list(" ;|&$`'\"\\()<>*?~#!{}[]\n\t\x00é日本-_./a1")), max_size=40
+)
 
 
 def nested(key: str, value: object) -> dict:
@@ -37,11 +38,13 @@ def nested(key: str, value: object) -> dict:
 
 
 @pytest.mark.parametrize("option", STRING_OPTIONS, ids=lambda o: o.key)
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=NASTY)
-def test_any_string_is_refused_clearly_or_reaches_commands_unchanged(option, text: str,
-                                                                     tmp_path: Path) -> None:
+def test_any_string_is_refused_clearly_or_reaches_commands_unchanged(
+    option, text: str, tmp_path: Path
+) -> None:
     value: object = [text] if option.kind == "list" else text
     path = tmp_path / "p.toml"
     path.write_text(tomli_w.dumps(nested(option.key, value)))

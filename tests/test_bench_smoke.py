@@ -26,12 +26,24 @@ def test_bench_shell_scripts_pass_shellcheck() -> None:
 
 def test_overhead_smoke_measures_the_tool_and_the_script(tmp_path: Path) -> None:
     env = dict(os.environ, LIVECD_BENCH_CACHE=str(tmp_path))
-    run = subprocess.run(["bash", "bench/overhead.sh", "--smoke"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        ["bash", "bench/overhead.sh", "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     numbers = dict(re.findall(r"^median (\w+) ([0-9.]+)$", run.stdout, re.M))
-    assert set(numbers) == {"tool_wall_s", "script_wall_s", "ratio", "tool_cpu_s", "script_cpu_s",
-                            "cpu_ratio"}, run.stdout
+    assert set(numbers) == {
+        "tool_wall_s",
+        "script_wall_s",
+        "ratio",
+        "tool_cpu_s",
+        "script_cpu_s",
+        "cpu_ratio",
+    }, run.stdout
     assert all(float(value) > 0 for value in numbers.values())
     assert (tmp_path / "overhead" / "script-work" / "out" / "profile.iso").is_file()
 
@@ -41,8 +53,13 @@ def test_output_smoke_counts_every_line() -> None:
     a line goes missing)."""
     import sys
 
-    run = subprocess.run([sys.executable, "bench/output.py", "--smoke"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "bench/output.py", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     numbers = dict(re.findall(r"^median (\w+) ([0-9.]+)$", run.stdout, re.M))
     assert set(numbers) == {"engine_s", "seq_alone_s"} and float(numbers["engine_s"]) > 0
@@ -51,8 +68,13 @@ def test_output_smoke_counts_every_line() -> None:
 def test_manifest_smoke_walks_saves_and_compares() -> None:
     """bench/manifest.py --smoke: the walk of the repo's sources, saved, loaded, compared:
     nothing changed in between, so nothing is carried."""
-    run = subprocess.run([sys.executable, "bench/manifest.py", "--smoke"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "bench/manifest.py", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     entries = re.search(r"^entries (\d+) files (\d+)", run.stdout, re.M)
     assert entries and int(entries[2]) > 50, run.stdout
@@ -61,8 +83,13 @@ def test_manifest_smoke_walks_saves_and_compares() -> None:
 
 def test_secrets_smoke_scans_files() -> None:
     """bench/secrets.py --smoke: the walk and the scan of the repo's sources run and count."""
-    run = subprocess.run([sys.executable, "bench/secrets.py", "--smoke"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "bench/secrets.py", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     row = re.search(r"^([0-9.]+) ([0-9.]+) ([0-9.]+) (\d+) (\d+) ", run.stdout, re.M)
     assert row is not None, run.stdout

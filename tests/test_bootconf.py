@@ -29,8 +29,16 @@ GENERATORS = [b.grub_cfg, b.isolinux_cfg, b.menu_lst]
 Generator = Callable[..., str]
 
 
-def cfg(gen: Generator, title: str = "Live CD", timeout: int = 5, entries: Any = ALL,
-        cmdline: str = "quiet", serial: bool = True, speed: int = 115200, **kw: str) -> str:
+def cfg(
+    gen: Generator,
+    title: str = "Live CD",
+    timeout: int = 5,
+    entries: Any = ALL,
+    cmdline: str = "quiet",
+    serial: bool = True,
+    speed: int = 115200,
+    **kw: str,
+) -> str:
     return gen(b.Menu(title, timeout, entries, cmdline, serial, speed, **kw))
 
 
@@ -50,7 +58,7 @@ def menuentries(text: str) -> list[tuple[list[str], list[str]]]:
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("menuentry "):
-            linux = next(x for x in lines[i + 1:] if x.strip().startswith("linux "))
+            linux = next(x for x in lines[i + 1 :] if x.strip().startswith("linux "))
             found.append((shlex.split(line), shlex.split(linux)))
     return found
 
@@ -94,12 +102,21 @@ def test_grub_cfg_entry_words() -> None:
     assert linux["Live CD"] == ["linux", "/boot/vmlinuz"]
     assert linux["Live CD (copy to RAM)"] == ["linux", "/boot/vmlinuz", "livecd.toram"]
     assert linux["Live CD (debug shell)"] == [
-        "linux", "/boot/vmlinuz", "livecd.debug", "livecd.verbose"]
+        "linux",
+        "/boot/vmlinuz",
+        "livecd.debug",
+        "livecd.verbose",
+    ]
 
 
 def test_grub_cfg_serial_speed_and_paths(tmp_path: Path) -> None:
-    text = cfg(b.grub_cfg, speed=9600, kernel="/k/bz Image".replace(" ", ""),
-               initrd="/k/i.gz", marker_file="/MARK")
+    text = cfg(
+        b.grub_cfg,
+        speed=9600,
+        kernel="/k/bz Image".replace(" ", ""),
+        initrd="/k/i.gz",
+        marker_file="/MARK",
+    )
     script_check(text, tmp_path)
     assert "serial --unit=0 --speed=9600" in text
     assert "console=ttyS0,9600" in text
@@ -108,7 +125,7 @@ def test_grub_cfg_serial_speed_and_paths(tmp_path: Path) -> None:
 
 
 def test_grub_cfg_quotes_dangerous_title_and_cmdline(tmp_path: Path) -> None:
-    title = "Bob's $HOME; echo {x} | \"live\" # not a comment"
+    title = 'Bob\'s $HOME; echo {x} | "live" # not a comment'
     text = cfg(b.grub_cfg, title=title, cmdline='quiet a$b c;d e{f} name="two words"')
     script_check(text, tmp_path)
     (words, linux), *_ = menuentries(text)
@@ -117,8 +134,9 @@ def test_grub_cfg_quotes_dangerous_title_and_cmdline(tmp_path: Path) -> None:
     assert linux[2:7] == ["quiet", "a$b", "c;d", "e{f}", "name=two words"]
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(title=st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40))
 def test_grub_cfg_any_title_survives(title: str, tmp_path: Path) -> None:
     text = cfg(b.grub_cfg, title=title, entries=["normal"])
@@ -182,7 +200,12 @@ def test_split_kernel_cmdline() -> None:
 
 def test_kernel_args_serial_console_is_last() -> None:
     assert b.kernel_args("quiet", "debug", True, 38400) == [
-        "quiet", "livecd.debug", "livecd.verbose", "console=tty0", "console=ttyS0,38400"]
+        "quiet",
+        "livecd.debug",
+        "livecd.verbose",
+        "console=tty0",
+        "console=ttyS0,38400",
+    ]
     assert b.kernel_args("", "normal", False, 115200) == []
 
 
@@ -236,8 +259,9 @@ def test_menu_lst() -> None:
     assert "default 0" in lines and "timeout 5" in lines
     assert lines.count("root (cd)") == 2
     assert "title Live CD" in lines and "title Live CD (copy to RAM)" in lines
-    assert ("kernel /boot/vmlinuz ramdisk_size=16384 livecd.toram console=tty0 "
-            "console=ttyS0,115200") in lines
+    assert (
+        "kernel /boot/vmlinuz ramdisk_size=16384 livecd.toram console=tty0 console=ttyS0,115200"
+    ) in lines
     assert lines.count("initrd /boot/initrd.img") == 2
 
 
@@ -266,8 +290,10 @@ def test_grub_mkimage_argv() -> None:
     assert {"fat", "part_gpt", "iso9660", "efi_gop", "all_video"} <= set(efi)
 
 
-@pytest.mark.parametrize(("modules", "platform"), [
-    (b.GRUB_BIOS_MODULES, b.GRUB_I386_PC_DIR), (b.GRUB_EFI_MODULES, b.GRUB_X86_64_EFI_DIR)])
+@pytest.mark.parametrize(
+    ("modules", "platform"),
+    [(b.GRUB_BIOS_MODULES, b.GRUB_I386_PC_DIR), (b.GRUB_EFI_MODULES, b.GRUB_X86_64_EFI_DIR)],
+)
 def test_grub_modules_exist(modules: tuple[str, ...], platform: Path) -> None:
     assert platform.is_dir(), f"{platform} (grub-pc-bin / grub-efi-amd64-bin) is needed"
     missing = [m for m in modules if not (platform / f"{m}.mod").is_file()]
@@ -285,8 +311,21 @@ def test_isolinux_files_exist() -> None:
 def test_efi_fat_image_steps() -> None:
     steps = b.efi_fat_image_steps("boot/efi.img", "tree", 8192)
     assert steps == [
-        ["mformat", "-i", "boot/efi.img", "-C", "-T", "8192", "-h", "2", "-s", "32",
-         "-N", "4c495645", "::"],
+        [
+            "mformat",
+            "-i",
+            "boot/efi.img",
+            "-C",
+            "-T",
+            "8192",
+            "-h",
+            "2",
+            "-s",
+            "32",
+            "-N",
+            "4c495645",
+            "::",
+        ],
         ["mcopy", "-i", "boot/efi.img", "-s", "-m", "tree/EFI", "::/"],
     ]
     assert "-v" not in steps[0], "a volume label would carry the current time"
@@ -306,13 +345,17 @@ def test_mtools_names_that_pass_are_not_run_by_a_shell(tmp_path: Path) -> None:
     if not shutil.which("mformat"):
         pytest.skip("mtools is not installed")
     canary = tmp_path / "canary"
-    others = "".join(c for c in map(chr, range(33, 127))
-                     if c not in b.MTOOLS_EXPANDED and c != "/")
+    others = "".join(c for c in map(chr, range(33, 127)) if c not in b.MTOOLS_EXPANDED and c != "/")
     env = {**os.environ, "CANARY": str(canary)}
 
     def mformat(name: str) -> None:
-        subprocess.run(["mformat", "-i", name, "-C", "-T", "2880", "-h", "2", "-s", "32",
-                        "::"], cwd=tmp_path, env=env, capture_output=True, check=False)
+        subprocess.run(
+            ["mformat", "-i", name, "-C", "-T", "2880", "-h", "2", "-s", "32", "::"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
 
     mformat(b.mtools_safe_name(f"x {others};touch canary;.img"))
     assert not canary.exists() and not (tmp_path / "canary").exists()
@@ -321,23 +364,38 @@ def test_mtools_names_that_pass_are_not_run_by_a_shell(tmp_path: Path) -> None:
 
 
 def test_xorriso_grub2_hybrid_efi() -> None:
-    argv = b.xorriso_grub2_argv("/t", "/o.iso", "LIVE", hybrid=True, efi=True,
-                                efi_image="/w/efi.img", epoch=1700000000)
+    argv = b.xorriso_grub2_argv(
+        "/t", "/o.iso", "LIVE", hybrid=True, efi=True, efi_image="/w/efi.img", epoch=1700000000
+    )
     assert argv[:3] == ["xorriso", "-as", "mkisofs"]
     assert argv[-1] == "/t"
     assert argv[argv.index("-o") + 1] == "/o.iso"
     assert argv[argv.index("-V") + 1] == "LIVE"
     assert argv[argv.index("-b") + 1] == "boot/grub/i386-pc/eltorito.img"
     i = argv.index("-b")
-    assert argv[i + 2:i + 7] == ["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
-                                 "--grub2-boot-info"]
+    assert argv[i + 2 : i + 7] == [
+        "-no-emul-boot",
+        "-boot-load-size",
+        "4",
+        "-boot-info-table",
+        "--grub2-boot-info",
+    ]
     assert argv[argv.index("--grub2-mbr") + 1] == "/usr/lib/grub/i386-pc/boot_hybrid.img"
     j = argv.index("-append_partition")
-    assert argv[j:j + 5] == ["-append_partition", "2", "0xef", "/w/efi.img",
-                             "-appended_part_as_gpt"]
+    assert argv[j : j + 5] == [
+        "-append_partition",
+        "2",
+        "0xef",
+        "/w/efi.img",
+        "-appended_part_as_gpt",
+    ]
     k = argv.index("-eltorito-alt-boot")
-    assert argv[k:k + 4] == ["-eltorito-alt-boot", "-e", "--interval:appended_partition_2:all::",
-                             "-no-emul-boot"]
+    assert argv[k : k + 4] == [
+        "-eltorito-alt-boot",
+        "-e",
+        "--interval:appended_partition_2:all::",
+        "-no-emul-boot",
+    ]
     assert "--modification-date=2023111422132000" in argv
     assert argv[argv.index("--set_all_file_dates") + 1] == "=1700000000"
 
@@ -355,14 +413,13 @@ def test_xorriso_grub2_not_hybrid() -> None:
     argv = b.xorriso_grub2_argv("/t", "/o.iso", "LIVE", hybrid=False, efi=True)
     assert "--grub2-mbr" not in argv and "-append_partition" not in argv
     k = argv.index("-eltorito-alt-boot")
-    assert argv[k:k + 4] == ["-eltorito-alt-boot", "-e", "boot/grub/efi.img", "-no-emul-boot"]
+    assert argv[k : k + 4] == ["-eltorito-alt-boot", "-e", "boot/grub/efi.img", "-no-emul-boot"]
     bios_only = b.xorriso_grub2_argv("/t", "/o.iso", "LIVE", hybrid=False, efi=False)
     assert "-eltorito-alt-boot" not in bios_only
 
 
 def test_grub2_with_genisoimage() -> None:
-    argv = b.xorriso_grub2_argv("/t", "/o.iso", "LIVE", hybrid=False, tool="genisoimage",
-                                epoch=5)
+    argv = b.xorriso_grub2_argv("/t", "/o.iso", "LIVE", hybrid=False, tool="genisoimage", epoch=5)
     assert argv[0] == "genisoimage"
     assert "--grub2-boot-info" not in argv and "--set_all_file_dates" not in argv
     with pytest.raises(ValueError):
@@ -377,29 +434,55 @@ def test_xorriso_isolinux_argv() -> None:
     assert argv[argv.index("-isohybrid-mbr") + 1] == "/usr/lib/ISOLINUX/isohdpfx.bin"
     assert argv[argv.index("-c") + 1] == "isolinux/boot.cat"
     i = argv.index("-b")
-    assert argv[i:i + 6] == ["-b", "isolinux/isolinux.bin", "-no-emul-boot", "-boot-load-size",
-                             "4", "-boot-info-table"]
+    assert argv[i : i + 6] == [
+        "-b",
+        "isolinux/isolinux.bin",
+        "-no-emul-boot",
+        "-boot-load-size",
+        "4",
+        "-boot-info-table",
+    ]
     assert argv[argv.index("-e") + 1] == "boot/grub/efi.img"
     assert "-isohybrid-gpt-basdat" in argv
     plain = b.xorriso_isolinux_argv("/t", "/o.iso", "LIVE", hybrid=False)
     assert "-isohybrid-mbr" not in plain and "-e" not in plain
     assert b.xorriso_isolinux_argv("/t", "/o.iso", "L", hybrid=False, tool="mkisofs")[0] == (
-        "mkisofs")
+        "mkisofs"
+    )
     with pytest.raises(ValueError):
         b.xorriso_isolinux_argv("/t", "/o.iso", "L", hybrid=True, tool="mkisofs")
 
 
-@pytest.mark.parametrize(("tool", "head"), [
-    ("genisoimage", ["genisoimage"]), ("mkisofs", ["mkisofs"]),
-    ("xorriso", ["xorriso", "-as", "mkisofs"])])
-def test_mkisofs_grub_legacy_argv(tool: str, head: list[str],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("tool", "head"),
+    [
+        ("genisoimage", ["genisoimage"]),
+        ("mkisofs", ["mkisofs"]),
+        ("xorriso", ["xorriso", "-as", "mkisofs"]),
+    ],
+)
+def test_mkisofs_grub_legacy_argv(
+    tool: str, head: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     argv = b.mkisofs_grub_legacy_argv(tool, Path("/t"), Path("/o.iso"), "LIVECD")
-    assert argv == [*head, "-R", "-b", "boot/grub/stage2_eltorito", "-no-emul-boot",
-                    "-boot-load-size", "4", "-boot-info-table", "-V", "LIVECD",
-                    "-A", "LIVECD-TUI", "-o", "/o.iso",
-                    "/t"]
+    assert argv == [
+        *head,
+        "-R",
+        "-b",
+        "boot/grub/stage2_eltorito",
+        "-no-emul-boot",
+        "-boot-load-size",
+        "4",
+        "-boot-info-table",
+        "-V",
+        "LIVECD",
+        "-A",
+        "LIVECD-TUI",
+        "-o",
+        "/o.iso",
+        "/t",
+    ]
     dated = b.mkisofs_grub_legacy_argv(tool, Path("/t"), Path("/o.iso"), "LIVECD", epoch=1000)
     extra = b.xorriso_date_args(1000) if tool == "xorriso" else []
     assert dated == [*argv[:-1], *extra, "/t"]
@@ -437,8 +520,16 @@ def test_grub2_image_steps_shape(tmp_path: Path) -> None:
     steps = b.grub2_image_steps(tmp_path, epoch=1700000000)
     argvs = [argv for argv, _, _ in steps]
     assert all(isinstance(d, str) and d for _, d, _ in steps)
-    assert [a[0] for a in argvs] == ["mkdir", "sh", "grub-mkimage", "grub-mkimage", "touch",
-                                     "rm", "mformat", "mcopy"]
+    assert [a[0] for a in argvs] == [
+        "mkdir",
+        "sh",
+        "grub-mkimage",
+        "grub-mkimage",
+        "touch",
+        "rm",
+        "mformat",
+        "mcopy",
+    ]
     assert argvs[1][-2] == b.grub_early_cfg()
     assert argvs[2][argvs[2].index("-o") + 1] == str(tmp_path / b.GRUB_ELTORITO_IMG)
     assert argvs[3][argvs[3].index("-o") + 1] == str(tmp_path / b.EFI_BOOT_BINARY)
@@ -469,19 +560,28 @@ def test_grub2_image_steps_run_and_are_reproducible(tmp_path: Path) -> None:
         assert first, rel
         assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest(), rel
     assert (one / "boot/grub/early.cfg").read_text() == b.grub_early_cfg()
-    listing = subprocess.run(["mdir", "-i", b.EFI_IMAGE_IN_ISO, "-b", "::/EFI/BOOT"],
-                             cwd=one, capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        ["mdir", "-i", b.EFI_IMAGE_IN_ISO, "-b", "::/EFI/BOOT"],
+        cwd=one,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "BOOTX64.EFI" in listing.upper()
     assert not list(tmp_path.rglob("canary")) and not (Path.cwd() / "canary").exists()
 
 
-@pytest.mark.parametrize(("entries", "wanted"), [
-    (["normal", "toram", "debug"], ["toram", "normal", "debug"]),
-    (["normal", "debug"], ["toram", "normal", "debug"]),
-    (["toram"], ["toram"]),
-])
+@pytest.mark.parametrize(
+    ("entries", "wanted"),
+    [
+        (["normal", "toram", "debug"], ["toram", "normal", "debug"]),
+        (["normal", "debug"], ["toram", "normal", "debug"]),
+        (["toram"], ["toram"]),
+    ],
+)
 def test_copy_to_ram_makes_the_toram_entry_the_default_and_only_it_copies(
-        entries: list[str], wanted: list[str]) -> None:
+    entries: list[str], wanted: list[str]
+) -> None:
     from livecd_tui.build import Build
     from livecd_tui.profile import new_profile
     from livecd_tui.stages import bootloader
@@ -515,11 +615,11 @@ def test_livecd_conf_records_the_media_sums_the_same_way_as_its_bash(tmp_path: P
         path.write_bytes(f"image {n}\n".encode() * 1000)
     sums = media.media_sums(build)
     assert sums.splitlines() == [
-        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {on_cd}" for on_cd, path in files]
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {on_cd}" for on_cd, path in files
+    ]
     conf = tmp_path / "livecd.conf"
     conf.write_text("")
-    subprocess.run(["bash", "-euc", "\n".join(media.media_sums_lines(build, conf))],
-                   check=True)
+    subprocess.run(["bash", "-euc", "\n".join(media.media_sums_lines(build, conf))], check=True)
     assert conf.read_text() == f"LIVECD_SUMS={shlex.quote(sums)}\n"
     # The overlay method without /etc overrides: the system image alone.
     profile.set("writable.strategy", "overlay")
@@ -531,5 +631,6 @@ def test_check_entry_passes_livecd_check() -> None:
     words, linux = menuentries(text)[0]
     assert words[1:4] == ["Live CD (check the medium)", "--hotkey=m", "--id=livecd-check"]
     assert linux == ["linux", "/boot/vmlinuz", "livecd.check"]
-    assert "LABEL check" in cfg(b.isolinux_cfg, timeout=0, entries=["check"], cmdline="",
-                                serial=False)
+    assert "LABEL check" in cfg(
+        b.isolinux_cfg, timeout=0, entries=["check"], cmdline="", serial=False
+    )

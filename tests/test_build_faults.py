@@ -65,8 +65,9 @@ def gone(pid: int) -> bool:
 def start_engine(work: Path, *argv: str) -> tuple[subprocess.Popen[bytes], list[int]]:
     """A build running ``argv`` in its own process; returns it and the command's processes
     once they run (found by the token the work dir records)."""
-    build = subprocess.Popen([sys.executable, "-c", ENGINE_SCRIPT, str(work), *argv],
-                             cwd=ROOT, start_new_session=True)
+    build = subprocess.Popen(
+        [sys.executable, "-c", ENGINE_SCRIPT, str(work), *argv], cwd=ROOT, start_new_session=True
+    )
     found: list[int] = []
 
     def running() -> bool:
@@ -88,7 +89,8 @@ def test_a_killed_build_takes_its_command_with_it(tmp_path: Path) -> None:
 
 
 def test_what_a_killed_build_left_running_is_ended_by_status_stop_and_the_next_build(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """The command's own child does not die with the build: found by its token, it is
     ended by the next ``status`` (then ``stop``, then the next build, in later rounds)."""
     for how in ("status", "stop", "build", "clean"):
@@ -100,8 +102,13 @@ def test_what_a_killed_build_left_running_is_ended_by_status_stop_and_the_next_b
         record = procs.read_command(work)
         assert record is not None
         # Both children exec'd: until `env -i` has run, its forked shell still has the token.
-        wait_until(lambda r=record: len(procs.leftovers(r.token)) == 3
-                   and len(procs.carriers(r.token)) == 2, 30, "the shell's two children")
+        wait_until(
+            lambda r=record: (
+                len(procs.leftovers(r.token)) == 3 and len(procs.carriers(r.token)) == 2
+            ),
+            30,
+            "the shell's two children",
+        )
         everything = procs.leftovers(record.token)
         assert len(procs.carriers(record.token)) == 2, "env -i cleared one's token"
         build.send_signal(signal.SIGKILL)
@@ -115,8 +122,9 @@ def test_what_a_killed_build_left_running_is_ended_by_status_stop_and_the_next_b
             assert engine.run([stage])
             said = "\n".join(engine.notes)
         else:
-            result = subprocess.run([*CLI, how, str(work)], cwd=ROOT, capture_output=True,
-                                    text=True, timeout=60)
+            result = subprocess.run(
+                [*CLI, how, str(work)], cwd=ROOT, capture_output=True, text=True, timeout=60
+            )
             assert result.returncode == 0, result.stderr
             said = result.stdout
         assert "ended 2 process(es) of `sh -c" in said and "stage slow" in said, said
@@ -126,8 +134,9 @@ def test_what_a_killed_build_left_running_is_ended_by_status_stop_and_the_next_b
             assert not work.exists()
             continue
         assert procs.read_command(work) is None
-        again = subprocess.run([*CLI, "status", str(work)], cwd=ROOT, capture_output=True,
-                               text=True, timeout=60)
+        again = subprocess.run(
+            [*CLI, "status", str(work)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
         assert "ended" not in again.stdout, "nothing is left the second time"
 
 
@@ -150,8 +159,7 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
         pytest.fail("mounting a tmpfs needs root, as the build does")
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-                   check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], check=True)
     try:
         yield mount_point
     finally:
@@ -160,7 +168,8 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.parametrize("step_ok", [False, True], ids=["step-fails", "step-succeeds"])
 def test_a_full_disk_while_saving_the_state_fails_the_stage_cleanly(
-        tiny_fs: Path, step_ok: bool) -> None:
+    tiny_fs: Path, step_ok: bool
+) -> None:
     """The stage's last step fills the disk (and fails, or succeeds anyway): saving the
     stage's state then fails too. The stage is recorded as failed, with the reason, and the
     build says so; no traceback, nothing left saying running."""
@@ -173,9 +182,12 @@ def test_a_full_disk_while_saving_the_state_fails_the_stage_cleanly(
         if not step_ok:
             raise StepFailed("the disk is full")
 
-    stage = Stage("fill", "Fill", "fills the disk",
-                  lambda b: [command(["true"], "a command first"),
-                             Action("fill the disk", fill)])
+    stage = Stage(
+        "fill",
+        "Fill",
+        "fills the disk",
+        lambda b: [command(["true"], "a command first"), Action("fill the disk", fill)],
+    )
     events: list[object] = []
     build = Build(profile=new_profile(), work=work)
     assert Engine(build, [stage], [events.append]).run([stage]) is False
@@ -195,18 +207,26 @@ def test_a_full_disk_while_saving_the_state_fails_the_stage_cleanly(
 
 def test_a_full_disk_before_the_build_starts_is_a_message(tiny_fs: Path) -> None:
     """The real CLI on a work dir whose disk is already full: exit 1, no traceback."""
-    subprocess.run(["sh", "-c", f"head -c 4000000 /dev/zero > {tiny_fs / 'filler'}"],
-                   check=False, capture_output=True)
-    result = subprocess.run([*CLI, "build", str(ROOT / "profiles" / "demo.toml"),
-                             "--work-dir", str(tiny_fs / "work")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        ["sh", "-c", f"head -c 4000000 /dev/zero > {tiny_fs / 'filler'}"],
+        check=False,
+        capture_output=True,
+    )
+    result = subprocess.run(
+        [*CLI, "build", str(ROOT / "profiles" / "demo.toml"), "--work-dir", str(tiny_fs / "work")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert "No space left on device" in result.stderr
 
 
 def test_a_stage_that_cannot_be_planned_makes_what_follows_not_current(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Stages named as the real ones, so ``status`` shows them: once all are built, a profile
     the bootloader stage cannot plan marks it failed and the ISO and boot test pending."""
     names = ["kernel", "bootloader", "iso", "boottest"]
@@ -217,10 +237,12 @@ def test_a_stage_that_cannot_be_planned_makes_what_follows_not_current(
             if name == "bootloader" and broken["now"]:
                 raise ValueError("unbalanced double quote in kernel command line")
             return [command(["touch", build.partial_dir(name) / "made"], f"make {name}")]
+
         return planner
 
-    stages = [Stage(n, n, n, plan(n), uses=(names[i - 1],) if i else ())
-              for i, n in enumerate(names)]
+    stages = [
+        Stage(n, n, n, plan(n), uses=(names[i - 1],) if i else ()) for i, n in enumerate(names)
+    ]
     build = Build(profile=new_profile(), work=tmp_path / "work")
     assert Engine(build, stages).run(stages)
     iso = build.work / "out" / "old.iso"
@@ -240,10 +262,17 @@ def test_a_stage_that_cannot_be_planned_makes_what_follows_not_current(
     assert cli.main(["status", str(build.work)]) == 0
     shown = capsys.readouterr().out
     assert "last build: plan failed: cannot plan stage bootloader" in shown
-    rows = {line.split()[0]: line.split()[1] for line in shown.splitlines()
-            if line.split() and line.split()[0] in names}
-    assert rows == {"kernel": rows["kernel"], "bootloader": "failed", "iso": "pending",
-                    "boottest": "pending"}
+    rows = {
+        line.split()[0]: line.split()[1]
+        for line in shown.splitlines()
+        if line.split() and line.split()[0] in names
+    }
+    assert rows == {
+        "kernel": rows["kernel"],
+        "bootloader": "failed",
+        "iso": "pending",
+        "boottest": "pending",
+    }
     assert "unbalanced double quote" in shown
     assert f"{iso} is from an earlier build, not current" in shown
     assert cli.followed_code(build.work, None) == 2
@@ -265,7 +294,8 @@ def test_a_stop_before_the_build_began_still_stops_it(tmp_path: Path) -> None:
 
 
 def test_the_tui_reads_a_signalled_detached_build_as_stopped_not_as_an_error(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """The build's last word is now "build stopped by SIGTERM" (it was "build failed"): the
     build screen says the build stopped, not that it could not run."""
     from livecd_tui.stages import STAGES
@@ -276,5 +306,6 @@ def test_the_tui_reads_a_signalled_detached_build_as_stopped_not_as_an_error(
     feed = FollowFeed(work, STAGES, new_profile(), since=time.time() - 1)
     (work / workdir.DETACHED_LOG).write_text(
         "livecd-tui: SIGTERM: stopping the build\n"
-        "livecd-tui: build stopped by SIGTERM after 3.1 s; logs in x; continue with: y\n")
+        "livecd-tui: build stopped by SIGTERM after 3.1 s; logs in x; continue with: y\n"
+    )
     assert feed.outcome() == Outcome(False)

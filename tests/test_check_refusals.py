@@ -27,15 +27,20 @@ REFUSED = [
 
 @pytest.mark.parametrize(("body", "key", "stage"), REFUSED)
 def test_check_names_what_the_build_refuses_and_the_build_stops_first(
-        tmp_path: Path, body: str, key: str, stage: str) -> None:
+    tmp_path: Path, body: str, key: str, stage: str
+) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text(f'extends = "{DEMO}"\n{body}')
     report = run_checks(load_profile(profile), with_kernel=False)
     assert key in {item.key for item in report.problems}, report.lines
     work = tmp_path / "work"
-    result = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "build", str(profile),
-                             "--work-dir", str(work)], capture_output=True, text=True,
-                            cwd=ROOT, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "livecd_tui.cli", "build", str(profile), "--work-dir", str(work)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     # A planner's refusal: nothing ran at all.
     assert result.returncode == 2, result.stdout + result.stderr
@@ -51,18 +56,30 @@ def test_shipped_profiles_plan_without_problems() -> None:
 
 
 #: Choices that change what the stages plan (a tree kernel would need a tree: left out).
-PLANNED_CHOICES = ("initrd.format", "initrd.toolbox", "initrd.device_manager",
-                   "initrd.compression", "system.modules", "writable.strategy",
-                   "writable.archive_compression", "bootloader.type", "iso.tool",
-                   "boottest.firmware", "boottest.medium", "bootloader.secure_boot")
+PLANNED_CHOICES = (
+    "initrd.format",
+    "initrd.toolbox",
+    "initrd.device_manager",
+    "initrd.compression",
+    "system.modules",
+    "writable.strategy",
+    "writable.archive_compression",
+    "bootloader.type",
+    "iso.tool",
+    "boottest.firmware",
+    "boottest.medium",
+    "bootloader.secure_boot",
+)
 PLANNED_BOOLS = ("iso.hybrid", "bootloader.serial", "writable.copy_to_ram", "iso.checksum")
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_whatever_a_planner_refuses_check_reports_with_its_key(
-        tmp_path: Path, data: st.DataObject) -> None:
+    tmp_path: Path, data: st.DataObject
+) -> None:
     """Random combinations of the choices that shape the plan: when any stage cannot be
     planned (what the build refuses before it starts), `check` names the option at fault."""
     from livecd_tui.build import Build

@@ -14,16 +14,29 @@ BAD = Path(__file__).parent / "fixtures" / "bad"
 
 
 def livecd(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("profile", SHIPPED, ids=lambda p: p.stem)
 def test_plan_export_check_work_on_shipped_profiles(profile: Path, tmp_path: Path) -> None:
     plan = livecd("plan", profile)
     assert plan.returncode == 0, plan.stderr
-    for stage in ("preflight", "kernel", "system", "initrd", "writable", "bootloader", "iso",
-                  "boottest"):
+    for stage in (
+        "preflight",
+        "kernel",
+        "system",
+        "initrd",
+        "writable",
+        "bootloader",
+        "iso",
+        "boottest",
+    ):
         assert f"== {stage}:" in plan.stdout
     script = tmp_path / "build.sh"
     export = livecd("export-script", profile, "-o", script)
@@ -37,9 +50,14 @@ def test_plan_export_check_work_on_shipped_profiles(profile: Path, tmp_path: Pat
 
 def test_demo_plan_lists_real_commands_for_every_stage() -> None:
     plan = livecd("plan", "demo").stdout
-    for command in ("cp --preserve=timestamps /boot/vmlinuz-", "mksquashfs bin lib sbin usr",
-                    "gzip -9 -n", "grub-mkimage", "xorriso -as mkisofs",
-                    "qemu-system-x86_64"):
+    for command in (
+        "cp --preserve=timestamps /boot/vmlinuz-",
+        "mksquashfs bin lib sbin usr",
+        "gzip -9 -n",
+        "grub-mkimage",
+        "xorriso -as mkisofs",
+        "qemu-system-x86_64",
+    ):
         assert command in plan
 
 
@@ -77,7 +95,8 @@ def test_status_shows_each_stage(tmp_path: Path) -> None:
 
 
 def test_check_says_a_set_option_is_unused_and_a_tree_is_checked_by_its_own_config(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     tree = tmp_path / "linux"
     (tree / "include" / "config").mkdir(parents=True)
     (tree / ".config").write_text("CONFIG_BLK_DEV_INITRD=y\n")
@@ -87,7 +106,9 @@ def test_check_says_a_set_option_is_unused_and_a_tree_is_checked_by_its_own_conf
     profile.write_text(f'[kernel]\nsource = "tree"\ntree = "{tree}"\nconfig = "{other}"\n')
     check = livecd("check", profile)
     assert "Traceback" not in check.stderr
-    assert (f'note    kernel.config = "{other}" is not used: it applies only when '
-            'kernel.source is "prebuilt"') in check.stdout
+    assert (
+        f'note    kernel.config = "{other}" is not used: it applies only when '
+        'kernel.source is "prebuilt"'
+    ) in check.stdout
     assert f"config {tree}/.config" in check.stdout
     assert "BLK_DEV_INITRD=y" in check.stdout and "SQUASHFS=y" not in check.stdout

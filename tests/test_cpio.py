@@ -319,8 +319,9 @@ def find_gen_init_cpio(tmp_path: Path, tree: Path) -> str:
     if tool:
         return tool
     binary = tmp_path / "gen_init_cpio"
-    subprocess.run(["gcc", "-O2", "-o", str(binary), str(tree / "usr" / "gen_init_cpio.c")],
-                   check=True)
+    subprocess.run(
+        ["gcc", "-O2", "-o", str(binary), str(tree / "usr" / "gen_init_cpio.c")], check=True
+    )
     return str(binary)
 
 

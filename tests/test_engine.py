@@ -34,13 +34,22 @@ SHELL_NASTY = "a b;$(touch pwned) `id` 'q' \"dq\" | & > < * ? ~ \\ $HOME é 日�
 def make_stages(flag: Path) -> list[Stage]:
     def first(build: Build) -> list:
         out = build.partial_dir("first")
-        return [command(["printf", "%s", build.profile["iso.marker"]], "print the marker",
-                        stdout=out / "marker")]
+        return [
+            command(
+                ["printf", "%s", build.profile["iso.marker"]],
+                "print the marker",
+                stdout=out / "marker",
+            )
+        ]
 
     def second(build: Build) -> list:
-        return [command(["test", "-e", flag], "fail unless the flag exists"),
-                command(["cp", build.done_dir("first") / "marker",
-                         build.partial_dir("second") / "copy"], "copy")]
+        return [
+            command(["test", "-e", flag], "fail unless the flag exists"),
+            command(
+                ["cp", build.done_dir("first") / "marker", build.partial_dir("second") / "copy"],
+                "copy",
+            ),
+        ]
 
     def third(build: Build) -> list:
         return [command(["echo", build.profile["bootloader.title"]], "say the title")]
@@ -48,8 +57,9 @@ def make_stages(flag: Path) -> list[Stage]:
     return [
         Stage("first", "First", "writes the marker", first, reads=("iso.marker",)),
         Stage("second", "Second", "needs a flag", second, uses=("first",)),
-        Stage("third", "Third", "says the title", third, reads=("bootloader.title",),
-              uses=("second",)),
+        Stage(
+            "third", "Third", "says the title", third, reads=("bootloader.title",), uses=("second",)
+        ),
     ]
 
 
@@ -191,12 +201,21 @@ def test_until_and_timeout(setup) -> None:
     build, _ = setup
 
     def watch(b: Build) -> list:
-        return [command(["sh", "-c", "echo booting; printf 'box login: '; sleep 60"],
-                        "wait for a prompt", until="login:", timeout=30)]
+        return [
+            command(
+                ["sh", "-c", "echo booting; printf 'box login: '; sleep 60"],
+                "wait for a prompt",
+                until="login:",
+                timeout=30,
+            )
+        ]
 
     def never(b: Build) -> list:
-        return [command(["sh", "-c", "echo booting; sleep 60"], "wait in vain",
-                        until="login:", timeout=1)]
+        return [
+            command(
+                ["sh", "-c", "echo booting; sleep 60"], "wait in vain", until="login:", timeout=1
+            )
+        ]
 
     started = time.monotonic()
     ok, _ = run(build, [Stage("watch", "Watch", "prompt", watch)])
@@ -208,14 +227,17 @@ def test_until_and_timeout(setup) -> None:
     assert "booting" in failure.tail
 
 
-@pytest.mark.parametrize("script", [
-    # The marker followed by more lines in the same write (a fast console under load).
-    r"printf 'booting\nbox login: \nmore\nand more\n'; sleep 60",
-    # The marker split over two writes.
-    r"printf 'box log'; sleep 0.5; printf 'in: \n'; sleep 60",
-    # The marker in the middle of a long line, then a newline-less tail.
-    r"printf 'x%.0s' $(seq 5000); printf 'login: then on\nmore'; sleep 60",
-])
+@pytest.mark.parametrize(
+    "script",
+    [
+        # The marker followed by more lines in the same write (a fast console under load).
+        r"printf 'booting\nbox login: \nmore\nand more\n'; sleep 60",
+        # The marker split over two writes.
+        r"printf 'box log'; sleep 0.5; printf 'in: \n'; sleep 60",
+        # The marker in the middle of a long line, then a newline-less tail.
+        r"printf 'x%.0s' $(seq 5000); printf 'login: then on\nmore'; sleep 60",
+    ],
+)
 def test_until_sees_the_marker_anywhere_in_the_output(setup, script: str) -> None:
     """The engine succeeds wherever the marker is, as the exported script's grep does."""
     build, _ = setup
@@ -230,8 +252,13 @@ def test_until_sees_the_marker_anywhere_in_the_output(setup, script: str) -> Non
     assert "== found 'login:': success" in log
     # The exported script's version of the same step agrees.
     step = watch(build)[0]
-    result = subprocess.run(["bash", "-c", "set -e\n" + "\n".join(step.script_lines())],
-                            capture_output=True, text=True, timeout=25, check=False)
+    result = subprocess.run(
+        ["bash", "-c", "set -e\n" + "\n".join(step.script_lines())],
+        capture_output=True,
+        text=True,
+        timeout=25,
+        check=False,
+    )
     assert result.returncode == 0 and "success" in result.stdout, result
 
 
@@ -245,8 +272,16 @@ def test_a_timeout_says_what_the_diagnosis_found(setup) -> None:
         return "the boot reached the live system phase", "boottest.marker"
 
     def never(b: Build) -> list:
-        return [command(["sh", "-c", "seq 100; printf 'box login: '; sleep 60"], "wait",
-                        until="ok>", timeout=2, option="boottest.timeout", diagnose=diagnose)]
+        return [
+            command(
+                ["sh", "-c", "seq 100; printf 'box login: '; sleep 60"],
+                "wait",
+                until="ok>",
+                timeout=2,
+                option="boottest.timeout",
+                diagnose=diagnose,
+            )
+        ]
 
     ok, rec = run(build, [Stage("never", "Never", "no prompt", never)])
     failure = next(e for e in rec.events if isinstance(e, StageFinished)).failure
@@ -294,11 +329,18 @@ def test_a_line_without_newline_arrives_while_the_command_runs(setup) -> None:
     seen: list[tuple[float, str]] = []
 
     def progress(b: Build) -> list:
-        return [command(["sh", "-c", r"printf ' 10%%\r'; sleep 2; printf ' 20%%\r'; sleep 2"],
-                        "report progress")]
+        return [
+            command(
+                ["sh", "-c", r"printf ' 10%%\r'; sleep 2; printf ' 20%%\r'; sleep 2"],
+                "report progress",
+            )
+        ]
 
-    engine = Engine(build, [Stage("p", "P", "progress", progress)],
-                    [lambda e: seen.append((time.monotonic(), getattr(e, "line", "")))])
+    engine = Engine(
+        build,
+        [Stage("p", "P", "progress", progress)],
+        [lambda e: seen.append((time.monotonic(), getattr(e, "line", "")))],
+    )
     assert engine.run(engine.stages)
     ended = time.monotonic()
     at = {line: when for when, line in seen}
@@ -340,8 +382,7 @@ def test_stderr_of_a_redirected_command_reaches_the_log(setup, tmp_path: Path) -
     target = tmp_path / "out.txt"
 
     def both(b: Build) -> list:
-        return [command(["sh", "-c", "echo to-file; echo to-log >&2"], "split",
-                        stdout=target)]
+        return [command(["sh", "-c", "echo to-file; echo to-log >&2"], "split", stdout=target)]
 
     ok, _ = run(build, [Stage("s", "S", "split", both)])
     assert ok and target.read_text() == "to-file\n"
@@ -355,9 +396,17 @@ def test_a_failure_quotes_output_a_terminal_can_show(setup) -> None:
     build, _ = setup
 
     def grub(b: Build) -> list:
-        return [command(["printf", r"\033c\033[?7l\033[2J\033[0mSeaBIOS\n\033[H\033[J\n"
-                                   r"\033[0;30;47mWelcome to GRUB!\n"], "draw a menu"),
-                command(["false"], "fail")]
+        return [
+            command(
+                [
+                    "printf",
+                    r"\033c\033[?7l\033[2J\033[0mSeaBIOS\n\033[H\033[J\n"
+                    r"\033[0;30;47mWelcome to GRUB!\n",
+                ],
+                "draw a menu",
+            ),
+            command(["false"], "fail"),
+        ]
 
     ok, rec = run(build, [Stage("g", "G", "grub", grub)])
     failure = next(e for e in rec.events if isinstance(e, StageFinished)).failure
@@ -368,7 +417,8 @@ def test_a_failure_quotes_output_a_terminal_can_show(setup) -> None:
 
 
 def test_the_console_shows_output_without_control_sequences(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from livecd_tui.cli import ConsoleReporter
     from livecd_tui.engine import OutputLine
 
@@ -404,16 +454,17 @@ def test_a_broken_listener_or_diagnosis_is_noted_and_the_build_goes_on(setup) ->
         raise KeyError("diagnosis bug")
 
     def fails(b: Build) -> list:
-        return [command(["sh", "-c", "echo one; echo two; exit 3"], "fail",
-                        diagnose=bad_diagnosis)]
+        return [command(["sh", "-c", "echo one; echo two; exit 3"], "fail", diagnose=bad_diagnosis)]
 
     recorder = Recorder()
-    engine = Engine(build, [*make_stages(flag), Stage("fails", "Fails", "exits 3", fails)],
-                    [broken, recorder])
+    engine = Engine(
+        build, [*make_stages(flag), Stage("fails", "Fails", "exits 3", fails)], [broken, recorder]
+    )
     assert not engine.run(engine.select())
     assert len(calls) > 3 and recorder.ran() == ["first", "second", "third", "fails"]
-    failure = next(e for e in recorder.events
-                   if isinstance(e, StageFinished) and e.stage == "fails").failure
+    failure = next(
+        e for e in recorder.events if isinstance(e, StageFinished) and e.stage == "fails"
+    ).failure
     assert failure is not None and failure.exit_code == 3 and "two" in failure.tail
     log = (build.work / "logs" / "engine.log").read_text()
     assert log.count("RuntimeError: listener bug") == 2  # the note's line and the traceback's

@@ -16,8 +16,22 @@ from livecd_tui import excludes
 pytestmark = pytest.mark.skipif(shutil.which("mksquashfs") is None, reason="no mksquashfs")
 
 NAMES = ["a", "b", ".a", "ab", "a b", "x*y", ".ssh", "id_rsa", "log", "#c", "[k]"]
-GLOBS = ["*", "?", ".*", "a*", "*b", "[ab]", "[!a]*", "x\\*y", "\\#c", "\\[k]", "a\\ b",
-         "id_*", ".s*", "[.]a"]
+GLOBS = [
+    "*",
+    "?",
+    ".*",
+    "a*",
+    "*b",
+    "[ab]",
+    "[!a]*",
+    "x\\*y",
+    "\\#c",
+    "\\[k]",
+    "a\\ b",
+    "id_*",
+    ".s*",
+    "[.]a",
+]
 
 
 def packed(root: Path, sources: list[str], patterns: list[str]) -> set[str]:
@@ -26,13 +40,31 @@ def packed(root: Path, sources: list[str], patterns: list[str]) -> set[str]:
         exclude_file = Path(tmp) / "excludes"
         exclude_file.write_text("".join(p + "\n" for p in patterns))
         image = Path(tmp) / "image.sqfs"
-        subprocess.run(["mksquashfs", *sources, str(image), "-noappend", "-no-progress",
-                        "-quiet", "-keep-as-directory", "-wildcards", "-ef", str(exclude_file)],
-                       cwd=root, check=True, capture_output=True)
-        listing = subprocess.run(["unsquashfs", "-l", str(image)], check=True,
-                                 capture_output=True, text=True).stdout
-    return {line.removeprefix("squashfs-root/") for line in listing.splitlines()
-            if line.startswith("squashfs-root/")}
+        subprocess.run(
+            [
+                "mksquashfs",
+                *sources,
+                str(image),
+                "-noappend",
+                "-no-progress",
+                "-quiet",
+                "-keep-as-directory",
+                "-wildcards",
+                "-ef",
+                str(exclude_file),
+            ],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
+        listing = subprocess.run(
+            ["unsquashfs", "-l", str(image)], check=True, capture_output=True, text=True
+        ).stdout
+    return {
+        line.removeprefix("squashfs-root/")
+        for line in listing.splitlines()
+        if line.startswith("squashfs-root/")
+    }
 
 
 def predicted(root: Path, sources: list[str], patterns: list[str]) -> set[str]:
@@ -53,8 +85,9 @@ def make_tree(root: Path, paths: list[tuple[str, ...]]) -> None:
             target.write_text("x")
 
 
-tree_paths = st.lists(st.lists(st.sampled_from(NAMES), min_size=1, max_size=4).map(tuple),
-                      min_size=1, max_size=12)
+tree_paths = st.lists(
+    st.lists(st.sampled_from(NAMES), min_size=1, max_size=4).map(tuple), min_size=1, max_size=12
+)
 pattern_text = st.one_of(
     st.lists(st.sampled_from(NAMES + GLOBS), min_size=1, max_size=3).map("/".join),
     st.sampled_from(NAMES + GLOBS).map(lambda p: "... " + p),
@@ -63,15 +96,15 @@ pattern_text = st.one_of(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(paths=tree_paths, patterns=st.lists(pattern_text, min_size=1, max_size=4))
-def test_matcher_agrees_with_mksquashfs(paths: list[tuple[str, ...]],
-                                        patterns: list[str]) -> None:
+def test_matcher_agrees_with_mksquashfs(paths: list[tuple[str, ...]], patterns: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for top in ("d", "e"):
             make_tree(root / top, paths)
         sources = ["d", "e"]
-        full = [f"{top}/{p}" if not p.startswith("... ") else p
-                for p in patterns for top in ("d", "*")]
+        full = [
+            f"{top}/{p}" if not p.startswith("... ") else p for p in patterns for top in ("d", "*")
+        ]
         assert predicted(root, sources, full) == packed(root, sources, full)
 
 

@@ -27,13 +27,13 @@ def snapshot(top: Path) -> dict[str, tuple[object, ...]]:
             elif stat.S_ISDIR(st.st_mode):
                 found[rel] = ("dir", oct(stat.S_IMODE(st.st_mode)))
             else:
-                found[rel] = ("file", oct(stat.S_IMODE(st.st_mode)), path.read_bytes(),
-                              st.st_mtime)
+                found[rel] = ("file", oct(stat.S_IMODE(st.st_mode)), path.read_bytes(), st.st_mtime)
     return found
 
 
-def both_ways(tmp_path: Path, make_ops: Callable[[Path], list[fileops.Op]]
-              ) -> tuple[dict[str, tuple[object, ...]], dict[str, tuple[object, ...]]]:
+def both_ways(
+    tmp_path: Path, make_ops: Callable[[Path], list[fileops.Op]]
+) -> tuple[dict[str, tuple[object, ...]], dict[str, tuple[object, ...]]]:
     """The ops run by the interpreter into one tree and as bash into another."""
     trees = []
     for how in ("python", "bash"):
@@ -61,8 +61,7 @@ def source(tmp_path: Path) -> Path:
     return src
 
 
-def test_the_interpreter_and_the_script_make_the_same_tree(tmp_path: Path,
-                                                          source: Path) -> None:
+def test_the_interpreter_and_the_script_make_the_same_tree(tmp_path: Path, source: Path) -> None:
     def ops(tree: Path) -> list[fileops.Op]:
         (tree / "old").mkdir()
         (tree / "old" / "x").write_text("x")
@@ -71,8 +70,10 @@ def test_the_interpreter_and_the_script_make_the_same_tree(tmp_path: Path,
         (tree / "bin" / "same").symlink_to("busybox")
         return [
             fileops.Remove(tree / "old"),
-            fileops.Mkdir(tree / "a"), fileops.Mkdir(tree / "b" / "c"),
-            fileops.Mkdir(tree / "private", 0o700), fileops.Mkdir(tree / "sticky", 0o1777),
+            fileops.Mkdir(tree / "a"),
+            fileops.Mkdir(tree / "b" / "c"),
+            fileops.Mkdir(tree / "private", 0o700),
+            fileops.Mkdir(tree / "sticky", 0o1777),
             fileops.Copy(source / "prog", tree / "a" / "prog"),
             fileops.Chmod(tree / "a" / "prog", 0o755),
             fileops.CopyTree(source / "rules.d", tree / "lib" / "rules.d"),
@@ -106,12 +107,17 @@ def test_install_recreates_links_and_dir_modes(tmp_path: Path) -> None:
     (root / "usr" / "lib" / "x" / "libz.so.1.2").write_bytes(b"z")
     (root / "usr" / "lib" / "x" / "libz.so.1").symlink_to("libz.so.1.2")
     by_python, by_bash = both_ways(
-        tmp_path, lambda tree: list(fileops.install(root, "/lib/x/libz.so.1", tree)))
+        tmp_path, lambda tree: list(fileops.install(root, "/lib/x/libz.so.1", tree))
+    )
     assert by_python == by_bash
     assert {k: v[:3] for k, v in by_python.items()} == {
-        "lib": ("link", "usr/lib"), "usr": ("dir", "0o755"), "usr/lib": ("dir", "0o750"),
-        "usr/lib/x": ("dir", "0o755"), "usr/lib/x/libz.so.1": ("link", "libz.so.1.2"),
-        "usr/lib/x/libz.so.1.2": ("file", "0o644", b"z")}
+        "lib": ("link", "usr/lib"),
+        "usr": ("dir", "0o755"),
+        "usr/lib": ("dir", "0o750"),
+        "usr/lib/x": ("dir", "0o755"),
+        "usr/lib/x/libz.so.1": ("link", "libz.so.1.2"),
+        "usr/lib/x/libz.so.1.2": ("file", "0o644", b"z"),
+    }
 
 
 def test_a_link_in_the_way_is_replaced_never_written_through(tmp_path: Path) -> None:
@@ -123,8 +129,7 @@ def test_a_link_in_the_way_is_replaced_never_written_through(tmp_path: Path) -> 
     def ops(tree: Path) -> list[fileops.Op]:
         (tree / "copied").symlink_to(outside)
         (tree / "written").symlink_to(outside)
-        return [fileops.Copy(src, tree / "copied"),
-                fileops.WriteFile(tree / "written", b"new\n")]
+        return [fileops.Copy(src, tree / "copied"), fileops.WriteFile(tree / "written", b"new\n")]
 
     by_python, by_bash = both_ways(tmp_path, ops)
     assert outside.read_text() == "keep"
@@ -133,35 +138,40 @@ def test_a_link_in_the_way_is_replaced_never_written_through(tmp_path: Path) -> 
 
 
 def test_a_failure_stops_both_with_the_same_message(tmp_path: Path) -> None:
-    ops: list[fileops.Op] = [fileops.Mkdir(tmp_path / "made"),
-                             fileops.Fail("busybox not found at /x", "install it", "opt.key"),
-                             fileops.Mkdir(tmp_path / "never")]
+    ops: list[fileops.Op] = [
+        fileops.Mkdir(tmp_path / "made"),
+        fileops.Fail("busybox not found at /x", "install it", "opt.key"),
+        fileops.Mkdir(tmp_path / "never"),
+    ]
     with pytest.raises(StepFailed) as err:
         fileops.run(ops, lambda _line: None)
-    assert (str(err.value), err.value.hint, err.value.option) == \
-        ("busybox not found at /x", "install it", "opt.key")
+    assert (str(err.value), err.value.hint, err.value.option) == (
+        "busybox not found at /x",
+        "install it",
+        "opt.key",
+    )
     assert not (tmp_path / "never").exists()
     (tmp_path / "made").rmdir()
-    run = subprocess.run(["bash", "-c", "\n".join(fileops.render(ops))],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        ["bash", "-c", "\n".join(fileops.render(ops))], capture_output=True, text=True
+    )
     assert run.returncode == 1
     assert run.stderr == "livecd-build: busybox not found at /x (hint: install it)\n"
     assert (tmp_path / "made").is_dir() and not (tmp_path / "never").exists()
 
 
-def test_a_plan_stops_where_the_run_would_and_refuses_what_names_an_option(
-        tmp_path: Path) -> None:
+def test_a_plan_stops_where_the_run_would_and_refuses_what_names_an_option(tmp_path: Path) -> None:
     def planner(fault: StepFailed) -> Callable[[object, fileops.Log], Iterator[fileops.Op]]:
         def plan(_build: object, _log: fileops.Log) -> Iterator[fileops.Op]:
             yield fileops.Mkdir(tmp_path / "a")
             raise fault
+
         return plan
 
     ops = fileops.planned(planner(StepFailed("no bash", hint="install bash")), None)  # type: ignore[arg-type]
     assert ops == [fileops.Mkdir(tmp_path / "a"), fileops.Fail("no bash", "install bash")]
     with pytest.raises(StepFailed, match="bad module"):
-        fileops.planned(planner(StepFailed("bad module", option="kernel.extra_modules")),
-                        None)  # type: ignore[arg-type]
+        fileops.planned(planner(StepFailed("bad module", option="kernel.extra_modules")), None)  # type: ignore[arg-type]
 
 
 def test_a_deferred_step_is_the_scripts_alone(tmp_path: Path) -> None:

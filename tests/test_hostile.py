@@ -53,17 +53,28 @@ class Sandbox:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
-        env.update(HOME=str(self.root / "home"), XDG_CACHE_HOME=str(self.root / "cache"),
-                   XDG_CONFIG_HOME=str(self.root / "config"),
-                   XDG_STATE_HOME=str(self.root / "state"), PYTHONPATH=str(ROOT))
+        env.update(
+            HOME=str(self.root / "home"),
+            XDG_CACHE_HOME=str(self.root / "cache"),
+            XDG_CONFIG_HOME=str(self.root / "config"),
+            XDG_STATE_HOME=str(self.root / "state"),
+            PYTHONPATH=str(ROOT),
+        )
         return env
 
-    def run(self, *args: str | Path, stdin: int | None = subprocess.DEVNULL,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str | Path, stdin: int | None = subprocess.DEVNULL, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run the CLI; no traceback, whatever the outcome."""
-        result = subprocess.run([sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
-                                capture_output=True, text=True, cwd=self.cwd, env=self.env,
-                                stdin=stdin, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=stdin,
+            timeout=timeout,
+        )
         assert "Traceback" not in result.stderr + result.stdout, result.stderr
         return result
 
@@ -108,20 +119,24 @@ def refused(result: subprocess.CompletedProcess[str], *expected: str) -> str:
 
 
 # -- extends and the profile file --------------------------------------------------------
-@pytest.mark.parametrize("target, says", [
-    ("/dev/zero", "/dev/zero is a character device, not a profile file"),
-    ("/dev/stdin", "/dev/stdin is a pipe (FIFO), not a profile file"),
-    ("fifo", "fifo is a pipe (FIFO), not a profile file"),
-    ("/proc/self/environ", "/proc/self/environ is a file of the kernel's /proc, not a profile"),
-    ("adir", "adir is a directory, not a profile file"),
-    ("missing.toml", "missing.toml does not exist"),
-    ("loop", "loop is a symbolic link loop"),
-    ("dangling", "dangling is a symbolic link to nowhere.toml, which does not exist"),
-    ("big.toml", f"big.toml is {MAX_PROFILE_BYTES + 1} bytes; a profile file is at most"),
-    ("p.toml", "extends cycle:"),
-])
-def test_a_bad_extends_target_is_named_at_the_referencing_line(box: Sandbox, target: str,
-                                                                says: str) -> None:
+@pytest.mark.parametrize(
+    "target, says",
+    [
+        ("/dev/zero", "/dev/zero is a character device, not a profile file"),
+        ("/dev/stdin", "/dev/stdin is a pipe (FIFO), not a profile file"),
+        ("fifo", "fifo is a pipe (FIFO), not a profile file"),
+        ("/proc/self/environ", "/proc/self/environ is a file of the kernel's /proc, not a profile"),
+        ("adir", "adir is a directory, not a profile file"),
+        ("missing.toml", "missing.toml does not exist"),
+        ("loop", "loop is a symbolic link loop"),
+        ("dangling", "dangling is a symbolic link to nowhere.toml, which does not exist"),
+        ("big.toml", f"big.toml is {MAX_PROFILE_BYTES + 1} bytes; a profile file is at most"),
+        ("p.toml", "extends cycle:"),
+    ],
+)
+def test_a_bad_extends_target_is_named_at_the_referencing_line(
+    box: Sandbox, target: str, says: str
+) -> None:
     d = box.cwd
     os.mkfifo(d / "fifo")
     (d / "adir").mkdir()
@@ -149,19 +164,23 @@ def test_a_deep_extends_chain_stops_at_the_limit_with_its_line(box: Sandbox) -> 
     write(box.cwd / f"c{depth}.toml", "")
     result = box.run("plan", "c0.toml")
     last = MAX_EXTENDS_DEPTH - 1
-    refused(result, f"c{last}.toml:1: extends: c{last + 1}.toml: more than "
-            f"{MAX_EXTENDS_DEPTH} profiles")
+    refused(
+        result, f"c{last}.toml:1: extends: c{last + 1}.toml: more than {MAX_EXTENDS_DEPTH} profiles"
+    )
     assert "RecursionError" not in result.stderr
     # Within the limit, a chain works.
     write(box.cwd / f"c{depth - MAX_EXTENDS_DEPTH + 1}.toml", "")
     assert box.run("plan", f"c{depth - MAX_EXTENDS_DEPTH * 2 + 2}.toml").returncode == 0
 
 
-@pytest.mark.parametrize("make, says", [
-    (lambda d: (d / "adir").mkdir(), "adir: is a directory, not a profile file"),
-    (lambda d: (d / "adir").symlink_to("adir"), "adir: is a symbolic link loop"),
-    (lambda d: os.mkfifo(d / "adir"), "adir: is a pipe (FIFO), not a profile file"),
-])
+@pytest.mark.parametrize(
+    "make, says",
+    [
+        (lambda d: (d / "adir").mkdir(), "adir: is a directory, not a profile file"),
+        (lambda d: (d / "adir").symlink_to("adir"), "adir: is a symbolic link loop"),
+        (lambda d: os.mkfifo(d / "adir"), "adir: is a pipe (FIFO), not a profile file"),
+    ],
+)
 def test_a_profile_that_is_not_a_file_says_what_it_is(box: Sandbox, make, says: str) -> None:
     make(box.cwd)
     refused(box.run("plan", "adir", timeout=30), says)
@@ -176,30 +195,37 @@ def test_profile_file_encodings(box: Sandbox) -> None:
     assert box.run("plan", "bom.toml").returncode == 0
     # A Latin-1 byte: the line and column, not a byte offset.
     write(box.cwd / "latin.toml", b'[bootloader]\n# caf\xe9\ntitle = "x"\n')
-    refused(box.run("plan", "latin.toml"),
-            "latin.toml:2:6: the file is not UTF-8 (byte 0xe9, 'é' in Latin-1); save it "
-            "as UTF-8")
+    refused(
+        box.run("plan", "latin.toml"),
+        "latin.toml:2:6: the file is not UTF-8 (byte 0xe9, 'é' in Latin-1); save it as UTF-8",
+    )
     write(box.cwd / "utf16.toml", "[system]\n".encode("utf-16"))
     refused(box.run("plan", "utf16.toml"), "utf16.toml:1:1: the file is UTF-16")
 
 
 def test_keys_in_inline_tables_have_their_line(box: Sandbox) -> None:
-    write(box.cwd / "p.toml", '# x\n\nsystem = { source = "busybox", bogus = 1 }\n'
-                              'bootloader = { timeout = "soon" }\n')
-    refused(box.run("check", "p.toml"), "p.toml:3: system.bogus: unknown option",
-            "p.toml:4: bootloader.timeout: expected an integer")
+    write(
+        box.cwd / "p.toml",
+        '# x\n\nsystem = { source = "busybox", bogus = 1 }\nbootloader = { timeout = "soon" }\n',
+    )
+    refused(
+        box.run("check", "p.toml"),
+        "p.toml:3: system.bogus: unknown option",
+        "p.toml:4: bootloader.timeout: expected an integer",
+    )
 
 
 def test_what_looks_like_a_key_inside_a_multi_line_string_is_not_one(box: Sandbox) -> None:
-    write(box.cwd / "p.toml", '[bootloader]\ntitle = """\ntimeout = "x"\n[iso]\n"""\n'
-                              'timeout = "soon"\n')
+    write(
+        box.cwd / "p.toml",
+        '[bootloader]\ntitle = """\ntimeout = "x"\n[iso]\n"""\ntimeout = "soon"\n',
+    )
     refused(box.run("plan", "p.toml"), "p.toml:6: bootloader.timeout: expected an integer")
 
 
 def test_lines_that_made_the_key_finder_backtrack_are_read_at_once(box: Sandbox) -> None:
     # Lines of a multi-line string look like table headers and keys to the line finder.
-    text = ('[bootloader]\ntitle = """\n[' + " " * 20000 + 'x\n' + "a" + " .a" * 20000 +
-            ' b\n"""\n')
+    text = '[bootloader]\ntitle = """\n[' + " " * 20000 + "x\n" + "a" + " .a" * 20000 + ' b\n"""\n'
     write(box.cwd / "p.toml", text)
     started = time.monotonic()
     refused(box.run("plan", "p.toml", timeout=60), "p.toml:2: bootloader.title: too long")
@@ -211,14 +237,22 @@ def test_empty_boot_menu_is_refused_at_its_line(box: Sandbox) -> None:
     refused(box.run("plan", "p.toml"), "p.toml:3: bootloader.entries: needs at least 1")
 
 
-@pytest.mark.parametrize("text, says", [
-    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "p.toml: TOML arrays or tables nested hundreds"),
-    ("a = " + "{b=" * 3000 + "1" + "}" * 3000 + "\n", "p.toml: TOML arrays or tables nested"),
-    ("# x\n" + ".".join(["k"] * 5000) + " = 1\n", "p.toml:2: k.k.k.k.k.k.k.k.k: unknown option"),
-    ("[" + ".".join(["k"] * 5000) + "]\n", "p.toml:1: k.k.k.k.k.k.k.k.k: unknown option"),
-], ids=["arrays", "inline-tables", "dotted-key", "table"])
-def test_deeply_nested_toml_is_refused_not_a_recursion_error(box: Sandbox, text: str,
-                                                             says: str) -> None:
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("a = " + "[" * 5000 + "]" * 5000 + "\n", "p.toml: TOML arrays or tables nested hundreds"),
+        ("a = " + "{b=" * 3000 + "1" + "}" * 3000 + "\n", "p.toml: TOML arrays or tables nested"),
+        (
+            "# x\n" + ".".join(["k"] * 5000) + " = 1\n",
+            "p.toml:2: k.k.k.k.k.k.k.k.k: unknown option",
+        ),
+        ("[" + ".".join(["k"] * 5000) + "]\n", "p.toml:1: k.k.k.k.k.k.k.k.k: unknown option"),
+    ],
+    ids=["arrays", "inline-tables", "dotted-key", "table"],
+)
+def test_deeply_nested_toml_is_refused_not_a_recursion_error(
+    box: Sandbox, text: str, says: str
+) -> None:
     write(box.cwd / "p.toml", text)
     result = box.run("plan", "p.toml")
     refused(result, says)
@@ -231,32 +265,41 @@ def test_dangerous_work_dirs_and_outputs_are_refused(box: Sandbox, where: str) -
     stuff = box.cwd / "stuff"
     write(stuff / "precious.txt", "keep me")
     output = '[iso]\noutput = "stuff"\n' if where == "iso-dir" else ""
-    profile = write(box.cwd / "p.toml",
-                    f'extends = "{ROOT / "profiles" / "demo.toml"}"\n{output}')
+    profile = write(box.cwd / "p.toml", f'extends = "{ROOT / "profiles" / "demo.toml"}"\n{output}')
     work = {"home": box.root / "home", "unmarked": stuff, "iso-dir": box.root / "work"}[where]
     before = box.tree()
     result = box.run("build", profile, "--work-dir", work, "--only", "preflight")
-    refused(result, {"home": "home directory", "unmarked": "not made by livecd-tui",
-                     "iso-dir": "is a directory"}[where])
+    refused(
+        result,
+        {
+            "home": "home directory",
+            "unmarked": "not made by livecd-tui",
+            "iso-dir": "is a directory",
+        }[where],
+    )
     assert box.tree() == before
 
 
 # -- usage -------------------------------------------------------------------------------
-@pytest.mark.parametrize("options, says", [
-    (["--from", "iso", "--only", "iso"], "--only and --from cannot be used together"),
-    (["--resume", "--only", "iso"], "--only and --resume cannot be used together"),
-    (["--resume", "--from", "iso"], "--from and --resume cannot be used together"),
-    (["--only", ",,,"], "--only needs at least one stage"),
-    (["--only", ""], "--only needs at least one stage"),
-    (["--only", "preflight,nonsense"], "unknown stage 'nonsense'"),
-    (["--from", "nonsense"], "unknown stage 'nonsense'"),
-    (["--force", "nonsense"], "unknown stage 'nonsense'"),
-    (["--only", "iso", "--from", "iso", "--detach"], "cannot be used together"),
-    (["--only", "kernel", "--force", "iso"], "--force iso: the stage is not among those"),
-    (["--from", "iso", "--force", "kernel"], "--force kernel: the stage is not among those"),
-])
-def test_conflicting_or_empty_stage_options_are_refused(box: Sandbox, options: list[str],
-                                                        says: str) -> None:
+@pytest.mark.parametrize(
+    "options, says",
+    [
+        (["--from", "iso", "--only", "iso"], "--only and --from cannot be used together"),
+        (["--resume", "--only", "iso"], "--only and --resume cannot be used together"),
+        (["--resume", "--from", "iso"], "--from and --resume cannot be used together"),
+        (["--only", ",,,"], "--only needs at least one stage"),
+        (["--only", ""], "--only needs at least one stage"),
+        (["--only", "preflight,nonsense"], "unknown stage 'nonsense'"),
+        (["--from", "nonsense"], "unknown stage 'nonsense'"),
+        (["--force", "nonsense"], "unknown stage 'nonsense'"),
+        (["--only", "iso", "--from", "iso", "--detach"], "cannot be used together"),
+        (["--only", "kernel", "--force", "iso"], "--force iso: the stage is not among those"),
+        (["--from", "iso", "--force", "kernel"], "--force kernel: the stage is not among those"),
+    ],
+)
+def test_conflicting_or_empty_stage_options_are_refused(
+    box: Sandbox, options: list[str], says: str
+) -> None:
     work = box.root / "work"
     refused(box.run("build", "demo", "--work-dir", work, *options), says)
     assert not work.exists()  # refused before anything ran
@@ -276,8 +319,10 @@ def test_export_script_to_a_directory_or_a_missing_dir(box: Sandbox) -> None:
     (box.cwd / "adir").mkdir()
     before = box.tree()
     refused(box.run("export-script", "demo", "-o", "adir"), "-o adir is a directory")
-    refused(box.run("export-script", "demo", "-o", "missing/dir/x"),
-            "the directory missing/dir does not exist")
+    refused(
+        box.run("export-script", "demo", "-o", "missing/dir/x"),
+        "the directory missing/dir does not exist",
+    )
     assert box.tree() == before
     result = box.run("export-script", "demo", "-o", "build.sh")
     assert result.returncode == 0 and os.access(box.cwd / "build.sh", os.X_OK)
@@ -289,10 +334,26 @@ def test_status_says_failed_only_under_a_stage_that_failed(box: Sandbox) -> None
     build = Build(profile=new_profile(), work=work)
     now = time.time()
     save_state(build, StageState("preflight", "done", now - 9, now - 8))
-    save_state(build, StageState("kernel", "interrupted", now - 8, now - 5,
-                                 failure={"kind": "command", "command": "cp vmlinuz kernel/"}))
-    save_state(build, StageState("system", "failed", now - 4, now - 1, failure={
-        "kind": "command", "command": "mksquashfs root system.sfs"}))
+    save_state(
+        build,
+        StageState(
+            "kernel",
+            "interrupted",
+            now - 8,
+            now - 5,
+            failure={"kind": "command", "command": "cp vmlinuz kernel/"},
+        ),
+    )
+    save_state(
+        build,
+        StageState(
+            "system",
+            "failed",
+            now - 4,
+            now - 1,
+            failure={"kind": "command", "command": "mksquashfs root system.sfs"},
+        ),
+    )
     result = box.run("status", work)
     assert result.returncode == 0
     assert re.search(r"^kernel +interrupted ", result.stdout, re.M), result.stdout
@@ -315,10 +376,19 @@ def test_the_lock_names_the_users_profile_not_the_snapshot(tmp_path: Path) -> No
     build.work.mkdir()
     with workdir.work_lock(build):
         holder = subprocess.run(
-            [sys.executable, "-c", "import sys; from pathlib import Path; "
-             "from livecd_tui.workdir import read_lock; "
-             "print(read_lock(Path(sys.argv[1])).profile)", str(build.work)],
-            capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; "
+                "from livecd_tui.workdir import read_lock; "
+                "print(read_lock(Path(sys.argv[1])).profile)",
+                str(build.work),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        ).stdout.strip()
     assert holder == "/home/me/demo.toml"
 
 
@@ -365,8 +435,9 @@ def assert_clear(option: Option, path: Path, command: str, code: int, err: str) 
 
 
 @pytest.mark.parametrize("option", STRING_OPTIONS, ids=lambda o: o.key)
-def test_hostile_strings_in_every_string_option(option: Option, box: Sandbox,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hostile_strings_in_every_string_option(
+    option: Option, box: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(box.cwd)
     for name, value in box.env.items():
         monkeypatch.setenv(name, value)
@@ -374,23 +445,38 @@ def test_hostile_strings_in_every_string_option(option: Option, box: Sandbox,
     before = box.tree(skip=box.cwd)
     for label, text in cases.items():
         value: object = [text] if option.kind == "list" else text
-        path = write(box.cwd / "profiles" / f"{label}.toml",
-                     "# hostile\n" + tomli_w.dumps(nested(option.key, value)))
+        path = write(
+            box.cwd / "profiles" / f"{label}.toml",
+            "# hostile\n" + tomli_w.dumps(nested(option.key, value)),
+        )
         for command in ("plan", "check"):
             code, err = in_process([command, str(path)])
             assert_clear(option, path, command, code, err)
         assert not box.canary.exists(), (label, option.key)
     # Bytes that are not UTF-8 in the value: the line, in the real CLI.
-    raw = write(box.cwd / "raw.toml", "# hostile\n" + tomli_w.dumps(
-        nested(option.key, ["RAW"] if option.kind == "list" else "RAW")))
+    raw = write(
+        box.cwd / "raw.toml",
+        "# hostile\n"
+        + tomli_w.dumps(nested(option.key, ["RAW"] if option.kind == "list" else "RAW")),
+    )
     line = next(n for n, text in enumerate(raw.read_text().splitlines(), 1) if "RAW" in text)
     raw.write_bytes(raw.read_bytes().replace(b"RAW", b"caf\xe9 \xff"))
     code, err = in_process(["plan", str(raw)])
     assert code == 2 and f"raw.toml:{line}:" in err and "is not UTF-8" in err, err
     # The worst of the strings through the real CLI, as a user would run it.
-    worst = write(box.cwd / "worst.toml", tomli_w.dumps(nested(option.key, (
-        [cases["subst"] + cases["semicolon"]] if option.kind == "list"
-        else cases["subst"] + cases["semicolon"]))))
+    worst = write(
+        box.cwd / "worst.toml",
+        tomli_w.dumps(
+            nested(
+                option.key,
+                (
+                    [cases["subst"] + cases["semicolon"]]
+                    if option.kind == "list"
+                    else cases["subst"] + cases["semicolon"]
+                ),
+            )
+        ),
+    )
     result = box.run("check", worst)
     assert_clear(option, worst, "check", result.returncode, result.stderr)
     assert box.tree(skip=box.cwd) == before  # the profiles written in cwd aside

@@ -33,8 +33,9 @@ PENDING: frozenset[frozenset[str]] = frozenset()
 @functools.cache
 def graph(type_checking: bool = True) -> grimp.ImportGraph:
     # No cache: it would be a file in the tree, and a stale one would hide a cycle.
-    return grimp.build_graph(PACKAGE, exclude_type_checking_imports=not type_checking,
-                             cache_dir=None)
+    return grimp.build_graph(
+        PACKAGE, exclude_type_checking_imports=not type_checking, cache_dir=None
+    )
 
 
 def cycles(graph: grimp.ImportGraph, modules: Iterable[str]) -> list[frozenset[str]]:
@@ -42,8 +43,10 @@ def cycles(graph: grimp.ImportGraph, modules: Iterable[str]) -> list[frozenset[s
     imports between *modules*."""
     nodes = sorted(modules)
     inside = set(nodes)
-    edges = {m: sorted(n for n in graph.find_modules_directly_imported_by(m) if n in inside)
-             for m in nodes}
+    edges = {
+        m: sorted(n for n in graph.find_modules_directly_imported_by(m) if n in inside)
+        for m in nodes
+    }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -89,8 +92,7 @@ def explain(graph: grimp.ImportGraph, component: frozenset[str]) -> str:
     for importer in sorted(component):
         for imported in sorted(component):
             for detail in graph.get_import_details(importer=importer, imported=imported):
-                lines.append(f"  {importer}:{detail['line_number']}: "
-                             f"{detail['line_contents']}")
+                lines.append(f"  {importer}:{detail['line_number']}: {detail['line_contents']}")
     return "\n".join(lines)
 
 
@@ -115,7 +117,8 @@ def test_the_core_has_no_import_cycle() -> None:
     found = cycles(full, core)
     unexpected = [c for c in found if c not in PENDING]
     assert not unexpected, "import cycles in the core:\n" + "\n".join(
-        explain(full, c) for c in unexpected)
+        explain(full, c) for c in unexpected
+    )
     gone = [sorted(c) for c in PENDING if c not in found]
     assert not gone, f"no longer a cycle: remove it from PENDING: {gone}"
 
@@ -126,10 +129,12 @@ def test_the_tui_cycles_only_through_annotations_naming_the_app() -> None:
     for component in cycles(full, tui):
         assert f"{TUI}.app" in component, explain(full, component)
     # Without the annotations, nothing in the whole package cycles (but what is pending).
-    found = [c for c in cycles(graph(type_checking=False), graph(False).modules)
-             if c not in PENDING]
+    found = [
+        c for c in cycles(graph(type_checking=False), graph(False).modules) if c not in PENDING
+    ]
     assert not found, "cycles beyond annotations:\n" + "\n".join(
-        explain(graph(False), c) for c in found)
+        explain(graph(False), c) for c in found
+    )
 
 
 @pytest.mark.parametrize("front_end", FRONT_ENDS)
@@ -145,10 +150,10 @@ def test_nothing_below_the_stages_imports_a_stage() -> None:
     for module in sorted(full.modules - stage_modules):
         if any(in_package(module, allowed) for allowed in FRONT_ENDS):
             continue
-        for imported in sorted(full.find_modules_directly_imported_by(module)
-                               & stage_modules):
+        for imported in sorted(full.find_modules_directly_imported_by(module) & stage_modules):
             for detail in full.get_import_details(importer=module, imported=imported):
-                offenders.append(f"  {module}:{detail['line_number']}: "
-                                 f"{detail['line_contents']}")
-    assert not offenders, ("modules below the stages import a stage (declare it on the "
-                           "Stage instead):\n" + "\n".join(offenders))
+                offenders.append(f"  {module}:{detail['line_number']}: {detail['line_contents']}")
+    assert not offenders, (
+        "modules below the stages import a stage (declare it on the "
+        "Stage instead):\n" + "\n".join(offenders)
+    )

@@ -16,20 +16,35 @@ from livecd_tui.profile import load_profile
 from livecd_tui.stages.kernel import STAGE as KERNEL
 
 
-@pytest.mark.parametrize("line", [
-    "  CC      init/main.o", "  CC [M]  fs/squashfs/super.o", "  LD [M]  fs/x.ko",
-    "  AR      built-in.a", "  HOSTCC  scripts/basic/fixdep", "  GEN     Makefile",
-    "  OBJCOPY arch/x86/boot/setup.bin", "  LDS     arch/x86/kernel/vmlinux.lds",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "  CC      init/main.o",
+        "  CC [M]  fs/squashfs/super.o",
+        "  LD [M]  fs/x.ko",
+        "  AR      built-in.a",
+        "  HOSTCC  scripts/basic/fixdep",
+        "  GEN     Makefile",
+        "  OBJCOPY arch/x86/boot/setup.bin",
+        "  LDS     arch/x86/kernel/vmlinux.lds",
+    ],
+)
 def test_object_lines(line: str) -> None:
     assert kbuild.is_object_line(line)
 
 
-@pytest.mark.parametrize("line", [
-    "make: Entering directory '/usr/src/linux'", "Kernel: arch/x86/boot/bzImage is ready",
-    "CC init/main.o", "   CC      indented too far", "  cc      lower case", "",
-    "kbuild: about 12 objects to make (from the last build of this tree)",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "make: Entering directory '/usr/src/linux'",
+        "Kernel: arch/x86/boot/bzImage is ready",
+        "CC init/main.o",
+        "   CC      indented too far",
+        "  cc      lower case",
+        "",
+        "kbuild: about 12 objects to make (from the last build of this tree)",
+    ],
+)
 def test_other_lines(line: str) -> None:
     assert not kbuild.is_object_line(line)
 
@@ -45,8 +60,9 @@ def _fake_tree(root: Path) -> Path:
     (tree / "init").mkdir(parents=True)
     (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 1\n")
     (tree / "init" / "main.c").write_text("int main;\n")
-    (tree / ".config").write_text("CONFIG_MODULES=y\nCONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not "
-                                  "set\n")
+    (tree / ".config").write_text(
+        "CONFIG_MODULES=y\nCONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\n"
+    )
     return tree
 
 
@@ -137,9 +153,11 @@ def test_kernel_core_modules_do_not_import_textual() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, livecd_tui.kernel.kbuild, livecd_tui.kernel.kernelfix, "
-            "livecd_tui.kernel.kconfig_deps, "
-            "livecd_tui.checks, livecd_tui.stages.kernel\n"
-            "assert 'textual' not in sys.modules, 'the core imports textual'")
+    code = (
+        "import sys, livecd_tui.kernel.kbuild, livecd_tui.kernel.kernelfix, "
+        "livecd_tui.kernel.kconfig_deps, "
+        "livecd_tui.checks, livecd_tui.stages.kernel\n"
+        "assert 'textual' not in sys.modules, 'the core imports textual'"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

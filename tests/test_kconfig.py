@@ -520,7 +520,7 @@ def test_debian_kernel_has_every_group(group: str) -> None:
     """A distribution kernel has every driver group (as modules): the symbols are real."""
     path = DEBIAN_CONFIGS[-1]
     reqs = kconfig.group_requirements([group])
-    findings = check(parse_config(path.read_text()), reqs, path.name[len("config-"):])
+    findings = check(parse_config(path.read_text()), reqs, path.name[len("config-") :])
     assert all(f.state in ("ok", "module") for f in findings), [
         (f.requirement.symbol, f.message) for f in findings if f.state not in ("ok", "module")
     ]
@@ -585,8 +585,9 @@ def test_each_choice_adds_its_symbols_and_each_is_checked(
 # ------------------------------------------------------------- the same check in bash
 
 
-def _bash_check(reqs: list[Requirement], config: dict[str, str], release: str,
-                tmp_path: Path) -> tuple[set[str], set[str]]:
+def _bash_check(
+    reqs: list[Requirement], config: dict[str, str], release: str, tmp_path: Path
+) -> tuple[set[str], set[str]]:
     """Run export-script's bash check: (symbols it refuses, those it calls too new)."""
     import subprocess
 
@@ -594,15 +595,17 @@ def _bash_check(reqs: list[Requirement], config: dict[str, str], release: str,
 
     path = tmp_path / "config"
     path.write_text("".join(f"CONFIG_{k}={v}\n" for k, v in config.items()))
-    script = "\n".join([f"kernel_config='{path}'", f"kernel_release='{release}'",
-                        *requirement_lines(reqs, [])])
+    script = "\n".join(
+        [f"kernel_config='{path}'", f"kernel_release='{release}'", *requirement_lines(reqs, [])]
+    )
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert result.returncode == (1 if result.stderr else 0), result.stderr
     names = {name: r.symbol for r in reqs for name in (r.symbol, r.describe())}
     refused, too_new = set(), set()
     for line in result.stderr.splitlines():
-        what, _, why = line.removeprefix("livecd-build: the kernel cannot boot this CD: ") \
-            .partition(": ")
+        what, _, why = line.removeprefix(
+            "livecd-build: the kernel cannot boot this CD: "
+        ).partition(": ")
         refused.add(names[what])
         if why.startswith("exists only since"):
             too_new.add(names[what])
@@ -610,13 +613,17 @@ def _bash_check(reqs: list[Requirement], config: dict[str, str], release: str,
 
 
 @pytest.mark.parametrize("release", ["4.9.0", "5.4.0", "6.1.0-56-amd64", "7.0.1", "custom"])
-@pytest.mark.parametrize("kw", [
-    {"initrd_format": "classic", "writable": "classic", "initrd_compression": "gzip"},
-    {"initrd_compression": "zstd", "squashfs_compressor": "zstd", "media": ["cdrom", "usb"]},
-    {"initrd_compression": "lz4", "squashfs_compressor": "lz4", "uefi": True},
-])
-def test_the_bash_check_judges_as_the_python_one(kw: dict[str, object], release: str,
-                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"initrd_format": "classic", "writable": "classic", "initrd_compression": "gzip"},
+        {"initrd_compression": "zstd", "squashfs_compressor": "zstd", "media": ["cdrom", "usb"]},
+        {"initrd_compression": "lz4", "squashfs_compressor": "lz4", "uefi": True},
+    ],
+)
+def test_the_bash_check_judges_as_the_python_one(
+    kw: dict[str, object], release: str, tmp_path: Path
+) -> None:
     import random
 
     reqs = _reqs(**kw)
@@ -639,5 +646,7 @@ def test_the_bash_check_says_a_symbol_is_newer_than_the_kernel(tmp_path: Path) -
     reqs = _reqs(initrd_compression="zstd", squashfs_compressor="zstd")
     config = _all_yes(reqs)
     del config["RD_ZSTD"], config["SQUASHFS_ZSTD"]
-    assert _bash_check(reqs, config, "5.4.0", tmp_path) == ({"RD_ZSTD", "SQUASHFS_ZSTD"},
-                                                            {"RD_ZSTD"})
+    assert _bash_check(reqs, config, "5.4.0", tmp_path) == (
+        {"RD_ZSTD", "SQUASHFS_ZSTD"},
+        {"RD_ZSTD"},
+    )

@@ -129,8 +129,7 @@ def test_expressions() -> None:
     assert evaluate_text("UNKNOWN", config) == 0
     assert evaluate_text("$(cc-option,-x) && A", config) == 2
     assert symbols_in("A && (B || !C) && D=y") == ["A", "B", "C", "D"]
-    assert parse_expr("A && B || C") == ("or", ("and", ("sym", "A"), ("sym", "B")),
-                                          ("sym", "C"))
+    assert parse_expr("A && B || C") == ("or", ("and", ("sym", "A"), ("sym", "B")), ("sym", "C"))
 
 
 def test_needs_follow_depends_if_and_menus(fake_tree: Path) -> None:
@@ -142,8 +141,12 @@ def test_needs_follow_depends_if_and_menus(fake_tree: Path) -> None:
     # one round at a time: BLK_DEV's own dependency comes when BLK_DEV does not stick
     assert needs_for(index, "BLK_DEV", "y", base).set == {"BLOCK_OK": "y"}
     # a satisfied dependency needs nothing
-    assert needs_for(index, "BLK_DEV_RAM", "y",
-                     {**base, "PCI": "y", "BLK_DEV": "y", "BLOCK_OK": "y"}).set == {}
+    assert (
+        needs_for(
+            index, "BLK_DEV_RAM", "y", {**base, "PCI": "y", "BLK_DEV": "y", "BLOCK_OK": "y"}
+        ).set
+        == {}
+    )
     # a menu's "visible if" is a condition of the prompt
     assert needs_for(index, "TUNABLE", "y", base).set == {"EXPERT": "y"}
     # ARM is not declared here, but the other side of the || is enough
@@ -167,11 +170,11 @@ def test_dependency_hint(fake_tree: Path) -> None:
     assert "depends on PCI &&" in hint and "PCI=n" in hint and "X86=n" in hint
     assert "inside BLK_DEV [BLK_DEV=n]" in hint
     assert hint.endswith("(drivers/Kconfig:5)")
-    ok = dependency_hint(fake_tree, "BLK_DEV_RAM", {"PCI": "y", "X86": "y", "BLK_DEV": "y",
-                                                    "BLOCK_OK": "y"}, "x86")
+    ok = dependency_hint(
+        fake_tree, "BLK_DEV_RAM", {"PCI": "y", "X86": "y", "BLK_DEV": "y", "BLOCK_OK": "y"}, "x86"
+    )
     assert ok.startswith("its dependencies are met")
-    assert "set only by select from BLK_DEV_SR" in dependency_hint(fake_tree, "CDROM", {},
-                                                                    "x86")
+    assert "set only by select from BLK_DEV_SR" in dependency_hint(fake_tree, "CDROM", {}, "x86")
 
 
 # ----------------------------------------------------------------------------- real tree

@@ -51,10 +51,16 @@ def _profile(tmp_path: Path, body: str) -> Profile:
 
 
 def test_prebuilt_without_config_is_a_partial_check(tmp_path: Path) -> None:
-    image, mods = _root(tmp_path, "kernel/fs/isofs/isofs.ko\n",
-                        "kernel/drivers/block/loop.ko:\nkernel/fs/squashfs/squashfs.ko:\n")
-    profile = _profile(tmp_path, f'[kernel]\nimage = "{image}"\nmodules_dir = "{mods}"\n'
-                                 '[kernel.drivers]\npreset = "minimal"\n')
+    image, mods = _root(
+        tmp_path,
+        "kernel/fs/isofs/isofs.ko\n",
+        "kernel/drivers/block/loop.ko:\nkernel/fs/squashfs/squashfs.ko:\n",
+    )
+    profile = _profile(
+        tmp_path,
+        f'[kernel]\nimage = "{image}"\nmodules_dir = "{mods}"\n'
+        '[kernel.drivers]\npreset = "minimal"\n',
+    )
     report = kernel_report(profile)
     assert report.partial and report.source is None and report.tree is None
     assert report.release == RELEASE
@@ -82,8 +88,11 @@ def test_prebuilt_with_no_config_and_no_modules_says_so(tmp_path: Path) -> None:
 def test_prebuilt_config_next_to_the_image_wins(tmp_path: Path) -> None:
     image, mods = _root(tmp_path, "", "")
     config = image.parent / f"config-{RELEASE}"
-    profile = _profile(tmp_path, f'[kernel]\nimage = "{image}"\nmodules_dir = "{mods}"\n'
-                                 '[kernel.drivers]\npreset = "desktop"\n')
+    profile = _profile(
+        tmp_path,
+        f'[kernel]\nimage = "{image}"\nmodules_dir = "{mods}"\n'
+        '[kernel.drivers]\npreset = "desktop"\n',
+    )
     reqs = requirements_for(Build.for_profile(profile))
     config.write_text("".join(f"CONFIG_{r.symbol}=y\n" for r in reqs))
     report = kernel_report(profile)
@@ -94,8 +103,9 @@ def test_prebuilt_config_next_to_the_image_wins(tmp_path: Path) -> None:
     assert not report.fixable() or report.tree is None
 
 
-def test_proc_config_gz_for_the_running_kernel(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proc_config_gz_for_the_running_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = tmp_path / "config.gz"
     fake.write_bytes(gzip.compress(b"CONFIG_FROM_PROC=y\n"))
     real_open = gzip.open
@@ -127,11 +137,15 @@ def test_tree_report_reads_its_config_and_version(tmp_path: Path) -> None:
     assert any("kernel-fix" in line for line in items)
 
 
-@pytest.mark.parametrize(("preset", "groups"), [
-    ("minimal", ()), ("rescue", ("disk", "usb", "filesystems")),
-    ("desktop", ("usb", "network", "sound")), ("custom", ("disk", "usb")),
-])
-def test_presets_choose_the_groups(tmp_path: Path, preset: str,
-                                   groups: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("preset", "groups"),
+    [
+        ("minimal", ()),
+        ("rescue", ("disk", "usb", "filesystems")),
+        ("desktop", ("usb", "network", "sound")),
+        ("custom", ("disk", "usb")),
+    ],
+)
+def test_presets_choose_the_groups(tmp_path: Path, preset: str, groups: tuple[str, ...]) -> None:
     profile = _profile(tmp_path, f'[kernel.drivers]\npreset = "{preset}"\nsound = false\n')
     assert driver_groups(profile) == groups

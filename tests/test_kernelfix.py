@@ -30,8 +30,11 @@ def _state(tree: Path) -> dict[str, tuple[str, int] | None]:
     out: dict[str, tuple[str, int] | None] = {}
     for name in WATCHED:
         path = tree / name
-        out[name] = ((hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
-                     if path.is_file() else None)
+        out[name] = (
+            (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+            if path.is_file()
+            else None
+        )
     return out
 
 
@@ -63,8 +66,7 @@ MODERN = kconfig.requirements("initramfs", "overlay", "zstd", "zstd", ["cdrom"],
 
 
 def _bad(findings: list[kconfig.Finding]) -> list[tuple[str, str]]:
-    return [(f.requirement.symbol, f.message) for f in findings
-            if f.state not in ("ok", "module")]
+    return [(f.requirement.symbol, f.message) for f in findings if f.state not in ("ok", "module")]
 
 
 def test_tinyconfig_fixed_until_the_classic_requirements_hold(tree: Path, tiny: Path) -> None:
@@ -78,9 +80,13 @@ def test_tinyconfig_fixed_until_the_classic_requirements_hold(tree: Path, tiny: 
     assert asked["BLK_DEV_RAM"].value == "y" and not asked["BLK_DEV_RAM"].dependency
     assert asked["BLK_DEV_RAM_SIZE"].value == "16384"
     # dependencies found in the Kconfig files, each saying who needs it
-    for dependency, needed_by in (("BLOCK", None), ("BLK_DEV", "BLK_DEV_RAM"),
-                                  ("MISC_FILESYSTEMS", None), ("SHMEM", "TMPFS"),
-                                  ("PCI", "ATA_PIIX")):
+    for dependency, needed_by in (
+        ("BLOCK", None),
+        ("BLK_DEV", "BLK_DEV_RAM"),
+        ("MISC_FILESYSTEMS", None),
+        ("SHMEM", "TMPFS"),
+        ("PCI", "ATA_PIIX"),
+    ):
         assert asked[dependency].dependency, dependency
         if needed_by:
             assert asked[dependency].why == f"{needed_by} depends on it"
@@ -165,8 +171,19 @@ def test_errors_name_the_command(tmp_path: Path) -> None:
 
 def test_config_args_and_argv(tmp_path: Path) -> None:
     assert kernelfix.config_args({"A": "y", "B": "m", "C": "n", "D": "16", "E": "x y"}) == [
-        "--enable", "A", "--module", "B", "--disable", "C", "--set-val", "D", "16",
-        "--set-str", "E", "x y"]
+        "--enable",
+        "A",
+        "--module",
+        "B",
+        "--disable",
+        "C",
+        "--set-val",
+        "D",
+        "16",
+        "--set-str",
+        "E",
+        "x y",
+    ]
     assert kernelfix.menuconfig_argv(tmp_path) == ["make", "-C", str(tmp_path), "menuconfig"]
     assert kernelfix.menuconfig_argv(tmp_path, "nconfig")[-1] == "nconfig"
     with pytest.raises(ValueError):
@@ -195,14 +212,22 @@ def scratch_tree(tree: Path, tiny_text: str, tmp_path: Path) -> Path:
 
 
 def _livecd(*args: str | Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, input=stdin, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        input=stdin,
+        timeout=600,
+    )
 
 
 def test_kernel_fix_command(scratch_tree: Path, tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
-    profile.write_text(f'[kernel]\nsource = "tree"\ntree = "{scratch_tree}"\n'
-                       '[kernel.drivers]\npreset = "minimal"\n')
+    profile.write_text(
+        f'[kernel]\nsource = "tree"\ntree = "{scratch_tree}"\n'
+        '[kernel.drivers]\npreset = "minimal"\n'
+    )
     original = (scratch_tree / ".config").read_text()
 
     dry = _livecd("kernel-fix", profile, "--dry-run")

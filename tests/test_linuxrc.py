@@ -79,7 +79,7 @@ def test_messages_and_steps_present() -> None:
         "echo 0x0100 > /proc/sys/kernel/real-root-dev",
         "pivot_root . initrd",
         'mount -n --move "/initrd/$_li_fs" "/$_li_fs"',
-        'LIVECD_CONF=/etc/livecd.conf',
+        "LIVECD_CONF=/etc/livecd.conf",
         '. "$LIVECD_CONF"',
     ):
         assert needle in script, needle
@@ -96,8 +96,12 @@ HIDE_BLKID = 'have() { [ "$1" != blkid ] && command -v "$1" >/dev/null 2>&1; }\n
 
 def rc(script: str) -> str:
     """Run *script* in busybox sh after sourcing linuxrc's functions; return stdout."""
-    proc = subprocess.run([BUSYBOX, "sh", "-c", f'. "$1" && {script}', "sh", str(LINUXRC)],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [BUSYBOX, "sh", "-c", f'. "$1" && {script}', "sh", str(LINUXRC)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -110,48 +114,74 @@ def test_sourcing_defines_functions_and_stops() -> None:
     # Fakes defined before sourcing would catch any action (this runs as root in CI).
     acts = "mount() { echo ACTED; }; mkdir() { echo ACTED; }; insmod() { echo ACTED; }; "
     proc = subprocess.run(
-        [BUSYBOX, "sh", "-c", acts + '. "$1" && for f in find_medium try_device fs_type '
-         'medium_fs main; do command -v $f; done; echo "$MEDIUM_FS"', "sh", str(LINUXRC)],
-        capture_output=True, text=True, timeout=30)
+        [
+            BUSYBOX,
+            "sh",
+            "-c",
+            acts + '. "$1" && for f in find_medium try_device fs_type '
+            'medium_fs main; do command -v $f; done; echo "$MEDIUM_FS"',
+            "sh",
+            str(LINUXRC),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["find_medium", "try_device", "fs_type", "medium_fs", "main",
-                                   "iso9660", "udf", "vfat"]
+    assert proc.stdout.split() == [
+        "find_medium",
+        "try_device",
+        "fs_type",
+        "medium_fs",
+        "main",
+        "iso9660",
+        "udf",
+        "vfat",
+    ]
 
 
 def test_sourcing_runs_nothing() -> None:
     assert rc("echo sourced") == "sourced\n"
 
 
-@pytest.mark.parametrize(("cmdline", "expected"), [
-    ("BOOT_IMAGE=/boot/vmlinuz quiet", "0 0 0 0"),
-    ("quiet livecd.debug", "0 1 0 0"),
-    ("livecd.toram", "0 0 1 0"),
-    ("a livecd.verbose b", "0 0 0 1"),
-    ("livecd.check ramdisk_size=65536", "1 0 0 0"),
-    ("livecd.check livecd.debug livecd.toram livecd.verbose", "1 1 1 1"),
-    ("livecd.debugx xlivecd.toram livecd.verbose=0 livecd.checkx", "0 0 0 0"),
-])
+@pytest.mark.parametrize(
+    ("cmdline", "expected"),
+    [
+        ("BOOT_IMAGE=/boot/vmlinuz quiet", "0 0 0 0"),
+        ("quiet livecd.debug", "0 1 0 0"),
+        ("livecd.toram", "0 0 1 0"),
+        ("a livecd.verbose b", "0 0 0 1"),
+        ("livecd.check ramdisk_size=65536", "1 0 0 0"),
+        ("livecd.check livecd.debug livecd.toram livecd.verbose", "1 1 1 1"),
+        ("livecd.debugx xlivecd.toram livecd.verbose=0 livecd.checkx", "0 0 0 0"),
+    ],
+)
 def test_parse_cmdline(tmp_path: Path, cmdline: str, expected: str) -> None:
     (tmp_path / "cmdline").write_text(cmdline + "\n")
-    out = rc(f'parse_cmdline {tmp_path / "cmdline"}; '
-             'echo "$CHECK $DEBUG $TORAM $VERBOSE"; echo "$CMDLINE"')
+    out = rc(
+        f"parse_cmdline {tmp_path / 'cmdline'}; "
+        'echo "$CHECK $DEBUG $TORAM $VERBOSE"; echo "$CMDLINE"'
+    )
     assert out.splitlines() == [expected, cmdline]
 
 
 def test_load_config_defaults_and_quoting(tmp_path: Path) -> None:
     conf = tmp_path / "livecd.conf"
-    conf.write_text("LIVECD_MARKER='it'\\''s $(touch /tmp/pwned) ; x'\n"
-                    "LIVECD_WAIT='soon'\nLIVECD_TORAM='1'\n")
-    out = rc(f'LIVECD_CONF={conf}; load_config; '
-             'printf "%s|%s|%s|%s|%s\\n" "$LIVECD_MARKER" "$LIVECD_WAIT" "$TORAM" '
-             '"$LIVECD_SQUASHFS" "$LIVECD_ETC_ARCHIVE"')
+    conf.write_text(
+        "LIVECD_MARKER='it'\\''s $(touch /tmp/pwned) ; x'\nLIVECD_WAIT='soon'\nLIVECD_TORAM='1'\n"
+    )
+    out = rc(
+        f"LIVECD_CONF={conf}; load_config; "
+        'printf "%s|%s|%s|%s|%s\\n" "$LIVECD_MARKER" "$LIVECD_WAIT" "$TORAM" '
+        '"$LIVECD_SQUASHFS" "$LIVECD_ETC_ARCHIVE"'
+    )
     marker, wait, toram, squashfs, archive = out.rstrip("\n").split("|")
     assert marker == "it's $(touch /tmp/pwned) ; x"
     assert wait == "30", "a non-number falls back to the default"
     assert toram == "1"
     assert (squashfs, archive) == ("/live/system.squashfs", "/live/etc.tar.bz2")
     # No config at all: the defaults stay.
-    out = rc(f"LIVECD_CONF={tmp_path / 'none'}; load_config; echo \"$LIVECD_MARKER_FILE $TORAM\"")
+    out = rc(f'LIVECD_CONF={tmp_path / "none"}; load_config; echo "$LIVECD_MARKER_FILE $TORAM"')
     assert out.strip() == "/LABEL 0"
 
 
@@ -160,18 +190,53 @@ def test_helpers_share_inits_names_and_bodies() -> None:
     nothing of their script's own are the same text."""
     init = LINUXRC.with_name("init").read_text()
     script = LINUXRC.read_text()
-    shared = ("say", "have", "candidate_devices", "labelled_devices", "read_bytes",
-              "superblock_type", "fs_type", "medium_fs", "iso_label", "try_device",
-              "find_medium", "check_medium", "show_devices", "show_what_i_saw", "rescue",
-              "copy_to_ram", "mount_root", "parse_cmdline", "load_config", "start_devmgr",
-              "stop_devmgr", "load_modules", "mount_base", "main")
+    shared = (
+        "say",
+        "have",
+        "candidate_devices",
+        "labelled_devices",
+        "read_bytes",
+        "superblock_type",
+        "fs_type",
+        "medium_fs",
+        "iso_label",
+        "try_device",
+        "find_medium",
+        "check_medium",
+        "show_devices",
+        "show_what_i_saw",
+        "rescue",
+        "copy_to_ram",
+        "mount_root",
+        "parse_cmdline",
+        "load_config",
+        "start_devmgr",
+        "stop_devmgr",
+        "load_modules",
+        "mount_base",
+        "main",
+    )
     for name in shared:
         assert f"\n{name}() {{\n" in script, f"linuxrc lacks {name}()"
         assert f"\n{name}() {{\n" in init, f"init lacks {name}()"
-    for name in ("read_bytes", "superblock_type", "medium_fs", "iso_label", "check_medium",
-                 "quietly", "labelled_devices", "devices_labelled", "ext_label", "luks_label",
-                 "store_label", "open_store", "mount_store", "store_on_partition",
-                 "store_in_file", "mount_persistence"):
+    for name in (
+        "read_bytes",
+        "superblock_type",
+        "medium_fs",
+        "iso_label",
+        "check_medium",
+        "quietly",
+        "labelled_devices",
+        "devices_labelled",
+        "ext_label",
+        "luks_label",
+        "store_label",
+        "open_store",
+        "mount_store",
+        "store_on_partition",
+        "store_in_file",
+        "mount_persistence",
+    ):
         body = re.search(rf"\n{name}\(\) {{\n.*?\n}}\n", script, re.S)
         assert body and body.group(0) in init, f"{name}() differs between the scripts"
     for old in ("candidates()", "try_medium()", "report()", "msg()", "setup_system()"):
@@ -180,40 +245,56 @@ def test_helpers_share_inits_names_and_bodies() -> None:
 
 def test_fs_type_from_the_superblock(tmp_path: Path) -> None:
     images = disk_images.make_images(tmp_path)
-    out = rc(HIDE_BLKID + "; ".join(f"echo {name}=$(fs_type {path})"
-                                    for name, path in images.items()))
-    assert out.split() == ["iso9660=iso9660", "vfat16=vfat", "vfat32=vfat", "ext4=", "udf=udf",
-                           "zeros="]
+    out = rc(
+        HIDE_BLKID + "; ".join(f"echo {name}=$(fs_type {path})" for name, path in images.items())
+    )
+    assert out.split() == [
+        "iso9660=iso9660",
+        "vfat16=vfat",
+        "vfat32=vfat",
+        "ext4=",
+        "udf=udf",
+        "zeros=",
+    ]
     assert rc(f"iso_label {images['iso9660']}").strip() == "LIVE"
 
 
 def test_only_medium_filesystems_are_mounted(tmp_path: Path) -> None:
-    devs = disk_images.fake_devices(tmp_path / "devs", {
-        "vda": ('LABEL="home" TYPE="ext4"', MARKER),
-        "vdb": ('TYPE="xfs"', MARKER),
-        "vdc": ('TYPE="swap"', None),
-        "sda": ('PTTYPE="dos"', None),
-        "sdb": ('LABEL="STICK" TYPE="vfat"', "another disc"),
-        "sr0": ('LABEL="LIVE" TYPE="iso9660"', "another disc"),
-    })
+    devs = disk_images.fake_devices(
+        tmp_path / "devs",
+        {
+            "vda": ('LABEL="home" TYPE="ext4"', MARKER),
+            "vdb": ('TYPE="xfs"', MARKER),
+            "vdc": ('TYPE="swap"', None),
+            "sda": ('PTTYPE="dos"', None),
+            "sdb": ('LABEL="STICK" TYPE="vfat"', "another disc"),
+            "sr0": ('LABEL="LIVE" TYPE="iso9660"', "another disc"),
+        },
+    )
     out, log = find(devs, f"LIVECD_MARKER='{MARKER}'")
     assert "NOT-FOUND" in out
     assert "BAD" not in log
     assert disk_images.mounted(log) == ["sr0", "sdb"], "never ext4, xfs, swap, a partition table"
     # What was tried, as the rescue report shows it.
-    seen = rc(f"{disk_images.FAKES}\nLIVECD_MARKER='{MARKER}'; find_medium; printf %s \"$SEEN\""
-              .replace("DEVS=$1", f"DEVS={devs}"))
+    seen = rc(
+        f"{disk_images.FAKES}\nLIVECD_MARKER='{MARKER}'; find_medium; printf %s \"$SEEN\"".replace(
+            "DEVS=$1", f"DEVS={devs}"
+        )
+    )
     assert f"{devs}/vda: ext4, not a medium filesystem, not mounted" in seen
     assert f"{devs}/sda: no known filesystem, not a medium filesystem, not mounted" in seen
     assert f"{devs}/sdb: vfat, /LABEL holds 'another disc'" in seen
 
 
 def test_the_label_is_tried_first(tmp_path: Path) -> None:
-    devs = disk_images.fake_devices(tmp_path / "devs", {
-        "sr0": ('LABEL="OTHER" TYPE="iso9660"', MARKER),
-        "vda": ('LABEL="LIVECD" TYPE="ext4"', MARKER),
-        "sdb": ('UUID="1234" LABEL="LIVECD" TYPE="vfat"', MARKER),
-    })
+    devs = disk_images.fake_devices(
+        tmp_path / "devs",
+        {
+            "sr0": ('LABEL="OTHER" TYPE="iso9660"', MARKER),
+            "vda": ('LABEL="LIVECD" TYPE="ext4"', MARKER),
+            "sdb": ('UUID="1234" LABEL="LIVECD" TYPE="vfat"', MARKER),
+        },
+    )
     out, log = find(devs, f"LIVECD_MARKER='{MARKER}'; LIVECD_VOLUME_LABEL=LIVECD")
     assert f"FOUND {MARKER}\nHOW vfat, label LIVECD\n" in out
     assert log[0] == "blkid", "the label lookup comes first"
@@ -232,16 +313,22 @@ def test_without_blkid_findfs_and_the_superblock(tmp_path: Path) -> None:
     (devs / "sr0.files").mkdir()
     (devs / "sr0.files" / "LABEL").write_text(MARKER + "\n")
     before = disk_images.sha256(images["ext4"])
-    out, log = find(devs, HIDE_BLKID + r"""
+    out, log = find(
+        devs,
+        HIDE_BLKID
+        + r"""
     findfs() { echo "findfs $*" >>"$DEVS/log"; echo "$DEVS/vda"; }
     candidate_devices() { echo "$DEVS/vda"; echo "$DEVS/vdb"; echo "$DEVS/sr0"; }
     LIVECD_VOLUME_LABEL=LIVE
-    """ + f"LIVECD_MARKER='{MARKER}'")
+    """
+        + f"LIVECD_MARKER='{MARKER}'",
+    )
     assert f"FOUND {MARKER}" in out
     assert log[0] == "findfs LABEL=LIVE"
     assert [line for line in log if line.startswith("mount ")] == [
         f"mount -t vfat -o ro {devs}/vdb {devs}/system/cdrom",
-        f"mount -t iso9660 -o ro {devs}/sr0 {devs}/system/cdrom"]
+        f"mount -t iso9660 -o ro {devs}/sr0 {devs}/system/cdrom",
+    ]
     assert disk_images.sha256(images["ext4"]) == before
 
 
@@ -410,8 +497,10 @@ def build_classic_iso(work: Path, kernel: Path, marker: str, cmdline: str, stage
         "LIVECD_EMPTY_DIRS": "home root var",
         "LIVECD_INIT": "/sbin/init",
         # read only with livecd.check on the command line
-        "LIVECD_SUMS": "\n".join(f"{disk_images.sha256(iso / name)}  /{name}"
-                                  for name in ("live/system.squashfs", "live/etc.tar.bz2")),
+        "LIVECD_SUMS": "\n".join(
+            f"{disk_images.sha256(iso / name)}  /{name}"
+            for name in ("live/system.squashfs", "live/etc.tar.bz2")
+        ),
     }
     (initrd / "etc" / "livecd.conf").write_text(
         "".join(f"{k}={shlex.quote(v)}\n" for k, v in conf.items())
@@ -554,8 +643,9 @@ def stage2() -> Path:
 
 
 @pytest.mark.integration
-def test_classic_cd_boots(tmp_path: Path, boot_tools: None, classic_kernel: Path,
-                           stage2: Path) -> None:
+def test_classic_cd_boots(
+    tmp_path: Path, boot_tools: None, classic_kernel: Path, stage2: Path
+) -> None:
     iso = build_classic_iso(
         tmp_path, classic_kernel, MARKER, "console=ttyS0,115200 livecd.test_exit", stage2
     )
@@ -583,8 +673,13 @@ def test_classic_wrong_marker_opens_rescue_shell(
     disk = tmp_path / "userdisk.img"
     disk_images.make_dirty_ext4(disk, "LIVECD_CLASSIC")
     before = disk_images.sha256(disk)
-    log = boot(iso, tmp_path / "serial.log", "livecd: rescue shell", 120,
-               ["-drive", f"file={disk},format=raw,if=ide,index=0"])
+    log = boot(
+        iso,
+        tmp_path / "serial.log",
+        "livecd: rescue shell",
+        120,
+        ["-drive", f"file={disk},format=raw,if=ide,index=0"],
+    )
     assert "/dev/sda: no known filesystem, not a medium filesystem, not mounted" in log, log
     assert disk_images.sha256(disk) == before
     assert "livecd: ERROR: no medium found" in log
@@ -600,8 +695,13 @@ def test_classic_wrong_marker_opens_rescue_shell(
 def test_classic_media_check_passes_then_names_the_damaged_archive(
     tmp_path: Path, boot_tools: None, classic_kernel: Path, stage2: Path
 ) -> None:
-    iso = build_classic_iso(tmp_path, classic_kernel, MARKER,
-                            "console=ttyS0,115200 livecd.check livecd.test_exit", stage2)
+    iso = build_classic_iso(
+        tmp_path,
+        classic_kernel,
+        MARKER,
+        "console=ttyS0,115200 livecd.check livecd.test_exit",
+        stage2,
+    )
     log = boot(iso, tmp_path / "serial.log", "LIVECD-VAR-OK", 120)
     assert "livecd: media check: /live/system.squashfs OK" in log
     assert "livecd: media check: /live/etc.tar.bz2 OK" in log
@@ -613,8 +713,10 @@ def test_classic_media_check_passes_then_names_the_damaged_archive(
     disk_images.flip_a_byte_of(damaged, "/live/etc.tar.bz2")
     log = boot(damaged, tmp_path / "damaged.log", "livecd: rescue shell", 120)
     assert "livecd: media check: /live/system.squashfs OK" in log
-    assert ("livecd: media check: /live/etc.tar.bz2 FAILED (damaged: its sha256 is not the "
-            "one recorded at build time)") in log
+    assert (
+        "livecd: media check: /live/etc.tar.bz2 FAILED (damaged: its sha256 is not the "
+        "one recorded at build time)"
+    ) in log
     assert "livecd: ERROR: media check failed, damaged: /live/etc.tar.bz2" in log
     assert "livecd: rescue shell" in log
     assert "LIVECD-BOOT-OK" not in log and "Kernel panic" not in log

@@ -92,12 +92,15 @@ def test_a_refused_build_names_the_holder_even_before_it_wrote_its_name(tmp_path
         "     'profile': 'slow.toml'}).encode())\n"
         "time.sleep(30)\n"
     )
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                              cwd=ROOT)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        with pytest.raises(BuildError) as refused, \
-                workdir.work_lock(Build(profile=new_profile(), work=work)):
+        with (
+            pytest.raises(BuildError) as refused,
+            workdir.work_lock(Build(profile=new_profile(), work=work)),
+        ):
             pass
         assert f"pid {holder.pid}, profile slow.toml" in str(refused.value)
     finally:
@@ -112,24 +115,34 @@ def test_twenty_builds_race_for_one_work_dir(tmp_path: Path) -> None:
     profile = tmp_path / "race.toml"
     # The winner must still hold the work dir when the last racer tries: a boot test that
     # waits for a marker that never comes keeps it until it is stopped.
-    profile.write_text(f'extends = "{ROOT / "profiles" / "demo.toml"}"\n'
-                       '[boottest]\nmarker = "this never appears"\ntimeout = 900\n')
+    profile.write_text(
+        f'extends = "{ROOT / "profiles" / "demo.toml"}"\n'
+        '[boottest]\nmarker = "this never appears"\ntimeout = 900\n'
+    )
     work = tmp_path / "work"
     racers = []
     for number in range(20):
         detach = ["--detach"] if number % 4 else []
-        racers.append(subprocess.Popen([*CLI, "build", str(profile), "--work-dir", str(work),
-                                        "-q", *detach], cwd=ROOT, env=ENV, text=True,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       start_new_session=True))
+        racers.append(
+            subprocess.Popen(
+                [*CLI, "build", str(profile), "--work-dir", str(work), "-q", *detach],
+                cwd=ROOT,
+                env=ENV,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        )
     seen: list[str] = []
     holders: set[int] = set()
     done = threading.Event()
 
     def poll_status() -> None:
         while not done.is_set():
-            result = subprocess.run([*CLI, "status", str(work)], cwd=ROOT, env=ENV,
-                                    capture_output=True, text=True)
+            result = subprocess.run(
+                [*CLI, "status", str(work)], cwd=ROOT, env=ENV, capture_output=True, text=True
+            )
             seen.append(result.stdout + result.stderr)
 
     def poll_lock() -> None:

@@ -47,13 +47,13 @@ def test_nothing_changed_is_an_empty_diff(tmp_path: Path) -> None:
 def test_each_kind_of_change_is_seen(tmp_path: Path) -> None:
     make_root(tmp_path)
     before = take(tmp_path)
-    (tmp_path / "etc" / "motd").write_text("hello, again\n")       # content
-    (tmp_path / "usr" / "bin" / "tool").chmod(0o700)               # mode
-    os.chown(tmp_path / "usr" / "lib" / "x", 12345, 54321)         # owner
-    (tmp_path / "etc" / "new").write_text("new\n")                 # added
-    (tmp_path / "etc" / "conf.d" / "a").unlink()                   # removed dir, whole
+    (tmp_path / "etc" / "motd").write_text("hello, again\n")  # content
+    (tmp_path / "usr" / "bin" / "tool").chmod(0o700)  # mode
+    os.chown(tmp_path / "usr" / "lib" / "x", 12345, 54321)  # owner
+    (tmp_path / "etc" / "new").write_text("new\n")  # added
+    (tmp_path / "etc" / "conf.d" / "a").unlink()  # removed dir, whole
     (tmp_path / "etc" / "conf.d").rmdir()
-    (tmp_path / "usr" / "bin" / "link").unlink()                   # link retargeted
+    (tmp_path / "usr" / "bin" / "link").unlink()  # link retargeted
     (tmp_path / "usr" / "bin" / "link").symlink_to("other")
     (tmp_path / "usr" / "lib" / "x").rename(tmp_path / "usr" / "lib" / "y")
     (tmp_path / "usr" / "lib" / "y").rename(tmp_path / "usr" / "lib" / "x-")
@@ -133,6 +133,7 @@ def test_a_damaged_or_foreign_manifest_is_not_used(tmp_path: Path) -> None:
     assert manifest.load(bad) is None
     import gzip
     import json
+
     with gzip.open(bad, "wt") as out:
         json.dump({"format": manifest.FORMAT + 1, "entries": []}, out)
     assert manifest.load(bad) is None

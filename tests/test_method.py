@@ -12,11 +12,14 @@ from livecd_tui.options import OPTIONS
 from livecd_tui.profile import new_profile
 
 
-@pytest.mark.parametrize(("key", "classes"), [
-    ("initrd.format", method.INITRD_FORMATS),
-    ("writable.strategy", method.WRITABLE_STRATEGIES),
-    ("bootloader.type", method.BOOT_LOADERS),
-])
+@pytest.mark.parametrize(
+    ("key", "classes"),
+    [
+        ("initrd.format", method.INITRD_FORMATS),
+        ("writable.strategy", method.WRITABLE_STRATEGIES),
+        ("bootloader.type", method.BOOT_LOADERS),
+    ],
+)
 def test_every_choice_has_its_class(key: str, classes: dict[str, type]) -> None:
     """A choice added to options.py without its class (or the reverse) fails here, not in
     the middle of a build."""

@@ -33,13 +33,35 @@ def test_depends_on_refers_to_real_options_and_values() -> None:
 
 
 def test_the_method_is_covered() -> None:
-    must = ["kernel.source", "kernel.image", "kernel.tree", "kernel.drivers.sound",
-            "initrd.format", "initrd.size_mib", "initrd.device_manager", "initrd.compression",
-            "system.root", "system.dirs", "system.compressor", "system.block_size",
-            "writable.strategy", "writable.overrides", "writable.copy_to_ram",
-            "bootloader.type", "bootloader.entries", "bootloader.serial", "iso.tool",
-            "iso.marker", "iso.hybrid", "iso.checksum", "boottest.firmware",
-            "boottest.accel", "build.work_dir", "build.source_date_epoch", "build.jobs"]
+    must = [
+        "kernel.source",
+        "kernel.image",
+        "kernel.tree",
+        "kernel.drivers.sound",
+        "initrd.format",
+        "initrd.size_mib",
+        "initrd.device_manager",
+        "initrd.compression",
+        "system.root",
+        "system.dirs",
+        "system.compressor",
+        "system.block_size",
+        "writable.strategy",
+        "writable.overrides",
+        "writable.copy_to_ram",
+        "bootloader.type",
+        "bootloader.entries",
+        "bootloader.serial",
+        "iso.tool",
+        "iso.marker",
+        "iso.hybrid",
+        "iso.checksum",
+        "boottest.firmware",
+        "boottest.accel",
+        "build.work_dir",
+        "build.source_date_epoch",
+        "build.jobs",
+    ]
     assert not [k for k in must if k not in OPTIONS]
     assert defaults()["system.dirs"] == ["bin", "lib", "sbin", "usr"]
 

@@ -13,15 +13,22 @@ import pytest
 from tests.test_scrub import KERNEL, build, squashfs_paths, tree_digest
 
 #: What the initrd needs (the medium's drivers, loop, squashfs, overlay) and one it does not.
-MODULES = ("kernel/fs/isofs/isofs.ko", "kernel/drivers/cdrom/cdrom.ko",
-           "kernel/drivers/scsi/sr_mod.ko", "kernel/drivers/scsi/scsi_mod.ko",
-           "kernel/drivers/scsi/scsi_common.ko", "kernel/drivers/block/loop.ko",
-           "kernel/fs/squashfs/squashfs.ko", "kernel/fs/overlayfs/overlay.ko",
-           "kernel/net/key/af_key.ko")
+MODULES = (
+    "kernel/fs/isofs/isofs.ko",
+    "kernel/drivers/cdrom/cdrom.ko",
+    "kernel/drivers/scsi/sr_mod.ko",
+    "kernel/drivers/scsi/scsi_mod.ko",
+    "kernel/drivers/scsi/scsi_common.ko",
+    "kernel/drivers/block/loop.ko",
+    "kernel/fs/squashfs/squashfs.ko",
+    "kernel/fs/overlayfs/overlay.ko",
+    "kernel/net/key/af_key.ko",
+)
 
 needs_tools = pytest.mark.skipif(
     KERNEL is None or not all(shutil.which(t) for t in ("mksquashfs", "unsquashfs")),
-    reason="needs a kernel in /boot with its modules, and squashfs-tools")
+    reason="needs a kernel in /boot with its modules, and squashfs-tools",
+)
 
 
 def small_modules_dir(tmp_path: Path, release: str) -> Path:
@@ -63,7 +70,8 @@ def outside_setup(tmp_path: Path, mode: str = "all") -> tuple[Path, Path, Path, 
     profile.write_text(
         f'[kernel]\nimage = "{image}"\nmodules_dir = "{modules}"\n'
         f'[system]\nsource = "root"\nroot = "{root}"\ndirs = ["bin", "lib", "sbin", "usr"]\n'
-        f'modules = "{mode}"\ncompressor = "gzip"\n')
+        f'modules = "{mode}"\ncompressor = "gzip"\n'
+    )
     return profile, root, modules, release
 
 
@@ -89,8 +97,9 @@ def test_modules_from_outside_the_root(tmp_path: Path, mode: str) -> None:
         assert "modules.dep" in packed
     else:
         assert inside not in paths and not packed
-    assert "lib" in paths and not any(p.startswith("lib/") for p in paths), \
+    assert "lib" in paths and not any(p.startswith("lib/") for p in paths), (
         "lib stays the root's link to usr/lib"
+    )
     log = (tmp_path / "work" / "logs" / "system.log").read_text()
     if mode != "none":
         assert "is not changed" in log
@@ -113,8 +122,9 @@ def test_the_exported_script_writes_the_same_pseudo_files(tmp_path: Path) -> Non
     the_build = Build.for_profile(load_profile(profile_path), work)
     step = system.outside_modules_step(the_build, root, modules)
     the_build.partial_dir("system").mkdir(parents=True)
-    subprocess.run(["bash", "-c", "set -euo pipefail\n" + "\n".join(step.script_lines())],
-                   check=True)
+    subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + "\n".join(step.script_lines())], check=True
+    )
     made = the_build.partial_dir("system") / system.MODULES_PSEUDO
     assert sorted(made.read_text().splitlines()) == wanted
 

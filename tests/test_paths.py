@@ -38,8 +38,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def livecd(cwd: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
     """The real command, with the test's HOME (the fixture set it in os.environ)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def refused(result: subprocess.CompletedProcess[str], code: int, *words: str) -> str:
@@ -55,7 +61,7 @@ def fake_iso(path: Path, application: str = ISO_APPLICATION_ID) -> bytes:
     """An ISO 9660 primary volume descriptor with this application id, as xorriso -A writes."""
     descriptor = bytearray(b" " * 2048)
     descriptor[:7] = b"\x01CD001\x01"
-    descriptor[574:574 + len(application)] = application.encode()
+    descriptor[574 : 574 + len(application)] = application.encode()
     data = bytes(16 * 2048) + bytes(descriptor) + b"\xff" * 2048
     path.write_bytes(data)
     return data
@@ -89,10 +95,13 @@ def test_build_refuses_an_output_that_is_a_symlink(tmp_path: Path, home: Path) -
     assert link.is_symlink() and target.read_bytes() == data
 
 
-@pytest.mark.parametrize("output", ["/etc/passwd", "/etc/livecd.iso", "/usr/local/x.iso",
-                                    "/boot/live.iso", "/var/lib/x.iso"])
-def test_build_refuses_an_output_in_a_system_directory(output: str, tmp_path: Path,
-                                                       home: Path) -> None:
+@pytest.mark.parametrize(
+    "output",
+    ["/etc/passwd", "/etc/livecd.iso", "/usr/local/x.iso", "/boot/live.iso", "/var/lib/x.iso"],
+)
+def test_build_refuses_an_output_in_a_system_directory(
+    output: str, tmp_path: Path, home: Path
+) -> None:
     before = Path(output).read_bytes() if Path(output).exists() else None
     prof = profile(tmp_path, f'[iso]\noutput = "{output}"\n')
     result = livecd(tmp_path, "build", prof, "--work-dir", tmp_path / "w")
@@ -113,7 +122,8 @@ def test_build_refuses_an_output_inside_the_packed_tree(tmp_path: Path, home: Pa
 
 
 def test_own_iso_is_replaced_a_foreign_one_and_a_foreign_checksum_are_not(
-        tmp_path: Path, home: Path) -> None:
+    tmp_path: Path, home: Path
+) -> None:
     prof = load_profile(profile(tmp_path, '[iso]\noutput = "live.iso"\n'))
     build = Build.for_profile(prof, tmp_path / "w")
     assert workdir.path_findings(build, STAGES) == []  # nothing there yet
@@ -144,13 +154,12 @@ def test_check_reports_the_output_with_its_key_and_line(tmp_path: Path, home: Pa
 
 
 # -- system.dirs ----------------------------------------------------------------------------
-@pytest.mark.parametrize("item", ["../etc", "/etc", "usr/../../etc", ".", "..", "", "a b",
-                                  "$(touch x)"])
-def test_system_dirs_are_plain_top_level_names(item: str, tmp_path: Path,
-                                               home: Path) -> None:
+@pytest.mark.parametrize(
+    "item", ["../etc", "/etc", "usr/../../etc", ".", "..", "", "a b", "$(touch x)"]
+)
+def test_system_dirs_are_plain_top_level_names(item: str, tmp_path: Path, home: Path) -> None:
     prof = tmp_path / "p.toml"
-    prof.write_text(f'[system]\nsource = "root"\ndirs = ["usr", {item!r}]\n'.replace(
-        "'", '"'))
+    prof.write_text(f'[system]\nsource = "root"\ndirs = ["usr", {item!r}]\n'.replace("'", '"'))
     for args in (("build", prof, "--work-dir", tmp_path / "w"), ("check", prof)):
         refused(livecd(tmp_path, *args), 2, "p.toml:3: system.dirs: item 2")
     assert not (tmp_path / "w").exists() and not (tmp_path / "x").exists()
@@ -171,8 +180,7 @@ def test_clean_refuses_a_system_directory_with_the_marker(tmp_path: Path, home: 
 
 
 @pytest.mark.parametrize("work", ["/", "~", "/etc", "/var"])
-def test_export_script_refuses_what_build_refuses(work: str, tmp_path: Path,
-                                                  home: Path) -> None:
+def test_export_script_refuses_what_build_refuses(work: str, tmp_path: Path, home: Path) -> None:
     prof = profile(tmp_path, "")
     script = tmp_path / "build.sh"
     result = livecd(tmp_path, "export-script", prof, "--work-dir", work, "-o", script)
@@ -189,8 +197,7 @@ def test_export_script_refuses_a_foreign_dir(tmp_path: Path, home: Path) -> None
 
 
 # -- ~ -----------------------------------------------------------------------------------
-def test_tilde_is_expanded_on_the_command_line_and_in_profiles(tmp_path: Path,
-                                                                home: Path) -> None:
+def test_tilde_is_expanded_on_the_command_line_and_in_profiles(tmp_path: Path, home: Path) -> None:
     prof = profile(tmp_path, "")
     result = livecd(tmp_path, "plan", prof, "--work-dir", "~/x")
     assert result.returncode == 0, result.stderr
@@ -204,35 +211,53 @@ def test_tilde_is_expanded_on_the_command_line_and_in_profiles(tmp_path: Path,
 
 
 # -- hints a user pastes -----------------------------------------------------------------
-def test_resume_hint_names_the_work_dir_quoted(tmp_path: Path, home: Path,
-                                               monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_hint_names_the_work_dir_quoted(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     failing = Stage("fails", "Fails", "fails", lambda b: [command(["false"], "fail")])
     monkeypatch.setattr(cli, "STAGES", [failing])
     prof = profile(tmp_path, "", name="my profile.toml")
     work = tmp_path / "w $(touch x) `y`; z"
     assert cli.main(["build", str(prof), "--work-dir", str(work), "--quiet"]) == 1
     hint = capsys.readouterr().err.rpartition("fix and run: ")[2].strip()
-    assert shlex.split(hint) == ["livecd-tui", "build", str(prof), "--work-dir", str(work),
-                                 "--resume"]
+    assert shlex.split(hint) == [
+        "livecd-tui",
+        "build",
+        str(prof),
+        "--work-dir",
+        str(work),
+        "--resume",
+    ]
     # The profile's own work dir needs no --work-dir.
     assert cli.main(["build", str(prof), "--quiet"]) == 1
     hint = capsys.readouterr().err.rpartition("fix and run: ")[2].strip()
     assert shlex.split(hint) == ["livecd-tui", "build", str(prof), "--resume"]
     # A build the TUI started runs from a snapshot: the hint names the user's profile.
-    assert cli.main(["build", str(prof), "--work-dir", str(work), "--quiet",
-                     "--shown-as", "/home/u/mine.toml"]) == 1
+    assert (
+        cli.main(
+            [
+                "build",
+                str(prof),
+                "--work-dir",
+                str(work),
+                "--quiet",
+                "--shown-as",
+                "/home/u/mine.toml",
+            ]
+        )
+        == 1
+    )
     hint = capsys.readouterr().err.rpartition("fix and run: ")[2].strip()
     assert shlex.split(hint)[:3] == ["livecd-tui", "build", "/home/u/mine.toml"]
 
 
-def test_exported_script_refuses_a_foreign_dir_when_it_runs(tmp_path: Path,
-                                                            home: Path) -> None:
+def test_exported_script_refuses_a_foreign_dir_when_it_runs(tmp_path: Path, home: Path) -> None:
     """The script may run later than it was written: it checks the marker itself."""
     work = tmp_path / "work"
     script = tmp_path / "build.sh"
-    result = livecd(tmp_path, "export-script", profile(tmp_path, ""), "--work-dir", work,
-                    "-o", script)
+    result = livecd(
+        tmp_path, "export-script", profile(tmp_path, ""), "--work-dir", work, "-o", script
+    )
     assert result.returncode == 0, result.stderr
     work.mkdir()
     (work / "thesis.tex").write_text("precious")
@@ -242,7 +267,8 @@ def test_exported_script_refuses_a_foreign_dir_when_it_runs(tmp_path: Path,
 
 
 def test_clean_of_a_profile_refuses_its_work_dir_inside_the_packed_tree(
-        tmp_path: Path, home: Path) -> None:
+    tmp_path: Path, home: Path
+) -> None:
     system = tmp_path / "sysroot"
     work = system / "usr" / "work"
     work.mkdir(parents=True)
@@ -253,8 +279,7 @@ def test_clean_of_a_profile_refuses_its_work_dir_inside_the_packed_tree(
     assert (work / WORK_MARKER).exists()
 
 
-def test_a_kernel_tree_build_needs_paths_make_takes_literally(tmp_path: Path,
-                                                              home: Path) -> None:
+def test_a_kernel_tree_build_needs_paths_make_takes_literally(tmp_path: Path, home: Path) -> None:
     """The kernel's make passes its paths to sh unquoted (INSTALL_MOD_PATH, the tree)."""
     tree = tmp_path / "linux `touch x`"
     tree.mkdir()
@@ -268,8 +293,7 @@ def test_a_kernel_tree_build_needs_paths_make_takes_literally(tmp_path: Path,
     assert [f.key for f in workdir.path_findings(safe, STAGES)] == ["kernel.tree"]
 
 
-def test_a_home_under_var_lib_is_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                         ) -> None:
+def test_a_home_under_var_lib_is_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A service account's home may lie in a system directory: its files are its own."""
     monkeypatch.setenv("HOME", "/var/lib/livecd-svc")
     prof = load_profile(profile(tmp_path, '[iso]\noutput = "~/live.iso"\n'))
@@ -292,25 +316,35 @@ eval "$script"
 """
 
 
-CLASSIC = ('[initrd]\nformat = "classic"\n[writable]\nstrategy = "classic"\n'
-           '[bootloader]\ntype = "grub-legacy"\n')
+CLASSIC = (
+    '[initrd]\nformat = "classic"\n[writable]\nstrategy = "classic"\n'
+    '[bootloader]\ntype = "grub-legacy"\n'
+)
 
 
-@pytest.mark.parametrize(("shipped", "body"), [("demo", ""), ("modern", ""), ("demo", CLASSIC),
-                                               ("modern", CLASSIC)])
-def test_exported_script_runs_no_path(shipped: str, body: str, tmp_path: Path,
-                                      home: Path) -> None:
+@pytest.mark.parametrize(
+    ("shipped", "body"), [("demo", ""), ("modern", ""), ("demo", CLASSIC), ("modern", CLASSIC)]
+)
+def test_exported_script_runs_no_path(shipped: str, body: str, tmp_path: Path, home: Path) -> None:
     canary = tmp_path / "canary"
     hostile = "$(echo 1 >> $CANARY) `echo 2 >> $CANARY`; echo 3 >> $CANARY ;x"
     prof = tmp_path / f"p {hostile}.toml"
-    prof.write_text(f'extends = "{ROOT / "profiles" / f"{shipped}.toml"}"\n{body}'
-                    f'[iso]\noutput = "{tmp_path}/out {hostile}.iso"\n')
+    prof.write_text(
+        f'extends = "{ROOT / "profiles" / f"{shipped}.toml"}"\n{body}'
+        f'[iso]\noutput = "{tmp_path}/out {hostile}.iso"\n'
+    )
     script = tmp_path / "build.sh"
-    result = livecd(tmp_path, "export-script", prof, "--work-dir", tmp_path / f"w {hostile}",
-                    "-o", script)
+    result = livecd(
+        tmp_path, "export-script", prof, "--work-dir", tmp_path / f"w {hostile}", "-o", script
+    )
     assert result.returncode == 0, result.stderr
     (tmp_path / "run.sh").write_text(STUBBED)
-    run = subprocess.run(["bash", str(tmp_path / "run.sh"), str(script)], capture_output=True,
-                         text=True, timeout=120, env=dict(os.environ, CANARY=str(canary)))
+    run = subprocess.run(
+        ["bash", str(tmp_path / "run.sh"), str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, CANARY=str(canary)),
+    )
     assert "missing tool" in run.stdout + run.stderr, "the script did not run"
     assert not canary.exists(), canary.read_text()

@@ -20,7 +20,8 @@ def preflight_print(build: Build) -> str:
 
 
 def test_a_removed_or_replaced_tool_changes_preflights_fingerprint(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     build = Build(profile=new_profile(), work=tmp_path / "work")
     fake = tmp_path / "bin" / "xorriso"
     fake.parent.mkdir()
@@ -45,8 +46,8 @@ def test_a_removed_or_replaced_tool_changes_preflights_fingerprint(
 
 
 def test_plan_and_export_script_start_no_qemu_probe(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """boottest.accel = "auto" with nothing kept: a dry run assumes TCG, it never probes."""
     from livecd_tui import cli, qemu
 
@@ -59,8 +60,9 @@ def test_plan_and_export_script_start_no_qemu_probe(
     work = str(tmp_path / "work")
     assert cli.main(["plan", demo, "--work-dir", work]) == 0
     assert "-accel tcg" in capsys.readouterr().out
-    assert cli.main(["export-script", demo, "--work-dir", work,
-                     "-o", str(tmp_path / "build.sh")]) == 0
+    assert (
+        cli.main(["export-script", demo, "--work-dir", work, "-o", str(tmp_path / "build.sh")]) == 0
+    )
     assert "-accel tcg" in (tmp_path / "build.sh").read_text()
 
 

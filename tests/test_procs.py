@@ -20,8 +20,7 @@ def test_run_returns_the_exit_code_and_each_stream() -> None:
 
 def test_run_hands_input_as_a_real_stdin_and_keeps_bytes_as_they_are() -> None:
     data = bytes(range(256)) * 64
-    result = procs.run(["sh", "-c", "test -f /dev/stdin || test -p /dev/stdin; cat"],
-                       input=data)
+    result = procs.run(["sh", "-c", "test -f /dev/stdin || test -p /dev/stdin; cat"], input=data)
     assert result.returncode == 0 and result.out == data
 
 
@@ -30,8 +29,11 @@ def test_run_without_input_reads_dev_null_not_the_terminal() -> None:
 
 
 def test_run_takes_env_and_cwd(tmp_path: Path) -> None:
-    result = procs.run(["sh", "-c", 'echo "$ONLY:$PWD"'], cwd=tmp_path,
-                       env={"ONLY": "this", "PATH": os.environ["PATH"]})
+    result = procs.run(
+        ["sh", "-c", 'echo "$ONLY:$PWD"'],
+        cwd=tmp_path,
+        env={"ONLY": "this", "PATH": os.environ["PATH"]},
+    )
     assert result.stdout == f"this:{tmp_path}\n"
 
 

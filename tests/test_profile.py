@@ -33,8 +33,11 @@ def test_shipped_profile_round_trips(path: Path, tmp_path: Path) -> None:
     assert again.values == profile.values
     # Only what differs from the defaults is stored, in schema order.
     stored = tomllib.loads(saved.read_text())
-    flat = {f"{table}.{k}" if not isinstance(v, dict) else None: v
-            for table, entries in stored.items() for k, v in entries.items()}
+    flat = {
+        f"{table}.{k}" if not isinstance(v, dict) else None: v
+        for table, entries in stored.items()
+        for k, v in entries.items()
+    }
     assert all(profile.values[k] != defaults()[k] for k in flat if k in OPTIONS)
     assert saved.read_text().startswith("# livecd-tui ")
 
@@ -61,22 +64,32 @@ def _problems(name: str) -> list[str]:
     ("name", "expected"),
     [
         ("syntax.toml", ["syntax.toml:1:", "TOML syntax"]),
-        ("unknown_key.toml", ["unknown_key.toml:3: kernel.sorce: unknown option",
-                              "did you mean kernel.source?"]),
+        (
+            "unknown_key.toml",
+            ["unknown_key.toml:3: kernel.sorce: unknown option", "did you mean kernel.source?"],
+        ),
         ("wrong_type.toml", ["wrong_type.toml:3: bootloader.timeout: expected an integer"]),
-        ("out_of_range.toml", ["out_of_range.toml:2: initrd.size_mib: 100000 is above the "
-                               "maximum 1024 MiB"]),
-        ("bad_choice.toml", ['bad_choice.toml:2: initrd.format: "zip" is not one of: '
-                             "initramfs, classic"]),
-        ("missing_file.toml", ["missing_file.toml:2: writable.overrides: no/such/dir does "
-                               "not exist"]),
+        (
+            "out_of_range.toml",
+            ["out_of_range.toml:2: initrd.size_mib: 100000 is above the maximum 1024 MiB"],
+        ),
+        (
+            "bad_choice.toml",
+            ['bad_choice.toml:2: initrd.format: "zip" is not one of: initramfs, classic'],
+        ),
+        (
+            "missing_file.toml",
+            ["missing_file.toml:2: writable.overrides: no/such/dir does not exist"],
+        ),
         ("cycle_a.toml", ["extends cycle", "cycle_a.toml"]),
         ("newline.toml", ["newline.toml:2: bootloader.title: must be a single line"]),
         ("list_item.toml", ["list_item.toml:2: system.dirs: item 2 should be a string"]),
         ("table_expected.toml", ["table_expected.toml:1: system: [system] is a table"]),
         ("empty_marker.toml", ["empty_marker.toml:3: boottest.marker: must not be empty"]),
-        ("tmpfs_size.toml", ["tmpfs_size.toml:3: writable.tmpfs_size: must be a size as "
-                             "mount's size= takes it"]),
+        (
+            "tmpfs_size.toml",
+            ["tmpfs_size.toml:3: writable.tmpfs_size: must be a size as mount's size= takes it"],
+        ),
     ],
 )
 def test_bad_input_is_reported_with_place(name: str, expected: list[str]) -> None:

@@ -52,25 +52,35 @@ def test_uefi_usb_kvm_with_given_ovmf() -> None:
 
 
 def test_split_ovmf_code_is_a_pflash_drive() -> None:
-    argv = qemu.qemu_argv(ISO, "uefi", "cdrom", 512, "tcg",
-                          ovmf=Path("/usr/share/OVMF/OVMF_CODE_4M.fd"))
+    argv = qemu.qemu_argv(
+        ISO, "uefi", "cdrom", 512, "tcg", ovmf=Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+    )
     assert "-bios" not in argv
-    assert ("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
-            in opt(argv, "-drive"))
+    assert "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd" in opt(
+        argv, "-drive"
+    )
 
 
 def test_virtio_medium_serial_log_timeout_and_extra_args(tmp_path: Path) -> None:
     log = tmp_path / "serial.log"
-    extra = direct_kernel_args(Path("/k/vmlinuz"), Path("/k/initrd.img"),
-                                    "console=ttyS0 livecd.debug")
-    argv = qemu.qemu_argv(ISO, "bios", "virtio", 256, "tcg", serial_log=log,
-                          extra_args=extra, timeout=120)
+    extra = direct_kernel_args(
+        Path("/k/vmlinuz"), Path("/k/initrd.img"), "console=ttyS0 livecd.debug"
+    )
+    argv = qemu.qemu_argv(
+        ISO, "bios", "virtio", 256, "tcg", serial_log=log, extra_args=extra, timeout=120
+    )
     assert argv[:3] == ["timeout", "--kill-after=5", "120"]
     assert argv[3] == "qemu-system-x86_64"
     assert opt(argv, "-serial") == [f"file:{log}"]
     assert opt(argv, "-device") == ["virtio-blk-pci,drive=livecd-vd,bootindex=0"]
-    assert argv[-6:] == ["-kernel", "/k/vmlinuz", "-initrd", "/k/initrd.img", "-append",
-                         "console=ttyS0 livecd.debug"]
+    assert argv[-6:] == [
+        "-kernel",
+        "/k/vmlinuz",
+        "-initrd",
+        "/k/initrd.img",
+        "-append",
+        "console=ttyS0 livecd.debug",
+    ]
 
 
 def test_uefi_finds_ovmf_itself() -> None:
@@ -80,16 +90,24 @@ def test_uefi_finds_ovmf_itself() -> None:
     assert str(found) in " ".join(argv)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"firmware": "coreboot"}, "firmware"),
-    ({"medium": "floppy"}, "medium"),
-    ({"accel": "hvf"}, "accel"),
-    ({"memory_mib": 64}, "memory"),
-    ({"timeout": 0}, "timeout"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"firmware": "coreboot"}, "firmware"),
+        ({"medium": "floppy"}, "medium"),
+        ({"accel": "hvf"}, "accel"),
+        ({"memory_mib": 64}, "memory"),
+        ({"timeout": 0}, "timeout"),
+    ],
+)
 def test_bad_arguments(kwargs: dict[str, object], message: str) -> None:
-    args: dict[str, object] = {"iso": ISO, "firmware": "bios", "medium": "cdrom",
-                               "memory_mib": 512, "accel": "tcg"}
+    args: dict[str, object] = {
+        "iso": ISO,
+        "firmware": "bios",
+        "medium": "cdrom",
+        "memory_mib": 512,
+        "accel": "tcg",
+    }
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         qemu.qemu_argv(**args)  # type: ignore[arg-type]
@@ -135,8 +153,9 @@ def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("fresh_cache")
-def test_detect_accel_is_tcg_without_dev_kvm(monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
+def test_detect_accel_is_tcg_without_dev_kvm(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(qemu, "KVM_DEVICE", tmp_path / "no-kvm")
 
     def must_not_run(*args: object, **kwargs: object) -> bool:
@@ -147,15 +166,13 @@ def test_detect_accel_is_tcg_without_dev_kvm(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.usefixtures("fresh_cache")
-def test_detect_accel_needs_both_probes(monkeypatch: pytest.MonkeyPatch,
-                                        tmp_path: Path) -> None:
+def test_detect_accel_needs_both_probes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     kvm = tmp_path / "kvm"
     kvm.write_bytes(b"")
     monkeypatch.setattr(qemu, "KVM_DEVICE", kvm)
     calls: list[tuple[str, Path | None]] = []
 
-    def sector_ok_kernel_hangs(accel: str, timeout: float = 0,
-                               kernel: Path | None = None) -> bool:
+    def sector_ok_kernel_hangs(accel: str, timeout: float = 0, kernel: Path | None = None) -> bool:
         calls.append((accel, kernel))
         return kernel is None
 
@@ -206,15 +223,20 @@ def test_stop_qemu_leaves_no_guest_behind() -> None:
     argv = [*qemu.qemu_argv(ISO, "bios", "cdrom", 128, "tcg", timeout=300)]
     # No ISO needed for this: boot the probe-free firmware with no drive at all.
     argv = [a for a in argv if not a.startswith("file=") and a != "-drive"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     time.sleep(1.0)
     children = _children(proc.pid)
     qemu.stop_qemu(proc)
     assert proc.returncode is not None
     time.sleep(0.5)
-    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()
-                and "qemu" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+    assert not [
+        pid
+        for pid in children
+        if Path(f"/proc/{pid}").exists()
+        and "qemu" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    ]
 
 
 def _children(pid: int) -> list[int]:
@@ -235,26 +257,29 @@ def _children(pid: int) -> list[int]:
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("line", "phase"), [
-    ("SeaBIOS (version 1.16.2-debian-1.16.2-1)", "firmware"),
-    ("Booting from DVD/CD...", "firmware"),
-    ('BdsDxe: loading Boot0001 "UEFI QEMU DVD-ROM QM00003 "', "firmware"),
-    ("\x1b[2;24HGNU GRUB  version 2.06-13+deb12u2", "boot loader"),
-    ("Welcome to GRUB!", "boot loader"),
-    ("ISOLINUX 6.04 20200816 ETCD Copyright (C) 1994-2015 H. Peter Anvin et al", "boot loader"),
-    ("Loading /boot/vmlinuz... ok", "boot loader"),
-    ("[    0.000000] Linux version 6.1.0-56-amd64 (debian-kernel@lists.debian.org)", "kernel"),
-    ("[    1.715008] Run /init as init process", "initrd"),
-    ("livecd: found the live medium on /dev/sr0", "initrd"),
-    ("livecd: switching to the live system", "live system"),
-    ("LIVECD-BOOT-OK", "live system"),
-    ("Welcome to Debian GNU/Linux 12 (bookworm)!", "live system"),
-    ("livecd login: ", "live system"),
-    ("livecd: rescue shell", "failed"),
-    ("[    3.1] Kernel panic - not syncing: Attempted to kill init!", "failed"),
-    ("[    2.1] usbcore: registered new interface driver uas", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("line", "phase"),
+    [
+        ("SeaBIOS (version 1.16.2-debian-1.16.2-1)", "firmware"),
+        ("Booting from DVD/CD...", "firmware"),
+        ('BdsDxe: loading Boot0001 "UEFI QEMU DVD-ROM QM00003 "', "firmware"),
+        ("\x1b[2;24HGNU GRUB  version 2.06-13+deb12u2", "boot loader"),
+        ("Welcome to GRUB!", "boot loader"),
+        ("ISOLINUX 6.04 20200816 ETCD Copyright (C) 1994-2015 H. Peter Anvin et al", "boot loader"),
+        ("Loading /boot/vmlinuz... ok", "boot loader"),
+        ("[    0.000000] Linux version 6.1.0-56-amd64 (debian-kernel@lists.debian.org)", "kernel"),
+        ("[    1.715008] Run /init as init process", "initrd"),
+        ("livecd: found the live medium on /dev/sr0", "initrd"),
+        ("livecd: switching to the live system", "live system"),
+        ("LIVECD-BOOT-OK", "live system"),
+        ("Welcome to Debian GNU/Linux 12 (bookworm)!", "live system"),
+        ("livecd login: ", "live system"),
+        ("livecd: rescue shell", "failed"),
+        ("[    3.1] Kernel panic - not syncing: Attempted to kill init!", "failed"),
+        ("[    2.1] usbcore: registered new interface driver uas", None),
+        ("", None),
+    ],
+)
 def test_boot_phase(line: str, phase: str | None) -> None:
     assert qemu.boot_phase(line) == phase
     if phase is not None:
@@ -280,21 +305,56 @@ def test_drive_paths_with_commas_cannot_add_options() -> None:
     assert code.endswith("file=/fw/a,,b/OVMF_CODE.fd")
 
 
-@pytest.mark.parametrize(("lines", "marker", "serial", "phrase", "option"), [
-    ([], "login:", True, "no boot phase at all", "boottest.firmware"),
-    (["SeaBIOS (version 1.16)", "Booting from DVD/CD..."], "login:", False,
-     "firmware phase", "bootloader.serial"),
-    (["SeaBIOS", "Linux version 6.1.0", "livecd: switching to the live system",
-      "Debian GNU/Linux 12 live ttyS0", "", "live login: "], "READY", True,
-     "but boottest.marker is 'READY'", "boottest.marker"),
-    (["SeaBIOS", "Linux version 6.1.0", "Run /init as init process",
-      "livecd: boot failed: no medium", "livecd: rescue shell"], "login:", True,
-     "failed phase", ""),
-    (["SeaBIOS", "Linux version 6.1.0", "[    3.2] random: crng init done"], "login:", True,
-     "the kernel phase; its last line: '[    3.2] random: crng init done'", ""),
-])
+@pytest.mark.parametrize(
+    ("lines", "marker", "serial", "phrase", "option"),
+    [
+        ([], "login:", True, "no boot phase at all", "boottest.firmware"),
+        (
+            ["SeaBIOS (version 1.16)", "Booting from DVD/CD..."],
+            "login:",
+            False,
+            "firmware phase",
+            "bootloader.serial",
+        ),
+        (
+            [
+                "SeaBIOS",
+                "Linux version 6.1.0",
+                "livecd: switching to the live system",
+                "Debian GNU/Linux 12 live ttyS0",
+                "",
+                "live login: ",
+            ],
+            "READY",
+            True,
+            "but boottest.marker is 'READY'",
+            "boottest.marker",
+        ),
+        (
+            [
+                "SeaBIOS",
+                "Linux version 6.1.0",
+                "Run /init as init process",
+                "livecd: boot failed: no medium",
+                "livecd: rescue shell",
+            ],
+            "login:",
+            True,
+            "failed phase",
+            "",
+        ),
+        (
+            ["SeaBIOS", "Linux version 6.1.0", "[    3.2] random: crng init done"],
+            "login:",
+            True,
+            "the kernel phase; its last line: '[    3.2] random: crng init done'",
+            "",
+        ),
+    ],
+)
 def test_diagnose_boot_names_the_phase_and_the_option(
-        lines: list[str], marker: str, serial: bool, phrase: str, option: str) -> None:
+    lines: list[str], marker: str, serial: bool, phrase: str, option: str
+) -> None:
     message, at_fault = qemu.diagnose_boot(lines, marker, serial)
     assert phrase in message
     assert at_fault == option

@@ -41,8 +41,9 @@ def hold_lock(work: Path) -> subprocess.Popen[str]:
         "with work_lock(b):\n"
         "    print('locked', flush=True); time.sleep(60)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
     return proc
 
@@ -88,10 +89,13 @@ def test_stale_lock_of_a_dead_build_is_taken_over(tmp_path: Path) -> None:
     assert load_state(build, "echo").status == "done"
 
 
-@pytest.mark.parametrize("case", ["root", "system_root", "home", "inside_packed",
-                                  "foreign_dir", "iso_is_dir", "contains_home"])
-def test_dangerous_paths_are_refused(case: str, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "case",
+    ["root", "system_root", "home", "inside_packed", "foreign_dir", "iso_is_dir", "contains_home"],
+)
+def test_dangerous_paths_are_refused(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     system = tmp_path / "sysroot"
     for d in ("bin", "lib", "sbin", "usr"):
         (system / d).mkdir(parents=True)
@@ -99,9 +103,15 @@ def test_dangerous_paths_are_refused(case: str, tmp_path: Path,
     home.mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
     profile = profile_at(tmp_path, system__root=str(system))
-    work = {"root": Path("/"), "system_root": system, "home": home,
-            "inside_packed": system / "usr" / "work", "foreign_dir": tmp_path / "thesis",
-            "iso_is_dir": tmp_path / "w", "contains_home": tmp_path / "home"}[case]
+    work = {
+        "root": Path("/"),
+        "system_root": system,
+        "home": home,
+        "inside_packed": system / "usr" / "work",
+        "foreign_dir": tmp_path / "thesis",
+        "iso_is_dir": tmp_path / "w",
+        "contains_home": tmp_path / "home",
+    }[case]
     if case == "foreign_dir":
         work.mkdir()
         (work / "chapter1.tex").write_text("precious")
@@ -117,13 +127,13 @@ def test_dangerous_paths_are_refused(case: str, tmp_path: Path,
         assert (work / "chapter1.tex").read_text() == "precious"
 
 
-def test_work_dir_inside_packed_tree_is_fine_when_excluded(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_work_dir_inside_packed_tree_is_fine_when_excluded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     system = tmp_path / "sysroot"
     (system / "usr").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(tmp_path / "h"))
-    profile = profile_at(tmp_path, system__root=str(system),
-                         system__excludes=["usr/work"])
+    profile = profile_at(tmp_path, system__root=str(system), system__excludes=["usr/work"])
     build = Build(profile=profile, work=system / "usr" / "work")
     assert workdir.path_problems(build, STAGES) == []
 
@@ -147,38 +157,50 @@ def test_clean_removes_only_marked_idle_dirs(tmp_path: Path) -> None:
         holder.wait()
     workdir.clean(busy)
     assert not busy.exists()
-    result = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "clean", str(foreign)],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "livecd_tui.cli", "clean", str(foreign)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 2 and "refusing" in result.stderr
 
 
 def test_detached_build_survives_its_parent_and_can_be_stopped(tmp_path: Path) -> None:
     """A detached build runs in its own session; attach follows it; stop interrupts it."""
     profile = tmp_path / "slow.toml"
-    profile.write_text('[boottest]\nenabled = false\n[system]\nsource = "busybox"\n'
-                       'modules = "initrd"\n')
+    profile.write_text(
+        '[boottest]\nenabled = false\n[system]\nsource = "busybox"\nmodules = "initrd"\n'
+    )
     work = tmp_path / "work"
     cli = [sys.executable, "-m", "livecd_tui.cli"]
-    started = subprocess.run([*cli, "build", str(profile), "--work-dir", str(work),
-                              "--detach"], capture_output=True, text=True, cwd=ROOT,
-                             timeout=60)
+    started = subprocess.run(
+        [*cli, "build", str(profile), "--work-dir", str(work), "--detach"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert started.returncode == 0, started.stderr
     info = workdir.read_lock(work)
     assert info is not None
     assert os.getsid(info.pid) == info.pid, "the build leads its own session"
     deadline = time.monotonic() + 60
-    while workdir.running_stage(work) not in ("system", "initrd", "writable", "bootloader",
-                                              "iso"):
+    while workdir.running_stage(work) not in ("system", "initrd", "writable", "bootloader", "iso"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    stopped = subprocess.run([*cli, "stop", str(work)], capture_output=True, text=True,
-                             cwd=ROOT, timeout=60)
+    stopped = subprocess.run(
+        [*cli, "stop", str(work)], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert stopped.returncode == 0 and "stopped the build" in stopped.stdout
-    status = subprocess.run([*cli, "status", str(work)], capture_output=True, text=True,
-                            cwd=ROOT)
+    status = subprocess.run([*cli, "status", str(work)], capture_output=True, text=True, cwd=ROOT)
     assert "interrupted" in status.stdout and "no build running" in status.stdout
-    resumed = subprocess.run([*cli, "build", str(profile), "--work-dir", str(work),
-                              "--resume"], capture_output=True, text=True, cwd=ROOT,
-                             timeout=300)
+    resumed = subprocess.run(
+        [*cli, "build", str(profile), "--work-dir", str(work), "--resume"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert (work / "out" / "slow.iso").is_file()

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KERNEL = find_prebuilt_kernel(Path("/"))
 needs_tools = pytest.mark.skipif(
     KERNEL is None or not all(shutil.which(t) for t in ("mksquashfs", "unsquashfs", "busybox")),
-    reason="needs a kernel in /boot, squashfs-tools and busybox")
+    reason="needs a kernel in /boot, squashfs-tools and busybox",
+)
 
 HASH = "$6$saltsalt$" + "h" * 86
 SECRETS = {
@@ -46,8 +47,18 @@ SHADOW_GID = 42
 
 def make_secret_root(root: Path) -> None:
     """A small system: busybox as init and getty, accounts with hashes, and secrets."""
-    for d in ("bin", "sbin", "lib", "usr/bin", "etc/ssh", "etc/ssl/private", "home/alice/.ssh",
-              "root", "var/log/apt", "var/tmp"):
+    for d in (
+        "bin",
+        "sbin",
+        "lib",
+        "usr/bin",
+        "etc/ssh",
+        "etc/ssl/private",
+        "home/alice/.ssh",
+        "root",
+        "var/log/apt",
+        "var/tmp",
+    ):
         (root / d).mkdir(parents=True, exist_ok=True)
     shutil.copy(shutil.which("busybox") or "/bin/busybox", root / "bin" / "busybox")
     for applet in ("sh", "login", "getty"):
@@ -57,12 +68,12 @@ def make_secret_root(root: Path) -> None:
     files = {
         "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
         "etc/shadow": f"root:{HASH}:19000:0:99999:7:::\nalice:{HASH}:19000:0:99999:7:::\n"
-                      "daemon:*:19000:0:99999:7:::\n",
+        "daemon:*:19000:0:99999:7:::\n",
         "etc/group": "root:x:0:\nsudo:x:27:\nalice:x:1000:\n",
         "etc/gshadow": f"root:*::\nsudo:{HASH}::\nalice:!::\n",
         "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
         "etc/inittab": "::sysinit:/bin/true\ntty1::respawn:/sbin/getty 38400 tty1\n"
-                       "ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100\n",
+        "ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100\n",
         "usr/bin/tool": "#!/bin/sh\necho tool\n",
         **SECRETS,
     }
@@ -93,34 +104,63 @@ def tree_digest(root: Path) -> dict[str, str]:
 def write_profile(path: Path, root: Path, **sections: dict[str, object]) -> Path:
     assert KERNEL is not None
     image, release = KERNEL
-    lines = ["[kernel]", f'image = "{image}"', f'modules_dir = "/lib/modules/{release}"',
-             "[system]", 'source = "root"', f'root = "{root}"',
-             'dirs = ["bin", "lib", "sbin", "usr", "home", "root", "var"]', 'modules = "none"']
+    lines = [
+        "[kernel]",
+        f'image = "{image}"',
+        f'modules_dir = "/lib/modules/{release}"',
+        "[system]",
+        'source = "root"',
+        f'root = "{root}"',
+        'dirs = ["bin", "lib", "sbin", "usr", "home", "root", "var"]',
+        'modules = "none"',
+    ]
     for section, values in sections.items():
         lines.append(f"[{section}]")
         for key, value in values.items():
-            lines.append(f"{key} = {value!r}".replace("'", '"').replace("True", "true")
-                         .replace("False", "false"))
+            lines.append(
+                f"{key} = {value!r}".replace("'", '"')
+                .replace("True", "true")
+                .replace("False", "false")
+            )
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def build(profile: Path, work: Path, stages: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "livecd_tui.cli", "build", str(profile),
-                           "--work-dir", str(work), "--only", stages],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "livecd_tui.cli",
+            "build",
+            str(profile),
+            "--work-dir",
+            str(work),
+            "--only",
+            stages,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
 
 
 def squashfs_paths(image: Path) -> set[str]:
-    listing = subprocess.run(["unsquashfs", "-l", str(image)], capture_output=True, text=True,
-                             check=True).stdout
-    return {line.removeprefix("squashfs-root/") for line in listing.splitlines()
-            if line.startswith("squashfs-root/")}
+    listing = subprocess.run(
+        ["unsquashfs", "-l", str(image)], capture_output=True, text=True, check=True
+    ).stdout
+    return {
+        line.removeprefix("squashfs-root/")
+        for line in listing.splitlines()
+        if line.startswith("squashfs-root/")
+    }
 
 
 def squashfs_cat(image: Path, path: str) -> str:
-    return subprocess.run(["unsquashfs", "-cat", str(image), path], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["unsquashfs", "-cat", str(image), path], capture_output=True, text=True, check=True
+    ).stdout
 
 
 @needs_tools
@@ -129,8 +169,7 @@ def test_overlay_image_holds_no_secret_and_the_root_is_unchanged(tmp_path: Path)
     make_secret_root(root)
     before = tree_digest(root)
     # Keep the homes (so the private key is caught by the secrets rule on its own).
-    profile = write_profile(tmp_path / "secrets.toml", root,
-                            **{"system.scrub": {"home": False}})
+    profile = write_profile(tmp_path / "secrets.toml", root, **{"system.scrub": {"home": False}})
     result = build(profile, tmp_path / "work", "preflight,kernel,system")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert tree_digest(root) == before
@@ -162,21 +201,26 @@ def test_classic_archive_holds_no_secret(tmp_path: Path) -> None:
     root = tmp_path / "root"
     make_secret_root(root)
     before = tree_digest(root)
-    profile = write_profile(tmp_path / "classic.toml", root,
-                            writable={"strategy": "classic"},
-                            **{"system.login": {"user": "live", "autologin": "tty1"}})
+    profile = write_profile(
+        tmp_path / "classic.toml",
+        root,
+        writable={"strategy": "classic"},
+        **{"system.login": {"user": "live", "autologin": "tty1"}},
+    )
     result = build(profile, tmp_path / "work", "preflight,kernel,system,writable")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert tree_digest(root) == before
 
     archive = tmp_path / "work" / "stages" / "writable" / "etc.tar.bz2"
-    listing = subprocess.run(["tar", "-tjf", str(archive)], capture_output=True, text=True,
-                             check=True).stdout.split()
+    listing = subprocess.run(
+        ["tar", "-tjf", str(archive)], capture_output=True, text=True, check=True
+    ).stdout.split()
     for secret in SECRETS:
         if secret.startswith("etc/"):
             assert secret not in listing, secret
     assert "etc/shadow" in listing and "etc/passwd" in listing
     with tarfile.open(archive) as tar:
+
         def read(name: str) -> str:
             member = tar.extractfile(name)
             assert member is not None
@@ -213,16 +257,18 @@ def test_classic_archive_owners_follow_keep_owners(tmp_path: Path) -> None:
     root = tmp_path / "root"
     make_secret_root(root)
     profile = write_profile(tmp_path / "owners.toml", root, writable={"strategy": "classic"})
-    profile.write_text(profile.read_text().replace('modules = "none"',
-                                                   'modules = "none"\nkeep_owners = false'))
+    profile.write_text(
+        profile.read_text().replace('modules = "none"', 'modules = "none"\nkeep_owners = false')
+    )
     result = build(profile, tmp_path / "work", "preflight,kernel,system,writable")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     archive = tmp_path / "work" / "stages" / "writable" / "etc.tar.bz2"
     with tarfile.open(archive) as tar:
         assert {(m.uid, m.gid) for m in tar.getmembers()} == {(0, 0)}
     image = tmp_path / "work" / "stages" / "system" / "system.squashfs"
-    listing = subprocess.run(["unsquashfs", "-lln", str(image), "etc/shadow"],
-                             capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        ["unsquashfs", "-lln", str(image), "etc/shadow"], capture_output=True, text=True, check=True
+    ).stdout
     assert " 0/0 " in listing, listing
 
 
@@ -230,10 +276,23 @@ def test_classic_archive_owners_follow_keep_owners(tmp_path: Path) -> None:
 def test_scrub_switched_off_packs_as_is(tmp_path: Path) -> None:
     root = tmp_path / "root"
     make_secret_root(root)
-    off = {name: False for name in ("ssh_host_keys", "passwords", "machine_id", "histories",
-                                    "home", "logs", "caches", "tmp", "secrets")}
-    profile = write_profile(tmp_path / "off.toml", root, **{"system.scrub": off,
-                                                           "system.login": {"password": "keep"}})
+    off = {
+        name: False
+        for name in (
+            "ssh_host_keys",
+            "passwords",
+            "machine_id",
+            "histories",
+            "home",
+            "logs",
+            "caches",
+            "tmp",
+            "secrets",
+        )
+    }
+    profile = write_profile(
+        tmp_path / "off.toml", root, **{"system.scrub": off, "system.login": {"password": "keep"}}
+    )
     result = build(profile, tmp_path / "work", "preflight,kernel,system")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     image = tmp_path / "work" / "stages" / "system" / "system.squashfs"
@@ -249,15 +308,19 @@ def fake_modules(base: Path, name: str, release_in_module: str | None = None) ->
     assert KERNEL is not None
     release = KERNEL[1]
     source = Path("/lib/modules") / release
-    rel = next(line.partition(":")[0] for line in (source / "modules.dep").read_text()
-               .splitlines() if line.partition(":")[0].endswith(".ko"))
+    rel = next(
+        line.partition(":")[0]
+        for line in (source / "modules.dep").read_text().splitlines()
+        if line.partition(":")[0].endswith(".ko")
+    )
     modules = base / name
     (modules / rel).parent.mkdir(parents=True)
     data = (source / rel).read_bytes()
     if release_in_module is not None:
         assert len(release_in_module) == len(release)
-        data = data.replace(f"vermagic={release}".encode(),
-                            f"vermagic={release_in_module}".encode())
+        data = data.replace(
+            f"vermagic={release}".encode(), f"vermagic={release_in_module}".encode()
+        )
     (modules / rel).write_bytes(data)
     (modules / "modules.dep").write_text(f"{rel}:\n")
     return modules
@@ -279,8 +342,10 @@ def test_modules_of_another_kernel_are_refused(tmp_path: Path, how: str) -> None
     else:
         modules = fake_modules(tmp_path / "mods", release, release_in_module=other)
     profile = tmp_path / "mismatch.toml"
-    profile.write_text(f'extends = "{ROOT / "profiles" / "demo.toml"}"\n'
-                       f'[kernel]\nimage = "{KERNEL[0]}"\nmodules_dir = "{modules}"\n')
+    profile.write_text(
+        f'extends = "{ROOT / "profiles" / "demo.toml"}"\n'
+        f'[kernel]\nimage = "{KERNEL[0]}"\nmodules_dir = "{modules}"\n'
+    )
     result = build(profile, tmp_path / "work", "preflight,kernel,system")
     assert result.returncode == 1
     assert "check the modules for the live system belong to the kernel" in result.stderr
@@ -303,8 +368,10 @@ def test_matching_modules_pass(tmp_path: Path) -> None:
 
 # -- the pieces ------------------------------------------------------------------------------
 def test_lock_passwords_leaves_no_hash() -> None:
-    text = (f"root:{HASH}:1::\nbin:*:1::\nnobody:!:1::\nlocked:!{HASH}:1::\nempty::1::\n"
-            "# comment\n+nis\n")
+    text = (
+        f"root:{HASH}:1::\nbin:*:1::\nnobody:!:1::\nlocked:!{HASH}:1::\nempty::1::\n"
+        "# comment\n+nis\n"
+    )
     new, changed = accounts.lock_passwords(text)
     assert "$6$" not in new
     assert changed == ["root", "locked", "empty"]
@@ -315,29 +382,36 @@ def test_live_user_is_added_once_with_a_free_id() -> None:
     files = accounts.AccountFiles(
         passwd="root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
         shadow=f"root:{HASH}:1::::::\nalice:{HASH}:1::::::\n",
-        group="root:x:0:\nsudo:x:27:alice\nalice:x:1000:\n", gshadow="sudo:!::alice\n")
-    login = accounts.LiveLogin("live", HASH.replace("h", "k"), ("sudo", "wheel"), "/bin/bash",
-                               20000)
+        group="root:x:0:\nsudo:x:27:alice\nalice:x:1000:\n",
+        gshadow="sudo:!::alice\n",
+    )
+    login = accounts.LiveLogin(
+        "live", HASH.replace("h", "k"), ("sudo", "wheel"), "/bin/bash", 20000
+    )
     out = accounts.apply_scrub_and_login(files, True, login)
     assert "live:x:1001:1001:Live user:/home/live:/bin/bash" in (out.passwd or "")
     assert f"live:{login.password_field}:20000:0:99999:7:::" in (out.shadow or "")
     assert "root:!:" in (out.shadow or "") and "alice:!:" in (out.shadow or "")
     assert "sudo:x:27:alice,live" in (out.group or "") and "sudo:!::alice,live" in (
-        out.gshadow or "")
+        out.gshadow or ""
+    )
     again = accounts.apply_scrub_and_login(out, True, login)
     assert again.passwd == out.passwd and (again.shadow or "").count("live:") == 1
 
 
 def test_keep_leaves_the_systems_password() -> None:
-    files = accounts.AccountFiles(passwd="root:x:0:0::/root:/bin/sh\n",
-                                  shadow=f"root:{HASH}:1::::::\n")
+    files = accounts.AccountFiles(
+        passwd="root:x:0:0::/root:/bin/sh\n", shadow=f"root:{HASH}:1::::::\n"
+    )
     out = accounts.apply_scrub_and_login(files, False, accounts.LiveLogin("root", None))
     assert out.shadow == files.shadow and not out.changes
 
 
 def test_autologin_inittab() -> None:
-    text = ("::sysinit:/etc/init.d/rcS\nttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100\n"
-            "tty1::respawn:/sbin/getty 38400 tty1\n")
+    text = (
+        "::sysinit:/etc/init.d/rcS\nttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100\n"
+        "tty1::respawn:/sbin/getty 38400 tty1\n"
+    )
     new, ttys = scrub.autologin_inittab(text, "live", "tty1", "busybox", "/bin/login")
     assert ttys == ["tty1"] and "tty1::respawn:/bin/login -f live" in new
     assert "ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100" in new
@@ -374,18 +448,22 @@ def test_systemd_root_gets_drop_ins(tmp_path: Path) -> None:
     (root / "usr/sbin/sshd").write_text("")
     (root / "usr/bin/ssh-keygen").write_text("")
     (root / "usr/lib/systemd/system/ssh.service").write_text(
-        "[Service]\nExecStartPre=/usr/sbin/sshd -t\nExecStart=/usr/sbin/sshd -D\n")
+        "[Service]\nExecStartPre=/usr/sbin/sshd -t\nExecStart=/usr/sbin/sshd -D\n"
+    )
     (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
     profile = tmp_path / "p.toml"
     profile.write_text(f'[system]\nroot = "{root}"\n[system.login]\nautologin = "all"\n')
-    plan = scrub.make_plan(Build.for_profile(load_profile(profile), tmp_path / "w"), root,
-                           ["etc", "usr"])
+    plan = scrub.make_plan(
+        Build.for_profile(load_profile(profile), tmp_path / "w"), root, ["etc", "usr"]
+    )
     files = {r.path: r.content.decode() for r in plan.replacements}
     ssh = files["etc/systemd/system/ssh.service.d/livecd-tui.conf"]
     assert ssh.index("ssh-keygen -A") < ssh.index("ExecStartPre=/usr/sbin/sshd -t")
     getty = files["etc/systemd/system/getty@.service.d/livecd-tui.conf"]
-    assert "ExecStart=\nExecStart=-/sbin/agetty -o '-p -f -- \\\\u' --noclear --autologin " \
-           "root %I $TERM" in getty
+    assert (
+        "ExecStart=\nExecStart=-/sbin/agetty -o '-p -f -- \\\\u' --noclear --autologin "
+        "root %I $TERM" in getty
+    )
     assert "serial-getty@.service.d/livecd-tui.conf" in " ".join(files)
 
 
@@ -397,18 +475,25 @@ def test_the_scripts_account_files_are_the_tools(tmp_path: Path, password: str) 
 
     root = tmp_path / "root"
     make_secret_root(root)
-    (root / "etc" / "passwd").write_text("root::0:0:root:/root:/bin/sh\n# comment: x\n"
-                                         f"old:{HASH}:1:1::/:/bin/sh\n")
+    (root / "etc" / "passwd").write_text(
+        f"root::0:0:root:/root:/bin/sh\n# comment: x\nold:{HASH}:1:1::/:/bin/sh\n"
+    )
     profile = tmp_path / "p.toml"
-    profile.write_text(f'[system]\nroot = "{root}"\n[system.login]\npassword = "{password}"\n'
-                       f'password_hash = "{HASH.replace("h", "k")}"\n')
+    profile.write_text(
+        f'[system]\nroot = "{root}"\n[system.login]\npassword = "{password}"\n'
+        f'password_hash = "{HASH.replace("h", "k")}"\n'
+    )
     build = Build.for_profile(load_profile(profile), tmp_path / "work")
     sources = ["bin", "etc", "usr"]
     plan = scrub.make_plan(build, root, sources)
     out = tmp_path / "out"
     out.mkdir()
-    script = "\n".join(fileops.render(
-        [scrub.squashfs_at_run_time(build, root, out, sources, [], False)])) + "\n"
+    script = (
+        "\n".join(
+            fileops.render([scrub.squashfs_at_run_time(build, root, out, sources, [], False)])
+        )
+        + "\n"
+    )
     subprocess.run(["bash", "-euo", "pipefail", "-c", script], check=True)
     pseudo = (out / scrub.PSEUDO_FILE).read_text()
     for name in ("passwd", "shadow", "group", "gshadow"):
@@ -420,8 +505,7 @@ def test_the_scripts_account_files_are_the_tools(tmp_path: Path, password: str) 
             assert (out / "scrub" / "etc" / name).read_bytes() == replaced.content, name
 
 
-def test_live_home_is_given_to_the_user_at_boot_when_the_image_is_all_root(
-        tmp_path: Path) -> None:
+def test_live_home_is_given_to_the_user_at_boot_when_the_image_is_all_root(tmp_path: Path) -> None:
     from livecd_tui.build import Build
     from livecd_tui.profile import load_profile
 
@@ -429,8 +513,9 @@ def test_live_home_is_given_to_the_user_at_boot_when_the_image_is_all_root(
     make_secret_root(root)
     (root / "bin" / "chown").symlink_to("busybox")
     profile = tmp_path / "p.toml"
-    profile.write_text(f'[system]\nroot = "{root}"\n[system.login]\nuser = "live"\n'
-                       'autologin = "tty1"\n')
+    profile.write_text(
+        f'[system]\nroot = "{root}"\n[system.login]\nuser = "live"\nautologin = "tty1"\n'
+    )
     build = Build.for_profile(load_profile(profile), tmp_path / "work")
     plan = scrub.make_plan(build, root, ["etc", "home"], all_root=True)
     inittab = next(r for r in plan.replacements if r.path == "etc/inittab").content.decode()
@@ -438,8 +523,10 @@ def test_live_home_is_given_to_the_user_at_boot_when_the_image_is_all_root(
     assert inittab.endswith("::sysinit:/bin/chown 1001:1001 /home/live\n")
     assert [d.path for d in plan.new_dirs if d.option == "system.login.user"] == ["home/live"]
     kept = scrub.make_plan(build, root, ["etc", "home"], all_root=False)
-    assert "chown" not in next(r for r in kept.replacements
-                               if r.path == "etc/inittab").content.decode()
+    assert (
+        "chown"
+        not in next(r for r in kept.replacements if r.path == "etc/inittab").content.decode()
+    )
 
 
 @pytest.mark.parametrize("password", ["none", "hash", "keep"])
@@ -451,9 +538,11 @@ def test_the_scripts_etc_archive_is_the_tools(tmp_path: Path, password: str) -> 
     root = tmp_path / "root"
     make_secret_root(root)
     profile = tmp_path / "p.toml"
-    profile.write_text(f'[system]\nroot = "{root}"\n[writable]\nstrategy = "classic"\n'
-                       f'[system.login]\npassword = "{password}"\n'
-                       f'password_hash = "{HASH.replace("h", "k")}"\n')
+    profile.write_text(
+        f'[system]\nroot = "{root}"\n[writable]\nstrategy = "classic"\n'
+        f'[system.login]\npassword = "{password}"\n'
+        f'password_hash = "{HASH.replace("h", "k")}"\n'
+    )
     build = Build.for_profile(load_profile(profile), tmp_path / "work")
     trees = {}
     for how in ("tool", "script"):
@@ -466,6 +555,7 @@ def test_the_scripts_etc_archive_is_the_tools(tmp_path: Path, password: str) -> 
     subprocess.run(["bash", "-euo", "pipefail", "-c", script], check=True)
     assert tree_digest(trees["script"] / "etc").keys() == tree_digest(trees["tool"] / "etc").keys()
     for name in ("passwd", "shadow", "group", "gshadow", "machine-id", "inittab"):
-        assert (trees["script"] / "etc" / name).read_bytes() == \
-            (trees["tool"] / "etc" / name).read_bytes(), name
+        assert (trees["script"] / "etc" / name).read_bytes() == (
+            trees["tool"] / "etc" / name
+        ).read_bytes(), name
     assert not (trees["script"] / "etc" / "ssh" / "ssh_host_ed25519_key").exists()

@@ -46,8 +46,9 @@ def test_a_key_in_etc_is_left_out(sample: Sample) -> None:
 
 
 def test_a_quoted_value_keeps_its_quotes() -> None:
-    result = secrets.scan_data("etc/wpa_supplicant/wpa_supplicant.conf",
-                               b'network={\n ssid="x"\n psk="hunter22"\n}\n')
+    result = secrets.scan_data(
+        "etc/wpa_supplicant/wpa_supplicant.conf", b'network={\n ssid="x"\n psk="hunter22"\n}\n'
+    )
     assert result is not None and result.redacted is not None
     assert b' psk="REMOVED-BY-LIVECD-TUI"\n' in result.redacted
 
@@ -98,8 +99,9 @@ def test_links_are_never_followed(tmp_path: Path) -> None:
     assert secrets.scan_file(str(tmp_path), "link") is None
 
 
-def test_the_workers_find_what_one_process_finds(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_workers_find_what_one_process_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rels = []
     for i in range(secrets.POOL_MIN_FILES + 50):
         rel = f"d{i % 7}/f{i}"
@@ -128,9 +130,18 @@ def test_the_tree_scrub_never_writes_through_a_link(tmp_path: Path) -> None:
     (tree / "etc" / "keys").symlink_to(outside)
     (tree / "etc" / "wg0.key").write_bytes(pem.content)
     plan = scrub.ScrubPlan(scan=True)
-    plan.replacements.append(scrub.Replacement(
-        "etc/systemd/system/ssh.service.d/livecd-tui.conf", b"[Service]\n", 0o644, 0, 0,
-        "system.scrub.ssh_host_keys", "drop-in", False))
+    plan.replacements.append(
+        scrub.Replacement(
+            "etc/systemd/system/ssh.service.d/livecd-tui.conf",
+            b"[Service]\n",
+            0o644,
+            0,
+            0,
+            "system.scrub.ssh_host_keys",
+            "drop-in",
+            False,
+        )
+    )
     findings = scrub.apply_to_tree(plan, tree)
     assert sorted(str(p.relative_to(outside)) for p in outside.rglob("*")) == before
     assert (outside / "key.pem").read_bytes() == pem.content
@@ -144,14 +155,17 @@ def test_allowed_file_is_kept_and_reported(tmp_path: Path) -> None:
     (tmp_path / "etc" / "wireguard").mkdir(parents=True)
     (tmp_path / "etc" / "wireguard" / "wg0.conf").write_bytes(wg.content)
     (tmp_path / "etc" / "wireguard" / "wg1.conf").write_bytes(wg.content)
-    plan = scrub.ScrubPlan(scan=True, allow=frozenset(
-        secrets.normalise_allow(["/etc/wireguard/wg0.conf"])))
+    plan = scrub.ScrubPlan(
+        scan=True, allow=frozenset(secrets.normalise_allow(["/etc/wireguard/wg0.conf"]))
+    )
     findings = scrub.apply_to_tree(plan, tmp_path)
     assert (tmp_path / "etc/wireguard/wg0.conf").read_bytes() == wg.content
     assert wg.unique not in (tmp_path / "etc/wireguard/wg1.conf").read_bytes()
     lines = scrub.report("t", findings, plan.notes)
-    assert any(x.startswith("kept      etc/wireguard/wg0.conf") and "system.scrub.allow" in x
-               for x in lines)
+    assert any(
+        x.startswith("kept      etc/wireguard/wg0.conf") and "system.scrub.allow" in x
+        for x in lines
+    )
     assert any(x.startswith("replaced  etc/wireguard/wg1.conf") for x in lines)
     assert lines[-1].endswith("1 kept by system.scrub.allow")
 
@@ -159,8 +173,7 @@ def test_allowed_file_is_kept_and_reported(tmp_path: Path) -> None:
 def test_sshd_drop_in_allowing_empty_passwords_is_warned(tmp_path: Path) -> None:
     conf = tmp_path / "etc" / "ssh" / "sshd_config.d"
     conf.mkdir(parents=True)
-    (tmp_path / "etc" / "ssh" / "sshd_config").write_text("Include /etc/ssh/sshd_config.d/*"
-                                                          ".conf\n")
+    (tmp_path / "etc" / "ssh" / "sshd_config").write_text("Include /etc/ssh/sshd_config.d/*.conf\n")
     (conf / "50-lab.conf").write_text("PermitEmptyPasswords yes\n")
     plan = scrub.ScrubPlan()
     scrub._warn_empty_passwords(plan, tmp_path)
@@ -181,11 +194,23 @@ def test_the_script_scan_is_the_tools(tmp_path: Path) -> None:
     out.mkdir()
     (out / scrub.EXCLUDE_FILE).write_text("srv/openssh\n")
     (out / scrub.PSEUDO_FILE).write_text("")
-    assert scrub.main(["squashfs", str(root), str(out), "--source=etc", "--source=srv",
-                       "--allow=/srv/pem-ec"]) == 0
+    assert (
+        scrub.main(
+            ["squashfs", str(root), str(out), "--source=etc", "--source=srv", "--allow=/srv/pem-ec"]
+        )
+        == 0
+    )
     lines = (out / scrub.EXCLUDE_FILE).read_text().splitlines()
-    assert sorted(lines) == sorted(["srv/openssh", "srv/pem-rsa", "srv/pem-pkcs8",
-                                    "srv/pem-encrypted", "srv/pgp", "etc/wireguard/wg0.conf"])
+    assert sorted(lines) == sorted(
+        [
+            "srv/openssh",
+            "srv/pem-rsa",
+            "srv/pem-pkcs8",
+            "srv/pem-encrypted",
+            "srv/pgp",
+            "etc/wireguard/wg0.conf",
+        ]
+    )
     pseudo = (out / scrub.PSEUDO_FILE).read_text()
     assert pseudo.startswith("etc/wireguard/wg0.conf f 644 ")
     staged = out / scrub.STAGED_DIR / "etc/wireguard/wg0.conf"
@@ -193,8 +218,7 @@ def test_the_script_scan_is_the_tools(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fails", [False, True])
-def test_the_report_is_published_only_when_the_stage_is_done(tmp_path: Path,
-                                                             fails: bool) -> None:
+def test_the_report_is_published_only_when_the_stage_is_done(tmp_path: Path, fails: bool) -> None:
     """out/PROFILE.scrub.txt describes finished images only: a stage that writes its part
     of the report and then fails (or is stopped) publishes nothing."""
     from livecd_tui.build import Build
@@ -207,12 +231,17 @@ def test_the_report_is_published_only_when_the_stage_is_done(tmp_path: Path,
     build = Build(profile=new_profile(), work=tmp_path / "work")
 
     def plan(b: Build) -> list:
-        write = Action("write the report", lambda ctx: scrub.publish_report(
-            ctx.build, "system", ["== scrub: the system image", "removed   etc/x"], ctx.out))
+        write = Action(
+            "write the report",
+            lambda ctx: scrub.publish_report(
+                ctx.build, "system", ["== scrub: the system image", "removed   etc/x"], ctx.out
+            ),
+        )
         return [write, command(["false" if fails else "true"], "then fail or not")]
 
-    engine = Engine(build, [Stage("system", "System", "scrubs", plan,
-                                  on_done=scrub.publish_combined)])
+    engine = Engine(
+        build, [Stage("system", "System", "scrubs", plan, on_done=scrub.publish_combined)]
+    )
     assert engine.run(engine.select()) is not fails
     report = scrub.report_path(build)
     if fails:
@@ -237,5 +266,6 @@ def test_an_allowed_path_that_is_not_there_is_noted(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     plan = scrub.ScrubPlan(allow=frozenset({"etc/wireguard/wg0.conf", "srv/x"}))
     scrub.keep_allowed(plan, tmp_path, ["etc"])
-    assert plan.notes == [f"system.scrub.allow lists /etc/wireguard/wg0.conf, which {tmp_path} "
-                          "does not have"]
+    assert plan.notes == [
+        f"system.scrub.allow lists /etc/wireguard/wg0.conf, which {tmp_path} does not have"
+    ]

@@ -28,8 +28,9 @@ def pe_image(signature_size: int) -> bytes:
     image[0x80:0x84] = b"PE\0\0"
     optional = 0x80 + 24
     struct.pack_into("<H", image, optional, 0x20B)
-    struct.pack_into("<II", image, optional + 112 + 4 * 8, 0x200 if signature_size else 0,
-                     signature_size)
+    struct.pack_into(
+        "<II", image, optional + 112 + 4 * 8, 0x200 if signature_size else 0, signature_size
+    )
     return bytes(image)
 
 
@@ -74,8 +75,7 @@ def test_shim_layout_copies_debians_signed_files(tmp_path: Path) -> None:
     steps = secureboot.esp_steps(tmp_path, "shim", epoch=1)
     argvs = [step.argv for step in steps]
     assert ["cp", str(secureboot.SHIM_SIGNED), str(tmp_path / "EFI/BOOT/BOOTX64.EFI")] in argvs
-    assert ["cp", str(secureboot.GRUB_CD_SIGNED),
-            str(tmp_path / "EFI/BOOT/grubx64.efi")] in argvs
+    assert ["cp", str(secureboot.GRUB_CD_SIGNED), str(tmp_path / "EFI/BOOT/grubx64.efi")] in argvs
     assert any(argv[-1] == str(tmp_path / ".disk/info") for argv in argvs)
     assert not any(argv[0] in ("sbsign", "grub-mkimage") for argv in argvs)
     mformat = next(argv for argv in argvs if argv[0] == "mformat")
@@ -89,8 +89,7 @@ def test_own_keys_layout_signs_grub_shim_and_kernel(tmp_path: Path) -> None:
     mkimage = next(argv for argv in argvs if argv[0] == "grub-mkimage")
     assert "--sbat" in mkimage and "--disable-shim-lock" not in mkimage
     assert "-c" in mkimage  # the early config that finds the CD by its marker
-    signed = {argv[argv.index("--output") + 1]: argv[-1] for argv in argvs
-              if argv[0] == "sbsign"}
+    signed = {argv[argv.index("--output") + 1]: argv[-1] for argv in argvs if argv[0] == "sbsign"}
     assert signed[str(tmp_path / "EFI/BOOT/BOOTX64.EFI")] == str(secureboot.SHIM_SIGNED)
     assert signed[str(tmp_path / "EFI/BOOT/grubx64.efi")].endswith("grubx64.unsigned.efi")
     assert signed[str(tmp_path / "boot/vmlinuz")] == str(kernel)
@@ -122,14 +121,16 @@ def test_own_keys_plans_signing_and_takes_the_signed_kernel(tmp_path: Path) -> N
     keys.mkdir()
     (keys / "db.key").write_text("key")
     (keys / "db.crt").write_text("cert")
-    build = demo_profile(tmp_path, '[bootloader]\nsecure_boot = "own-keys"\n'
-                         'secure_boot_key = "keys/db.key"\nsecure_boot_cert = "keys/db.crt"\n'
-                         '[boottest]\nfirmware = "uefi"\n')
+    build = demo_profile(
+        tmp_path,
+        '[bootloader]\nsecure_boot = "own-keys"\n'
+        'secure_boot_key = "keys/db.key"\nsecure_boot_cert = "keys/db.crt"\n'
+        '[boottest]\nfirmware = "uefi"\n',
+    )
     text = plan_text(build, "bootloader")
     assert text.count("sbsign --key") == 3
     iso = plan_text(build, "iso")
-    assert "vmlinuz" not in "\n".join(line for line in iso.splitlines()
-                                      if line.startswith("ln "))
+    assert "vmlinuz" not in "\n".join(line for line in iso.splitlines() if line.startswith("ln "))
     boot = plan_text(build, "boottest")
     assert "--set-pk" in boot and str(keys / "db.crt") in boot
     assert "-machine q35,smm=on" in boot and "OVMF_CODE_4M.secboot.fd" in boot
@@ -145,49 +146,66 @@ def test_own_keys_without_keys_is_refused_with_file_and_line(tmp_path: Path) -> 
 
 
 def test_shim_refuses_a_kernel_built_here_or_unsigned(tmp_path: Path) -> None:
-    build = demo_profile(tmp_path, '[kernel]\nsource = "tree"\ntree = "."\n'
-                         '[bootloader]\nsecure_boot = "shim"\n')
+    build = demo_profile(
+        tmp_path, '[kernel]\nsource = "tree"\ntree = "."\n[bootloader]\nsecure_boot = "shim"\n'
+    )
     with pytest.raises(PlanError, match="own-keys") as err:
         plan_stage(build, STAGE["bootloader"])
     assert err.value.option == "bootloader.secure_boot"
     assert f"{tmp_path / 'p.toml'}:6" in str(err.value)  # the line that sets it
     unsigned = tmp_path / "vmlinuz"
     unsigned.write_bytes(pe_image(0))
-    build = demo_profile(tmp_path, f'[kernel]\nimage = "{unsigned}"\n'
-                         '[bootloader]\nsecure_boot = "shim"\n')
+    build = demo_profile(
+        tmp_path, f'[kernel]\nimage = "{unsigned}"\n[bootloader]\nsecure_boot = "shim"\n'
+    )
     with pytest.raises(PlanError, match="carries no signature"):
         plan_stage(build, STAGE["bootloader"])
 
 
 def test_shim_boot_test_uses_microsofts_keys(tmp_path: Path) -> None:
-    build = demo_profile(tmp_path, '[bootloader]\nsecure_boot = "shim"\n'
-                         '[boottest]\nfirmware = "uefi"\n')
+    build = demo_profile(
+        tmp_path, '[bootloader]\nsecure_boot = "shim"\n[boottest]\nfirmware = "uefi"\n'
+    )
     text = plan_text(build, "boottest")
     assert f"cp {secureboot.OVMF_VARS_MS}" in text and "virt-fw-vars" not in text
-    bios = plan_text(demo_profile(tmp_path, '[bootloader]\nsecure_boot = "shim"\n'),
-                     "boottest")
+    bios = plan_text(demo_profile(tmp_path, '[bootloader]\nsecure_boot = "shim"\n'), "boottest")
     assert "q35" not in bios and "secboot" not in bios
 
 
 def test_qemu_secure_boot_argv(tmp_path: Path) -> None:
     vars_copy, code = tmp_path / "a,b.fd", Path("/x/CODE.secboot.fd")
-    argv = qemu.qemu_argv(tmp_path / "x.iso", firmware="uefi", medium="cdrom",
-                          memory_mib=512, accel="tcg", secure_boot=(vars_copy, code))
+    argv = qemu.qemu_argv(
+        tmp_path / "x.iso",
+        firmware="uefi",
+        medium="cdrom",
+        memory_mib=512,
+        accel="tcg",
+        secure_boot=(vars_copy, code),
+    )
     assert argv[argv.index("-machine") + 1] == "q35,smm=on"
     assert "driver=cfi.pflash01,property=secure,value=on" in argv
     assert f"if=pflash,format=raw,unit=0,readonly=on,file={code}" in argv
     assert f"if=pflash,format=raw,unit=1,file={tmp_path}/a,,b.fd" in argv
     assert "-bios" not in argv
     with pytest.raises(ValueError):
-        qemu.qemu_argv(tmp_path / "x.iso", firmware="bios", medium="cdrom", memory_mib=512,
-                       accel="tcg", secure_boot=(vars_copy, code))
+        qemu.qemu_argv(
+            tmp_path / "x.iso",
+            firmware="bios",
+            medium="cdrom",
+            memory_mib=512,
+            accel="tcg",
+            secure_boot=(vars_copy, code),
+        )
 
 
-@pytest.mark.parametrize("line", [
-    "Verification failed: (0x1A) Security Violation",
-    "error: bad shim signature.",
-    'BdsDxe: failed to load Boot0001 "UEFI QEMU DVD-ROM" from PciRoot(0x0): Access Denied',
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Verification failed: (0x1A) Security Violation",
+        "error: bad shim signature.",
+        'BdsDxe: failed to load Boot0001 "UEFI QEMU DVD-ROM" from PciRoot(0x0): Access Denied',
+    ],
+)
 def test_a_secure_boot_refusal_is_a_failed_boot(line: str) -> None:
     assert qemu.boot_phase(line) == "failed"
 
@@ -201,8 +219,11 @@ def test_vars_enroll_argv_sets_every_key_to_the_certificate(tmp_path: Path) -> N
 
 
 def test_a_refused_boot_is_diagnosed_as_secure_boot() -> None:
-    lines = ["BdsDxe: starting Boot0001", "\x1b[1mVerification failed: (0x1A) Security "
-             "Violation\x1b[0m", "OK"]
+    lines = [
+        "BdsDxe: starting Boot0001",
+        "\x1b[1mVerification failed: (0x1A) Security Violation\x1b[0m",
+        "OK",
+    ]
     said, option = qemu.diagnose_boot(lines, "login:", serial=True)
     assert "Secure Boot refused" in said and "Verification failed" in said
     assert option == "bootloader.secure_boot"

@@ -75,13 +75,16 @@ def test_autologin_everywhere_reaches_the_new_serial_getty(tmp_path: Path) -> No
     assert "S0:2345:respawn:/sbin/agetty --autologin root -L ttyS0 115200 vt100" in text
 
 
-@pytest.mark.parametrize(("inittab", "found"), [
-    ("ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100\n", True),
-    ("T0:23:respawn:/sbin/agetty -L 115200 /dev/ttyS0 vt100\n", True),
-    ("#T0:23:respawn:/sbin/getty -L ttyS0 9600 vt100\n", False),
-    ("T0:23:off:/sbin/getty -L ttyS0 9600 vt100\n", False),
-    ("1:2345:respawn:/sbin/getty 38400 tty1\n", False),
-])
+@pytest.mark.parametrize(
+    ("inittab", "found"),
+    [
+        ("ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100\n", True),
+        ("T0:23:respawn:/sbin/agetty -L 115200 /dev/ttyS0 vt100\n", True),
+        ("#T0:23:respawn:/sbin/getty -L ttyS0 9600 vt100\n", False),
+        ("T0:23:off:/sbin/getty -L ttyS0 9600 vt100\n", False),
+        ("1:2345:respawn:/sbin/getty 38400 tty1\n", False),
+    ],
+)
 def test_has_serial_getty(inittab: str, found: bool) -> None:
     assert scrub.has_serial_getty(inittab) is found
 

@@ -30,7 +30,8 @@ def lfs_root(root: Path, programs: tuple[str, ...] = ()) -> Path:
 
 
 def test_auto_takes_the_roots_busybox_then_the_hosts_then_the_system(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = lfs_root(tmp_path / "root", ("busybox",))
     choice = toolbox.choose(root_profile(root))
     assert choice.kind == "busybox" and choice.busybox == root / "usr/bin/busybox"
@@ -68,7 +69,6 @@ def test_the_system_toolbox_names_what_the_root_lacks(tmp_path: Path) -> None:
 
 def test_check_refuses_mdev_without_busybox(tmp_path: Path) -> None:
     root = lfs_root(tmp_path / "root")
-    profile = root_profile(root, **{"initrd.toolbox": "system",
-                                    "initrd.device_manager": "mdev"})
+    profile = root_profile(root, **{"initrd.toolbox": "system", "initrd.device_manager": "mdev"})
     keys = {i.key for i in checks.run_checks(profile, with_kernel=False).problems}
     assert "initrd.device_manager" in keys

@@ -47,6 +47,7 @@ SIZE = (80, 24)
 
 def pilot_test(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     """Run an async pilot test in its own event loop (no pytest async plugin needed)."""
+
     @functools.wraps(test)
     def run(*args: Any, **kwargs: Any) -> None:
         asyncio.run(test(*args, **kwargs))
@@ -69,8 +70,9 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:
 
 
 def make_app(profile: Profile, stages: list[Stage] | None = None, **kwargs: object) -> LiveCDApp:
-    return LiveCDApp(profile, work_dir=Path("work").resolve(), stages=stages or [],
-                     clock=fixed_clock, **kwargs)  # type: ignore[arg-type]
+    return LiveCDApp(
+        profile, work_dir=Path("work").resolve(), stages=stages or [], clock=fixed_clock, **kwargs
+    )  # type: ignore[arg-type]
 
 
 def tree_of(app: LiveCDApp) -> MenuTree:
@@ -142,11 +144,12 @@ def test_control_sequences_never_reach_the_terminal() -> None:
 
 
 def test_core_does_not_import_textual() -> None:
-    code = ("import sys, livecd_tui.options, livecd_tui.profile, livecd_tui.engine, "
-            "livecd_tui.build, livecd_tui.steps, livecd_tui.cli\n"
-            "assert not [m for m in sys.modules if m.startswith('textual')], 'textual!'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=ROOT)
+    code = (
+        "import sys, livecd_tui.options, livecd_tui.profile, livecd_tui.engine, "
+        "livecd_tui.build, livecd_tui.steps, livecd_tui.cli\n"
+        "assert not [m for m in sys.modules if m.startswith('textual')], 'textual!'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     if "cannot import name" in result.stderr:
         pytest.skip("some core module is still being written: " + result.stderr[-200:])
     assert result.returncode == 0, result.stderr
@@ -330,7 +333,7 @@ async def test_help_names_key_default_and_dependencies(demo: Profile) -> None:
         await pilot.press("escape")
         await go_to(pilot, app, "bootloader.serial_speed")
         await pilot.press("question_mark")
-        assert 'Depends on: bootloader.serial is true (met)' in app.screen.text  # type: ignore[attr-defined]
+        assert "Depends on: bootloader.serial is true (met)" in app.screen.text  # type: ignore[attr-defined]
         await pilot.press("escape")
         panel = str(app.screen.query_one("#help").render())
         assert "bootloader.serial_speed" in panel and "Baud rate" in panel
@@ -417,8 +420,12 @@ async def test_command_palette_lists_the_screen_keys(demo: Profile) -> None:
 @pilot_test
 async def test_check_panel_jumps_to_the_option(demo: Profile) -> None:
     def checker(profile: Profile) -> CheckReport:
-        return CheckReport([CheckItem("profile", True, "no problems"),
-                            CheckItem("tool", False, "xorriso missing", "iso.tool")])
+        return CheckReport(
+            [
+                CheckItem("profile", True, "no problems"),
+                CheckItem("tool", False, "xorriso missing", "iso.tool"),
+            ]
+        )
 
     app = make_app(demo)
     async with app.run_test(size=SIZE) as pilot:
@@ -444,13 +451,15 @@ async def test_check_panel_notes_an_unused_setting_and_goes_to_it(demo: Profile)
         from livecd_tui.checks import run_checks
         from livecd_tui.tui.check_screen import CheckScreen
 
-        app.push_screen(CheckScreen(demo, lambda p: run_checks(p, with_kernel=False)),
-                        app._jump_if_chosen)
+        app.push_screen(
+            CheckScreen(demo, lambda p: run_checks(p, with_kernel=False)), app._jump_if_chosen
+        )
         await app.workers.wait_for_complete()
         await pilot.pause()
         findings = app.screen.query_one("#findings", OptionList)
-        prompts = [str(findings.get_option_at_index(i).prompt)
-                   for i in range(findings.option_count)]
+        prompts = [
+            str(findings.get_option_at_index(i).prompt) for i in range(findings.option_count)
+        ]
         note = next(i for i, p in enumerate(prompts) if "is not used" in p)
         assert prompts[note].startswith("i  kernel.tree = ") and "-> kernel.tree" in prompts[note]
         assert 'applies only when kernel.source is "tree"' in prompts[note]
@@ -465,21 +474,26 @@ async def test_check_panel_notes_an_unused_setting_and_goes_to_it(demo: Profile)
 # -- plan and build ------------------------------------------------------------------------
 def echo_stages(flag: Path | None = None) -> list[Stage]:
     """Three real little stages; the second fails until bootloader.timeout is above 3."""
+
     def first(build) -> list[Step]:  # type: ignore[no-untyped-def]
         return [command(["sh", "-c", "for i in 1 2 3; do echo line $i; done"], "print lines")]
 
     def second(build) -> list[Step]:  # type: ignore[no-untyped-def]
         timeout = build.profile["bootloader.timeout"]
-        return [command(["sh", "-c", f"echo checking; test {timeout} -gt 3 || exit 3"],
-                        "check the timeout")]
+        return [
+            command(
+                ["sh", "-c", f"echo checking; test {timeout} -gt 3 || exit 3"], "check the timeout"
+            )
+        ]
 
     def third(build) -> list[Step]:  # type: ignore[no-untyped-def]
         return [command(["echo", "the end"], "say the end")]
 
-    return [Stage("first", "First", "prints lines", first),
-            Stage("second", "Second", "checks the timeout", second,
-                  reads=("bootloader.timeout",)),
-            Stage("third", "Third", "ends", third)]
+    return [
+        Stage("first", "First", "prints lines", first),
+        Stage("second", "Second", "checks the timeout", second, reads=("bootloader.timeout",)),
+        Stage("third", "Third", "ends", third),
+    ]
 
 
 async def settle(pilot, app: LiveCDApp) -> None:  # type: ignore[no-untyped-def]
@@ -529,8 +543,7 @@ async def test_build_streams_a_stage(demo: Profile) -> None:
 
 
 @pilot_test
-async def test_failed_stage_shows_command_then_retry_after_changing_option(
-        demo: Profile) -> None:
+async def test_failed_stage_shows_command_then_retry_after_changing_option(demo: Profile) -> None:
     app = make_app(demo, echo_stages())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("b", "a")
@@ -669,8 +682,11 @@ async def test_step_mode_waits_before_each_step(demo: Profile) -> None:
         assert lines[-1] == "$ echo one" and "one" not in lines
         assert "waits" in screen.pane("two").status_line
         await pilot.press("space")
-        await until(pilot, app, lambda: screen.waiting == "two"
-                    and "$ echo two" in screen.pane("two").output.lines)
+        await until(
+            pilot,
+            app,
+            lambda: screen.waiting == "two" and "$ echo two" in screen.pane("two").output.lines,
+        )
         assert "one" in screen.pane("two").output.lines
         await pilot.press("x")
         await settle(pilot, app)
@@ -681,8 +697,10 @@ async def test_step_mode_waits_before_each_step(demo: Profile) -> None:
 
 @pilot_test
 async def test_progress_lines_move_the_bar_instead_of_filling_the_log(demo: Profile) -> None:
-    script = ("printf '[==  ] 1/4 25%%\\r[=== ] 3/4 75%%\\r'; echo; "
-              "echo '  CC      init/main.o'; echo '  CC [M]  fs/x.o'; exec sleep 30")
+    script = (
+        "printf '[==  ] 1/4 25%%\\r[=== ] 3/4 75%%\\r'; echo; "
+        "echo '  CC      init/main.o'; echo '  CC [M]  fs/x.o'; exec sleep 30"
+    )
 
     def squash(build) -> list[Step]:  # type: ignore[no-untyped-def]
         return [command(["sh", "-c", script], "pack")]
@@ -695,8 +713,7 @@ async def test_progress_lines_move_the_bar_instead_of_filling_the_log(demo: Prof
         pane = screen.pane("squash")
         await until(pilot, app, lambda: pane.objects == 2)
         assert pane.bar.progress == pytest.approx(0.75)
-        assert not any("%" in line for line in pane.output.unwrapped
-                       if not line.startswith("$"))
+        assert not any("%" in line for line in pane.output.unwrapped if not line.startswith("$"))
         assert "2 objects made" in pane.detail
         await pilot.press("x")
         await settle(pilot, app)
@@ -800,8 +817,9 @@ async def test_a_hang_up_keeps_the_edit_made_just_before(demo: Profile) -> None:
     assert "checksum = false" in recovery.recovery_path(demo.path).read_text()
 
 
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool],
-                     timeout: float = 10) -> None:
+async def wait_until(
+    pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10
+) -> None:
     """Let the app run until ``condition`` holds, draining a build screen's events."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -833,13 +851,17 @@ def test_snapshot_keeps_the_name_and_makes_paths_absolute(demo: Profile, tmp_pat
     snap = load_profile(path)
     assert snap.name == "demo" and snap.extends is None
     assert snap.values["kernel.config"] == str(tmp_path / "my.config")
-    assert {k: v for k, v in snap.values.items() if k != "kernel.config"} == \
-        {k: v for k, v in demo.values.items() if k != "kernel.config"}
+    assert {k: v for k, v in snap.values.items() if k != "kernel.config"} == {
+        k: v for k, v in demo.values.items() if k != "kernel.config"
+    }
 
 
 def need_build_tools() -> None:
-    missing = [t for t in ("busybox", "mksquashfs", "xorriso", "grub-mkimage", "mformat")
-               if shutil.which(t) is None]
+    missing = [
+        t
+        for t in ("busybox", "mksquashfs", "xorriso", "grub-mkimage", "mformat")
+        if shutil.which(t) is None
+    ]
     if missing:
         pytest.skip(f"the demo build needs {', '.join(missing)}")
     try:
@@ -875,8 +897,9 @@ def stop_builds(tiny: Profile) -> Iterator[Path]:
 
 
 @pilot_test
-async def test_opening_the_app_follows_a_running_detached_build(tiny: Profile,
-                                                                stop_builds: Path) -> None:
+async def test_opening_the_app_follows_a_running_detached_build(
+    tiny: Profile, stop_builds: Path
+) -> None:
     work = stop_builds
     workdir.prepare_work_dir(work)  # as `livecd-tui build --detach` does
     runner.start_detached(tiny.path.resolve(), work, [])  # type: ignore[union-attr]
@@ -891,8 +914,7 @@ async def test_opening_the_app_follows_a_running_detached_build(tiny: Profile,
         screen = app.screen
         assert isinstance(screen, BuildScreen), "a running build is shown at once"
         assert screen.following and screen.running
-        await wait_until(pilot, lambda: any(v.status == "running"
-                                            for v in screen.views.values()))
+        await wait_until(pilot, lambda: any(v.status == "running" for v in screen.views.values()))
         assert screen.views["preflight"].status in ("done", "skipped")
         name = next(n for n, v in screen.views.items() if v.status == "running")
         # The stage's earlier lines are there, from the first one on.
@@ -904,13 +926,15 @@ async def test_opening_the_app_follows_a_running_detached_build(tiny: Profile,
         assert workdir.read_lock(work) is None
         stopped = [n for n, v in screen.views.items() if v.status == "interrupted"]
         assert len(stopped) == 1
-        assert "stopped" in str(screen.query_one(OptionList).get_option_at_index(
-            screen._index(stopped[0])).prompt)
+        assert "stopped" in str(
+            screen.query_one(OptionList).get_option_at_index(screen._index(stopped[0])).prompt
+        )
 
 
 @pilot_test
-async def test_a_build_started_here_goes_on_after_quitting(tiny: Profile,
-                                                           stop_builds: Path) -> None:
+async def test_a_build_started_here_goes_on_after_quitting(
+    tiny: Profile, stop_builds: Path
+) -> None:
     work = stop_builds
     tiny.set("bootloader.title", "edited, not saved")  # the build uses the edits
     app = real_app(tiny)
@@ -923,8 +947,13 @@ async def test_a_build_started_here_goes_on_after_quitting(tiny: Profile,
         assert holder is not None and holder.pid == screen.follow_pid != os.getpid()
         assert holder.profile == str(tiny.path.resolve())  # type: ignore[union-attr]
         # A stage over before the follower looked still shows its whole log.
-        await wait_until(pilot, lambda: any(line.startswith("== preflight: done")
-                                            for line in screen.pane("preflight").output.lines))
+        await wait_until(
+            pilot,
+            lambda: any(
+                line.startswith("== preflight: done")
+                for line in screen.pane("preflight").output.lines
+            ),
+        )
         # The log says "done" a moment before the state file does.
         await wait_until(pilot, lambda: screen.views["preflight"].status == "done")
         await pilot.press("q")
@@ -940,8 +969,12 @@ async def test_a_build_started_here_goes_on_after_quitting(tiny: Profile,
         assert time.monotonic() < deadline, "the build did not finish"
         time.sleep(0.2)
     # Where a headless build of the profile puts it, under the profile's name.
-    status = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "status", "demo.toml"],
-                            capture_output=True, text=True, check=True).stdout
+    status = subprocess.run(
+        [sys.executable, "-m", "livecd_tui.cli", "status", "demo.toml"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert f"work dir {work}" in status and "no build running" in status
     assert "iso         done" in status and "interrupted" not in status, status
     assert (work / "out" / "demo.iso").is_file()
@@ -957,11 +990,21 @@ async def test_quitting_can_stop_a_background_build(tiny: Profile, stop_builds: 
         await pilot.press("b", "a")
         screen = app.screen
         assert isinstance(screen, BuildScreen)
-        await wait_until(pilot, lambda: screen.follow_pid is not None
-                         and workdir.running_stage(work) not in (None, "preflight"), timeout=30)
+        await wait_until(
+            pilot,
+            lambda: (
+                screen.follow_pid is not None
+                and workdir.running_stage(work) not in (None, "preflight")
+            ),
+            timeout=30,
+        )
         await pilot.press("q", "s")  # stop it, then quit
         await wait_until(pilot, lambda: not app.is_running, timeout=30)
     assert workdir.read_lock(work) is None
-    status = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "status", str(work)],
-                            capture_output=True, text=True, check=True).stdout
+    status = subprocess.run(
+        [sys.executable, "-m", "livecd_tui.cli", "status", str(work)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "interrupted" in status and "running" not in status.split("\n", 2)[2], status

@@ -16,13 +16,16 @@ from tests.test_tui import SIZE, demo, go_to, make_app, pilot_test
 
 __all__ = ["demo"]  # the fixture, imported for this module's tests
 
-needs_tools = pytest.mark.skipif(not shutil.which("mksquashfs") or not shutil.which("busybox"),
-                                 reason="needs mksquashfs and busybox")
+needs_tools = pytest.mark.skipif(
+    not shutil.which("mksquashfs") or not shutil.which("busybox"),
+    reason="needs mksquashfs and busybox",
+)
 
 
 def active(app, action: str) -> bool:  # type: ignore[no-untyped-def]
-    return any(b.binding.action == action and b.enabled
-               for b in app.screen.active_bindings.values())
+    return any(
+        b.binding.action == action and b.enabled for b in app.screen.active_bindings.values()
+    )
 
 
 @needs_tools
@@ -51,7 +54,8 @@ async def test_preview_opens_from_the_system_menu(demo: Profile) -> None:
 @needs_tools
 @pilot_test
 async def test_preview_follows_unsaved_changes_and_warns(
-        demo: Profile, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo: Profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
     demo.set("system.excludes", ["usr/bin/*"])  # not saved: the preview uses it anyway
     monkeypatch.setattr(capture, "free_space", lambda path: 0)  # a full disk: a warning
     app = make_app(demo)

@@ -29,19 +29,29 @@ from tests.test_tui import SIZE, demo, echo_stages, go_to, make_app, pilot_test,
 
 __all__ = ["demo"]  # the fixture, used by name
 
-LONG_ARGV = ("mksquashfs /very/long/path/to/the/system/root/that/goes/on "
-             "/work/stages/system/partial/system.squashfs -comp xz -noappend "
-             "-wildcards -ef /work/stages/system/excludes.txt -no-progress")
+LONG_ARGV = (
+    "mksquashfs /very/long/path/to/the/system/root/that/goes/on "
+    "/work/stages/system/partial/system.squashfs -comp xz -noappend "
+    "-wildcards -ef /work/stages/system/excludes.txt -no-progress"
+)
 
 
 def screen_text(app: LiveCDApp) -> str:
     """What the app draws now (the top screen over the ones below it, notifications
     included), as text: what ``export_screenshot`` draws, without the SVG."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), record=True,
-                      force_terminal=True, legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(
-        full=True, screen_stack=app._background_screens))
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        record=True,
+        force_terminal=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
+    console.print(
+        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    )
     return console.export_text()
 
 
@@ -50,20 +60,24 @@ def non_ascii(text: str) -> set[str]:
 
 
 # -- choosing the mode ---------------------------------------------------------------------
-@pytest.mark.parametrize(("environ", "wanted"), [
-    ({"LANG": "C", "LC_ALL": "C", "TERM": "linux"}, True),
-    ({"LANG": "C", "TERM": "xterm"}, True),
-    ({"TERM": "xterm"}, True),  # no locale at all: C
-    ({"LANG": "de_DE.ISO-8859-1", "TERM": "xterm"}, True),
-    ({"LANG": "en_US.UTF-8", "TERM": "xterm-256color"}, False),
-    ({"LANG": "C", "LC_ALL": "en_US.utf8", "TERM": "screen"}, False),  # LC_ALL wins
-    ({"LANG": "en_US.UTF-8", "LC_CTYPE": "C", "TERM": "xterm"}, True),  # LC_CTYPE before LANG
-    ({"LANG": "en_US.UTF-8", "TERM": "linux"}, True),  # the console's font
-    ({"LANG": "en_US.UTF-8", "TERM": "xterm", "LIVECD_TUI_ASCII": "1"}, True),
-    ({"LANG": "C", "TERM": "linux", "LIVECD_TUI_ASCII": "0"}, False),
-])
-def test_ascii_mode_is_chosen_by_locale_console_and_variable(environ: dict[str, str],
-                                                             wanted: bool) -> None:
+@pytest.mark.parametrize(
+    ("environ", "wanted"),
+    [
+        ({"LANG": "C", "LC_ALL": "C", "TERM": "linux"}, True),
+        ({"LANG": "C", "TERM": "xterm"}, True),
+        ({"TERM": "xterm"}, True),  # no locale at all: C
+        ({"LANG": "de_DE.ISO-8859-1", "TERM": "xterm"}, True),
+        ({"LANG": "en_US.UTF-8", "TERM": "xterm-256color"}, False),
+        ({"LANG": "C", "LC_ALL": "en_US.utf8", "TERM": "screen"}, False),  # LC_ALL wins
+        ({"LANG": "en_US.UTF-8", "LC_CTYPE": "C", "TERM": "xterm"}, True),  # LC_CTYPE before LANG
+        ({"LANG": "en_US.UTF-8", "TERM": "linux"}, True),  # the console's font
+        ({"LANG": "en_US.UTF-8", "TERM": "xterm", "LIVECD_TUI_ASCII": "1"}, True),
+        ({"LANG": "C", "TERM": "linux", "LIVECD_TUI_ASCII": "0"}, False),
+    ],
+)
+def test_ascii_mode_is_chosen_by_locale_console_and_variable(
+    environ: dict[str, str], wanted: bool
+) -> None:
     assert glyphs.ascii_wanted(environ) is wanted
 
 
@@ -197,8 +211,7 @@ async def test_every_screen_draws_ascii_only_in_ascii_mode(demo: Profile) -> Non
 
 
 @pilot_test
-async def test_unicode_mode_is_the_default_in_tests_and_keeps_textual_glyphs(
-        demo: Profile) -> None:
+async def test_unicode_mode_is_the_default_in_tests_and_keeps_textual_glyphs(demo: Profile) -> None:
     app = make_app(demo, echo_stages())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -214,8 +227,7 @@ def long_line_stages() -> list[Stage]:
     def long(build) -> list[Step]:  # type: ignore[no-untyped-def]
         return [command(["echo", LONG_ARGV], "print a long command line")]
 
-    return [Stage("preflight", "Preflight", "prints a long line", long),
-            *echo_stages()]
+    return [Stage("preflight", "Preflight", "prints a long line", long), *echo_stages()]
 
 
 def stage_list_width(screen: BuildScreen) -> int:
@@ -262,8 +274,7 @@ async def test_long_log_lines_wrap_and_w_cuts_them_again(demo: Profile) -> None:
         assert isinstance(screen, BuildScreen)
         log = screen.pane("preflight").output
         width = log.scrollable_content_region.width
-        wrapped = [line for line in log.lines if "mksquashfs" in line or
-                   line.startswith(CONTINUED)]
+        wrapped = [line for line in log.lines if "mksquashfs" in line or line.startswith(CONTINUED)]
         assert len(wrapped) > 1 and all(cell_len(line) <= width for line in log.lines)
         # Nothing lost: the pieces give the whole argv back (the "$ echo" line, the output).
         assert "".join(log.lines).replace(" ", "").count(LONG_ARGV.replace(" ", "")) == 2
@@ -305,13 +316,16 @@ def test_wrap_line_breaks_at_spaces_and_leaves_short_lines() -> None:
 
 @pilot_test
 async def test_zoom_shows_the_log_on_the_whole_screen_and_keeps_following(
-        demo: Profile, tmp_path: Path) -> None:
+    demo: Profile, tmp_path: Path
+) -> None:
     go = tmp_path / "go"
 
     def slow(build) -> list[Step]:  # type: ignore[no-untyped-def]
-        script = (f"for i in $(seq 1 40); do echo early $i; done; "
-                  f"while [ ! -e '{go}' ]; do sleep 0.05; done; "
-                  f"for i in $(seq 1 40); do echo late $i; done")
+        script = (
+            f"for i in $(seq 1 40); do echo early $i; done; "
+            f"while [ ! -e '{go}' ]; do sleep 0.05; done; "
+            f"for i in $(seq 1 40); do echo late $i; done"
+        )
         return [command(["sh", "-c", script], "print, wait, print")]
 
     app = make_app(demo, [Stage("slow", "Slow", "prints slowly", slow)])
@@ -344,6 +358,7 @@ async def test_zoom_shows_the_log_on_the_whole_screen_and_keeps_following(
 # -- the finished ISO ----------------------------------------------------------------------
 def iso_stages() -> list[Stage]:
     """A stage named iso that writes a 3 MiB file where the build's ISO goes."""
+
     def write_iso(build) -> list[Step]:  # type: ignore[no-untyped-def]
         def write(ctx: StepContext) -> None:
             ctx.build.iso_path.parent.mkdir(parents=True, exist_ok=True)
@@ -355,8 +370,7 @@ def iso_stages() -> list[Stage]:
 
 
 @pilot_test
-async def test_the_finished_iso_is_shown_with_its_size_and_the_usb_command(
-        demo: Profile) -> None:
+async def test_the_finished_iso_is_shown_with_its_size_and_the_usb_command(demo: Profile) -> None:
     app = make_app(demo, iso_stages())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("b")
@@ -370,8 +384,7 @@ async def test_the_finished_iso_is_shown_with_its_size_and_the_usb_command(
         assert info.display
         text = str(info.render())
         assert "ISO: work/out/demo.iso (3.0 MiB)" in text
-        assert ("dd if=work/out/demo.iso of=/dev/sdX bs=4M conv=fsync status=progress"
-                in text)
+        assert "dd if=work/out/demo.iso of=/dev/sdX bs=4M conv=fsync status=progress" in text
         assert "all on it is lost" in text
         assert "dd if=" in screen_text(app)  # on screen at 80x24, not cut away
         await pilot.press("escape")
@@ -395,10 +408,9 @@ def test_a_cd_only_iso_says_so(demo: Profile) -> None:
     assert "(3 B)" in text and "dd if=" not in text and "burn it to a CD" in text
 
 
-
-def test_the_command_line_chooses_ascii_or_not(demo: Profile,
-                                               monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_line_chooses_ascii_or_not(
+    demo: Profile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from livecd_tui import cli
 
     opened: list[bool | None] = []
@@ -407,7 +419,10 @@ def test_the_command_line_chooses_ascii_or_not(demo: Profile,
     assert cli.main(["demo.toml", "--no-ascii"]) == 0
     assert cli.main(["demo.toml"]) == 0
     assert opened == [True, False, None]  # None: decided when it runs, from the terminal
-    for wrong in (["--ascii", "--no-ascii"], ["--asci", "demo.toml"],
-                  ["--ascii", "demo.toml", "other.toml"]):
+    for wrong in (
+        ["--ascii", "--no-ascii"],
+        ["--asci", "demo.toml"],
+        ["--ascii", "demo.toml", "other.toml"],
+    ):
         assert cli.main(wrong) == 2, wrong
         assert "usage: livecd-tui [--ascii|--no-ascii] [PROFILE]" in capsys.readouterr().err

@@ -48,15 +48,25 @@ class FakeTools(KernelTools):
         self.calls.append("report")
         findings = kconfig.check(self.config, REQS, "6.1.0")
         advised = kconfig.check(self.config, kconfig.group_requirements(["sound"]), "6.1.0")
-        return KernelReport(Path("/tmp/bzImage"), "6.1.0", "/tmp/fake/.config", findings,
-                            advised, ("sound",), tree=self.tree)
+        return KernelReport(
+            Path("/tmp/bzImage"),
+            "6.1.0",
+            "/tmp/fake/.config",
+            findings,
+            advised,
+            ("sound",),
+            tree=self.tree,
+        )
 
     def _plan(self, profile: Profile, modules: bool) -> FixPlan:
         self.calls.append(f"plan modules={modules}")
         ask = Ask("BLK_DEV_RAM", "y", "the classic initrd is a RAM disk")
         dep = Ask("BLK_DEV", "y", "BLK_DEV_RAM depends on it", dependency=True)
-        changes = [Change("BLK_DEV_RAM", "n", "y", ask), Change("BLK_DEV", "n", "y", dep),
-                   Change("BLK_DEV_RAM_COUNT", "n", "16")]
+        changes = [
+            Change("BLK_DEV_RAM", "n", "y", ask),
+            Change("BLK_DEV", "n", "y", dep),
+            Change("BLK_DEV_RAM_COUNT", "n", "16"),
+        ]
         assert self.tree is not None
         return FixPlan(self.tree, self.tree / ".config", "", "", [ask, dep], changes)
 
@@ -64,8 +74,12 @@ class FakeTools(KernelTools):
         self.calls.append("apply")
         self.config["BLK_DEV_RAM"] = "y"
         self.config["BLK_DEV_RAM_SIZE"] = "8192"
-        return FixResult(plan, kconfig.check(self.config, REQS, "6.1.0"), [],
-                         plan.config.with_name(".config.old"))
+        return FixResult(
+            plan,
+            kconfig.check(self.config, REQS, "6.1.0"),
+            [],
+            plan.config.with_name(".config.old"),
+        )
 
     def _run(self, argv: list[str]) -> int:
         self.ran.append(argv)
@@ -87,7 +101,8 @@ def _head(app) -> str:  # type: ignore[no-untyped-def]
 
 @pilot_test
 async def test_the_table_lists_every_requirement_problems_first(
-        demo: Profile, tools: FakeTools) -> None:
+    demo: Profile, tools: FakeTools
+) -> None:
     app = make_app(demo)
     async with app.run_test(size=SIZE) as pilot:
         app.push_screen(KernelScreen(demo, tools))
@@ -97,8 +112,7 @@ async def test_the_table_lists_every_requirement_problems_first(
         table = _table(app)
         advised = len(kconfig.group_requirements(["sound"]))
         assert table.row_count == len(REQS) + advised
-        first = [str(table.get_row_at(i)[0]) + " " + str(table.get_row_at(i)[1])
-                 for i in range(3)]
+        first = [str(table.get_row_at(i)[0]) + " " + str(table.get_row_at(i)[1]) for i in range(3)]
         assert first[:2] == ["missing BLK_DEV_RAM", "wrong BLK_DEV_RAM_SIZE"]
         assert first[2].startswith("warning SOUND")
         assert "2 problem(s)" in _head(app)
@@ -115,7 +129,8 @@ async def test_the_table_lists_every_requirement_problems_first(
 
 @pilot_test
 async def test_fix_shows_every_change_then_writes_and_checks_again(
-        demo: Profile, tools: FakeTools) -> None:
+    demo: Profile, tools: FakeTools
+) -> None:
     app = make_app(demo)
     async with app.run_test(size=SIZE) as pilot:
         app.push_screen(KernelScreen(demo, tools))
@@ -157,7 +172,8 @@ def _no_suspend() -> Iterator[None]:
 
 @pilot_test
 async def test_menuconfig_runs_with_the_app_suspended_then_checks_again(
-        demo: Profile, tools: FakeTools) -> None:
+    demo: Profile, tools: FakeTools
+) -> None:
     app = make_app(demo)
     async with app.run_test(size=SIZE) as pilot:
         app.suspend = _no_suspend  # type: ignore[method-assign]
@@ -174,7 +190,8 @@ async def test_menuconfig_runs_with_the_app_suspended_then_checks_again(
 
 @pilot_test
 async def test_menuconfig_without_a_terminal_says_the_command(
-        demo: Profile, tools: FakeTools) -> None:
+    demo: Profile, tools: FakeTools
+) -> None:
     app = make_app(demo)
     async with app.run_test(size=SIZE) as pilot:
         app.push_screen(KernelScreen(demo, tools))
@@ -228,8 +245,10 @@ async def test_reached_from_the_kernel_menu_and_the_check_panel(demo: Profile) -
 
 @pilot_test
 async def test_kernel_build_progress_follows_the_estimate(demo: Profile) -> None:
-    script = (f"echo '{kbuild.estimate_line(4, 'from the last build of this tree')}'; "
-              "echo '  CC      init/main.o'; echo '  LD [M]  fs/x.ko'; exec sleep 30")
+    script = (
+        f"echo '{kbuild.estimate_line(4, 'from the last build of this tree')}'; "
+        "echo '  CC      init/main.o'; echo '  LD [M]  fs/x.ko'; exec sleep 30"
+    )
 
     def kernel(build) -> list[Step]:  # type: ignore[no-untyped-def]
         return [command(["sh", "-c", script], "build the kernel image")]

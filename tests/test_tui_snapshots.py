@@ -37,30 +37,44 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Profile:
 def small_stages(fifo: Path | None = None) -> list[Stage]:
     """Three little stages; the second fails while bootloader.timeout is 3 or less. With a
     fifo, the first one says it is running through it and then sleeps."""
+
     def first(build) -> list[Step]:  # type: ignore[no-untyped-def]
         if fifo is not None:
-            return [command(["sh", "-c", f"echo ready > '{fifo}'; exec sleep 30"],
-                            "wait for a long time")]
+            return [
+                command(
+                    ["sh", "-c", f"echo ready > '{fifo}'; exec sleep 30"], "wait for a long time"
+                )
+            ]
         return [command(["sh", "-c", "for i in 1 2 3; do echo line $i; done"], "print lines")]
 
     def second(build) -> list[Step]:  # type: ignore[no-untyped-def]
         timeout = build.profile["bootloader.timeout"]
-        return [command(["sh", "-c", f"echo checking; test {timeout} -gt 3 || exit 3"],
-                        "check the timeout", hint="set bootloader.timeout above 3")]
+        return [
+            command(
+                ["sh", "-c", f"echo checking; test {timeout} -gt 3 || exit 3"],
+                "check the timeout",
+                hint="set bootloader.timeout above 3",
+            )
+        ]
 
     def third(build) -> list[Step]:  # type: ignore[no-untyped-def]
         return [command(["echo", "the end"], "say the end")]
 
-    return [Stage("first", "First", "prints lines", first),
-            Stage("second", "Second", "checks the timeout", second,
-                  reads=("bootloader.timeout",)),
-            Stage("third", "Third", "ends", third)]
+    return [
+        Stage("first", "First", "prints lines", first),
+        Stage("second", "Second", "checks the timeout", second, reads=("bootloader.timeout",)),
+        Stage("third", "Third", "ends", third),
+    ]
 
 
-def make_app(profile: Profile, stages: list[Stage] | None = None,
-             ascii: bool = False) -> LiveCDApp:
-    return LiveCDApp(profile, work_dir=Path("work").resolve(), stages=stages or small_stages(),
-                     clock=lambda: 1000.0, ascii=ascii)
+def make_app(profile: Profile, stages: list[Stage] | None = None, ascii: bool = False) -> LiveCDApp:
+    return LiveCDApp(
+        profile,
+        work_dir=Path("work").resolve(),
+        stages=stages or small_stages(),
+        clock=lambda: 1000.0,
+        ascii=ascii,
+    )
 
 
 async def jump(pilot, key: str) -> None:  # type: ignore[no-untyped-def]
@@ -123,8 +137,7 @@ def test_build_running(snap_compare, demo: Profile) -> None:  # type: ignore[no-
         pilot.app.screen._drain()
         await pilot.pause()
 
-    assert snap_compare(make_app(demo, small_stages(fifo)), terminal_size=SIZE,
-                        run_before=before)
+    assert snap_compare(make_app(demo, small_stages(fifo)), terminal_size=SIZE, run_before=before)
 
 
 def test_build_failed(snap_compare, demo: Profile) -> None:  # type: ignore[no-untyped-def]
@@ -138,6 +151,7 @@ def test_build_failed(snap_compare, demo: Profile) -> None:  # type: ignore[no-u
 # -- the terminal a user really has ---------------------------------------------------------
 def test_editor_ascii(snap_compare, demo: Profile) -> None:  # type: ignore[no-untyped-def]
     """ASCII mode (a Linux console without a UTF-8 locale): ascii borders and tree."""
+
     async def before(pilot) -> None:  # type: ignore[no-untyped-def]
         await jump(pilot, "bootloader.timeout")
 
@@ -154,6 +168,7 @@ def test_build_failed_ascii(snap_compare, demo: Profile) -> None:  # type: ignor
 
 def test_build_failed_small(snap_compare, demo: Profile) -> None:  # type: ignore[no-untyped-def]
     """At 40x12 the stage list shows names only; the log gets the rest, wrapped."""
+
     async def before(pilot) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("b", "a")
         await settle(pilot)
@@ -172,6 +187,7 @@ def test_build_zoomed(snap_compare, demo: Profile) -> None:  # type: ignore[no-u
 
 def iso_stage() -> Stage:
     """A stage named iso that writes a small file where the ISO goes."""
+
     def write_iso(build) -> list[Step]:  # type: ignore[no-untyped-def]
         def write(ctx) -> None:  # type: ignore[no-untyped-def]
             ctx.build.iso_path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,5 +207,6 @@ def test_build_done_shows_the_iso(snap_compare, demo: Profile) -> None:  # type:
         await pilot.pause()
 
     demo.set("bootloader.timeout", 5)  # the second stage passes
-    assert snap_compare(make_app(demo, [*small_stages(), iso_stage()]), terminal_size=SIZE,
-                        run_before=before)
+    assert snap_compare(
+        make_app(demo, [*small_stages(), iso_stage()]), terminal_size=SIZE, run_before=before
+    )

@@ -54,11 +54,22 @@ def wait_for(text: str, timeout: float = 15, session: str = SESSION) -> str:
 def open_app(session: str, where: Path, terminal: str = "TERM=screen") -> None:
     """The TUI on ``where``/demo.toml in a new detached tmux session at 80x24, with the
     ``terminal`` variables (TERM, locale)."""
-    command = (f"cd {where} && XDG_CACHE_HOME={where / 'cache'} "
-               f"XDG_STATE_HOME={where / 'state'} {terminal} "
-               f"{sys.executable} -m livecd_tui.cli demo.toml")
-    tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-         f"env PYTHONPATH={ROOT} sh -c '{command}'")
+    command = (
+        f"cd {where} && XDG_CACHE_HOME={where / 'cache'} "
+        f"XDG_STATE_HOME={where / 'state'} {terminal} "
+        f"{sys.executable} -m livecd_tui.cli demo.toml"
+    )
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        session,
+        "-x",
+        "80",
+        "-y",
+        "24",
+        f"env PYTHONPATH={ROOT} sh -c '{command}'",
+    )
 
 
 @pytest.fixture
@@ -137,8 +148,12 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
     holder = workdir.read_lock(work)
     assert holder is not None
     shell = int(tmux("display-message", "-p", "-t", SESSION, "#{pane_pid}").strip())
-    app_pids = [int(p) for p in subprocess.run(["pgrep", "-P", str(shell)], text=True,
-                                               capture_output=True).stdout.split()]
+    app_pids = [
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-P", str(shell)], text=True, capture_output=True
+        ).stdout.split()
+    ]
     assert app_pids and holder.pid not in app_pids
 
     # The terminal goes away mid-stage, as when an SSH connection drops.
@@ -148,8 +163,9 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
     while any(alive(pid) for pid in app_pids):
         assert time.monotonic() < deadline, "the app did not end with its terminal"
         time.sleep(0.1)
-    assert workdir.read_lock(work) == holder and alive(holder.pid), \
+    assert workdir.read_lock(work) == holder and alive(holder.pid), (
         f"the build died with the terminal during {stage}"
+    )
 
     # A new terminal: the app opens on the running build (or on the editor if it ended).
     again = SESSION + "-again"
@@ -175,8 +191,12 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
         while workdir.read_lock(work) is not None:
             assert time.monotonic() < deadline, "the build did not finish:\n" + screen(again)
             time.sleep(0.5)
-        status = subprocess.run([sys.executable, "-m", "livecd_tui.cli", "status", str(work)],
-                                capture_output=True, text=True, check=True).stdout
+        status = subprocess.run(
+            [sys.executable, "-m", "livecd_tui.cli", "status", str(work)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert "no build running" in status
         for line in status.splitlines()[3:]:
             assert " done " in line, status  # boottest done: the ISO booted
@@ -194,12 +214,15 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
         wait_for("unsaved changes", session=again)
         keys("d", session=again)
         deadline = time.monotonic() + 15
-        while subprocess.run(["tmux", "has-session", "-t", again],
-                             capture_output=True).returncode == 0:
+        while (
+            subprocess.run(["tmux", "has-session", "-t", again], capture_output=True).returncode
+            == 0
+        ):
             assert time.monotonic() < deadline, "q did not quit:\n" + screen(again)
             time.sleep(0.2)
-        assert not list((where / "state").glob("livecd-tui/recovery/*.toml")), \
+        assert not list((where / "state").glob("livecd-tui/recovery/*.toml")), (
             "a clean quit leaves no recovery file"
+        )
     finally:
         subprocess.run(["tmux", "kill-session", "-t", again], check=False)
         runner.stop(work)
@@ -212,15 +235,17 @@ CONSOLE = "LANG=C LC_ALL=C TERM=linux"
 
 def raw_screen(session: str) -> bytes:
     """The pane as bytes, as tmux holds it (UTF-8 where the program wrote UTF-8)."""
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], check=True,
-                          capture_output=True).stdout
+    return subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session], check=True, capture_output=True
+    ).stdout
 
 
 def assert_ascii(session: str, where: str) -> None:
     shown = raw_screen(session)
     wrong = sorted({ch for ch in shown.decode(errors="replace") if not ch.isascii()})
-    assert all(byte < 0x80 for byte in shown), \
+    assert all(byte < 0x80 for byte in shown), (
         f"not ASCII on the {where}: {wrong}\n{shown.decode(errors='replace')}"
+    )
 
 
 def test_on_a_console_without_utf8_the_screen_holds_ascii_only(tmp_path: Path) -> None:
@@ -235,8 +260,9 @@ def test_on_a_console_without_utf8_the_screen_holds_ascii_only(tmp_path: Path) -
     open_app(control, tmp_path, CONSOLE + " LIVECD_TUI_ASCII=0")
     try:
         wait_for("Kernel  --->", session=control)
-        assert any(byte >= 0x80 for byte in raw_screen(control)), \
+        assert any(byte >= 0x80 for byte in raw_screen(control)), (
             "the control shows no UTF-8: the check below could not fail"
+        )
     finally:
         subprocess.run(["tmux", "kill-session", "-t", control], check=False)
 

@@ -32,8 +32,10 @@ def make_path_problem(what: str, path: Path) -> str | None:
     """Why *path* cannot be given to the kernel's make, or None when it can."""
     if _MAKE_SAFE.fullmatch(str(path)):
         return None
-    return (f"the {what} {str(path)!r} holds characters the kernel's make hands to a shell; "
-            "for a kernel built from a tree use a path of letters, digits and . _ - + , @ = /")
+    return (
+        f"the {what} {str(path)!r} holds characters the kernel's make hands to a shell; "
+        "for a kernel built from a tree use a path of letters, digits and . _ - + , @ = /"
+    )
 
 
 #: Written into the tree after each build by livecd-tui.
@@ -118,8 +120,9 @@ def write_record(tree: Path) -> TreeRecord:
     read-only tree just has no record."""
     record = TreeRecord(count_objects(tree), time.time_ns())
     with contextlib.suppress(OSError):
-        (tree / RECORD_NAME).write_text(json.dumps(
-            {"objects": record.objects, "finished_ns": record.finished_ns}) + "\n")
+        (tree / RECORD_NAME).write_text(
+            json.dumps({"objects": record.objects, "finished_ns": record.finished_ns}) + "\n"
+        )
     return record
 
 
@@ -158,4 +161,5 @@ def estimate(tree: Path) -> tuple[int, str]:
         config = {}
     options = sum(1 for v in config.values() if v in ("y", "m"))
     return max(1, options * _OBJECTS_PER_10_OPTIONS // 10), (
-        f"estimated from the config: {options} options set")
+        f"estimated from the config: {options} options set"
+    )

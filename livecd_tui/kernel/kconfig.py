@@ -549,8 +549,14 @@ def _persistence_requirements(persistence: str, encrypted: bool) -> list[Require
         raise ValueError(f"unknown persistence {persistence!r}")
     if persistence == "off":
         return []
-    reqs = [_r("EXT4_FS", "ym", "the persistence store is an ext2/3/4 filesystem",
-               any_of=(("EXT4_FS",), ("EXT2_FS",)))]
+    reqs = [
+        _r(
+            "EXT4_FS",
+            "ym",
+            "the persistence store is an ext2/3/4 filesystem",
+            any_of=(("EXT4_FS",), ("EXT2_FS",)),
+        )
+    ]
     if persistence == "file":
         reqs += [
             _r("VFAT_FS", "ym", "the persistence file is on a FAT filesystem"),

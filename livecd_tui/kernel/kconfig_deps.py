@@ -24,9 +24,19 @@ from typing import Any
 
 #: ``uname -m`` -> the kernel's SRCARCH.
 _SRCARCH = {
-    "x86_64": "x86", "i386": "x86", "i486": "x86", "i586": "x86", "i686": "x86",
-    "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "ppc64le": "powerpc",
-    "ppc64": "powerpc", "riscv64": "riscv", "s390x": "s390", "loongarch64": "loongarch",
+    "x86_64": "x86",
+    "i386": "x86",
+    "i486": "x86",
+    "i586": "x86",
+    "i686": "x86",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "armv6l": "arm",
+    "ppc64le": "powerpc",
+    "ppc64": "powerpc",
+    "riscv64": "riscv",
+    "s390x": "s390",
+    "loongarch64": "loongarch",
     "mips64": "mips",
 }
 
@@ -443,8 +453,9 @@ class Needs:
         self.obstacles += [o for o in other.obstacles if o not in self.obstacles]
 
 
-def _needs_expr(node: Node, want: int, config: Mapping[str, str],
-                index: KconfigIndex, modules: bool) -> Needs:
+def _needs_expr(
+    node: Node, want: int, config: Mapping[str, str], index: KconfigIndex, modules: bool
+) -> Needs:
     """What makes ``node`` reach ``want``; dependencies are set to y, or to m when
     ``modules`` and ``want`` allow it."""
     if evaluate(node, config) >= want:
@@ -459,8 +470,7 @@ def _needs_expr(node: Node, want: int, config: Mapping[str, str],
         if index.kind(name) not in ("bool", "tristate"):
             return Needs(obstacles=[f"needs {render(node)}"])
         exact = node[3] if kind == "cmp" and node[1] == "=" else None
-        level = exact or ("m" if modules and want == 1 and index.kind(name) == "tristate"
-                          else "y")
+        level = exact or ("m" if modules and want == 1 and index.kind(name) == "tristate" else "y")
         return Needs(set={name: level})
     if kind == "and":
         needs = _needs_expr(node[1], want, config, index, modules)
@@ -481,8 +491,9 @@ def _simple_cmp(node: Node) -> bool:
     return (op == "=" and right in ("y", "m")) or (op == "!=" and right == "n")
 
 
-def needs_for(index: KconfigIndex, name: str, value: str, config: Mapping[str, str],
-              modules: bool = False) -> Needs:
+def needs_for(
+    index: KconfigIndex, name: str, value: str, config: Mapping[str, str], modules: bool = False
+) -> Needs:
     """The symbols to set (and obstacles) for ``name`` to take ``value`` under ``config``;
     with ``modules``, a tristate dependency that may be a module is asked as ``m``.
 
@@ -508,18 +519,24 @@ def needs_for(index: KconfigIndex, name: str, value: str, config: Mapping[str, s
             selectors = index.selected_by.get(name, [])
             needs.obstacles.append(
                 f"{name} has no prompt: only a select sets it"
-                + (f" ({', '.join(selectors[:4])}{'...' if len(selectors) > 4 else ''})"
-                   if selectors else ""))
+                + (
+                    f" ({', '.join(selectors[:4])}{'...' if len(selectors) > 4 else ''})"
+                    if selectors
+                    else ""
+                )
+            )
         if best is None or (len(needs.obstacles), len(needs.set)) < (
-            len(best.obstacles), len(best.set)
+            len(best.obstacles),
+            len(best.set),
         ):
             best = needs
     assert best is not None
     return best
 
 
-def dependency_hint(tree: Path, name: str, config: Mapping[str, str],
-                    srcarch: str | None = None) -> str:
+def dependency_hint(
+    tree: Path, name: str, config: Mapping[str, str], srcarch: str | None = None
+) -> str:
     """Why ``name`` may not stick: its unmet conditions with the current values of the
     symbols in them, and where it is declared; or that nothing blocks it."""
     index = read_kconfig(tree, srcarch)
@@ -535,8 +552,10 @@ def dependency_hint(tree: Path, name: str, config: Mapping[str, str],
             hints.append(f"{how} {expr} [{values}]")
         if not definition.prompt:
             selectors = index.selected_by.get(name, [])
-            hints.append("no prompt: set only by select"
-                         + (f" from {', '.join(selectors[:4])}" if selectors else ""))
+            hints.append(
+                "no prompt: set only by select"
+                + (f" from {', '.join(selectors[:4])}" if selectors else "")
+            )
     where = ", ".join(d.where for d in definitions)
     if not hints:
         return f"its dependencies are met ({where})"

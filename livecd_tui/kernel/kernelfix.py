@@ -100,14 +100,16 @@ class FixPlan:
         lines: list[str] = []
         for change in self.asked_changes:
             assert change.asked is not None
-            lines.append(f"{change.symbol:24} {change.old:>5} -> {change.new:5} "
-                         f"{change.asked.why}")
+            lines.append(f"{change.symbol:24} {change.old:>5} -> {change.new:5} {change.asked.why}")
         others = self.other_changes
         if others:
-            lines.append(f"and {len(others)} more that olddefconfig changes as a result "
-                         "(defaults and selects of the above):")
-            lines += _columns([f"{c.symbol}={c.new}" if c.new != "n" else f"-{c.symbol}"
-                               for c in others])
+            lines.append(
+                f"and {len(others)} more that olddefconfig changes as a result "
+                "(defaults and selects of the above):"
+            )
+            lines += _columns(
+                [f"{c.symbol}={c.new}" if c.new != "n" else f"-{c.symbol}" for c in others]
+            )
         return lines
 
 
@@ -167,8 +169,9 @@ def run_command(argv: list[str], env: Mapping[str, str]) -> None:
         raise FixError(f"cannot run {shlex.join(argv)}: {err}") from None
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-        raise FixError(f"{shlex.join(argv)} failed with exit code {proc.returncode}:\n  "
-                       + "\n  ".join(tail))
+        raise FixError(
+            f"{shlex.join(argv)} failed with exit code {proc.returncode}:\n  " + "\n  ".join(tail)
+        )
 
 
 def scripts_config_argv(tree: Path, config: Path, wanted: Mapping[str, str]) -> list[str]:
@@ -181,8 +184,9 @@ def olddefconfig_argv(tree: Path) -> list[str]:
     return ["make", "-s", "-C", str(tree), "olddefconfig"]
 
 
-def configure(tree: Path, config: Path, wanted: Mapping[str, str],
-              run: Runner = run_command) -> None:
+def configure(
+    tree: Path, config: Path, wanted: Mapping[str, str], run: Runner = run_command
+) -> None:
     """Set symbols with ``scripts/config``, then let ``make olddefconfig`` settle the rest.
 
     ``KCONFIG_CONFIG`` points make at ``config``, so a scratch copy outside the tree can be
@@ -209,8 +213,10 @@ def tree_version(tree: Path) -> str | None:
         head = (tree / "Makefile").read_text(errors="replace")[:2000]
     except OSError:
         return None
-    parts = [re.search(rf"^{name}\s*=\s*(\d+)", head, re.M)
-             for name in ("VERSION", "PATCHLEVEL", "SUBLEVEL")]
+    parts = [
+        re.search(rf"^{name}\s*=\s*(\d+)", head, re.M)
+        for name in ("VERSION", "PATCHLEVEL", "SUBLEVEL")
+    ]
     if parts[0] is None or parts[1] is None:
         return None
     return ".".join(p.group(1) if p else "0" for p in parts)
@@ -222,22 +228,31 @@ def tree_version(tree: Path) -> str | None:
 def _satisfied(value: str | None, asked: str) -> bool:
     value = value or "n"
     if asked in ("y", "m", "n"):
-        return kconfig_deps.LEVEL.get(value, 0) >= kconfig_deps.LEVEL[asked] \
-            if asked != "n" else value == "n"
+        return (
+            kconfig_deps.LEVEL.get(value, 0) >= kconfig_deps.LEVEL[asked]
+            if asked != "n"
+            else value == "n"
+        )
     try:
         return int(value, 0) >= int(asked, 0)
     except ValueError:
         return value == asked
 
 
-def asks_for(findings: Sequence[Finding], config: Mapping[str, str], release: str | None,
-             index: kconfig_deps.KconfigIndex | None, modules: bool = False) -> list[Ask]:
+def asks_for(
+    findings: Sequence[Finding],
+    config: Mapping[str, str],
+    release: str | None,
+    index: kconfig_deps.KconfigIndex | None,
+    modules: bool = False,
+) -> list[Ask]:
     """What to set for each finding the config can fix. A ``ym`` requirement is asked as
     built in (``y``) unless ``modules`` (then ``m`` for a tristate, when the kernel has
     modules); with alternatives, the one needing the fewest changes."""
     asks: list[Ask] = []
     has_modules = config.get("MODULES") == "y" or any(
-        f.requirement.symbol == "MODULES" for f in findings)
+        f.requirement.symbol == "MODULES" for f in findings
+    )
     for finding in findings:
         if not kconfig.fixable(finding, release):
             continue
@@ -247,8 +262,9 @@ def asks_for(findings: Sequence[Finding], config: Mapping[str, str], release: st
         for symbol in group:
             if _meets(req, config.get(symbol)):
                 continue
-            asks.append(Ask(symbol, _value_for(req, symbol, index, modules and has_modules),
-                            req.reason))
+            asks.append(
+                Ask(symbol, _value_for(req, symbol, index, modules and has_modules), req.reason)
+            )
     return asks
 
 
@@ -263,8 +279,9 @@ def _meets(req: Requirement, value: str | None) -> bool:
     return value == "y" or (value == "m" and req.need == "ym")
 
 
-def _value_for(req: Requirement, symbol: str, index: kconfig_deps.KconfigIndex | None,
-               modules: bool) -> str:
+def _value_for(
+    req: Requirement, symbol: str, index: kconfig_deps.KconfigIndex | None, modules: bool
+) -> str:
     if req.min_value is not None:
         return str(req.min_value)
     if req.need == "ym" and modules and index is not None and index.kind(symbol) == "tristate":
@@ -284,9 +301,14 @@ def _merge(asks: dict[str, Ask], ask: Ask) -> bool:
     return False
 
 
-def plan_fix(tree: Path, reqs: Sequence[Requirement], release: str | None = None,
-             config: Path | None = None, modules: bool = False,
-             run: Runner = run_command) -> FixPlan:
+def plan_fix(
+    tree: Path,
+    reqs: Sequence[Requirement],
+    release: str | None = None,
+    config: Path | None = None,
+    modules: bool = False,
+    run: Runner = run_command,
+) -> FixPlan:
     """Compute the fix on a scratch copy: what to ask, and every symbol that will change.
 
     ``config`` defaults to ``tree/.config``; ``release`` to the tree's Makefile version.
@@ -297,14 +319,17 @@ def plan_fix(tree: Path, reqs: Sequence[Requirement], release: str | None = None
     try:
         original = config.read_text(errors="replace")
     except OSError as err:
-        raise FixError(f"cannot read {config}: {err}; configure the tree first "
-                       f"(make -C {tree} defconfig, or menuconfig)") from None
+        raise FixError(
+            f"cannot read {config}: {err}; configure the tree first "
+            f"(make -C {tree} defconfig, or menuconfig)"
+        ) from None
     release = release or tree_version(tree)
     index = kconfig_deps.read_kconfig(tree)
     values = kconfig.parse_config(original)
     findings = kconfig.check(values, reqs, release)
-    unfixable = [f for f in findings
-                 if f.state not in ("ok", "module") and not kconfig.fixable(f, release)]
+    unfixable = [
+        f for f in findings if f.state not in ("ok", "module") and not kconfig.fixable(f, release)
+    ]
     asks: dict[str, Ask] = {}
     for ask in asks_for(findings, values, release, index, modules):
         _merge(asks, ask)
@@ -320,18 +345,21 @@ def plan_fix(tree: Path, reqs: Sequence[Requirement], release: str | None = None
         for plan.rounds in range(1, MAX_ROUNDS + 1):
             configure(tree, scratch, pending, run)
             result = kconfig.parse_config(scratch.read_text(errors="replace"))
-            stuck_not = [a for a in asks.values() if not _satisfied(result.get(a.symbol),
-                                                                    a.value)]
+            stuck_not = [a for a in asks.values() if not _satisfied(result.get(a.symbol), a.value)]
             added = False
             for ask in stuck_not:
                 needs = kconfig_deps.needs_for(index, ask.symbol, ask.value, result, modules)
                 for name, value in needs.set.items():
-                    added |= _merge(asks, Ask(name, value, f"{ask.symbol} depends on it",
-                                              dependency=True))
+                    added |= _merge(
+                        asks, Ask(name, value, f"{ask.symbol} depends on it", dependency=True)
+                    )
             if not added:
                 break
-            pending = {a.symbol: a.value for a in asks.values()
-                       if not _satisfied(result.get(a.symbol), a.value)}
+            pending = {
+                a.symbol: a.value
+                for a in asks.values()
+                if not _satisfied(result.get(a.symbol), a.value)
+            }
 
         # The plan proper: every ask at once on a fresh copy, exactly what apply_fix does.
         scratch.write_text(original)
@@ -345,8 +373,9 @@ def plan_fix(tree: Path, reqs: Sequence[Requirement], release: str | None = None
     return plan
 
 
-def diff_configs(before: Mapping[str, str], after: Mapping[str, str],
-                 asks: Mapping[str, Ask] | None = None) -> list[Change]:
+def diff_configs(
+    before: Mapping[str, str], after: Mapping[str, str], asks: Mapping[str, Ask] | None = None
+) -> list[Change]:
     """Symbols whose value differs (unset counts as ``n``), asked ones first."""
     asks = asks or {}
     changes = []
@@ -363,16 +392,26 @@ def _not_stuck(tree: Path, asks: Sequence[Ask], after: Mapping[str, str]) -> lis
     for ask in asks:
         got = after.get(ask.symbol, "n") or "n"
         if not _satisfied(got, ask.value):
-            out.append(NotStuck(ask.symbol, ask.value, got,
-                                kconfig_deps.dependency_hint(tree, ask.symbol, after)))
+            out.append(
+                NotStuck(
+                    ask.symbol,
+                    ask.value,
+                    got,
+                    kconfig_deps.dependency_hint(tree, ask.symbol, after),
+                )
+            )
     return out
 
 
 # ----------------------------------------------------------------------------- applying
 
 
-def apply_fix(plan: FixPlan, reqs: Sequence[Requirement], release: str | None = None,
-              run: Runner = run_command) -> FixResult:
+def apply_fix(
+    plan: FixPlan,
+    reqs: Sequence[Requirement],
+    release: str | None = None,
+    run: Runner = run_command,
+) -> FixResult:
     """Write the plan into the real config with scripts/config + olddefconfig, keep the
     previous config as ``CONFIG.old``, and check again."""
     try:
@@ -388,5 +427,6 @@ def apply_fix(plan: FixPlan, reqs: Sequence[Requirement], release: str | None = 
     backup.write_text(plan.original)
     after = kconfig.parse_config(plan.config.read_text(errors="replace"))
     release = release or tree_version(plan.tree)
-    return FixResult(plan, kconfig.check(after, reqs, release),
-                     _not_stuck(plan.tree, plan.asks, after), backup)
+    return FixResult(
+        plan, kconfig.check(after, reqs, release), _not_stuck(plan.tree, plan.asks, after), backup
+    )

@@ -36,8 +36,10 @@ class ModulesFound:
     def describe(self) -> str:
         if not self.module:
             return f"{self.modules_dir}: no module files (everything built in)"
-        return (f"{self.modules_dir}: named for its release, and {self.module} says "
-                f"vermagic={self.vermagic!r}")
+        return (
+            f"{self.modules_dir}: named for its release, and {self.module} says "
+            f"vermagic={self.vermagic!r}"
+        )
 
 
 def kernel_release(recorded: str, image: Path | None) -> str:
@@ -48,7 +50,10 @@ def kernel_release(recorded: str, image: Path | None) -> str:
     if from_image and recorded and from_image != recorded:
         raise ModulesMismatch(
             f"the kernel image {image} is release {from_image}, but the kernel stage "
-            f"recorded release {recorded}", from_image, recorded)
+            f"recorded release {recorded}",
+            from_image,
+            recorded,
+        )
     return from_image or recorded
 
 
@@ -61,7 +66,10 @@ def check_modules(release: str, modules_dir: Path, what: str) -> ModulesFound:
     if modules_dir.name != release:
         raise ModulesMismatch(
             f"the modules for {what} ({modules_dir}) are for release {modules_dir.name}, "
-            f"but the kernel on the CD is release {release}", release, modules_dir.name)
+            f"but the kernel on the CD is release {release}",
+            release,
+            modules_dir.name,
+        )
     found = kmod.modules_vermagic(modules_dir)
     if found is None:
         return ModulesFound(modules_dir, "", "")
@@ -71,5 +79,8 @@ def check_modules(release: str, modules_dir: Path, what: str) -> ModulesFound:
         raise ModulesMismatch(
             f"the modules for {what} in {modules_dir} were built for release {built_for} "
             f"({module} has vermagic {magic!r}), but the kernel on the CD is release "
-            f"{release}", release, built_for)
+            f"{release}",
+            release,
+            built_for,
+        )
     return ModulesFound(modules_dir, module, magic)

@@ -14,7 +14,7 @@ from livecd_tui import bootconf, layout, secureboot, tools
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.method import Grub2, GrubLegacy, Isolinux
-from livecd_tui.steps import Action, Step, command, q
+from livecd_tui.steps import Action, Step, command, shell_quote
 
 
 def kernel_cmdline(build: Build) -> str:
@@ -42,10 +42,14 @@ def menu_entries(build: Build) -> list[str]:
 def boot_menu(build: Build) -> bootconf.Menu:
     """The boot menu the profile asks for, as every loader's config writes it."""
     p = build.profile
-    return bootconf.Menu(title=p["bootloader.title"], timeout=int(p["bootloader.timeout"]),
-                         entries=menu_entries(build), cmdline=kernel_cmdline(build),
-                         serial=bool(p["bootloader.serial"]),
-                         serial_speed=int(p["bootloader.serial_speed"]))
+    return bootconf.Menu(
+        title=p["bootloader.title"],
+        timeout=int(p["bootloader.timeout"]),
+        entries=menu_entries(build),
+        cmdline=kernel_cmdline(build),
+        serial=bool(p["bootloader.serial"]),
+        serial_speed=int(p["bootloader.serial_speed"]),
+    )
 
 
 def config_text(build: Build) -> tuple[str, str]:
@@ -71,27 +75,39 @@ def secure_boot_steps(build: Build, out: Path, mode: str) -> list[bootconf.ToolS
     kernel = kernel_info(build).image
     if mode == "shim":
         if p["kernel.source"] == "tree":
-            raise StepFailed("shim boots only a kernel the distribution signed, and "
-                             "kernel.source = \"tree\" builds one nobody signed: use "
-                             "\"own-keys\"", option="bootloader.secure_boot")
+            raise StepFailed(
+                "shim boots only a kernel the distribution signed, and "
+                'kernel.source = "tree" builds one nobody signed: use '
+                '"own-keys"',
+                option="bootloader.secure_boot",
+            )
         if kernel.is_file() and not secureboot.has_signature(kernel):
-            raise StepFailed(f"shim boots only a signed kernel, and {kernel} carries no "
-                             "signature: take the distribution's signed kernel "
-                             "(kernel.image) or use \"own-keys\"",
-                             option="bootloader.secure_boot")
+            raise StepFailed(
+                f"shim boots only a signed kernel, and {kernel} carries no "
+                "signature: take the distribution's signed kernel "
+                '(kernel.image) or use "own-keys"',
+                option="bootloader.secure_boot",
+            )
         return secureboot.esp_steps(out, mode, epoch=build.epoch)
     paths = {}
     for key in ("bootloader.secure_boot_key", "bootloader.secure_boot_cert"):
         paths[key] = p.resolve_path(key)
         if paths[key] is None:
-            raise StepFailed("bootloader.secure_boot = \"own-keys\" needs your key and "
-                             "certificate: make them with `livecd-tui secure-boot-keys DIR` "
-                             "and set bootloader.secure_boot_key = \"DIR/db.key\", "
-                             "bootloader.secure_boot_cert = \"DIR/db.crt\"", option=key)
-    return secureboot.esp_steps(out, mode, key=paths["bootloader.secure_boot_key"],
-                                cert=paths["bootloader.secure_boot_cert"],
-                                kernel=build.done_dir("kernel") / "vmlinuz",
-                                epoch=build.epoch)
+            raise StepFailed(
+                'bootloader.secure_boot = "own-keys" needs your key and '
+                "certificate: make them with `livecd-tui secure-boot-keys DIR` "
+                'and set bootloader.secure_boot_key = "DIR/db.key", '
+                'bootloader.secure_boot_cert = "DIR/db.crt"',
+                option=key,
+            )
+    return secureboot.esp_steps(
+        out,
+        mode,
+        key=paths["bootloader.secure_boot_key"],
+        cert=paths["bootloader.secure_boot_cert"],
+        kernel=build.done_dir("kernel") / "vmlinuz",
+        epoch=build.epoch,
+    )
 
 
 def secure_boot_inputs(build: Build) -> list[Path]:
@@ -126,10 +142,16 @@ def plan_bootloader(build: Build) -> list[Step]:
         for line in text.splitlines():
             ctx.log(f"  {line}")
 
-    steps: list[Step] = [Action(
-        f"write the boot menu {cfg_path}", write_config,
-        (f"mkdir -p {q((out / cfg_path).parent)}",
-         f"cat > {q(out / cfg_path)} <<'EOF'\n{text.rstrip()}\nEOF"))]
+    steps: list[Step] = [
+        Action(
+            f"write the boot menu {cfg_path}",
+            write_config,
+            (
+                f"mkdir -p {shell_quote((out / cfg_path).parent)}",
+                f"cat > {shell_quote(out / cfg_path)} <<'EOF'\n{text.rstrip()}\nEOF",
+            ),
+        )
+    ]
     loader = build.method.loader
     if isinstance(loader, Grub2):
         mode = secureboot.mode_of(build.profile)
@@ -141,21 +163,28 @@ def plan_bootloader(build: Build) -> list[Step]:
         for tool in (tools.ISOLINUX_BIN, tools.LDLINUX):
             found = tool.find() or f"/usr/lib/ISOLINUX/{tool.name}"
             dest = layout.in_tree(out, layout.ISOLINUX_DIR) / tool.name
-            steps.append(command(["cp", found, dest],
-                                 f"copy {tool.name}", hint=f"Debian: {tool.debian}"))
+            steps.append(
+                command(["cp", found, dest], f"copy {tool.name}", hint=f"Debian: {tool.debian}")
+            )
     elif isinstance(loader, GrubLegacy):
         stage2 = find_stage2(build)
 
         def need_stage2(ctx: StepContext) -> None:
-            raise StepFailed("GRUB legacy's stage2_eltorito was not found",
-                             hint="Debian: apt-get download grub-legacy && dpkg-deb -x "
-                                  "grub-legacy_*.deb DIR; then set bootloader.stage2_eltorito")
+            raise StepFailed(
+                "GRUB legacy's stage2_eltorito was not found",
+                hint="Debian: apt-get download grub-legacy && dpkg-deb -x "
+                "grub-legacy_*.deb DIR; then set bootloader.stage2_eltorito",
+            )
 
         if stage2 is None:
             steps.append(Action("find stage2_eltorito", need_stage2))
         else:
-            steps.append(command(["cp", stage2, layout.in_tree(out, layout.STAGE2_ELTORITO)],
-                                 "copy GRUB legacy's stage2_eltorito"))
+            steps.append(
+                command(
+                    ["cp", stage2, layout.in_tree(out, layout.STAGE2_ELTORITO)],
+                    "copy GRUB legacy's stage2_eltorito",
+                )
+            )
     else:  # a new BootLoader class: its images are made here
         raise ValueError(f"no boot images known for the boot loader {loader.name!r}")
     return steps
@@ -165,11 +194,21 @@ STAGE = Stage(
     name="bootloader",
     title="Boot loader",
     describe="Write the boot menu (grub.cfg, isolinux.cfg or menu.lst) and gather or make "
-             "the boot loader's images.",
+    "the boot loader's images.",
     plan=plan_bootloader,
-    reads=("bootloader.", "initrd.format", "initrd.size_mib", "writable.copy_to_ram",
-           "writable.persistence"),
-    inputs=lambda build: ([p for p in [find_stage2(build)] if p is not None]
-                          if isinstance(build.method.loader, GrubLegacy) else [])
-    + secure_boot_inputs(build),
+    reads=(
+        "bootloader.",
+        "initrd.format",
+        "initrd.size_mib",
+        "writable.copy_to_ram",
+        "writable.persistence",
+    ),
+    inputs=lambda build: (
+        (
+            [p for p in [find_stage2(build)] if p is not None]
+            if isinstance(build.method.loader, GrubLegacy)
+            else []
+        )
+        + secure_boot_inputs(build)
+    ),
 )

@@ -66,21 +66,31 @@ def secure_boot_vars_steps(build: Build) -> tuple[list[Step], Path] | None:
     if template is None:
         cert = p.resolve_path("bootloader.secure_boot_cert")
         if cert is None:
-            raise StepFailed("the own-keys boot test needs a variable store that trusts "
-                             "your certificate: set bootloader.secure_boot_cert (one is "
-                             "made from it) or boottest.secure_boot_vars",
-                             option="boottest.secure_boot_vars")
+            raise StepFailed(
+                "the own-keys boot test needs a variable store that trusts "
+                "your certificate: set bootloader.secure_boot_cert (one is "
+                "made from it) or boottest.secure_boot_vars",
+                option="boottest.secure_boot_vars",
+            )
         template = out / "secure-boot-vars-template.fd"
         argv = secureboot.vars_enroll_argv(secureboot.OVMF_VARS_BLANK, cert, template)
         argv[0] = tools.VIRT_FW_VARS.find() or argv[0]
         steps.append(command(["rm", "-f", template], "remove an old variable store"))
-        steps.append(command(argv, "enroll your certificate as PK, KEK and db in a copy of "
-                                   "OVMF's variables, Secure Boot on",
-                             hint="pip install virt-firmware, or set "
-                                  "boottest.secure_boot_vars",
-                             option="boottest.secure_boot_vars"))
-    steps.append(command(["cp", template, copy], "copy the UEFI variable store for this "
-                                                 "boot (the firmware writes to it)"))
+        steps.append(
+            command(
+                argv,
+                "enroll your certificate as PK, KEK and db in a copy of "
+                "OVMF's variables, Secure Boot on",
+                hint="pip install virt-firmware, or set boottest.secure_boot_vars",
+                option="boottest.secure_boot_vars",
+            )
+        )
+    steps.append(
+        command(
+            ["cp", template, copy],
+            "copy the UEFI variable store for this boot (the firmware writes to it)",
+        )
+    )
     return steps, copy
 
 
@@ -94,22 +104,35 @@ def plan_boottest(build: Build) -> list[Step]:
     if secure is not None:
         steps, copy = secure
         code = tools.OVMF_SECBOOT.find() or str(secureboot.OVMF_SECBOOT_CODE)
-    argv = qemu.qemu_argv(build.iso_path, firmware=p["boottest.firmware"],
-                          medium=p["boottest.medium"], memory_mib=int(p["boottest.memory_mib"]),
-                          accel=accelerator(build), ovmf=ovmf,
-                          secure_boot=(copy, Path(code)) if secure is not None else None)
+    argv = qemu.qemu_argv(
+        build.iso_path,
+        firmware=p["boottest.firmware"],
+        medium=p["boottest.medium"],
+        memory_mib=int(p["boottest.memory_mib"]),
+        accel=accelerator(build),
+        ovmf=ovmf,
+        secure_boot=(copy, Path(code)) if secure is not None else None,
+    )
     firmware = p["boottest.firmware"] + (" Secure Boot" if secure is not None else "")
-    return [*steps, command(argv, f"boot the ISO ({firmware}, {p['boottest.medium']}) "
-                          f"and wait for {p['boottest.marker']!r} on the serial console",
-                    until=p["boottest.marker"], timeout=float(p["boottest.timeout"]),
-                    hint=f"read the serial log, {build.log_path('boottest')}; a "
-                         "boot that was only slow (no KVM: QEMU emulates the CPU) needs a "
-                         "longer boottest.timeout; a different prompt, another "
-                         "boottest.marker; QEMU itself is Debian's "
-                         f"{tools.QEMU.debian}",
-                    option="boottest.timeout",
-                    diagnose=lambda lines: qemu.diagnose_boot(
-                        lines, p["boottest.marker"], bool(p["bootloader.serial"])))]
+    return [
+        *steps,
+        command(
+            argv,
+            f"boot the ISO ({firmware}, {p['boottest.medium']}) "
+            f"and wait for {p['boottest.marker']!r} on the serial console",
+            until=p["boottest.marker"],
+            timeout=float(p["boottest.timeout"]),
+            hint=f"read the serial log, {build.log_path('boottest')}; a "
+            "boot that was only slow (no KVM: QEMU emulates the CPU) needs a "
+            "longer boottest.timeout; a different prompt, another "
+            "boottest.marker; QEMU itself is Debian's "
+            f"{tools.QEMU.debian}",
+            option="boottest.timeout",
+            diagnose=lambda lines: qemu.diagnose_boot(
+                lines, p["boottest.marker"], bool(p["bootloader.serial"])
+            ),
+        ),
+    ]
 
 
 STAGE = Stage(
@@ -117,7 +140,6 @@ STAGE = Stage(
     title="Boot test",
     describe="Boot the ISO in QEMU with a serial console and wait for the success marker.",
     plan=plan_boottest,
-    reads=("boottest.", "bootloader.type", "bootloader.secure_boot",
-           "bootloader.secure_boot_cert"),
+    reads=("boottest.", "bootloader.type", "bootloader.secure_boot", "bootloader.secure_boot_cert"),
     uses=("iso",),
 )

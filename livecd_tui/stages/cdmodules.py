@@ -17,7 +17,7 @@ from livecd_tui.build import Build
 from livecd_tui.engine import StepFailed
 from livecd_tui.kernel import kmod, modmatch
 from livecd_tui.stages.kernel import driver_groups, kernel_info
-from livecd_tui.steps import q
+from livecd_tui.steps import shell_quote
 
 #: Modules the method itself needs (each skipped when built into the kernel).
 METHOD_MODULES = ("loop", "squashfs", "isofs")
@@ -31,11 +31,22 @@ USB_MODULES = ("xhci_pci", "ehci_pci", "ohci_pci", "uhci_hcd", "usb_storage", "u
 PERSISTENCE_MODULES = ("ext4", "ext2", *DISK_MODULES)
 PERSISTENCE_FILE_MODULES = ("vfat", "nls_cp437", "nls_ascii", "nls_utf8", "nls_iso8859_1")
 #: LUKS2's default cipher (aes-xts-plain64) and the kernel crypto API cryptsetup uses.
-PERSISTENCE_CRYPT_MODULES = ("xts", "aes_generic", "aesni_intel", "sha256_generic",
-                             "algif_skcipher", "algif_hash")
+PERSISTENCE_CRYPT_MODULES = (
+    "xts",
+    "aes_generic",
+    "aesni_intel",
+    "sha256_generic",
+    "algif_skcipher",
+    "algif_hash",
+)
 #: The depmod files the initrd's modprobe reads, copied next to its modules.
-INDEX_FILES = ("modules.dep", "modules.alias", "modules.softdep", "modules.builtin",
-               "modules.order")
+INDEX_FILES = (
+    "modules.dep",
+    "modules.alias",
+    "modules.softdep",
+    "modules.builtin",
+    "modules.order",
+)
 
 
 def wanted_modules(build: Build) -> tuple[list[str], list[str]]:
@@ -80,8 +91,11 @@ def initrd_modules(build: Build, log: Callable[[str], None]) -> list[str]:
     try:
         return kmod.resolve_modules(info.modules_dir, names)
     except kmod.UnknownModule as err:
-        raise StepFailed(str(err), hint="check kernel.extra_modules and the kernel config",
-                         option="kernel.extra_modules") from None
+        raise StepFailed(
+            str(err),
+            hint="check kernel.extra_modules and the kernel config",
+            option="kernel.extra_modules",
+        ) from None
 
 
 def selected_modules(build: Build, log: Callable[[str], None]) -> list[str] | None:
@@ -94,8 +108,9 @@ def selected_modules(build: Build, log: Callable[[str], None]) -> list[str] | No
     return initrd_modules(build, log)
 
 
-def check_kernel_modules(build: Build, modules_dir: Path, what: str,
-                         log: Callable[[str], None]) -> None:
+def check_kernel_modules(
+    build: Build, modules_dir: Path, what: str, log: Callable[[str], None]
+) -> None:
     """Refuse modules that belong to another kernel than the one on the CD, naming both
     releases (the kernel's from its image's header, else from the kernel stage)."""
     info = kernel_info(build)
@@ -104,10 +119,13 @@ def check_kernel_modules(build: Build, modules_dir: Path, what: str,
         release = modmatch.kernel_release(info.release, image if image.is_file() else None)
         found = modmatch.check_modules(release, modules_dir, what)
     except modmatch.ModulesMismatch as err:
-        raise StepFailed(str(err), hint="put the modules of the CD's kernel there "
-                         "(make modules_install, or the distribution's package), or choose "
-                         "the kernel they belong to with kernel.image",
-                         option="kernel.modules_dir") from None
+        raise StepFailed(
+            str(err),
+            hint="put the modules of the CD's kernel there "
+            "(make modules_install, or the distribution's package), or choose "
+            "the kernel they belong to with kernel.image",
+            option="kernel.modules_dir",
+        ) from None
     log(f"kernel release {release}; modules for {what}: {found.describe()}")
 
 
@@ -119,18 +137,24 @@ def check(build: Build, modules_dir: Path, what: str) -> fileops.Check:
     return fileops.Check(
         f"check the modules for {what} belong to the kernel on the CD",
         lambda log: check_kernel_modules(build, modules_dir, what, log),
-        (f"release=$(cat {q(release_file)})",
-         f'[ "$(basename {q(modules_dir)})" = "$release" ] || {{ echo "livecd-build: the '
-         f'modules in {modules_dir} are not for release $release" >&2; exit 1; }}',
-         f"m=$(awk -F: 'NF > 1 {{print $1; exit}}' {q(modules_dir / 'modules.dep')} "
-         "2>/dev/null || true)",
-         f'[ -z "$m" ] || [ "$(modinfo -F vermagic {q(modules_dir)}/{module} | cut -d" " '
-         f'-f1)" = "$release" ] || {{ echo "livecd-build: $m in {modules_dir} was not built '
-         'for release $release" >&2; exit 1; }'))
+        (
+            f"release=$(cat {shell_quote(release_file)})",
+            f'[ "$(basename {shell_quote(modules_dir)})" = "$release" ] || '
+            '{ echo "livecd-build: the '
+            f'modules in {modules_dir} are not for release $release" >&2; exit 1; }}',
+            f"m=$(awk -F: 'NF > 1 {{print $1; exit}}' {shell_quote(modules_dir / 'modules.dep')} "
+            "2>/dev/null || true)",
+            f'[ -z "$m" ] || [ "$(modinfo -F vermagic {shell_quote(modules_dir)}/{module} | '
+            'cut -d" " '
+            f'-f1)" = "$release" ] || {{ echo "livecd-build: $m in {modules_dir} was not built '
+            'for release $release" >&2; exit 1; }',
+        ),
+    )
 
 
-def copy_ops(build: Build, modules: list[str] | None, target_root: Path,
-             every_index: bool = False) -> Iterator[fileops.Op]:
+def copy_ops(
+    build: Build, modules: list[str] | None, target_root: Path, every_index: bool = False
+) -> Iterator[fileops.Op]:
     """The selected modules copied under ``target_root/lib/modules/RELEASE`` with the
     depmod files (``every_index``: every ``modules.*`` file of the kernel's, as the live
     system's own modprobe may read any). ``modules`` None: found when the script runs."""
@@ -163,36 +187,45 @@ def _copy_at_run_time(build: Build, target_root: Path, every_index: bool) -> fil
     (what kmod.resolve_modules follows); sets kernel_release, modules_dir and modules."""
     kernel = build.done_dir("kernel")
     required, optional = wanted_modules(build)
-    probe = ('modprobe -C /dev/null -d "${modules_dir%/lib/modules/*}" -S "$kernel_release" '
-             "--show-depends")
-    target = f'{q(target_root / "lib/modules")}/"$kernel_release"'
+    probe = (
+        'modprobe -C /dev/null -d "${modules_dir%/lib/modules/*}" -S "$kernel_release" '
+        "--show-depends"
+    )
+    target = f'{shell_quote(target_root / "lib/modules")}/"$kernel_release"'
     if every_index:
-        index = [f"mkdir -p {target}",
-                 f"find \"$modules_dir\"/ -maxdepth 1 -name 'modules.*' -xtype f "
-                 f"-exec cp -p {{}} {target}/ \\;"]
+        index = [
+            f"mkdir -p {target}",
+            f"find \"$modules_dir\"/ -maxdepth 1 -name 'modules.*' -xtype f "
+            f"-exec cp -p {{}} {target}/ \\;",
+        ]
     else:
-        index = ['if [ -n "$modules" ]; then',
-                 f'    (cd "$modules_dir" && cp -p {" ".join(INDEX_FILES)} {target}/'
-                 " 2>/dev/null) || true",
-                 "fi"]
+        index = [
+            'if [ -n "$modules" ]; then',
+            f'    (cd "$modules_dir" && cp -p {" ".join(INDEX_FILES)} {target}/'
+            " 2>/dev/null) || true",
+            "fi",
+        ]
     return fileops.Deferred(
         "the kernel is built by this script: its modules are resolved now, with modprobe",
-        (f"kernel_release=$(cat {q(kernel / 'release')})",
-         f"modules_dir=$(cat {q(kernel / 'modules_dir')})",
-         'modules=""',
-         'if [ -n "$modules_dir" ] && [ -f "$modules_dir/modules.dep" ]; then',
-         "    modules=$(",
-         f"        {{ {probe} -a {' '.join(map(q, required))} || exit 1",
-         f"          for m in {' '.join(map(q, optional))}; do",
-         f'              {probe} "$m" 2>/dev/null || echo "driver $m is neither a module nor '
-         'built in: skipped" >&2',
-         "          done",
-         "        } | awk -v dir=\"/lib/modules/$kernel_release/\" '$1 == \"insmod\" "
-         "{ p = $2; i = index(p, dir); if (i) p = substr(p, i + length(dir)); "
-         "if (!seen[p]++) print p }')",
-         "fi",
-         'if [ -n "$modules" ]; then',
-         f"    mkdir -p {target}",
-         f'    (cd "$modules_dir" && cp -p --parents $modules {target}/)',
-         "fi",
-         *index))
+        (
+            f"kernel_release=$(cat {shell_quote(kernel / 'release')})",
+            f"modules_dir=$(cat {shell_quote(kernel / 'modules_dir')})",
+            'modules=""',
+            'if [ -n "$modules_dir" ] && [ -f "$modules_dir/modules.dep" ]; then',
+            "    modules=$(",
+            f"        {{ {probe} -a {' '.join(map(shell_quote, required))} || exit 1",
+            f"          for m in {' '.join(map(shell_quote, optional))}; do",
+            f'              {probe} "$m" 2>/dev/null || echo "driver $m is neither a module nor '
+            'built in: skipped" >&2',
+            "          done",
+            '        } | awk -v dir="/lib/modules/$kernel_release/" \'$1 == "insmod" '
+            "{ p = $2; i = index(p, dir); if (i) p = substr(p, i + length(dir)); "
+            "if (!seen[p]++) print p }')",
+            "fi",
+            'if [ -n "$modules" ]; then',
+            f"    mkdir -p {target}",
+            f'    (cd "$modules_dir" && cp -p --parents $modules {target}/)',
+            "fi",
+            *index,
+        ),
+    )

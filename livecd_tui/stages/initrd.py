@@ -21,7 +21,7 @@ from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.kernel import kmod
 from livecd_tui.stages import cdmodules
 from livecd_tui.stages.kernel import kernel_info
-from livecd_tui.steps import Action, Step, command, q, write_file_lines
+from livecd_tui.steps import Action, Step, command, shell_quote, write_file_lines
 
 #: Compressors: argv to compress stdin to stdout; each is reproducible (no names, no times).
 COMPRESSORS = {
@@ -42,8 +42,11 @@ def tree_layout(build: Build) -> list[tuple[str, str | None]]:
     layout = []
     for d in DIRS:
         source = build.host_root / d
-        target = os.readlink(source).lstrip("/") if (
-            d in MERGED_USR_DIRS and source.is_symlink()) else None
+        target = (
+            os.readlink(source).lstrip("/")
+            if (d in MERGED_USR_DIRS and source.is_symlink())
+            else None
+        )
         layout.append((d, target))
     return layout
 
@@ -65,8 +68,10 @@ def extra_binaries(build: Build) -> list[str]:
     """initrd.extra_binaries, and cryptsetup for an encrypted persistence store (from the
     system root, where it is looked for first; its absence is said when the initrd is made)."""
     extra = list(build.profile["initrd.extra_binaries"])
-    if build.profile["writable.persistence"] != "off" and \
-            build.profile["writable.persistence_encrypted"]:
+    if (
+        build.profile["writable.persistence"] != "off"
+        and build.profile["writable.persistence_encrypted"]
+    ):
         found = [c for c in CRYPTSETUP_PATHS if (build.host_root / c.lstrip("/")).is_file()]
         extra.append((found or CRYPTSETUP_PATHS[:1])[0])
     return extra
@@ -144,32 +149,36 @@ def initrd_ops(build: Build, log: fileops.Log) -> Iterator[fileops.Op]:
         # Relative to where the link really is: bin may itself be a link into usr.
         real_bin = tree / (dict(tree_layout(build))["bin"] or "bin")
         yield fileops.Remove(tree / "bin" / "sh")
-        yield fileops.Symlink(tree / "bin" / "sh",
-                              os.path.relpath(tree / bash.relative_to(root), real_bin))
+        yield fileops.Symlink(
+            tree / "bin" / "sh", os.path.relpath(tree / bash.relative_to(root), real_bin)
+        )
     if choice.kind == "system":
         programs, missing = toolbox.system_programs(p)
         if missing:
-            raise StepFailed(f"the system toolbox needs {', '.join(missing)}, which "
-                             f"{root} lacks",
-                             hint="install them into the root (coreutils, util-linux, kmod), "
-                                  "or use busybox: initrd.toolbox = \"busybox\"",
-                             option="initrd.toolbox")
+            raise StepFailed(
+                f"the system toolbox needs {', '.join(missing)}, which {root} lacks",
+                hint="install them into the root (coreutils, util-linux, kmod), "
+                'or use busybox: initrd.toolbox = "busybox"',
+                option="initrd.toolbox",
+            )
         for program in programs:
             yield from fileops.install(root, program, tree)
         binaries += [program for program in programs if program not in binaries]
     for extra in extra_binaries(build):
         path = "/" + extra.lstrip("/")
         if not (root / path.lstrip("/")).exists():
-            raise StepFailed(f"extra binary {path} not found in {root}",
-                             hint="fix initrd.extra_binaries")
+            raise StepFailed(
+                f"extra binary {path} not found in {root}", hint="fix initrd.extra_binaries"
+            )
         yield from fileops.install(root, path, tree)
         binaries.append(path)
     if p["initrd.device_manager"] == "udev":
         daemon, programs = find_udev(root)
         for program in programs:
             yield from fileops.install(root, program, tree)
-        yield fileops.Symlink(tree / "sbin" / "udevd",
-                              os.path.relpath(tree / daemon, tree / "sbin"))
+        yield fileops.Symlink(
+            tree / "sbin" / "udevd", os.path.relpath(tree / daemon, tree / "sbin")
+        )
         for rules in ("lib/udev/rules.d", "usr/lib/udev/rules.d"):
             if (root / rules).is_dir():
                 yield fileops.CopyTree(root / rules, tree / rules)
@@ -183,8 +192,10 @@ def initrd_ops(build: Build, log: fileops.Log) -> Iterator[fileops.Op]:
         yield from fileops.install(root, lib, tree)
     for lib in host_libraries:
         yield from fileops.install(Path("/"), lib, tree)
-    log(f"programs: {', '.join(binaries) or 'busybox'}; libraries: "
-        f"{len(libraries) + len(host_libraries)}")
+    log(
+        f"programs: {', '.join(binaries) or 'busybox'}; libraries: "
+        f"{len(libraries) + len(host_libraries)}"
+    )
 
     modules = cdmodules.selected_modules(build, log)
     info = kernel_info(build)
@@ -195,30 +206,41 @@ def initrd_ops(build: Build, log: fileops.Log) -> Iterator[fileops.Op]:
     if modules and info.modules_dir is not None and p["initrd.firmware"]:
         yield from _firmware(build, info.modules_dir, modules, tree, log)
     elif modules is None and p["initrd.firmware"]:
-        yield fileops.Deferred("firmware", (
-            "echo 'livecd-build: firmware is not copied when the kernel is built by this "
-            "script; use livecd-tui for that' >&2",))
+        yield fileops.Deferred(
+            "firmware",
+            (
+                "echo 'livecd-build: firmware is not copied when the kernel is built by this "
+                "script; use livecd-tui for that' >&2",
+            ),
+        )
 
     script = script_name(build)
-    yield fileops.Copy(Path(str(resources.files("livecd_tui") / "data" / script)),
-                       tree / script)
+    yield fileops.Copy(Path(str(resources.files("livecd_tui") / "data" / script)), tree / script)
     yield fileops.Chmod(tree / script, 0o755)
     conf = tree / "etc" / "livecd.conf"
     yield fileops.WriteFile(conf, livecd_conf(build, modules or []).encode())
     if modules is None:
-        yield fileops.Deferred("the release and the modules found by this script", (
-            "printf \"LIVECD_RELEASE='%s'\\nLIVECD_MODULES='%s'\\n\" "
-            f'"$kernel_release" "$(echo $modules)" >> {q(conf)}',))
-    yield fileops.Append(conf, "the media check's sums (LIVECD_SUMS)",
-                         lambda: f"LIVECD_SUMS={shlex.quote(media.media_sums(build))}\n",
-                         tuple(media.media_sums_lines(build, conf)))
+        yield fileops.Deferred(
+            "the release and the modules found by this script",
+            (
+                "printf \"LIVECD_RELEASE='%s'\\nLIVECD_MODULES='%s'\\n\" "
+                f'"$kernel_release" "$(echo $modules)" >> {shell_quote(conf)}',
+            ),
+        )
+    yield fileops.Append(
+        conf,
+        "the media check's sums (LIVECD_SUMS)",
+        lambda: f"LIVECD_SUMS={shlex.quote(media.media_sums(build))}\n",
+        tuple(media.media_sums_lines(build, conf)),
+    )
     yield fileops.WriteFile(tree / "etc" / "fstab", b"")
     # mke2fs -d copies each file's times: pin them so the image is reproducible.
     yield fileops.PinTimes(tree, build.epoch)
 
 
-def _firmware(build: Build, modules_dir: Path, modules: list[str], tree: Path,
-              log: fileops.Log) -> Iterator[fileops.Op]:
+def _firmware(
+    build: Build, modules_dir: Path, modules: list[str], tree: Path, log: fileops.Log
+) -> Iterator[fileops.Op]:
     """The firmware files the modules ask for that the root has."""
     try:
         firmware = kmod.firmware_for(modules_dir, modules)
@@ -256,10 +278,13 @@ def debugfs_node_lines(epoch: int) -> list[str]:
     for node in DEVICE_NODES:
         name = Path(node.path).name
         kind = 0o020000 if node.kind == "c" else 0o060000
-        lines += [f"mknod {name} {node.kind} {node.major} {node.minor}",
-                  f"sif {name} mode 0{kind | node.mode:o}",
-                  f"sif {name} mtime @{epoch}", f"sif {name} ctime @{epoch}",
-                  f"sif {name} atime @{epoch}"]
+        lines += [
+            f"mknod {name} {node.kind} {node.major} {node.minor}",
+            f"sif {name} mode 0{kind | node.mode:o}",
+            f"sif {name} mtime @{epoch}",
+            f"sif {name} ctime @{epoch}",
+            f"sif {name} atime @{epoch}",
+        ]
     return [*lines, "cd /", f'sif "/" ctime @{epoch}']
 
 
@@ -289,11 +314,24 @@ def _find_program(build: Build, name: str) -> Path:
 
 def find_udev(root: Path) -> tuple[str, list[str]]:
     """systemd-udevd or eudev's udevd in the root: (daemon, [daemon, udevadm])."""
-    daemon = next((c for c in ("lib/systemd/systemd-udevd", "usr/lib/systemd/systemd-udevd",
-                               "sbin/udevd", "usr/sbin/udevd") if (root / c).is_file()), None)
+    daemon = next(
+        (
+            c
+            for c in (
+                "lib/systemd/systemd-udevd",
+                "usr/lib/systemd/systemd-udevd",
+                "sbin/udevd",
+                "usr/sbin/udevd",
+            )
+            if (root / c).is_file()
+        ),
+        None,
+    )
     if daemon is None:
-        raise StepFailed("udevd not found in the system root",
-                         hint="set initrd.device_manager = \"devtmpfs\" or \"mdev\"")
+        raise StepFailed(
+            "udevd not found in the system root",
+            hint='set initrd.device_manager = "devtmpfs" or "mdev"',
+        )
     programs = ["/" + daemon]
     for admin in ("bin/udevadm", "usr/bin/udevadm", "sbin/udevadm"):
         if (root / admin).is_file():
@@ -318,46 +356,107 @@ def plan_initrd(build: Build) -> list[Step]:
     p = build.profile
     out = build.partial_dir("initrd")
     tree = out / "tree"
-    steps: list[Step] = [fileops.action(
-        f"gather busybox, /{script_name(build)}, modules and libraries into the initrd tree",
-        initrd_ops, build)]
+    steps: list[Step] = [
+        fileops.action(
+            f"gather busybox, /{script_name(build)}, modules and libraries into the initrd tree",
+            initrd_ops,
+            build,
+        )
+    ]
     compressed = out / "initrd.img"
     if not build.method.initrd.ram_disk:
-        nodes = [f"mknod -m {node.mode:o} {q(tree / node.path)} {node.kind} {node.major} "
-                 f"{node.minor}" for node in DEVICE_NODES]
-        steps.append(Action(
-            "pack the tree as a cpio newc archive (sorted, uid 0, fixed times, device nodes)",
-            write_cpio,
-            (*nodes,
-             f"touch -h -d @{build.epoch} {q(tree / 'dev')} "
-             + " ".join(q(tree / node.path) for node in DEVICE_NODES),
-             f"(cd {q(tree)} && find . -mindepth 1 -printf '%P\\n' | LC_ALL=C sort | "
-             f"cpio -o -H newc -R 0:0 --reproducible --quiet) > {q(out / 'initrd.cpio')}")))
-        steps.append(command(COMPRESSORS[p["initrd.compression"]], "compress the initramfs",
-                             stdin=out / "initrd.cpio", stdout=compressed))
+        nodes = [
+            f"mknod -m {node.mode:o} {shell_quote(tree / node.path)} {node.kind} {node.major} "
+            f"{node.minor}"
+            for node in DEVICE_NODES
+        ]
+        steps.append(
+            Action(
+                "pack the tree as a cpio newc archive (sorted, uid 0, fixed times, device nodes)",
+                write_cpio,
+                (
+                    *nodes,
+                    f"touch -h -d @{build.epoch} {shell_quote(tree / 'dev')} "
+                    + " ".join(shell_quote(tree / node.path) for node in DEVICE_NODES),
+                    f"(cd {shell_quote(tree)} && find . -mindepth 1 -printf '%P\\n' | "
+                    "LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) > "
+                    f"{shell_quote(out / 'initrd.cpio')}",
+                ),
+            )
+        )
+        steps.append(
+            command(
+                COMPRESSORS[p["initrd.compression"]],
+                "compress the initramfs",
+                stdin=out / "initrd.cpio",
+                stdout=compressed,
+            )
+        )
         steps.append(command(["rm", "-f", out / "initrd.cpio"], "remove the uncompressed archive"))
         return steps
     size_kib = int(p["initrd.size_mib"]) * 1024
     image = out / "initrd.ext2"
     fake_time = (("E2FSPROGS_FAKE_TIME", str(build.epoch)),)
-    steps.append(command(
-        ["mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", "-m", "0", "-N", "1024",
-         "-L", "initrd", "-U", FIXED_UUID, "-E", f"root_owner=0:0,hash_seed={FIXED_UUID}",
-         "-d", tree, image, f"{size_kib}k"],
-        "make the ext2 RAM-disk image from the tree (no mount needed)",
-        env=fake_time, hint="raise initrd.size_mib if the tree does not fit"))
-    steps.append(Action(
-        "write the debugfs commands: /dev/console, /dev/null, fixed ctimes",
-        write_debugfs_script,
-        (*write_file_lines(out / "debugfs.cmds", "\n".join(debugfs_node_lines(build.epoch))
-                           + "\n"),
-         f"(cd {q(tree)} && find . -mindepth 1 -printf '/%P\\n' | LC_ALL=C sort | "
-         f"sed 's/.*/sif \"&\" ctime @{build.epoch}/') >> {q(out / 'debugfs.cmds')}")))
-    steps.append(command(["debugfs", "-w", "-f", out / "debugfs.cmds", image],
-                         "add the device nodes to the image without root", env=fake_time))
+    steps.append(
+        command(
+            [
+                "mke2fs",
+                "-q",
+                "-F",
+                "-t",
+                "ext2",
+                "-b",
+                "1024",
+                "-m",
+                "0",
+                "-N",
+                "1024",
+                "-L",
+                "initrd",
+                "-U",
+                FIXED_UUID,
+                "-E",
+                f"root_owner=0:0,hash_seed={FIXED_UUID}",
+                "-d",
+                tree,
+                image,
+                f"{size_kib}k",
+            ],
+            "make the ext2 RAM-disk image from the tree (no mount needed)",
+            env=fake_time,
+            hint="raise initrd.size_mib if the tree does not fit",
+        )
+    )
+    steps.append(
+        Action(
+            "write the debugfs commands: /dev/console, /dev/null, fixed ctimes",
+            write_debugfs_script,
+            (
+                *write_file_lines(
+                    out / "debugfs.cmds", "\n".join(debugfs_node_lines(build.epoch)) + "\n"
+                ),
+                f"(cd {shell_quote(tree)} && find . -mindepth 1 -printf '/%P\\n' | LC_ALL=C sort | "
+                f"sed 's/.*/sif \"&\" ctime @{build.epoch}/') >> "
+                f"{shell_quote(out / 'debugfs.cmds')}",
+            ),
+        )
+    )
+    steps.append(
+        command(
+            ["debugfs", "-w", "-f", out / "debugfs.cmds", image],
+            "add the device nodes to the image without root",
+            env=fake_time,
+        )
+    )
     steps.append(command(["e2fsck", "-fn", image], "check the image"))
-    steps.append(command(COMPRESSORS[p["initrd.compression"]], "compress the RAM-disk image",
-                         stdin=out / "initrd.ext2", stdout=compressed))
+    steps.append(
+        command(
+            COMPRESSORS[p["initrd.compression"]],
+            "compress the RAM-disk image",
+            stdin=out / "initrd.ext2",
+            stdout=compressed,
+        )
+    )
     steps.append(command(["rm", "-f", out / "initrd.ext2"], "remove the uncompressed image"))
     return steps
 
@@ -372,8 +471,10 @@ def initrd_inputs(build: Build) -> list[Path]:
     if choice.kind == "busybox":
         paths = [choice.busybox or toolbox.busybox_path(build.profile)]
     else:
-        paths = [build.host_root / program.lstrip("/")
-                 for program in toolbox.system_programs(build.profile)[0]]
+        paths = [
+            build.host_root / program.lstrip("/")
+            for program in toolbox.system_programs(build.profile)[0]
+        ]
     paths.append(data / script_name(build))
     paths += [build.host_root / e.lstrip("/") for e in extra_binaries(build)]
     return paths
@@ -383,11 +484,18 @@ STAGE = Stage(
     name="initrd",
     title="Initrd",
     describe="Build the initrd: busybox, the init script, its config, the kernel modules it "
-             "loads and the libraries its programs need, packed as a cpio initramfs or an "
-             "ext2 RAM disk and compressed.",
+    "loads and the libraries its programs need, packed as a cpio initramfs or an "
+    "ext2 RAM disk and compressed.",
     plan=plan_initrd,
-    reads=("initrd.", "iso.marker", "iso.volume_label", "writable.", "kernel.",
-           "boottest.medium", "system.dirs"),
+    reads=(
+        "initrd.",
+        "iso.marker",
+        "iso.volume_label",
+        "writable.",
+        "kernel.",
+        "boottest.medium",
+        "system.dirs",
+    ),
     # system and writable: livecd.conf records the sha256 of their images (the media check).
     uses=("kernel", "system", "writable"),
     inputs=initrd_inputs,

@@ -15,7 +15,7 @@ from livecd_tui import layout, secureboot
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.media import file_sha256
-from livecd_tui.steps import Action, Step, command, q
+from livecd_tui.steps import Action, Step, command, shell_quote
 
 
 def iso_argv(build: Build, tree: Path, output: Path) -> list[str]:
@@ -70,17 +70,35 @@ def plan_iso(build: Build) -> list[Step]:
     steps: list[Step] = [
         command(["mkdir", "-p", *dirs], "make the CD tree"),
         # Copied, not linked: -boot-info-table patches the boot image in place.
-        command(["cp", "-a", f"{build.done_dir('bootloader')}/.", tree],
-                "copy the boot loader's files into the CD tree"),
+        command(
+            ["cp", "-a", f"{build.done_dir('bootloader')}/.", tree],
+            "copy the boot loader's files into the CD tree",
+        ),
     ]
-    steps += [command(["ln", source, layout.in_tree(tree, dest)],
-                      f"link {layout.relative(dest)} into the CD tree")
-              for source, dest in links]
-    steps.append(Action(
-        f"write the marker file {layout.MARKER} the init script looks for", write_marker,
-        (f"printf '%s\\n' {q(marker)} > {q(layout.in_tree(tree, layout.MARKER))}",)))
-    steps.append(command(iso_argv(build, tree, built), "write the ISO image",
-                         hint="Debian: xorriso or genisoimage; the option is iso.tool"))
+    steps += [
+        command(
+            ["ln", source, layout.in_tree(tree, dest)],
+            f"link {layout.relative(dest)} into the CD tree",
+        )
+        for source, dest in links
+    ]
+    steps.append(
+        Action(
+            f"write the marker file {layout.MARKER} the init script looks for",
+            write_marker,
+            (
+                f"printf '%s\\n' {shell_quote(marker)} > "
+                f"{shell_quote(layout.in_tree(tree, layout.MARKER))}",
+            ),
+        )
+    )
+    steps.append(
+        command(
+            iso_argv(build, tree, built),
+            "write the ISO image",
+            hint="Debian: xorriso or genisoimage; the option is iso.tool",
+        )
+    )
     target = build.iso_path
 
     def finish(ctx: StepContext) -> None:
@@ -89,15 +107,27 @@ def plan_iso(build: Build) -> list[Step]:
         publish(ctx, built, target, bool(p["iso.checksum"]))
 
     temporary = target.with_name(f".{target.name}.partial")
-    steps.append(Action(
-        f"move the ISO to {target}" + (" and write its sha256" if p["iso.checksum"] else ""),
-        finish,
-        (f"mkdir -p {q(target.parent)}",
-         f"printf '%s  %s\\n' \"$(sha256sum < {q(built)} | cut -d ' ' -f 1)\" "
-         f"{q(target.name)} > {q(out / 'sha256')}",
-         f"mv {q(built)} {q(temporary)}", f"mv {q(temporary)} {q(target)}",
-         *((f"cp {q(out / 'sha256')} {q(target.with_name(target.name + '.sha256'))}",)
-           if p["iso.checksum"] else ()))))
+    steps.append(
+        Action(
+            f"move the ISO to {target}" + (" and write its sha256" if p["iso.checksum"] else ""),
+            finish,
+            (
+                f"mkdir -p {shell_quote(target.parent)}",
+                f"printf '%s  %s\\n' \"$(sha256sum < {shell_quote(built)} | cut -d ' ' -f 1)\" "
+                f"{shell_quote(target.name)} > {shell_quote(out / 'sha256')}",
+                f"mv {shell_quote(built)} {shell_quote(temporary)}",
+                f"mv {shell_quote(temporary)} {shell_quote(target)}",
+                *(
+                    (
+                        f"cp {shell_quote(out / 'sha256')} "
+                        f"{shell_quote(target.with_name(target.name + '.sha256'))}",
+                    )
+                    if p["iso.checksum"]
+                    else ()
+                ),
+            ),
+        )
+    )
     steps.append(command(["rm", "-rf", tree], "remove the CD tree (only links)"))
     return steps
 
@@ -106,7 +136,7 @@ STAGE = Stage(
     name="iso",
     title="ISO image",
     describe="Lay out the CD (kernel, initrd, system image, archive, boot loader, LABEL "
-             "marker) and write the bootable ISO image.",
+    "marker) and write the bootable ISO image.",
     plan=plan_iso,
     reads=("iso.", "bootloader.type", "bootloader.secure_boot"),
     uses=("kernel", "system", "initrd", "writable", "bootloader"),

@@ -15,7 +15,7 @@ from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.kernel import kbuild, kconfig
 from livecd_tui.profile import Profile
 from livecd_tui.stages import kconfig_script
-from livecd_tui.steps import Action, Step, command, q
+from livecd_tui.steps import Action, Step, command, shell_quote
 
 #: Placeholder for values only known once a kernel has been built from a tree.
 UNKNOWN_RELEASE = "$(make -s kernelrelease)"
@@ -91,11 +91,16 @@ def requirements_for(build: Build, media: list[str] | None = None) -> list[kconf
     if media is None:
         media = ["cdrom", *(["usb"] if p["boottest.medium"] == "usb" else [])]
     return kconfig.requirements(
-        initrd_format=build.method.initrd.name, writable=build.method.writable.name,
-        squashfs_compressor=p["system.compressor"], initrd_compression=p["initrd.compression"],
-        media=media, uefi=build.method.loader.uefi,
-        initrd_size_mib=p["initrd.size_mib"], persistence=p["writable.persistence"],
-        encrypted_persistence=p["writable.persistence_encrypted"])
+        initrd_format=build.method.initrd.name,
+        writable=build.method.writable.name,
+        squashfs_compressor=p["system.compressor"],
+        initrd_compression=p["initrd.compression"],
+        media=media,
+        uefi=build.method.loader.uefi,
+        initrd_size_mib=p["initrd.size_mib"],
+        persistence=p["writable.persistence"],
+        encrypted_persistence=p["writable.persistence_encrypted"],
+    )
 
 
 def driver_groups(profile: Profile) -> tuple[str, ...]:
@@ -118,8 +123,7 @@ def advised_requirements(build: Build) -> list[kconfig.Requirement]:
 def check_lines(build: Build) -> list[str]:
     """The config check as bash (``kconfig_script``): of ``$kernel_config``, release
     ``$kernel_release``."""
-    return kconfig_script.requirement_lines(requirements_for(build),
-                                            advised_requirements(build))
+    return kconfig_script.requirement_lines(requirements_for(build), advised_requirements(build))
 
 
 def check_kernel_config(
@@ -155,8 +159,10 @@ def check_kernel_config(
             bad.append(finding)
     for finding in warnings:
         if finding.state in ("missing", "wrong"):
-            ctx.log(f"  warning  {finding.requirement.symbol:24} {finding.message} "
-                    "(asked for by kernel.drivers; not needed to boot the CD)")
+            ctx.log(
+                f"  warning  {finding.requirement.symbol:24} {finding.message} "
+                "(asked for by kernel.drivers; not needed to boot the CD)"
+            )
     if bad:
         raise StepFailed(
             "the kernel cannot boot this CD: "
@@ -184,15 +190,19 @@ def plan_kernel(build: Build) -> list[Step]:
             ctx.log(kbuild.estimate_line(objects, source))
             changed = kbuild.changed_since_record(tree)
             if changed is not None:
-                ctx.log(f"changed since the last build: {changed} (make rebuilds what "
-                        "depends on it)")
+                ctx.log(
+                    f"changed since the last build: {changed} (make rebuilds what depends on it)"
+                )
 
         steps.append(
             Action(
                 "estimate the build from the last one of this tree",
                 estimate_build,
-                (f"echo \"kbuild: about $(find {q(tree)} -name '.*.cmd' | wc -l) objects to "
-                 "make (from the objects already in the tree)\"",),
+                (
+                    f"echo \"kbuild: about $(find {shell_quote(tree)} -name '.*.cmd' | wc -l) "
+                    "objects to "
+                    'make (from the objects already in the tree)"',
+                ),
             )
         )
         steps.append(
@@ -240,8 +250,7 @@ def plan_kernel(build: Build) -> list[Step]:
             Action(
                 "check the kernel config against the method",
                 record_tree,
-                tuple(kconfig_script.tree_lines(build, tree, modular, out,
-                                                check_lines(build))),
+                tuple(kconfig_script.tree_lines(build, tree, modular, out, check_lines(build))),
             )
         )
         return steps
@@ -280,8 +289,11 @@ def plan_kernel(build: Build) -> list[Step]:
         Action(
             "record the release and modules dir, check the kernel config",
             record_prebuilt,
-            tuple(kconfig_script.prebuilt_lines(build, info.image, info.release,
-                                                info.modules_dir, out, check_lines(build))),
+            tuple(
+                kconfig_script.prebuilt_lines(
+                    build, info.image, info.release, info.modules_dir, out, check_lines(build)
+                )
+            ),
         )
     )
     return steps

@@ -17,7 +17,7 @@ from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages import cdmodules
 from livecd_tui.stages.kernel import kernel_info
-from livecd_tui.steps import Action, Step, command, q
+from livecd_tui.steps import Action, Step, command, shell_quote
 
 #: Never packed, whatever the profile lists: the kernel fills them at boot.
 ALWAYS_EXCLUDED = ("proc", "sys", "dev", "run", "tmp")
@@ -112,9 +112,13 @@ def plan_system(build: Build) -> list[Step]:
     kernel = kernel_info(build)
 
     if busybox_source:
-        steps.append(fileops.action(
-            "make a tiny system from busybox",
-            lambda build, log: busybox_root_ops(build, out / "root", log), build))
+        steps.append(
+            fileops.action(
+                "make a tiny system from busybox",
+                lambda build, log: busybox_root_ops(build, out / "root", log),
+                build,
+            )
+        )
 
     modules_mode = p["system.modules"]
     target = root / "lib" / "modules" / kernel.release
@@ -139,9 +143,15 @@ def plan_system(build: Build) -> list[Step]:
     steps.append(scrub_step)
     mksquashfs_argv = mksquashfs_command(build, root)
     # mksquashfs 4.5 refuses SOURCE_DATE_EPOCH together with the explicit time flags.
-    steps.append(command(mksquashfs_argv, "pack the system into a squashfs image", cwd=root,
-                         unset_env=("SOURCE_DATE_EPOCH",),
-                         hint="Debian: squashfs-tools; LFS: build squashfs-tools from source"))
+    steps.append(
+        command(
+            mksquashfs_argv,
+            "pack the system into a squashfs image",
+            cwd=root,
+            unset_env=("SOURCE_DATE_EPOCH",),
+            hint="Debian: squashfs-tools; LFS: build squashfs-tools from source",
+        )
+    )
     steps.append(verify_step)
     return steps
 
@@ -154,10 +164,15 @@ def check_modules_step(build: Build, modules_dir: Path, what: str) -> Action:
 def exclude_patterns(build: Build, root: Path) -> list[excludes.Pattern]:
     """The profile's excludes and the work dir as mksquashfs gets them (``-e``), each with
     why it is there; the scrub's come on top of these."""
-    found = [excludes.parse(e.strip("/"), "listed in system.excludes", "system.excludes")
-             for e in build.profile["system.excludes"] if e.strip("/")]
-    found += [excludes.parse(excludes.escape(w), "the work dir and the ISO's dir",
-                             "build.work_dir") for w in _work_dir_excludes(build, root)]
+    found = [
+        excludes.parse(e.strip("/"), "listed in system.excludes", "system.excludes")
+        for e in build.profile["system.excludes"]
+        if e.strip("/")
+    ]
+    found += [
+        excludes.parse(excludes.escape(w), "the work dir and the ISO's dir", "build.work_dir")
+        for w in _work_dir_excludes(build, root)
+    ]
     return found
 
 
@@ -175,8 +190,9 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
             if pattern.warning:
                 ctx.log(f"warning: {pattern.warning}")
         try:
-            plan, findings = scrub.scrub_squashfs(ctx.build, root, sources, other, ctx.out,
-                                                  all_root(ctx.build), ctx.log)
+            plan, findings = scrub.scrub_squashfs(
+                ctx.build, root, sources, other, ctx.out, all_root(ctx.build), ctx.log
+            )
         except scrub.ScrubError as err:
             raise StepFailed(str(err), hint=err.hint, option=err.option) from None
         title = f"the system image ({', '.join(sources)} of {root})"
@@ -197,39 +213,65 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
         except scrub.ScrubError as err:
             raise StepFailed(str(err), hint="Debian: squashfs-tools") from None
         if problems:
-            raise StepFailed("the image holds what the scrub left out: " + "; ".join(problems),
-                             hint="this is a bug in livecd-tui's exclude patterns; please "
-                                  "report it with the scrub report")
+            raise StepFailed(
+                "the image holds what the scrub left out: " + "; ".join(problems),
+                hint="this is a bug in livecd-tui's exclude patterns; please "
+                "report it with the scrub report",
+            )
         removed = sum(f.action == "removed" for f in findings)
-        ctx.log(f"checked the image: none of the {removed} removed entries is in it, and "
-                "every replaced file holds livecd-tui's content")
+        ctx.log(
+            f"checked the image: none of the {removed} removed entries is in it, and "
+            "every replaced file holds livecd-tui's content"
+        )
         if plan.scan:
             try:
                 found = scrub.image_secrets(image, ctx.out / "check", plan.allow)
             except scrub.ScrubError as err:
                 raise StepFailed(str(err), hint="Debian: squashfs-tools") from None
             if found:
-                raise StepFailed("the image holds secrets the scrub report does not allow: "
-                                 + "; ".join(found),
-                                 hint="list a file in system.scrub.allow to pack it, or "
-                                      "report this as a bug in livecd-tui's scrub",
-                                 option="system.scrub.allow")
+                raise StepFailed(
+                    "the image holds secrets the scrub report does not allow: " + "; ".join(found),
+                    hint="list a file in system.scrub.allow to pack it, or "
+                    "report this as a bug in livecd-tui's scrub",
+                    option="system.scrub.allow",
+                )
             ctx.log("checked the image's files: no secret in them but those allowed")
 
-    return (Action("scrub: choose what the image leaves out and replaces", prepare,
-                   tuple(fileops.render([scrub.squashfs_at_run_time(
-                       build, root, out, squashfs_sources(build, root),
-                       [p.text for p in exclude_patterns(build, root)], all_root(build))]))),
-            Action("check the image holds nothing the scrub left out", verify,
-                   # The exact paths left out, less those replaced by a pseudo file.
-                   (f"grep -v -e '^\\.\\.\\. ' -e '[][*?]' {q(out / scrub.EXCLUDE_FILE)} | "
-                    f"grep -v -x -F -f <(cut -d ' ' -f 1 {q(out / scrub.PSEUDO_FILE)}) "
-                    f"> {q(out / 'scrub.check')} || true",
-                    f"unsquashfs -l {q(image)} | sed 's|^squashfs-root/||' | "
-                    f"grep -x -F -f {q(out / 'scrub.check')} "
-                    "&& { echo 'livecd-build: the image holds scrubbed files' >&2; exit 1; } "
-                    "|| true",
-                    *scrub.check_image_script_lines(build, image, out / "check"))))
+    return (
+        Action(
+            "scrub: choose what the image leaves out and replaces",
+            prepare,
+            tuple(
+                fileops.render(
+                    [
+                        scrub.squashfs_at_run_time(
+                            build,
+                            root,
+                            out,
+                            squashfs_sources(build, root),
+                            [p.text for p in exclude_patterns(build, root)],
+                            all_root(build),
+                        )
+                    ]
+                )
+            ),
+        ),
+        Action(
+            "check the image holds nothing the scrub left out",
+            verify,
+            # The exact paths left out, less those replaced by a pseudo file.
+            (
+                f"grep -v -e '^\\.\\.\\. ' -e '[][*?]' {shell_quote(out / scrub.EXCLUDE_FILE)} | "
+                f"grep -v -x -F -f <(cut -d ' ' -f 1 {shell_quote(out / scrub.PSEUDO_FILE)}) "
+                f"> {shell_quote(out / 'scrub.check')} || true",
+                f"unsquashfs -l {shell_quote(image)} | sed 's|^squashfs-root/||' | "
+                f"grep -x -F -f {shell_quote(out / 'scrub.check')} "
+                "&& { echo 'livecd-build: the image holds scrubbed files' >&2; exit 1; } "
+                "|| true",
+                *scrub.check_image_script_lines(build, image, out / "check"),
+            ),
+        ),
+    )
 
 
 #: Where the system stage keeps the kernel's modules it adds from outside the root, and the
@@ -287,33 +329,41 @@ def outside_modules_step(build: Build, root: Path, source: Path) -> Action:
         for dirpath, dirnames, filenames in os.walk(modules):
             dirnames.sort()
             inside = os.path.normpath(f"{base}/{release}/{os.path.relpath(dirpath, modules)}")
-            lines += [f"{scrub.pseudo_name(inside + '/' + name)} d 755 0 0"
-                      for name in dirnames]
+            lines += [f"{scrub.pseudo_name(inside + '/' + name)} d 755 0 0" for name in dirnames]
             for name in sorted(filenames):
                 host = os.path.join(dirpath, name)
                 if os.path.islink(host) or "\n" in host:
                     continue  # build/source links point at headers the CD does not have
                 mode = stat.S_IMODE(os.stat(host).st_mode)
-                lines.append(f"{scrub.pseudo_name(inside + '/' + name)} f {mode:o} 0 0 "
-                             f"cat {q(host)}")
+                lines.append(
+                    f"{scrub.pseudo_name(inside + '/' + name)} f {mode:o} 0 0 "
+                    f"cat {shell_quote(host)}"
+                )
                 count += 1
         (ctx.out / MODULES_PSEUDO).write_text("".join(line + "\n" for line in lines))
-        ctx.log(f"the image gets {count} module files of {release} from {modules} at "
-                f"/{base}/{release} (the root {root} has none of that release and is not "
-                "changed)")
+        ctx.log(
+            f"the image gets {count} module files of {release} from {modules} at "
+            f"/{base}/{release} (the root {root} has none of that release and is not "
+            "changed)"
+        )
 
-    dirs = " ".join(q(d) for d in missing)
+    dirs = " ".join(shell_quote(d) for d in missing)
     return Action(
-        "add the CD kernel's modules from outside the root (as pseudo files)", write,
-        (f"release=$(cat {q(build.done_dir('kernel') / 'release')})",
-         f'modules={q(source)}; [ -d "$modules" ] || modules={q(source.parent)}/"$release"',
-         f"base={q(base)}/\"$release\"",
-         f'{{ for d in {dirs} "$base"; do echo "$d d 755 0 0"; done',
-         '  (cd "$modules" && find . -mindepth 1 -type d | sort | while IFS= read -r d; do '
-         'echo "$base/${d#./} d 755 0 0"; done',
-         '   find . -type f | sort | while IFS= read -r f; do '
-         'printf \'%s f %s 0 0 cat %q\\n\' "$base/${f#./}" "$(stat -c %a "$f")" '
-         '"$modules/${f#./}"; done); } > ' + q(out / MODULES_PSEUDO)))
+        "add the CD kernel's modules from outside the root (as pseudo files)",
+        write,
+        (
+            f"release=$(cat {shell_quote(build.done_dir('kernel') / 'release')})",
+            f'modules={shell_quote(source)}; [ -d "$modules" ] || '
+            f'modules={shell_quote(source.parent)}/"$release"',
+            f'base={shell_quote(base)}/"$release"',
+            f'{{ for d in {dirs} "$base"; do echo "$d d 755 0 0"; done',
+            '  (cd "$modules" && find . -mindepth 1 -type d | sort | while IFS= read -r d; do '
+            'echo "$base/${d#./} d 755 0 0"; done',
+            "   find . -type f | sort | while IFS= read -r f; do "
+            'printf \'%s f %s 0 0 cat %q\\n\' "$base/${f#./}" "$(stat -c %a "$f")" '
+            '"$modules/${f#./}"; done); } > ' + shell_quote(out / MODULES_PSEUDO),
+        ),
+    )
 
 
 def _same_dir(a: Path, b: Path) -> bool:
@@ -325,9 +375,10 @@ def _same_dir(a: Path, b: Path) -> bool:
 
 def _copy_modules_steps(build: Build, modules: Path, target: Path, mode: str) -> list[Step]:
     if mode == "all":
-        return [command(["mkdir", "-p", target.parent], "make /lib/modules in the root"),
-                command(["cp", "-a", modules, target],
-                        "give the live system all the kernel's modules")]
+        return [
+            command(["mkdir", "-p", target.parent], "make /lib/modules in the root"),
+            command(["cp", "-a", modules, target], "give the live system all the kernel's modules"),
+        ]
 
     def copy_selected(build: Build, log: fileops.Log) -> Iterator[fileops.Op]:
         try:
@@ -339,8 +390,9 @@ def _copy_modules_steps(build: Build, modules: Path, target: Path, mode: str) ->
         if selected is not None:
             log(f"copied {len(selected)} modules the initrd loads into {target}")
 
-    return [fileops.action("give the live system the modules the initrd loads", copy_selected,
-                           build)]
+    return [
+        fileops.action("give the live system the modules the initrd loads", copy_selected, build)
+    ]
 
 
 def all_root(build: Build) -> bool:
@@ -355,11 +407,25 @@ def mksquashfs_command(build: Build, root: Path) -> list[str]:
     out = build.partial_dir("system") / "system.squashfs"
     sources = squashfs_sources(build, root)
     cpus = build.squashfs_cpus
-    argv = ["mksquashfs", *sources, str(out), "-noappend",
-            "-comp", p["system.compressor"], "-b", f"{int(p['system.block_size'])}K",
-            "-processors", str(cpus),
-            "-mkfs-time", str(build.epoch), "-all-time", str(build.epoch),
-            "-root-mode", "755", "-no-progress"]
+    argv = [
+        "mksquashfs",
+        *sources,
+        str(out),
+        "-noappend",
+        "-comp",
+        p["system.compressor"],
+        "-b",
+        f"{int(p['system.block_size'])}K",
+        "-processors",
+        str(cpus),
+        "-mkfs-time",
+        str(build.epoch),
+        "-all-time",
+        str(build.epoch),
+        "-root-mode",
+        "755",
+        "-no-progress",
+    ]
     if all_root(build):
         argv.append("-all-root")
     if len(sources) == 1:
@@ -367,8 +433,13 @@ def mksquashfs_command(build: Build, root: Path) -> list[str]:
         # it; keep it a directory, as with several.
         argv.append("-keep-as-directory")
     partial = build.partial_dir("system")
-    argv += ["-wildcards", "-ef", str(partial / scrub.EXCLUDE_FILE),
-             "-pf", str(partial / scrub.PSEUDO_FILE)]
+    argv += [
+        "-wildcards",
+        "-ef",
+        str(partial / scrub.EXCLUDE_FILE),
+        "-pf",
+        str(partial / scrub.PSEUDO_FILE),
+    ]
     if modules_from_outside(build, root):
         argv += ["-pf", str(partial / MODULES_PSEUDO)]
     patterns = [pattern.text for pattern in exclude_patterns(build, root)]
@@ -396,8 +467,11 @@ def system_inputs(build: Build) -> list[Path]:
     root = build.system_root
     found = [root / name for name in squashfs_sources(build, root)]
     modules = kernel_info(build).modules_dir
-    if modules_from_outside(build, root) and modules is not None \
-            and build.profile["kernel.source"] != "tree":  # a tree's: the kernel stage's
+    if (
+        modules_from_outside(build, root)
+        and modules is not None
+        and build.profile["kernel.source"] != "tree"
+    ):  # a tree's: the kernel stage's
         found.append(modules)
     return found
 
@@ -406,10 +480,17 @@ STAGE = Stage(
     name="system",
     title="System image",
     describe="Pack the system's directories into a compressed squashfs image, the "
-             "read-only root of the live system.",
+    "read-only root of the live system.",
     plan=plan_system,
-    reads=("system.", "writable.strategy", "writable.overrides", "initrd.busybox", "kernel.",
-           "bootloader.serial", "bootloader.serial_speed"),
+    reads=(
+        "system.",
+        "writable.strategy",
+        "writable.overrides",
+        "initrd.busybox",
+        "kernel.",
+        "bootloader.serial",
+        "bootloader.serial_speed",
+    ),
     uses=("kernel",),
     inputs=system_inputs,
     on_done=scrub.publish_combined,

@@ -39,8 +39,12 @@ def plan_writable(build: Build) -> list[Step]:
     out = build.partial_dir("writable")
     name = writable.archive_name()
     if not name:
-        return [command(["touch", out / "nothing-to-pack"],
-                        "overlay without /etc overrides: nothing to pack")]
+        return [
+            command(
+                ["touch", out / "nothing-to-pack"],
+                "overlay without /etc overrides: nothing to pack",
+            )
+        ]
     tree = out / "tree"
     steps: list[Step] = [command(["mkdir", "-p", tree], "make the archive's tree")]
     members: list[str] = []
@@ -54,20 +58,38 @@ def plan_writable(build: Build) -> list[Step]:
         steps.append(command(["mkdir", "-p", tree / "etc"], "make etc in the archive's tree"))
         # Not their owner: an override made in a user's home becomes root's, as a file
         # put in /etc by hand would be.
-        steps.append(command(["cp", "-R", "--preserve=mode,timestamps,links",
-                              f"{overrides}/.", tree / "etc"],
-                             "lay the /etc overrides over it"))
+        steps.append(
+            command(
+                ["cp", "-R", "--preserve=mode,timestamps,links", f"{overrides}/.", tree / "etc"],
+                "lay the /etc overrides over it",
+            )
+        )
         if "etc" not in members:
             members.append("etc")
     steps.append(scrub_tree_step(build, tree))
     # Owners as in the system (shadow keeps its group) unless the image makes every file
     # root's: then the archive does too, so both halves of the live system agree.
     owners = ["--owner=0", "--group=0"] if all_root(build) else []
-    steps.append(command(
-        ["tar", "--sort=name", *owners, "--numeric-owner",
-         f"--mtime=@{build.epoch}", "--clamp-mtime", "-C", tree,
-         TAR_FLAGS[writable.archive_compression()], "-cf", out / name, "--", *members],
-        f"pack {', '.join('/' + m for m in members)} into {name}"))
+    steps.append(
+        command(
+            [
+                "tar",
+                "--sort=name",
+                *owners,
+                "--numeric-owner",
+                f"--mtime=@{build.epoch}",
+                "--clamp-mtime",
+                "-C",
+                tree,
+                TAR_FLAGS[writable.archive_compression()],
+                "-cf",
+                out / name,
+                "--",
+                *members,
+            ],
+            f"pack {', '.join('/' + m for m in members)} into {name}",
+        )
+    )
     if p["system.scrub.secrets"]:
         steps.append(check_archive_step(build, out / name))
     steps.append(command(["rm", "-rf", tree], "remove the archive's tree"))
@@ -93,13 +115,17 @@ def scrub_tree_step(build: Build, tree: Path) -> Action:
         scrub.publish_report(ctx.build, "writable", full, ctx.out)
         ctx.log(f"report, every file: {scrub.report_path(ctx.build)} once the stage is done")
 
-    return Action("scrub the archive's copy and apply the live login", run,
-                  tuple(fileops.render([scrub.tree_at_run_time(build, tree, classic)])))
+    return Action(
+        "scrub the archive's copy and apply the live login",
+        run,
+        tuple(fileops.render([scrub.tree_at_run_time(build, tree, classic)])),
+    )
 
 
 def check_archive_step(build: Build, archive: Path) -> Action:
     """The check after packing: the archive's files (read from the archive itself) hold no
     secret that system.scrub.allow does not list."""
+
     def run(ctx: StepContext) -> None:
         allow = secrets.normalise_allow(ctx.build.profile["system.scrub.allow"])
         try:
@@ -107,15 +133,20 @@ def check_archive_step(build: Build, archive: Path) -> Action:
         except scrub.ScrubError as err:
             raise StepFailed(str(err)) from None
         if found:
-            raise StepFailed(f"{archive.name} holds secrets the scrub report does not allow: "
-                             + "; ".join(found),
-                             hint="list a file in system.scrub.allow to pack it, or report "
-                                  "this as a bug in livecd-tui's scrub",
-                             option="system.scrub.allow")
+            raise StepFailed(
+                f"{archive.name} holds secrets the scrub report does not allow: "
+                + "; ".join(found),
+                hint="list a file in system.scrub.allow to pack it, or report "
+                "this as a bug in livecd-tui's scrub",
+                option="system.scrub.allow",
+            )
         ctx.log(f"checked {archive.name}: no secret in it but those allowed")
 
-    return Action(f"check {archive.name} holds no secret", run,
-                  tuple(scrub.check_archive_script_lines(build, archive)))
+    return Action(
+        f"check {archive.name} holds no secret",
+        run,
+        tuple(scrub.check_archive_script_lines(build, archive)),
+    )
 
 
 def writable_inputs(build: Build) -> list[Path]:
@@ -130,10 +161,18 @@ STAGE = Stage(
     name="writable",
     title="Writable dirs",
     describe="Pack what the live system needs writable at boot: the /etc archive of the "
-             "classic method, or the /etc overrides for the overlay method.",
+    "classic method, or the /etc overrides for the overlay method.",
     plan=plan_writable,
-    reads=("writable.", "system.source", "system.root", "system.scrub.", "system.login.",
-           "system.keep_owners", "bootloader.serial", "bootloader.serial_speed"),
+    reads=(
+        "writable.",
+        "system.source",
+        "system.root",
+        "system.scrub.",
+        "system.login.",
+        "system.keep_owners",
+        "bootloader.serial",
+        "bootloader.serial_speed",
+    ),
     inputs=writable_inputs,
     on_done=scrub.publish_combined,
     packs=packed_dirs,

@@ -57,10 +57,15 @@ class LiveCDApp(App[None]):
     #: Whether the profile differs from its file.
     dirty: reactive[bool] = reactive(False)
 
-    def __init__(self, profile: Profile, work_dir: Path | None = None,
-                 stages: Sequence[Stage] | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 detach: bool | None = None, ascii: bool | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        work_dir: Path | None = None,
+        stages: Sequence[Stage] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        detach: bool | None = None,
+        ascii: bool | None = None,
+    ) -> None:
         """``stages`` and ``clock`` default to the real ones; tests and screenshots pass
         small stages and a fixed clock so every picture comes out the same. ``detach``:
         builds run as background processes (by default with the real stages, which are
@@ -104,8 +109,11 @@ class LiveCDApp(App[None]):
         """The header's title, with an ASCII separator in ASCII mode."""
         if not self.ascii:
             return super().format_title(title, sub_title)
-        return Content.assemble(title, (" - ", "dim"), Content(sub_title).stylize("dim")) \
-            if sub_title else Content(title)
+        return (
+            Content.assemble(title, (" - ", "dim"), Content(sub_title).stylize("dim"))
+            if sub_title
+            else Content(title)
+        )
 
     def action_command_palette(self) -> None:
         """Textual's command palette; with an ASCII icon in ASCII mode."""
@@ -196,8 +204,7 @@ class LiveCDApp(App[None]):
         try:
             kept = recovery.keep(self.profile)
         except OSError as err:
-            self.notify(f"Unsaved edits cannot be kept for a restart: {err}",
-                        severity="warning")
+            self.notify(f"Unsaved edits cannot be kept for a restart: {err}", severity="warning")
             return
         if self._kept is not None and self._kept != kept:
             recovery.forget(self._kept)  # saved under another name since
@@ -220,13 +227,15 @@ class LiveCDApp(App[None]):
         if found is None:
             return
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(found.kept_at))
-        shown = found.changes[:6] + ([f"... and {len(found.changes) - 6} more"]
-                                     if len(found.changes) > 6 else [])
+        shown = found.changes[:6] + (
+            [f"... and {len(found.changes) - 6} more"] if len(found.changes) > 6 else []
+        )
         refused = ("\nNot taken back: " + "; ".join(found.refused[:3])) if found.refused else ""
         where = self.profile.path or "the new profile"
-        question = (f"Unsaved edits of {where} were kept at {when} (the app lost its "
-                    "terminal or was killed):\n  " + "\n  ".join(shown) + refused
-                    + "\nRestore them?")
+        question = (
+            f"Unsaved edits of {where} were kept at {when} (the app lost its "
+            "terminal or was killed):\n  " + "\n  ".join(shown) + refused + "\nRestore them?"
+        )
 
         def answered(answer: str | None) -> None:
             if answer == "restore":
@@ -238,8 +247,10 @@ class LiveCDApp(App[None]):
             elif answer == "discard":
                 recovery.forget(found.path)
 
-        self.push_screen(ConfirmScreen(question, [("restore", "Restore", "r"),
-                                                  ("discard", "Discard", "d")]), answered)
+        self.push_screen(
+            ConfirmScreen(question, [("restore", "Restore", "r"), ("discard", "Discard", "d")]),
+            answered,
+        )
 
     def watch_dirty(self) -> None:
         self._show_title()
@@ -260,8 +271,7 @@ class LiveCDApp(App[None]):
     @property
     def following(self) -> bool:
         """Whether the running build is a background process (it outlives the app)."""
-        return self.building and self._build_screen is not None and \
-            self._build_screen.following
+        return self.building and self._build_screen is not None and self._build_screen.following
 
     # -- profile files -------------------------------------------------------------------
     def save_profile(self) -> None:
@@ -287,13 +297,18 @@ class LiveCDApp(App[None]):
             if path is None:
                 return
             if path.exists() and path.resolve() != (self.profile.path or Path()).resolve():
+
                 def answered(answer: str | None) -> None:
                     if answer == "yes":
                         self._save(path)
 
-                self.push_screen(ConfirmScreen(f"{path} exists. Replace it?",
-                                               [("yes", "Replace", "y"), ("cancel", "No", "n")]),
-                                 answered)
+                self.push_screen(
+                    ConfirmScreen(
+                        f"{path} exists. Replace it?",
+                        [("yes", "Replace", "y"), ("cancel", "No", "n")],
+                    ),
+                    answered,
+                )
                 return
             self._save(path)
 
@@ -311,8 +326,12 @@ class LiveCDApp(App[None]):
                     self.show_build()
                 self._offer_recovery()
 
-        self._unless_building("open another profile", lambda: self._unless_unsaved(
-            "open another profile", lambda: self.push_screen(OpenProfileScreen(), opened)))
+        self._unless_building(
+            "open another profile",
+            lambda: self._unless_unsaved(
+                "open another profile", lambda: self.push_screen(OpenProfileScreen(), opened)
+            ),
+        )
 
     def _unless_building(self, doing: str, then: Callable[[], object]) -> None:
         """Run ``then``, first asking what becomes of a running build: one in the
@@ -323,6 +342,7 @@ class LiveCDApp(App[None]):
             then()
             return
         if screen.following:
+
             def background(answer: str | None) -> None:
                 if answer == "leave":
                     then()  # the screen lets go of the build when the app quits or forgets it
@@ -331,12 +351,19 @@ class LiveCDApp(App[None]):
                     screen.stop_build(then)
 
             pid = f" (pid {screen.follow_pid})" if screen.follow_pid else ""
-            self.push_screen(ConfirmScreen(
-                f"A build is running in the background{pid}. Leave it running (it goes on "
-                f"without the app; open this profile again to see it), or stop it, before "
-                f"you {doing}?",
-                [("leave", "Leave it running", "l"), ("stop", "Stop it", "s"),
-                 ("cancel", "Cancel", "c")]), background)
+            self.push_screen(
+                ConfirmScreen(
+                    f"A build is running in the background{pid}. Leave it running (it goes on "
+                    f"without the app; open this profile again to see it), or stop it, before "
+                    f"you {doing}?",
+                    [
+                        ("leave", "Leave it running", "l"),
+                        ("stop", "Stop it", "s"),
+                        ("cancel", "Cancel", "c"),
+                    ],
+                ),
+                background,
+            )
             return
 
         def inside(answer: str | None) -> None:
@@ -344,9 +371,13 @@ class LiveCDApp(App[None]):
                 screen.stop_build()
                 then()
 
-        self.push_screen(ConfirmScreen(
-            f"A build is running inside the app (step mode). Stop it and {doing}?",
-            [("stop", "Stop it", "y"), ("cancel", "Keep building", "n")]), inside)
+        self.push_screen(
+            ConfirmScreen(
+                f"A build is running inside the app (step mode). Stop it and {doing}?",
+                [("stop", "Stop it", "y"), ("cancel", "Keep building", "n")],
+            ),
+            inside,
+        )
 
     def _unless_unsaved(self, doing: str, then: Callable[[], object]) -> None:
         """Run ``then``, first asking whether to save when there are unsaved changes."""
@@ -364,13 +395,17 @@ class LiveCDApp(App[None]):
                 then()
 
         where = self.profile.path or "the new profile"
-        self.push_screen(ConfirmScreen(
-            f"{where} has unsaved changes. Save them before you {doing}?",
-            [("save", "Save", "s"), ("discard", "Discard", "d"), ("cancel", "Cancel", "c")]),
-            answered)
+        self.push_screen(
+            ConfirmScreen(
+                f"{where} has unsaved changes. Save them before you {doing}?",
+                [("save", "Save", "s"), ("discard", "Discard", "d"), ("cancel", "Cancel", "c")],
+            ),
+            answered,
+        )
 
     def quit_safely(self) -> None:
         """Quit, asking first about a running build and unsaved changes."""
+
         def leave() -> None:
             self._forget_edits()  # a clean quit: saved or discarded
             if self._build_screen is not None:
@@ -433,7 +468,8 @@ class LiveCDApp(App[None]):
             if not binding.description or binding.action in seen or not active.enabled:
                 continue
             seen.add(binding.action)
-            yield SystemCommand(binding.description,
-                                binding.tooltip or f"key: {binding.key}",
-                                partial(self.call_later, self.run_action, binding.action,
-                                        active.node))
+            yield SystemCommand(
+                binding.description,
+                binding.tooltip or f"key: {binding.key}",
+                partial(self.call_later, self.run_action, binding.action, active.node),
+            )

@@ -128,18 +128,28 @@ def finished_iso_text(build: Build) -> Text | None:
     text = Text.assemble(("ISO: ", "bold"), (where, "bold"), f" ({human(size)})")
     profile = build.profile
     if profile["iso.hybrid"] and build.method.loader.usb:
-        text.append("\nTo a USB stick (sdX: the whole stick, see lsblk; all on it is "
-                    "lost):\n", style="italic")
-        text.append("  " + shlex.join(["dd", f"if={where}", "of=/dev/sdX", "bs=4M",
-                                       "conv=fsync", "status=progress"]), style="bold")
+        text.append(
+            "\nTo a USB stick (sdX: the whole stick, see lsblk; all on it is lost):\n",
+            style="italic",
+        )
+        text.append(
+            "  "
+            + shlex.join(
+                ["dd", f"if={where}", "of=/dev/sdX", "bs=4M", "conv=fsync", "status=progress"]
+            ),
+            style="bold",
+        )
     else:
-        text.append("\nA CD image only (no USB boot: iso.hybrid off or GRUB legacy): "
-                    "burn it to a CD.", style="italic")
+        text.append(
+            "\nA CD image only (no USB boot: iso.hybrid off or GRUB legacy): burn it to a CD.",
+            style="italic",
+        )
     return text
 
 
-def option_for_failure(stage: Stage, failure: Failure | None,
-                       profile: Profile | None = None) -> str | None:
+def option_for_failure(
+    stage: Stage, failure: Failure | None, profile: Profile | None = None
+) -> str | None:
     """The option a user most likely changes to fix a failed stage: the one that chooses a
     missing tool named in the failure, the one the failed step named, one named in the
     failure text, else the first option or menu the stage reads."""
@@ -212,33 +222,69 @@ class BuildScreen(Screen[None]):
     """Run the stages and watch them; debug a failed one without leaving the app."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "build_all", "Build all", tooltip="Run every stage (up to date ones "
-                "are skipped)"),
+        Binding(
+            "a", "build_all", "Build all", tooltip="Run every stage (up to date ones are skipped)"
+        ),
         Binding("f", "build_from", "From here", tooltip="Run from the selected stage on"),
         Binding("o", "build_only", "Only this", tooltip="Run only the selected stage"),
-        Binding("F", "force", "Force", show=False, tooltip="Rebuild the selected stage even "
-                "if it is up to date"),
-        Binding("s", "step_mode", "Step", tooltip="Run the selected stage one step at a "
-                "time, waiting for Space before each; it runs inside the app (not in the "
-                "background), so quitting the app stops it"),
+        Binding(
+            "F",
+            "force",
+            "Force",
+            show=False,
+            tooltip="Rebuild the selected stage even if it is up to date",
+        ),
+        Binding(
+            "s",
+            "step_mode",
+            "Step",
+            tooltip="Run the selected stage one step at a "
+            "time, waiting for Space before each; it runs inside the app (not in the "
+            "background), so quitting the app stops it",
+        ),
         Binding("space", "next_step", "Run step", tooltip="Step mode: run the step shown"),
-        Binding("x", "stop", "Stop", tooltip="Stop the build, running here or in the "
-                "background (kills the running command)"),
+        Binding(
+            "x",
+            "stop",
+            "Stop",
+            tooltip="Stop the build, running here or in the background (kills the running command)",
+        ),
         Binding("r", "retry", "Retry", tooltip="Run again from the failed stage"),
-        Binding("e", "fix", "Fix", tooltip="Go to the option to change, then come "
-                "back with b and retry"),
+        Binding(
+            "e", "fix", "Fix", tooltip="Go to the option to change, then come back with b and retry"
+        ),
         Binding("n", "skip", "Skip", tooltip="Go on with the stages after the failed one"),
         Binding("t", "shell", "Shell", tooltip="A shell in the stage's work dir"),
-        Binding("y", "copy_command", "Copy cmd", show=False, tooltip="Copy the failing "
-                "command to the clipboard"),
+        Binding(
+            "y",
+            "copy_command",
+            "Copy cmd",
+            show=False,
+            tooltip="Copy the failing command to the clipboard",
+        ),
         Binding("v", "view_log", "Full log", show=False, tooltip="The whole log in a pager"),
-        Binding("z", "zoom", "Zoom", tooltip="The log on the whole screen (it keeps "
-                "following the build); z again brings the stage list back"),
-        Binding("w", "toggle_wrap", "Wrap", tooltip="Wrap long log lines, or cut them (Tab "
-                "to the log, then the arrows scroll it sideways)"),
+        Binding(
+            "z",
+            "zoom",
+            "Zoom",
+            tooltip="The log on the whole screen (it keeps "
+            "following the build); z again brings the stage list back",
+        ),
+        Binding(
+            "w",
+            "toggle_wrap",
+            "Wrap",
+            tooltip="Wrap long log lines, or cut them (Tab "
+            "to the log, then the arrows scroll it sideways)",
+        ),
         Binding("escape,b", "editor", "Editor", tooltip="Back to the profile editor"),
-        Binding("q", "quit", "Quit", show=False, tooltip="Quit (asks first; a build in the "
-                "background can go on)"),
+        Binding(
+            "q",
+            "quit",
+            "Quit",
+            show=False,
+            tooltip="Quit (asks first; a build in the background can go on)",
+        ),
     ]
 
     app: LiveCDApp
@@ -279,8 +325,9 @@ class BuildScreen(Screen[None]):
         #: Holds the feeding threads back while the screen is far behind.
         self._backpressure = Backpressure()
         #: Filled by the engine's threads, emptied by the UI's timer.
-        self._events: deque[tuple[float, Event | BuildEnded | StepWaiting | Following
-                                  | Notice]] = deque()
+        self._events: deque[tuple[float, Event | BuildEnded | StepWaiting | Following | Notice]] = (
+            deque()
+        )
         #: The stages the current (or last) run was asked to run.
         self._chosen: list[str] = []
         #: Step mode: the build thread waits on this before each step.
@@ -293,10 +340,12 @@ class BuildScreen(Screen[None]):
         build = self._build()
         yield glyphs.header(self)
         with Horizontal():
-            yield StageList(*[ListOption(self._row(s.name), id=s.name) for s in self.stages],
-                            id="stage-list")
-            with ContentSwitcher(id="panes", initial=f"pane-{self.stages[0].name}"
-                                 if self.stages else None):
+            yield StageList(
+                *[ListOption(self._row(s.name), id=s.name) for s in self.stages], id="stage-list"
+            )
+            with ContentSwitcher(
+                id="panes", initial=f"pane-{self.stages[0].name}" if self.stages else None
+            ):
                 for stage in self.stages:
                     yield StagePane(stage, shown_path(build.log_path(stage.name)))
         yield Static("", id="iso-info")
@@ -326,8 +375,7 @@ class BuildScreen(Screen[None]):
             view = self.views[stage.name]
             # "running" on disk and no build holding the work dir: a build that died
             # without saying so; it did not finish.
-            view.status = ("interrupted" if state.status == "running" and not alive
-                           else state.status)
+            view.status = "interrupted" if state.status == "running" and not alive else state.status
             view.duration = state.duration
             pane = self.pane(stage.name)
             if state.failure:
@@ -338,8 +386,7 @@ class BuildScreen(Screen[None]):
             if state.status != "pending" and state.log:
                 with contextlib.suppress(OSError):
                     lines = Path(state.log).read_text(errors="replace").splitlines()
-                    pane.output.write_lines([printable(line)
-                                             for line in lines[-TAIL_ON_OPEN:]])
+                    pane.output.write_lines([printable(line) for line in lines[-TAIL_ON_OPEN:]])
             self._update_row(stage.name)
         if self.views.get("iso", StageView()).status == "done":
             self.finished_iso = finished_iso_text(build)
@@ -353,23 +400,34 @@ class BuildScreen(Screen[None]):
             elapsed = self.app.clock() - (view.started or self.app.clock())
             return f"running {format_duration(max(0.0, elapsed))}"
         if view.status == "done":
-            return "done" + (f" {format_duration(view.duration)}" if view.duration is not None
-                             else "")
-        return {"skipped": "up to date", "failed": "FAILED", "interrupted": "stopped",
-                "pending": "pending"}.get(view.status, view.status)
+            return "done" + (
+                f" {format_duration(view.duration)}" if view.duration is not None else ""
+            )
+        return {
+            "skipped": "up to date",
+            "failed": "FAILED",
+            "interrupted": "stopped",
+            "pending": "pending",
+        }.get(view.status, view.status)
 
     def _row(self, name: str) -> Text:
         view = self.views[name]
-        marks = {"done": ("+", "green"), "skipped": ("=", "green"), "failed": ("!", "bold red"),
-                 "interrupted": ("x", "yellow"), "pending": (" ", "")}
+        marks = {
+            "done": ("+", "green"),
+            "skipped": ("=", "green"),
+            "failed": ("!", "bold red"),
+            "interrupted": ("x", "yellow"),
+            "pending": (" ", ""),
+        }
         if view.status == "running":
             # From the clock, not a tick count: a fixed clock gives the same picture.
             frame = int(self.app.clock() * SPINNER_RATE)
             mark, style = SPINNER[frame % len(SPINNER)], "bold"
         else:
             mark, style = marks.get(view.status, (" ", ""))
-        row = Text.assemble((mark, style), " ",
-                            (f"{name:<{self._name_width}}", "bold" if style else ""))
+        row = Text.assemble(
+            (mark, style), " ", (f"{name:<{self._name_width}}", "bold" if style else "")
+        )
         if not self.compact:
             # Padded to the widest words: the list keeps its width while stages run.
             row.append(f" {self._status_words(view):<{STATUS_WIDTH}}", style)
@@ -392,8 +450,13 @@ class BuildScreen(Screen[None]):
         return option.id if option else None
 
     # -- running -------------------------------------------------------------------------
-    def start(self, names: Sequence[str], force: Sequence[str] = (),
-              force_all: bool = False, step_mode: bool = False) -> None:
+    def start(
+        self,
+        names: Sequence[str],
+        force: Sequence[str] = (),
+        force_all: bool = False,
+        step_mode: bool = False,
+    ) -> None:
         """Run these stages (in order): as a detached build the screen follows, or, in step
         mode (or without ``detach``), in the app's own build worker; in step mode the build
         waits before each step until the user presses Space."""
@@ -402,19 +465,28 @@ class BuildScreen(Screen[None]):
             return
         problems = self.app.profile.problems()
         if problems:
-            self.notify("\n".join(f"{p.key}: {p.message}" for p in problems[:3]),
-                        title="Fix the profile first (c lists the problems)",
-                        severity="error", timeout=8)
+            self.notify(
+                "\n".join(f"{p.key}: {p.message}" for p in problems[:3]),
+                title="Fix the profile first (c lists the problems)",
+                severity="error",
+                timeout=8,
+            )
             return
         build = self._build()
         if self.detach and step_mode:
             holder = workdir.read_lock(build.work)
             if holder is not None:
-                self.notify(holder.describe(build.work), title="A build is running in the "
-                            "work dir", severity="warning")
+                self.notify(
+                    holder.describe(build.work),
+                    title="A build is running in the work dir",
+                    severity="warning",
+                )
                 return
-            self.notify("Step mode runs the stage inside this app, not in the background: "
-                        "quitting the app stops it", timeout=6)
+            self.notify(
+                "Step mode runs the stage inside this app, not in the background: "
+                "quitting the app stops it",
+                timeout=6,
+            )
         if self.detach and not step_mode:
             self._start_detached(build, names, force, force_all)
             return
@@ -432,8 +504,9 @@ class BuildScreen(Screen[None]):
                 # The engine calls listeners before it runs the step, from the build
                 # thread: holding here holds the build, until Space (or stop) opens the gate.
                 gate.clear()
-                events.append((clock(), StepWaiting(event.stage, event.index, event.total,
-                                                    event.describe)))
+                events.append(
+                    (clock(), StepWaiting(event.stage, event.index, event.total, event.describe))
+                )
                 gate.wait()
 
         self.engine = Engine(build, self.stages, [listen])
@@ -455,8 +528,14 @@ class BuildScreen(Screen[None]):
         self.running = True
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="build")
-    def _run(self, engine: Engine, selected: list[Stage], force: list[str], force_all: bool,
-             ended: Callable[[BuildEnded], None]) -> None:
+    def _run(
+        self,
+        engine: Engine,
+        selected: list[Stage],
+        force: list[str],
+        force_all: bool,
+        ended: Callable[[BuildEnded], None],
+    ) -> None:
         """The build thread: runs the engine and reports how it ended; touches no widget."""
         try:
             ended(BuildEnded(engine.run(selected, force=force, force_all=force_all)))
@@ -478,21 +557,27 @@ class BuildScreen(Screen[None]):
 
         return report
 
-    def _start_detached(self, build: Build, names: Sequence[str], force: Sequence[str],
-                        force_all: bool) -> None:
+    def _start_detached(
+        self, build: Build, names: Sequence[str], force: Sequence[str], force_all: bool
+    ) -> None:
         """Start ``livecd-tui build`` on a snapshot of the profile in the background, and
         follow it."""
         holder = workdir.read_lock(build.work)
         if holder is not None:
-            self.notify(holder.describe(build.work), title="A build is already running in "
-                        "the work dir: following it", severity="warning", timeout=8)
+            self.notify(
+                holder.describe(build.work),
+                title="A build is already running in the work dir: following it",
+                severity="warning",
+                timeout=8,
+            )
             self.attach()
             return
         extra = build_args(names, [s.name for s in self.stages], force, force_all)
         self._begin(names)
         self._follow_start(build)
-        self._follow(FollowFeed(build.work, self.stages, build.profile), self._report(),
-                     (build, extra))
+        self._follow(
+            FollowFeed(build.work, self.stages, build.profile), self._report(), (build, extra)
+        )
 
     def attach(self) -> None:
         """Follow the build another process runs in the work dir, if one does."""
@@ -505,8 +590,11 @@ class BuildScreen(Screen[None]):
         self._chosen = []
         self.running = True
         self._follow_start(build)
-        self._follow(FollowFeed(build.work, self.stages, build.profile, since=holder.since),
-                     self._report(), None)
+        self._follow(
+            FollowFeed(build.work, self.stages, build.profile, since=holder.since),
+            self._report(),
+            None,
+        )
 
     def _follow_start(self, build: Build) -> None:
         self.following = True
@@ -516,8 +604,12 @@ class BuildScreen(Screen[None]):
         self._stop_requested.clear()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="build")
-    def _follow(self, feed: FollowFeed, report: Callable[[object, float], None],
-                launch: tuple[Build, list[str]] | None) -> None:
+    def _follow(
+        self,
+        feed: FollowFeed,
+        report: Callable[[object, float], None],
+        launch: tuple[Build, list[str]] | None,
+    ) -> None:
         """The follower thread: starts the detached build (``launch``: the build and its
         options) or finds the one running, then turns its files into events until it ends or
         the screen lets go; touches no widget."""
@@ -665,11 +757,11 @@ class BuildScreen(Screen[None]):
 
     def _write_lines(self, lines: dict[str, list[str]]) -> None:
         for name, batch in lines.items():
-            self.pane(name).output.write_lines([printable(line)
-                                                for line in batch[-MAX_LINES:]])
+            self.pane(name).output.write_lines([printable(line) for line in batch[-MAX_LINES:]])
 
-    def _apply(self, at: float,
-               event: Event | BuildEnded | StepWaiting | Following | Notice) -> None:
+    def _apply(
+        self, at: float, event: Event | BuildEnded | StepWaiting | Following | Notice
+    ) -> None:
         if isinstance(event, BuildEnded):
             self._ended(event)
             return
@@ -679,19 +771,27 @@ class BuildScreen(Screen[None]):
         if isinstance(event, Following):
             self.follow_pid = event.pid
             if event.started_here:
-                self.notify(f"The build runs in the background (pid {event.pid}): it goes on "
-                            "if you quit or lose the terminal; open the profile again to see "
-                            "it", title="Build started", timeout=6)
+                self.notify(
+                    f"The build runs in the background (pid {event.pid}): it goes on "
+                    "if you quit or lose the terminal; open the profile again to see "
+                    "it",
+                    title="Build started",
+                    timeout=6,
+                )
             else:
-                self.notify(f"Following the build running in the background (pid "
-                            f"{event.pid}); x stops it, q leaves it running",
-                            title="A build is running", timeout=8)
+                self.notify(
+                    f"Following the build running in the background (pid "
+                    f"{event.pid}); x stops it, q leaves it running",
+                    title="A build is running",
+                    timeout=8,
+                )
             return
         if isinstance(event, StepWaiting):
             self.waiting = event.stage
             self.pane(event.stage).status_line = (
                 f"step {event.index + 1}/{event.total} waits: Space runs it, x stops, "
-                "t opens a shell (step mode runs inside the app)")
+                "t opens a shell (step mode runs inside the app)"
+            )
             return
         name = event.stage
         view = self.views[name]
@@ -712,18 +812,24 @@ class BuildScreen(Screen[None]):
         elif isinstance(event, StageFinished):
             view.status = event.status
             # A followed build's own clock; the app's for a build here (fixed in pictures).
-            view.duration = (event.duration if self.following or view.started is None
-                             else at - view.started)
+            view.duration = (
+                event.duration if self.following or view.started is None else at - view.started
+            )
             view.failure = event.failure
             pane.failure = event.failure
             if event.status == "done":
                 pane.bar.update(progress=pane.bar.total or 1)
-            words = {"done": "done", "failed": "failed", "interrupted": "stopped by the user",
-                     "skipped": "up to date"}
+            words = {
+                "done": "done",
+                "failed": "failed",
+                "interrupted": "stopped by the user",
+                "skipped": "up to date",
+            }
             pane.status_line = f"{title}: {words.get(event.status, event.status)}"
             if event.status == "interrupted":
-                pane.output.write_line("== stopped by the user: the command's process group "
-                                    "was killed")
+                pane.output.write_line(
+                    "== stopped by the user: the command's process group was killed"
+                )
         self._update_row(name)
         self.refresh_bindings()
 
@@ -735,9 +841,9 @@ class BuildScreen(Screen[None]):
         if event.error:
             # Say it where the build stopped: the stage that could not be planned (every
             # stage is planned before the first runs), else the first that did not run.
-            stuck = next((n for n in self._chosen if self.views[n].status == "failed"),
-                         None) or next((n for n in self._chosen
-                                        if self.views[n].status == "pending"), None)
+            stuck = next(
+                (n for n in self._chosen if self.views[n].status == "failed"), None
+            ) or next((n for n in self._chosen if self.views[n].status == "pending"), None)
             if stuck is not None:
                 pane = self.pane(stuck)
                 pane.status_line = "could not run: see the log"
@@ -750,9 +856,11 @@ class BuildScreen(Screen[None]):
             if self.views.get("iso", StageView()).status in ("done", "skipped"):
                 self.finished_iso = finished_iso_text(build)
             if self.finished_iso is None:  # else the ISO's bar says it, not hidden by this
-                self.notify("Every stage finished" + (f"\nISO: {shown_path(iso)}"
-                                                      if iso.is_file() else ""),
-                            title="Build done", timeout=5)
+                self.notify(
+                    "Every stage finished" + (f"\nISO: {shown_path(iso)}" if iso.is_file() else ""),
+                    title="Build done",
+                    timeout=5,
+                )
         self.refresh_bindings()
 
     def _index(self, name: str) -> int:
@@ -820,7 +928,7 @@ class BuildScreen(Screen[None]):
 
     def action_build_from(self) -> None:
         if self.selected:
-            self.start([s.name for s in self.stages[self._index(self.selected):]])
+            self.start([s.name for s in self.stages[self._index(self.selected) :]])
 
     def action_build_only(self) -> None:
         if self.selected:
@@ -845,11 +953,11 @@ class BuildScreen(Screen[None]):
 
     def action_retry(self) -> None:
         if self.selected:
-            self.start([s.name for s in self.stages[self._index(self.selected):]])
+            self.start([s.name for s in self.stages[self._index(self.selected) :]])
 
     def action_skip(self) -> None:
         if self.selected:
-            later = [s.name for s in self.stages[self._index(self.selected) + 1:]]
+            later = [s.name for s in self.stages[self._index(self.selected) + 1 :]]
             if later:
                 self.start(later)
             else:
@@ -859,8 +967,7 @@ class BuildScreen(Screen[None]):
         name = self.selected
         if not name:
             return
-        key = option_for_failure(self._stage(name), self.views[name].failure,
-                                 self.app.profile)
+        key = option_for_failure(self._stage(name), self.views[name].failure, self.app.profile)
         if key is None:
             self.notify("This stage reads no option", severity="warning")
             return
@@ -892,11 +999,14 @@ class BuildScreen(Screen[None]):
         if not name:
             return
         build = self._build()
-        where = next((d for d in (build.partial_dir(name), build.done_dir(name), build.work)
-                      if d.is_dir()), Path.cwd())
+        where = next(
+            (d for d in (build.partial_dir(name), build.done_dir(name), build.work) if d.is_dir()),
+            Path.cwd(),
+        )
         shell = os.environ.get("SHELL") or "/bin/sh"
-        self._suspended([shell], where, f"livecd-tui: a shell in {where} for stage {name}; "
-                                        "exit it to go back")
+        self._suspended(
+            [shell], where, f"livecd-tui: a shell in {where} for stage {name}; exit it to go back"
+        )
 
     def action_view_log(self) -> None:
         name = self.selected
@@ -916,8 +1026,12 @@ class BuildScreen(Screen[None]):
 
     def action_toggle_wrap(self) -> None:
         self.wrap = not self.wrap
-        self.notify("Long lines wrap" if self.wrap else
-                    "Long lines are cut: Tab to the log, arrows scroll it sideways", timeout=3)
+        self.notify(
+            "Long lines wrap"
+            if self.wrap
+            else "Long lines are cut: Tab to the log, arrows scroll it sideways",
+            timeout=3,
+        )
 
     def action_editor(self) -> None:
         self.app.pop_screen()

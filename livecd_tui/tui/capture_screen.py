@@ -26,8 +26,9 @@ class CaptureScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Back"),
         Binding("r", "refresh", "Again", tooltip="Walk the system and pack a sample again"),
-        Binding("a", "every_path", "All paths", tooltip="List every path left out, not only "
-                "examples"),
+        Binding(
+            "a", "every_path", "All paths", tooltip="List every path left out, not only examples"
+        ),
     ]
 
     def __init__(self, profile: Profile, work_dir: Path | None = None) -> None:
@@ -60,8 +61,9 @@ class CaptureScreen(Screen[None]):
         try:
             shown = preview(self.build, every_path=every_path)
         except Exception as err:  # a preview that cannot be made says why, in the view
-            self.app.call_from_thread(self._show, [f"the preview failed: "
-                                                   f"{type(err).__name__}: {err}"], [])
+            self.app.call_from_thread(
+                self._show, [f"the preview failed: {type(err).__name__}: {err}"], []
+            )
             return
         self.app.call_from_thread(self._show, shown.lines, shown.warnings)
 

@@ -44,8 +44,12 @@ class CheckScreen(ModalScreen[str | None]):
         Binding("j", "cursor(1)", "Down", show=False),
         Binding("k", "cursor(-1)", "Up", show=False),
         Binding("r", "recheck", "Check again"),
-        Binding("K", "kernel", "Kernel", tooltip="Each kernel requirement in a table; fix the "
-                "tree's .config or run menuconfig"),
+        Binding(
+            "K",
+            "kernel",
+            "Kernel",
+            tooltip="Each kernel requirement in a table; fix the tree's .config or run menuconfig",
+        ),
     ]
 
     def __init__(self, profile: Profile, checker: Checker | None = None) -> None:
@@ -57,8 +61,9 @@ class CheckScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog full", id="checks") as box:
             box.border_title = "Check"
             box.border_subtitle = "Enter: go to the option   K: kernel   r: again   Esc: close"
-            yield OptionList(ListOption(Text("checking...", style="italic"), disabled=True),
-                             id="findings")
+            yield OptionList(
+                ListOption(Text("checking...", style="italic"), disabled=True), id="findings"
+            )
 
     def on_mount(self) -> None:
         self.action_recheck()
@@ -79,8 +84,9 @@ class CheckScreen(ModalScreen[str | None]):
     def _show_error(self, message: str) -> None:
         findings = self.query_one("#findings", OptionList)
         findings.loading = False
-        findings.set_options([ListOption(Text(f"the check failed: {message}", style="red"),
-                                         disabled=True)])
+        findings.set_options(
+            [ListOption(Text(f"the check failed: {message}", style="red"), disabled=True)]
+        )
 
     def _show(self, report: CheckReport) -> None:
         findings = self.query_one("#findings", OptionList)
@@ -91,8 +97,9 @@ class CheckScreen(ModalScreen[str | None]):
         options.append(ListOption(Text(head, style="bold"), disabled=True))
         for kind, title in KIND_TITLES.items():
             # Problems, then notes, then what is fine.
-            items = sorted((i for i in report.items if i.kind == kind),
-                           key=lambda i: (i.ok, not i.note))
+            items = sorted(
+                (i for i in report.items if i.kind == kind), key=lambda i: (i.ok, not i.note)
+            )
             if not items:
                 continue
             # OptionList draws its separators with "─": a blank line in ASCII mode.
@@ -108,8 +115,11 @@ class CheckScreen(ModalScreen[str | None]):
                 leads_somewhere = bool(item.key) and (not item.ok or item.note)
                 if leads_somewhere:
                     line.append(f"  -> {item.key}", style="italic")
-                options.append(ListOption(line, id=f"{kind}-{number}:{item.key or ''}",
-                                          disabled=not leads_somewhere))
+                options.append(
+                    ListOption(
+                        line, id=f"{kind}-{number}:{item.key or ''}", disabled=not leads_somewhere
+                    )
+                )
         findings.set_options(options)
         findings.focus()
 

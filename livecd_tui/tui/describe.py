@@ -77,20 +77,25 @@ def option_label(option: Option, profile: Profile, problem: str | None) -> Text:
         mark, style = " ", ""
     if hidden:
         style = (style + " dim").strip()
-    return Text.assemble((mark + " ", style), (value_text(option, value), style),
-                         " ", (option.title, style))
+    return Text.assemble(
+        (mark + " ", style), (value_text(option, value), style), " ", (option.title, style)
+    )
 
 
 def hidden_reason(option: Option, profile: Profile) -> str | None:
     """Why an option is hidden (its ``depends_on`` is not met), or None when it is shown."""
-    unmet = [(other, allowed) for other, allowed in option.depends_on
-             if profile.values.get(other) not in allowed]
+    unmet = [
+        (other, allowed)
+        for other, allowed in option.depends_on
+        if profile.values.get(other) not in allowed
+    ]
     if not unmet:
         return None
     return "used only when " + " and ".join(
         f"{other} is {' or '.join(format_value(v) for v in allowed)}"
         f" (now {format_value(profile.values.get(other))})"
-        for other, allowed in unmet)
+        for other, allowed in unmet
+    )
 
 
 def menu_path(key: str) -> str:
@@ -136,7 +141,8 @@ def full_help(key: str, profile: Profile, problem: str | None = None) -> str:
     if option.depends_on:
         condition = " and ".join(
             f"{other} is {' or '.join(format_value(v) for v in values)}"
-            for other, values in option.depends_on)
+            for other, values in option.depends_on
+        )
         state = "met" if profile.is_active(key) else "NOT met: the option is hidden"
         lines.append(f"Depends on: {condition} ({state})")
     dependents = dependents_of(key)
@@ -202,7 +208,11 @@ def search(words: str, profile: Profile) -> list[Match]:
         haystack = f"{option.key} {option.title} {option.help}".lower()
         if all(t in haystack for t in terms):
             strong = all(t in f"{option.key} {option.title}".lower() for t in terms)
-            ranked.append((0 if strong else 1,
-                           Match(option.key, option.title, hidden_reason(option, profile))))
+            ranked.append(
+                (
+                    0 if strong else 1,
+                    Match(option.key, option.title, hidden_reason(option, profile)),
+                )
+            )
     ranked.sort(key=lambda pair: pair[0])  # stable: schema order within each rank
     return [match for _, match in ranked]

@@ -52,15 +52,18 @@ def snapshot_profile(profile: Profile, work: Path) -> Path:
             values[key] = str(profile.resolve_path(key))
     flat = Profile(values=values, inherited=defaults())
     origin = profile.path.resolve() if profile.path else "an unsaved profile"
-    text = (f"# A snapshot of {origin} taken by the livecd-tui TUI for a detached build;\n"
-            "# edit the profile itself, not this file.\n" + flat.to_toml())
+    text = (
+        f"# A snapshot of {origin} taken by the livecd-tui TUI for a detached build;\n"
+        "# edit the profile itself, not this file.\n" + flat.to_toml()
+    )
     target = work / SNAPSHOT_DIR / f"{profile.name}.toml"
     write_atomically(target, text.encode())
     return target
 
 
-def build_args(names: Sequence[str], every: Sequence[str], force: Sequence[str] = (),
-               force_all: bool = False) -> list[str]:
+def build_args(
+    names: Sequence[str], every: Sequence[str], force: Sequence[str] = (), force_all: bool = False
+) -> list[str]:
     """The ``livecd-tui build`` options that run ``names`` out of ``every`` stage."""
     names = list(names)
     every = list(every)
@@ -96,14 +99,18 @@ class FollowFeed:
     step each log line header starts (from the stage's plan) and a failed stage's failure
     (from its state file)."""
 
-    def __init__(self, work: Path, stages: Sequence[Stage], profile: Profile,
-                 since: float | None = None) -> None:
+    def __init__(
+        self, work: Path, stages: Sequence[Stage], profile: Profile, since: float | None = None
+    ) -> None:
         self.work = work
         self.stages = {s.name: s for s in stages}
         self.follower = Follower(work, [s.name for s in stages])
         #: A Build to plan stages with (the profile's values, the followed work dir).
-        self.build = Build(profile=dataclasses.replace(profile, values=dict(profile.values)),
-                           work=work, dry_run=True)
+        self.build = Build(
+            profile=dataclasses.replace(profile, values=dict(profile.values)),
+            work=work,
+            dry_run=True,
+        )
         #: When the followed build started (its output file is newer than that).
         self.since = since if since is not None else time.time()
         self._steps: dict[str, list[Step]] = {}
@@ -111,6 +118,7 @@ class FollowFeed:
 
     def poll(self, emit: Emit) -> None:
         """Emit what happened since the last poll."""
+
         def enrich(event: Event) -> None:
             if isinstance(event, StageStarted):
                 self._started(event.stage, emit)
@@ -147,8 +155,7 @@ class FollowFeed:
 
     def _log_lines(self, name: str) -> list[str]:
         try:
-            return (self.work / "logs" / f"{name}.log").read_text(errors="replace") \
-                .splitlines()
+            return (self.work / "logs" / f"{name}.log").read_text(errors="replace").splitlines()
         except OSError:
             return []
 
@@ -177,15 +184,18 @@ class FollowFeed:
         header = f"$ {step.shell_line()}" if isinstance(step, Command) else f"# {step.describe}"
         if event.line == header:
             self._next[event.stage] = index + 1
-            emit(StepStarted(event.stage, index, len(steps), step.describe, step.shell_line()),
-                 0.0)
+            emit(StepStarted(event.stage, index, len(steps), step.describe, step.shell_line()), 0.0)
 
     def outcome(self) -> Outcome:
         """How the build ended, from the last word of its output (``logs/build.out``)."""
         last = last_word(self.work / DETACHED_LOG, self.since)
         if last is None:  # a build started in another terminal: no output file of its own
-            return Outcome(not any(load_state(self.build, name).status
-                                   in ("failed", "interrupted") for name in self.stages))
+            return Outcome(
+                not any(
+                    load_state(self.build, name).status in ("failed", "interrupted")
+                    for name in self.stages
+                )
+            )
         if last.startswith("build finished"):
             return Outcome(True)
         if last.startswith(("build failed", "build stopped by")) or "stopping the build" in last:

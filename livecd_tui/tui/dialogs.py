@@ -177,10 +177,12 @@ class OpenProfileScreen(ModalScreen[Profile | None]):
         with Vertical(classes="dialog wide", id="open") as box:
             box.border_title = "Open a profile"
             box.border_subtitle = "Enter: open   Tab: list/path   Esc: cancel"
-            yield OptionList(*[ListOption(str(path), id=str(path)) for path in list_profiles()],
-                             id="profiles")
-            yield Input(compact=True, placeholder="or type a path to a .toml profile",
-                        id="open-path")
+            yield OptionList(
+                *[ListOption(str(path), id=str(path)) for path in list_profiles()], id="profiles"
+            )
+            yield Input(
+                compact=True, placeholder="or type a path to a .toml profile", id="open-path"
+            )
             yield Static("", id="open-problem", classes="dialog-hint refused")
 
     @on(OptionList.OptionSelected, "#profiles")
@@ -198,7 +200,8 @@ class OpenProfileScreen(ModalScreen[Profile | None]):
             profile = load_profile(path)
         except ProfileError as err:
             self.query_one("#open-problem", Static).update(
-                Text("\n".join(str(p) for p in err.problems[:4])))
+                Text("\n".join(str(p) for p in err.problems[:4]))
+            )
             self.app.bell()
             return
         self.dismiss(profile)

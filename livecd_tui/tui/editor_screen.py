@@ -64,10 +64,20 @@ class EditorScreen(Screen[None]):
         Binding("S", "save_as", "Save as", show=False, tooltip="Save under another name"),
         Binding("o", "open", "Open", show=False, tooltip="Open another profile"),
         Binding("c", "checks", "Check", tooltip="Problems, missing tools, kernel config"),
-        Binding("K", "kernel", "Kernel check", tooltip="Each kernel requirement against the "
-                "kernel's config; fix it or run menuconfig (in the Kernel menu)"),
-        Binding("v", "capture", "Preview", tooltip="What the system image will hold, what is "
-                "left out and why, its size (in the System menu)"),
+        Binding(
+            "K",
+            "kernel",
+            "Kernel check",
+            tooltip="Each kernel requirement against the "
+            "kernel's config; fix it or run menuconfig (in the Kernel menu)",
+        ),
+        Binding(
+            "v",
+            "capture",
+            "Preview",
+            tooltip="What the system image will hold, what is "
+            "left out and why, its size (in the System menu)",
+        ),
         Binding("p", "plan", "Plan", show=False, tooltip="Every command the build will run"),
         Binding("b", "build", "Build", tooltip="The build screen"),
         Binding("q", "quit", "Quit", tooltip="Quit (asks before losing changes)"),
@@ -121,8 +131,11 @@ class EditorScreen(Screen[None]):
         try:
             self.profile.set(key, value)
         except ProfileError as err:
-            self.notify("; ".join(p.message for p in err.problems),
-                        title=f"{key} not changed", severity="error")
+            self.notify(
+                "; ".join(p.message for p in err.problems),
+                title=f"{key} not changed",
+                severity="error",
+            )
             return False
         self.menu_tree.refresh_values(structural=bool(dependents_of(key)))
         self.app.note_change()
@@ -173,8 +186,9 @@ class EditorScreen(Screen[None]):
         if key is None:
             return
         title = MENUS[key].title if key in MENUS else OPTIONS[key].title
-        self.app.push_screen(HelpScreen(title, full_help(key, self.profile,
-                                                         self.menu_tree.problem(key))))
+        self.app.push_screen(
+            HelpScreen(title, full_help(key, self.profile, self.menu_tree.problem(key)))
+        )
 
     def action_search(self) -> None:
         def done(key: str | None) -> None:

@@ -57,8 +57,10 @@ class EditorDialog(ModalScreen[Any]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog") as dialog:
             dialog.border_title = f"{self.option.title} ({self.option.key})"
-            yield Label(f"{describe_type(self.option)}; default "
-                        f"{format_value(self.option.default)}", classes="dialog-type")
+            yield Label(
+                f"{describe_type(self.option)}; default {format_value(self.option.default)}",
+                classes="dialog-type",
+            )
             yield from self.compose_body()
             yield Static(self.HINT, id="reason", classes="dialog-hint")
 
@@ -82,16 +84,22 @@ class ValueEditor(EditorDialog):
 
     def compose_body(self) -> ComposeResult:
         value = self.profile.values[self.option.key]
-        yield Input(str(value), compact=True, id="value", select_on_focus=False,
-                    validators=[OptionValidator(self.profile, self.option)],
-                    validate_on=["changed", "submitted"],
-                    type="integer" if self.option.kind == "int" else "text")
+        yield Input(
+            str(value),
+            compact=True,
+            id="value",
+            select_on_focus=False,
+            validators=[OptionValidator(self.profile, self.option)],
+            validate_on=["changed", "submitted"],
+            type="integer" if self.option.kind == "int" else "text",
+        )
 
     @on(Input.Changed, "#value")
     def _typed(self, event: Input.Changed) -> None:
         result = event.validation_result
-        self.show_reason(None if result is None or result.is_valid
-                         else "; ".join(result.failure_descriptions))
+        self.show_reason(
+            None if result is None or result.is_valid else "; ".join(result.failure_descriptions)
+        )
 
     @on(Input.Submitted, "#value")
     def _submitted(self, event: Input.Submitted) -> None:
@@ -111,8 +119,13 @@ class ChoiceEditor(EditorDialog):
 
     def compose_body(self) -> ComposeResult:
         current = self.profile.values[self.option.key]
-        items = OptionList(*[ListOption(f"({'X' if c == current else ' '}) {c}", id=c)
-                             for c in self.option.choices], id="choices")
+        items = OptionList(
+            *[
+                ListOption(f"({'X' if c == current else ' '}) {c}", id=c)
+                for c in self.option.choices
+            ],
+            id="choices",
+        )
         items.highlighted = self.option.choices.index(current)
         yield items
 
@@ -139,8 +152,7 @@ class ListEditor(EditorDialog):
 
     def compose_body(self) -> ComposeResult:
         yield OptionList(id="items")
-        suggester = (SuggestFromList(self.option.item_choices)
-                     if self.option.item_choices else None)
+        suggester = SuggestFromList(self.option.item_choices) if self.option.item_choices else None
         yield Input(compact=True, placeholder="new item", id="new-item", suggester=suggester)
 
     def on_mount(self) -> None:
@@ -149,11 +161,12 @@ class ListEditor(EditorDialog):
 
     def _show_items(self, highlight: int | None = None) -> None:
         items = self.query_one("#items", OptionList)
-        items.set_options([Text(item) for item in self.items] or
-                          [ListOption(Text("(empty)", style="dim"), disabled=True)])
+        items.set_options(
+            [Text(item) for item in self.items]
+            or [ListOption(Text("(empty)", style="dim"), disabled=True)]
+        )
         if self.items:
-            items.highlighted = min(highlight if highlight is not None else 0,
-                                    len(self.items) - 1)
+            items.highlighted = min(highlight if highlight is not None else 0, len(self.items) - 1)
 
     def _try(self, new: list[str], highlight: int | None) -> bool:
         reason = check_value(self.profile, self.option.key, new)
@@ -174,7 +187,7 @@ class ListEditor(EditorDialog):
     def action_remove(self) -> None:
         index = self.query_one("#items", OptionList).highlighted
         if index is not None and self.items:
-            self._try(self.items[:index] + self.items[index + 1:], index)
+            self._try(self.items[:index] + self.items[index + 1 :], index)
 
     def action_move(self, step: int) -> None:
         index = self.query_one("#items", OptionList).highlighted

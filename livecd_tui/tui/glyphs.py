@@ -64,8 +64,7 @@ def started_environ() -> Mapping[str, str]:
     except OSError:
         return os.environ
     pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-    return {key.decode(errors="replace"): value.decode(errors="replace")
-            for key, value in pairs}
+    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
 
 
 def locale_is_utf8(environ: Mapping[str, str]) -> bool:
@@ -78,8 +77,9 @@ def locale_is_utf8(environ: Mapping[str, str]) -> bool:
     return False
 
 
-def ascii_wanted(environ: Mapping[str, str] | None = None,
-                 started: Mapping[str, str] | None = None) -> bool:
+def ascii_wanted(
+    environ: Mapping[str, str] | None = None, started: Mapping[str, str] | None = None
+) -> bool:
     """Whether the TUI should draw ASCII only: as ``LIVECD_TUI_ASCII`` says, else on the
     Linux console (its fonts lack glyphs Textual uses) and without a UTF-8 locale.
     ``started``: the environment the process began with (to see through PEP 538)."""
@@ -102,7 +102,7 @@ _GROUPS = {
     "-": "─━═╌╍┄┅┈┉╴╶╸╺╼╾▔▁‐‑‒–—―−",
     "|": "│┃║╎╏┆┇┊┋╵╷╹╻╽╿▏▎▍▌▋▊▉▐▕",
     "+": "┌┍┎┏┐┑┒┓└┕┖┗┘┙┚┛├┝┞┟┠┡┢┣┤┥┦┧┨┩┪┫┬┭┮┯┰┱┲┳┴┵┶┷┸┹┺┻┼┽┾┿╀╁╂╃╄╅╆╇╈╉╊╋"
-         "╒╓╔╕╖╗╘╙╚╛╜╝╞╟╠╡╢╣╤╥╦╧╨╩╪╫╬╭╮╯╰▖▗▘▙▚▛▜▝▞▟",
+    "╒╓╔╕╖╗╘╙╚╛╜╝╞╟╠╡╢╣╤╥╦╧╨╩╪╫╬╭╮╯╰▖▗▘▙▚▛▜▝▞▟",
     "#": "█▀▄░▒▓■▪",
     ">": "►▶▸▹→⇒»›",
     "<": "◄◀◂◃←⇐«‹",
@@ -123,8 +123,14 @@ class _AsciiTable(dict[int, str]):
     characters as it takes cells (a wide one two, a combining one none)."""
 
     def __init__(self) -> None:
-        super().__init__({ord(char): ascii_char for ascii_char, chars in _GROUPS.items()
-                          for char in chars if len(ascii_char) == 1})
+        super().__init__(
+            {
+                ord(char): ascii_char
+                for ascii_char, chars in _GROUPS.items()
+                for char in chars
+                if len(ascii_char) == 1
+            }
+        )
 
     def __missing__(self, code: int) -> str:
         char = chr(code)
@@ -173,8 +179,7 @@ def header(node: DOMNode) -> Header:
 
 def text_view(view_id: str, title: str, text: str = "") -> TextArea:
     """A read-only, unwrapped text area with a border title: the plan and capture views."""
-    area = TextArea(text, read_only=True, show_line_numbers=False, soft_wrap=False,
-                    id=view_id)
+    area = TextArea(text, read_only=True, show_line_numbers=False, soft_wrap=False, id=view_id)
     area.border_title = title
     return area
 
@@ -194,9 +199,12 @@ class AsciiBar(BarRenderable):
         start, end = (max(0, min(width, round(edge))) for edge in self.highlight_range)
         end = max(start, end)
         todo = console.get_style(self.background_style)
-        yield Text.assemble((BAR_TODO * start, todo),
-                            (BAR_DONE * (end - start), console.get_style(self.highlight_style)),
-                            (BAR_TODO * (width - end), todo), end="")
+        yield Text.assemble(
+            (BAR_TODO * start, todo),
+            (BAR_DONE * (end - start), console.get_style(self.highlight_style)),
+            (BAR_TODO * (width - end), todo),
+            end="",
+        )
 
 
 class AsciiLoadingIndicator(LoadingIndicator):

@@ -32,8 +32,13 @@ if TYPE_CHECKING:
     from livecd_tui.kernel.kernelfix import FixPlan, FixResult
 
 #: How each state looks in the table.
-STATE_STYLES = {"ok": "green", "module": "cyan", "missing": "bold red", "wrong": "bold red",
-                "warning": "yellow"}
+STATE_STYLES = {
+    "ok": "green",
+    "module": "cyan",
+    "missing": "bold red",
+    "wrong": "bold red",
+    "warning": "yellow",
+}
 
 
 def _report(profile: Profile) -> KernelReport:
@@ -59,8 +64,10 @@ def _apply(profile: Profile, plan: FixPlan) -> FixResult:
 
 
 def _run_tool(argv: list[str]) -> int:
-    print(f"livecd-tui: {shlex.join(argv)}; livecd-tui checks the config again when it "
-          "exits", flush=True)
+    print(
+        f"livecd-tui: {shlex.join(argv)}; livecd-tui checks the config again when it exits",
+        flush=True,
+    )
     return procs.run_in_terminal(argv)
 
 
@@ -78,9 +85,15 @@ def explain(finding: Finding, state: str, report: KernelReport) -> str:
     """The ``?`` text of one row: the requirement in full, and for a tree what its symbol
     depends on."""
     req = finding.requirement
-    lines = [f"{req.symbol}: {state}", "", finding.message, "", f"Why: {req.reason}.",
-             "Needs: " + ("built in (y)" if req.need == "y" else
-                          "built in (y) or a module (m) the initrd loads")]
+    lines = [
+        f"{req.symbol}: {state}",
+        "",
+        finding.message,
+        "",
+        f"Why: {req.reason}.",
+        "Needs: "
+        + ("built in (y)" if req.need == "y" else "built in (y) or a module (m) the initrd loads"),
+    ]
     if req.min_value is not None:
         lines.append(f"Value: at least {req.min_value}")
     if req.any_of:
@@ -94,10 +107,8 @@ def explain(finding: Finding, state: str, report: KernelReport) -> str:
         from livecd_tui.kernel.kconfig_deps import dependency_hint
 
         try:
-            config = kconfig.parse_config((report.tree / ".config").read_text(
-                errors="replace"))
-            lines += ["", f"In {report.tree}: " + dependency_hint(report.tree, req.symbol,
-                                                                   config)]
+            config = kconfig.parse_config((report.tree / ".config").read_text(errors="replace"))
+            lines += ["", f"In {report.tree}: " + dependency_hint(report.tree, req.symbol, config)]
         except OSError:
             pass
     return "\n".join(lines)
@@ -120,15 +131,20 @@ class FixScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         plan = self.plan
         text = Text()
-        text.append(f"{len(plan.changes)} symbol(s) of {plan.config} change "
-                    f"(the current file is kept as {plan.config.name}.old):\n", style="bold")
+        text.append(
+            f"{len(plan.changes)} symbol(s) of {plan.config} change "
+            f"(the current file is kept as {plan.config.name}.old):\n",
+            style="bold",
+        )
         for line in plan.summary():
             text.append(line + "\n")
         for stuck in plan.not_stuck:
             text.append(f"will not stick: {stuck.line()}\n", style="red")
         for finding in plan.unfixable:
-            text.append(f"no config change fixes {finding.requirement.symbol}: "
-                        f"{finding.message}\n", style="red")
+            text.append(
+                f"no config change fixes {finding.requirement.symbol}: {finding.message}\n",
+                style="red",
+            )
         with Vertical(classes="dialog full", id="fix") as box:
             box.border_title = "Fix the kernel config"
             box.border_subtitle = "y: write   n/Esc: cancel   j/k: scroll"
@@ -153,17 +169,40 @@ class KernelScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Close"),
-        Binding("question_mark", "explain", "Why", tooltip="The requirement in full and, "
-                "for a tree, what its symbol depends on"),
+        Binding(
+            "question_mark",
+            "explain",
+            "Why",
+            tooltip="The requirement in full and, for a tree, what its symbol depends on",
+        ),
         Binding("r", "recheck", "Check again"),
-        Binding("f", "fix", "Fix .config", tooltip="Set what is missing with scripts/config "
-                "+ make olddefconfig, after showing every change"),
-        Binding("F", "fix(True)", "Fix as modules", show=False,
-                tooltip="The same, asking m where a module the initrd loads is enough"),
-        Binding("m", "config_tool('menuconfig')", "menuconfig",
-                tooltip="make menuconfig in the kernel tree, then check again"),
-        Binding("n", "config_tool('nconfig')", "nconfig", show=False,
-                tooltip="make nconfig in the kernel tree, then check again"),
+        Binding(
+            "f",
+            "fix",
+            "Fix .config",
+            tooltip="Set what is missing with scripts/config "
+            "+ make olddefconfig, after showing every change",
+        ),
+        Binding(
+            "F",
+            "fix(True)",
+            "Fix as modules",
+            show=False,
+            tooltip="The same, asking m where a module the initrd loads is enough",
+        ),
+        Binding(
+            "m",
+            "config_tool('menuconfig')",
+            "menuconfig",
+            tooltip="make menuconfig in the kernel tree, then check again",
+        ),
+        Binding(
+            "n",
+            "config_tool('nconfig')",
+            "nconfig",
+            show=False,
+            tooltip="make nconfig in the kernel tree, then check again",
+        ),
         Binding("j", "cursor(1)", "Down", show=False),
         Binding("k", "cursor(-1)", "Up", show=False),
     ]
@@ -183,8 +222,9 @@ class KernelScreen(ModalScreen[None]):
             box.border_title = "Kernel requirements"
             box.border_subtitle = "?: why   f: fix   m: menuconfig   r: again   Esc: close"
             yield Static(Text("checking...", style="italic"), id="kernel-head")
-            table: DataTable[Text | str] = DataTable(id="kernel-table", cursor_type="row",
-                                                     zebra_stripes=False)
+            table: DataTable[Text | str] = DataTable(
+                id="kernel-table", cursor_type="row", zebra_stripes=False
+            )
             table.add_columns("state", "symbol", "found", "why")
             yield table
 
@@ -222,25 +262,37 @@ class KernelScreen(ModalScreen[None]):
         head = Text(report.headline(), style="bold red" if report.error else "bold")
         problems, warnings = len(report.problems), len(report.warnings)
         if not report.error:
-            head.append(f"\n{problems} problem(s)" if problems else "\nall requirements met",
-                        style="bold red" if problems else "green")
+            head.append(
+                f"\n{problems} problem(s)" if problems else "\nall requirements met",
+                style="bold red" if problems else "green",
+            )
             if warnings:
-                head.append(f", {warnings} driver(s) of {'+'.join(report.groups)} missing "
-                            "(warnings: the CD still boots)", style="yellow")
+                head.append(
+                    f", {warnings} driver(s) of {'+'.join(report.groups)} missing "
+                    "(warnings: the CD still boots)",
+                    style="yellow",
+                )
             if report.tree is None and (problems or warnings):
-                head.append('\nprebuilt kernel: fix and menuconfig need kernel.source = '
-                            '"tree"', style="italic")
+                head.append(
+                    '\nprebuilt kernel: fix and menuconfig need kernel.source = "tree"',
+                    style="italic",
+                )
         self.query_one("#kernel-head", Static).update(head)
         ordered = sorted(report.findings, key=lambda f: f.state in ("ok", "module"))
         shown: list[tuple[Finding, str]] = [(f, f.state) for f in ordered]
-        shown[len(report.problems):len(report.problems)] = [
-            (f, "warning") for f in report.warnings]
+        shown[len(report.problems) : len(report.problems)] = [
+            (f, "warning") for f in report.warnings
+        ]
         for number, (finding, state) in enumerate(shown):
             key = f"{number}:{finding.requirement.symbol}"
             self.rows[key] = (finding, state)
-            table.add_row(Text(state, style=STATE_STYLES.get(state, "")),
-                          finding.requirement.symbol, _found(finding),
-                          finding.requirement.reason, key=key)
+            table.add_row(
+                Text(state, style=STATE_STYLES.get(state, "")),
+                finding.requirement.symbol,
+                _found(finding),
+                finding.requirement.reason,
+                key=key,
+            )
         table.focus()
         self.refresh_bindings()
 
@@ -259,8 +311,9 @@ class KernelScreen(ModalScreen[None]):
         if key not in self.rows:
             return
         finding, state = self.rows[key]
-        self.app.push_screen(HelpScreen(finding.requirement.symbol,
-                                        explain(finding, state, self.report)))
+        self.app.push_screen(
+            HelpScreen(finding.requirement.symbol, explain(finding, state, self.report))
+        )
 
     def action_cursor(self, step: int) -> None:
         if step > 0:
@@ -276,12 +329,15 @@ class KernelScreen(ModalScreen[None]):
 
     def _can_change(self) -> bool:
         if self.report is None or self.report.tree is None:
-            self.notify('Only a kernel source tree can be changed (kernel.source = "tree")',
-                        severity="warning")
+            self.notify(
+                'Only a kernel source tree can be changed (kernel.source = "tree")',
+                severity="warning",
+            )
             return False
         if getattr(self.app, "building", False):
-            self.notify("A build is running: change the kernel config when it is done",
-                        severity="warning")
+            self.notify(
+                "A build is running: change the kernel config when it is done", severity="warning"
+            )
             return False
         if self.busy:
             self.notify("Wait for the check to finish", severity="warning")
@@ -292,8 +348,9 @@ class KernelScreen(ModalScreen[None]):
         if not self._can_change():
             return
         self.busy = True
-        self.notify("Planning the fix on a copy of .config (scripts/config + olddefconfig)...",
-                    timeout=4)
+        self.notify(
+            "Planning the fix on a copy of .config (scripts/config + olddefconfig)...", timeout=4
+        )
         self._plan_fix(modules)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="kernel")
@@ -309,8 +366,11 @@ class KernelScreen(ModalScreen[None]):
         self.busy = False
         if not plan.changes:
             extra = "; ".join(f.requirement.symbol for f in plan.unfixable)
-            self.notify("Nothing to change in .config" + (
-                f" (no config change fixes {extra})" if extra else ""), timeout=6)
+            self.notify(
+                "Nothing to change in .config"
+                + (f" (no config change fixes {extra})" if extra else ""),
+                timeout=6,
+            )
             return
 
         def answered(write: bool | None) -> None:
@@ -332,13 +392,19 @@ class KernelScreen(ModalScreen[None]):
     def _applied(self, result: FixResult) -> None:
         self.busy = False
         if result.ok:
-            self.notify(f"Wrote {result.plan.config}; every requirement holds now "
-                        f"(the old one is {result.backup.name})", timeout=6)
+            self.notify(
+                f"Wrote {result.plan.config}; every requirement holds now "
+                f"(the old one is {result.backup.name})",
+                timeout=6,
+            )
         else:
             lines = [f"Wrote {result.plan.config} (the old one is {result.backup}), but:", ""]
             lines += [f"did not stick: {stuck.line()}" for stuck in result.not_stuck]
-            lines += [f"still {f.state}: {f.requirement.symbol}: {f.message}"
-                      for f in result.findings if f.state in ("missing", "wrong")]
+            lines += [
+                f"still {f.state}: {f.requirement.symbol}: {f.message}"
+                for f in result.findings
+                if f.state in ("missing", "wrong")
+            ]
             self.app.push_screen(HelpScreen("After the fix", "\n".join(lines)))
         self.action_recheck()
 
@@ -354,8 +420,11 @@ class KernelScreen(ModalScreen[None]):
             with self.app.suspend():
                 code = self.tools.run_tool(argv)
         except SuspendNotSupported:
-            self.notify(f"Cannot leave the app in this terminal; run: {shlex.join(argv)}",
-                        severity="error", timeout=10)
+            self.notify(
+                f"Cannot leave the app in this terminal; run: {shlex.join(argv)}",
+                severity="error",
+                timeout=10,
+            )
             return
         except OSError as err:
             self.notify(str(err), title=f"Cannot run {argv[0]}", severity="error")

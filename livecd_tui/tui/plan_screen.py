@@ -44,8 +44,9 @@ class PlanScreen(Screen[None]):
         Binding("e", "export", "Export script", tooltip="Write the build as a bash script"),
     ]
 
-    def __init__(self, profile: Profile, stages: Sequence[Stage],
-                 work_dir: Path | None = None) -> None:
+    def __init__(
+        self, profile: Profile, stages: Sequence[Stage], work_dir: Path | None = None
+    ) -> None:
         super().__init__()
         self.build = Build.for_profile(profile, work_dir, dry_run=True)
         self.stages = list(stages)
@@ -80,8 +81,10 @@ class PlanScreen(Screen[None]):
                 return
             self.notify(f"Wrote {path}", timeout=4)
 
-        self.app.push_screen(PathScreen("Export the build as a bash script",
-                                        f"{self.build.profile.name}-build.sh"), chosen)
+        self.app.push_screen(
+            PathScreen("Export the build as a bash script", f"{self.build.profile.name}-build.sh"),
+            chosen,
+        )
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -39,9 +39,10 @@ def keep(profile: Profile) -> Path:
     target = recovery_path(profile.path)
     where = profile.path.resolve() if profile.path else "an unsaved profile"
     when = time.strftime("%Y-%m-%d %H:%M:%S")
-    text = (f"# livecd-tui: unsaved edits of {where}, kept at {when}.\n"
-            "# The TUI offers them back when it opens that profile again.\n"
-            + profile.to_toml())
+    text = (
+        f"# livecd-tui: unsaved edits of {where}, kept at {when}.\n"
+        "# The TUI offers them back when it opens that profile again.\n" + profile.to_toml()
+    )
     write_atomically(target, text.encode())
     return target
 
@@ -78,8 +79,11 @@ def recovered(profile: Profile) -> Recovered | None:
             copy.set(key, value)
         except ProfileError as err:
             refused.append("; ".join(str(p.message) for p in err.problems) + f" ({key})")
-    changes = [f"{key}: {_short(profile.values.get(key))} -> {_short(value)}"
-               for key, value in copy.values.items() if profile.values.get(key) != value]
+    changes = [
+        f"{key}: {_short(profile.values.get(key))} -> {_short(value)}"
+        for key, value in copy.values.items()
+        if profile.values.get(key) != value
+    ]
     if not changes:
         return None
     return Recovered(path, kept_at, copy.values, changes, refused)

@@ -58,11 +58,16 @@ def failure_text(failure: Failure, log_hint: str = "") -> Text:
     """The top of a failed stage's pane: what failed and how, the command to copy (or, for
     a step livecd-tui does itself, its error), the hint and where the full log is."""
     is_action = failure.command == failure.describe
-    how = (f"killed by {failure.signal}" if failure.signal
-           else f"exit code {failure.exit_code}" if failure.exit_code is not None
-           else "error")
+    how = (
+        f"killed by {failure.signal}"
+        if failure.signal
+        else f"exit code {failure.exit_code}"
+        if failure.exit_code is not None
+        else "error"
+    )
     text = Text.assemble(
-        (f"FAILED at step {failure.step + 1} ({failure.describe}): {how}\n", "bold"))
+        (f"FAILED at step {failure.step + 1} ({failure.describe}): {how}\n", "bold")
+    )
     if is_action:
         text.append(f"error: {failure.tail[-1] if failure.tail else '(no message)'}")
     else:
@@ -91,8 +96,14 @@ def wrap_line(line: str, width: int) -> list[str]:
     line = line.rstrip()  # a serial console pads its lines with spaces
     if cell_len(line) <= width:
         return [line]
-    return textwrap.wrap(line, width, subsequent_indent=CONTINUED, break_on_hyphens=False,
-                         replace_whitespace=False, expand_tabs=False)
+    return textwrap.wrap(
+        line,
+        width,
+        subsequent_indent=CONTINUED,
+        break_on_hyphens=False,
+        replace_whitespace=False,
+        expand_tabs=False,
+    )
 
 
 class StageLog(Log):
@@ -254,5 +265,4 @@ class StagePane(Vertical):
     def watch_failure(self, failure: Failure | None) -> None:
         self.set_class(failure is not None, "-failed")
         if failure is not None:
-            self.query_one(".pane-failure", Static).update(failure_text(failure,
-                                                                        self.log_hint))
+            self.query_one(".pane-failure", Static).update(failure_text(failure, self.log_hint))

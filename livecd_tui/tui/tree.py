@@ -30,8 +30,13 @@ class MenuTree(Tree[str]):
         Binding("enter,right,l", "open", "Open/edit", show=False),
         Binding("escape,left,h", "back", "Back", show=False),
         Binding("space", "toggle_value", "Toggle", tooltip="Toggle a bool, cycle a choice"),
-        Binding("z", "toggle_hidden", "Hidden", show=False, tooltip="Show or hide options whose "
-                "dependencies are not met"),
+        Binding(
+            "z",
+            "toggle_hidden",
+            "Hidden",
+            show=False,
+            tooltip="Show or hide options whose dependencies are not met",
+        ),
     ]
 
     # Arrows the Linux console's fonts have (CP437), unlike Textual's default ▶.
@@ -111,8 +116,7 @@ class MenuTree(Tree[str]):
         self._problems = problems_by_key(self.profile)
         for key, node in self._by_key.items():
             if key in OPTIONS:
-                node.set_label(option_label(OPTIONS[key], self.profile,
-                                            self._problems.get(key)))
+                node.set_label(option_label(OPTIONS[key], self.profile, self._problems.get(key)))
 
     def watch_show_hidden(self) -> None:
         if self.is_mounted:
@@ -182,5 +186,9 @@ class MenuTree(Tree[str]):
 
     def action_toggle_hidden(self) -> None:
         self.show_hidden = not self.show_hidden
-        self.notify("Showing hidden options (greyed)" if self.show_hidden
-                    else "Hiding options whose dependencies are not met", timeout=2)
+        self.notify(
+            "Showing hidden options (greyed)"
+            if self.show_hidden
+            else "Hiding options whose dependencies are not met",
+            timeout=2,
+        )

@@ -8,8 +8,18 @@ import shutil
 
 import pytest
 
-NEEDED = ["mksquashfs", "xorriso", "genisoimage", "grub-mkimage", "qemu-system-x86_64",
-          "busybox", "mke2fs", "debugfs", "sbsign", "sbattach"]
+NEEDED = [
+    "mksquashfs",
+    "xorriso",
+    "genisoimage",
+    "grub-mkimage",
+    "qemu-system-x86_64",
+    "busybox",
+    "mke2fs",
+    "debugfs",
+    "sbsign",
+    "sbattach",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -17,6 +17,7 @@ PROFILES = ROOT / "profiles"
 #: A fixed time for every timestamp, so builds are comparable.
 EPOCH = "1700000000"
 
+
 @dataclass
 class Result:
     code: int
@@ -27,16 +28,23 @@ class Result:
         return re.findall(r"^==> (\w+): \d+ step", self.output, re.M)
 
     def status(self, stage: str) -> str | None:
-        found = re.findall(rf"^==> {stage}: (done|failed|interrupted|up to date)", self.output,
-                           re.M)
+        found = re.findall(
+            rf"^==> {stage}: (done|failed|interrupted|up to date)", self.output, re.M
+        )
         return found[-1] if found else None
 
 
 def livecd(*args: str | Path, timeout: float = 1800) -> Result:
     """Run the real `livecd-tui` command and return its exit code and output."""
     env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
-    proc = subprocess.run([sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
     return Result(proc.returncode, proc.stdout + proc.stderr)
 
 
@@ -96,14 +104,17 @@ def booted_with(log: str) -> Booted:
     if re.search(r"ISOLINUX \d+\.\d+", log):
         loader.add("isolinux")
     medium = set()
-    for pattern, kind in ((r"Booting from DVD/CD", "cd"), (r"Booting from Hard Disk", "usb"),
-                          (r'BdsDxe: starting Boot\w+ "UEFI QEMU DVD-ROM', "cd"),
-                          (r'BdsDxe: starting Boot\w+ "UEFI QEMU QEMU USB HARDDRIVE', "usb"),
-                          (r"ISOLINUX \S+ \S+ ETCD", "cd"), (r"ISOLINUX \S+ \S+ EHDD", "usb"),
-                          (r"USB Mass Storage device detected", "usb"),
-                          (r"livecd: (?:found the live )?medium (?:found )?on /dev/sr\d", "cd"),
-                          (r"livecd: (?:found the live )?medium (?:found )?on /dev/sd[a-z]",
-                           "usb")):
+    for pattern, kind in (
+        (r"Booting from DVD/CD", "cd"),
+        (r"Booting from Hard Disk", "usb"),
+        (r'BdsDxe: starting Boot\w+ "UEFI QEMU DVD-ROM', "cd"),
+        (r'BdsDxe: starting Boot\w+ "UEFI QEMU QEMU USB HARDDRIVE', "usb"),
+        (r"ISOLINUX \S+ \S+ ETCD", "cd"),
+        (r"ISOLINUX \S+ \S+ EHDD", "usb"),
+        (r"USB Mass Storage device detected", "usb"),
+        (r"livecd: (?:found the live )?medium (?:found )?on /dev/sr\d", "cd"),
+        (r"livecd: (?:found the live )?medium (?:found )?on /dev/sd[a-z]", "usb"),
+    ):
         if re.search(pattern, log):
             medium.add(kind)
     return Booted(_one(firmware), _one(loader), _one(medium))

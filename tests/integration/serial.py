@@ -63,8 +63,9 @@ class Guest:
                 break
             time.sleep(0.2)
         tail = "\n".join(self.output.splitlines()[-40:])
-        raise AssertionError(f"{text!r} did not appear within {timeout:g} s; the console "
-                             f"showed last:\n{tail}")
+        raise AssertionError(
+            f"{text!r} did not appear within {timeout:g} s; the console showed last:\n{tail}"
+        )
 
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
@@ -82,8 +83,13 @@ class Guest:
 
 
 @contextlib.contextmanager
-def booted(iso: Path, memory_mib: int = 768, timeout: int = 1200,
-           disks: Sequence[Path] = (), interface: str = "virtio") -> Iterator[Guest]:
+def booted(
+    iso: Path,
+    memory_mib: int = 768,
+    timeout: int = 1200,
+    disks: Sequence[Path] = (),
+    interface: str = "virtio",
+) -> Iterator[Guest]:
     """Boot ``iso`` as a BIOS CD under TCG with the serial console on a pipe; ``disks``
     are raw images attached as virtio disks (vda, vdb, ...), or with ``interface="ide"``
     as IDE disks (sda, ...: a kernel without virtio drivers sees those)."""
@@ -91,10 +97,22 @@ def booted(iso: Path, memory_mib: int = 768, timeout: int = 1200,
     for index, disk in enumerate(disks):
         where = ",index=" + str(index) if interface == "ide" else ""
         extra += ["-drive", f"file={qemu.option_value(disk)},format=raw,if={interface}{where}"]
-    argv = qemu.qemu_argv(iso, firmware="bios", medium="cdrom", memory_mib=memory_mib,
-                          accel="tcg", timeout=timeout, extra_args=extra)
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    argv = qemu.qemu_argv(
+        iso,
+        firmware="bios",
+        medium="cdrom",
+        memory_mib=memory_mib,
+        accel="tcg",
+        timeout=timeout,
+        extra_args=extra,
+    )
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         yield Guest(proc)
     finally:

@@ -22,8 +22,9 @@ from tests.integration.helpers import (
 
 
 @pytest.fixture(scope="module")
-def classic(tmp_path_factory: pytest.TempPathFactory,
-            classic_tree: Path) -> tuple[Path, Path, Result]:
+def classic(
+    tmp_path_factory: pytest.TempPathFactory, classic_tree: Path
+) -> tuple[Path, Path, Result]:
     """The classic profile built once (boot test included: BIOS CD); the other tests share
     its work dir, so they re-run only the stages they change."""
     tmp = tmp_path_factory.mktemp("classic")
@@ -31,11 +32,13 @@ def classic(tmp_path_factory: pytest.TempPathFactory,
     overrides.mkdir()
     (overrides / "motd").write_text("LIVECD-ETC-FROM-ARCHIVE\n")
     profile = write_profile(
-        tmp / "classic.toml", PROFILES / "classic.toml",
+        tmp / "classic.toml",
+        PROFILES / "classic.toml",
         f'[kernel]\ntree = "{classic_tree}"\n'
         '[system]\nsource = "busybox"\n'
         '[writable]\noverrides = "etc-overrides"\n'
-        '[boottest]\nmemory_mib = 256\n')
+        "[boottest]\nmemory_mib = 256\n",
+    )
     work = tmp / "work"
     return profile, work, livecd("build", profile, "--work-dir", work, timeout=3000)
 
@@ -63,8 +66,7 @@ def test_the_same_cd_written_by_xorriso(classic: tuple[Path, Path, Result]) -> N
     boots, and writing it again gives the same bytes (genisoimage stamps the time)."""
     profile, work, first_build = classic
     assert first_build.code == 0, first_build.output[-5000:]
-    variant = write_profile(profile.with_name("xorriso.toml"), profile,
-                            '[iso]\ntool = "xorriso"\n')
+    variant = write_profile(profile.with_name("xorriso.toml"), profile, '[iso]\ntool = "xorriso"\n')
     result = livecd("build", variant, "--work-dir", work, timeout=1200)
     assert result.code == 0, result.output[-5000:]
     assert {"iso", "boottest"} <= set(result.ran()) and "kernel" not in result.ran()
@@ -78,15 +80,16 @@ def test_the_same_cd_written_by_xorriso(classic: tuple[Path, Path, Result]) -> N
     assert iso.read_bytes() == first
 
 
-
 def test_wrong_marker_reaches_the_rescue_shell(classic: tuple[Path, Path, Result]) -> None:
     """A CD whose LABEL does not hold the initrd's marker: /linuxrc says what it saw and
     opens its rescue shell, booted through the tool."""
     profile, work, first_build = classic
     assert first_build.code == 0, first_build.output[-5000:]
-    variant = write_profile(profile.with_name("wrong.toml"), profile,
-                            '[iso]\nmarker = "some other disc"\n'
-                            '[boottest]\nmarker = "rescue shell"\ntimeout = 300\n')
+    variant = write_profile(
+        profile.with_name("wrong.toml"),
+        profile,
+        '[iso]\nmarker = "some other disc"\n[boottest]\nmarker = "rescue shell"\ntimeout = 300\n',
+    )
     # Only the ISO is rebuilt: its LABEL changes, the initrd keeps the old marker.
     result = livecd("build", variant, "--work-dir", work, "--only", "iso,boottest")
     assert result.code == 0, result.output[-5000:]
@@ -95,8 +98,9 @@ def test_wrong_marker_reaches_the_rescue_shell(classic: tuple[Path, Path, Result
     assert booted_with(log) == Booted("seabios", "grub-legacy", "cd")
     assert "rescue shell" in log
     assert "some other disc" in log, "it says what the CD's marker file holds"
-    assert re.search(r"^ +/dev/sr0 .*LIVECD_CLASSIC", log, re.M), \
+    assert re.search(r"^ +/dev/sr0 .*LIVECD_CLASSIC", log, re.M), (
         "the rescue report lists the block devices it saw"
+    )
     assert "switching to the live system" not in log
 
 
@@ -105,8 +109,9 @@ def test_the_check_entry_reads_the_medium_back(classic: tuple[Path, Path, Result
     back and compares them with the sums the initrd stage recorded, then boots on."""
     profile, work, first_build = classic
     assert first_build.code == 0, first_build.output[-5000:]
-    check = write_profile(profile.with_name("check.toml"), profile,
-                          '[bootloader]\nentries = ["check", "normal"]\n')
+    check = write_profile(
+        profile.with_name("check.toml"), profile, '[bootloader]\nentries = ["check", "normal"]\n'
+    )
     result = livecd("build", check, "--work-dir", work, timeout=1200)
     assert result.code == 0, result.output[-5000:]
     assert "initrd" not in result.ran(), "the sums were recorded already"

@@ -30,10 +30,16 @@ class Guest:
     """QEMU booting *iso* as a BIOS CD plus *extra* arguments, console on a pipe."""
 
     def __init__(self, iso: Path, extra: Sequence[str], timeout: float) -> None:
-        argv = qemu.qemu_argv(iso, "bios", "cdrom", 384, "tcg", timeout=int(timeout) + 30,
-                              extra_args=extra)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        argv = qemu.qemu_argv(
+            iso, "bios", "cdrom", 384, "tcg", timeout=int(timeout) + 30, extra_args=extra
+        )
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.text = ""
         self.pos = 0
         self.deadline = time.monotonic() + timeout
@@ -42,7 +48,7 @@ class Guest:
         """Read the console until *pattern* (a regex) appears after the last match."""
         assert self.proc.stdout is not None
         while time.monotonic() < self.deadline:
-            found = re.search(pattern, self.text[self.pos:])
+            found = re.search(pattern, self.text[self.pos :])
             if found:
                 self.pos += found.end()
                 return
@@ -73,10 +79,12 @@ def test_dirty_ext4_disk_is_never_written(tmp_path: Path, toolbox: str) -> None:
     # The demo, with the drivers that let the initramfs see a virtio disk and mount ext4 (so
     # a wrong mount would replay the journal, not fail for lack of a driver).
     profile = write_profile(
-        tmp_path / "disks.toml", PROFILES / "demo.toml",
+        tmp_path / "disks.toml",
+        PROFILES / "demo.toml",
         '[kernel]\nextra_modules = ["virtio_pci", "virtio_blk", "ext4"]\n'
         f'[initrd]\nwait = 3\ntoolbox = "{toolbox}"\n'
-        '[boottest]\nenabled = false\n')
+        "[boottest]\nenabled = false\n",
+    )
     work = tmp_path / "work"
     result = livecd("build", profile, "--work-dir", work)
     assert result.code == 0, result.output[-4000:]
@@ -110,13 +118,15 @@ def test_dirty_ext4_disk_is_never_written(tmp_path: Path, toolbox: str) -> None:
         guest.wait_for(r"livecd: rescue shell[\s\S]*?# ")
         report = guest.text
         assert sha256(disk) == before, "looking for the medium wrote to the ext4 disk"
-        guest.type("mount -o ro /dev/vda /mnt; echo CONTROL-$?; umount /mnt; "
-                   "echo UMOUNTED-$((6*7))\n")
+        guest.type(
+            "mount -o ro /dev/vda /mnt; echo CONTROL-$?; umount /mnt; echo UMOUNTED-$((6*7))\n"
+        )
         guest.wait_for(r"UMOUNTED-42")
         control = guest.text
     finally:
         guest.stop()
-    assert re.search(r"/dev/vda 16 MiB .*\(not iso9660, udf or vfat: never mounted\)",
-                     report), report[-3000:]
+    assert re.search(r"/dev/vda 16 MiB .*\(not iso9660, udf or vfat: never mounted\)", report), (
+        report[-3000:]
+    )
     assert "CONTROL-0" in control, control[-2000:]
     assert sha256(disk) != before, "the control mount replays the journal"

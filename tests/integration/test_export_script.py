@@ -33,14 +33,22 @@ SAME_BYTES = [
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """The demo exported and run with bash, and the same profile built by livecd-tui."""
     tmp = tmp_path_factory.mktemp("export")
-    profile = write_profile(tmp / "demo.toml", PROFILES / "demo.toml",
-                            "[boottest]\nenabled = true\n")
+    profile = write_profile(
+        tmp / "demo.toml", PROFILES / "demo.toml", "[boottest]\nenabled = true\n"
+    )
     script = tmp / "build.sh"
     result = livecd("export-script", profile, "--work-dir", tmp / "script-work", "-o", script)
     assert result.code == 0, result.output
     env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
-    run = subprocess.run(["bash", str(script)], cwd=tmp, env=env, capture_output=True,
-                         text=True, errors="replace", timeout=900)
+    run = subprocess.run(
+        ["bash", str(script)],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=900,
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-4000:]
     tool = livecd("build", profile, "--work-dir", tmp / "tool-work")
@@ -81,8 +89,9 @@ def test_the_script_builds_what_the_tool_builds(built: tuple[Path, Path, str]) -
     listings = []
     for work in (script_work, tool_work):
         archive = gzip.decompress((work / "stages" / "initrd" / "initrd.img").read_bytes())
-        text = subprocess.run(["cpio", "-tv", "--quiet"], input=archive,
-                              capture_output=True, check=True).stdout.decode()
+        text = subprocess.run(
+            ["cpio", "-tv", "--quiet"], input=archive, capture_output=True, check=True
+        ).stdout.decode()
         # Columns: mode, links, owner, group, size, date, name; the link count differs.
         listings.append([(f[0], *f[2:]) for f in map(str.split, text.splitlines())])
         assert len(archive) > 1_000_000

@@ -46,8 +46,11 @@ def test_interrupt_each_stage_at_random_points_then_resume_and_boot(tmp_path: Pa
     rng = random.Random(int(EPOCH))
     for stage, sig in zip(INTERRUPTIBLE, SIGNALS, strict=True):
         pid = detach(profile, work)
-        wait_until(lambda s=stage: workdir.running_stage(work) == s
-                   or workdir.read_lock(work) is None, 180, f"stage {stage} to start")
+        wait_until(
+            lambda s=stage: workdir.running_stage(work) == s or workdir.read_lock(work) is None,
+            180,
+            f"stage {stage} to start",
+        )
         time.sleep(rng.uniform(0.0, 1.5))
         os.kill(pid, sig)
         wait_until(lambda: workdir.read_lock(work) is None, 60, "the build to stop")
@@ -70,8 +73,9 @@ def test_interrupt_each_stage_at_random_points_then_resume_and_boot(tmp_path: Pa
 def small_fs(tmp_path: Path):
     mount_point = tmp_path / "small"
     mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount_point)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount_point)], check=True
+    )
     try:
         yield mount_point
     finally:
@@ -86,8 +90,11 @@ def test_disk_full_mid_stage_then_resume(tmp_path: Path, small_fs: Path) -> None
     assert result.code == 1, result.output[-3000:]
     assert "No space left on device" in result.output
     view = Build(profile=new_profile(), work=work)
-    failed = [s for s in ("kernel", "system", "initrd", "writable", "bootloader", "iso")
-              if load_state(view, s).status == "failed"]
+    failed = [
+        s
+        for s in ("kernel", "system", "initrd", "writable", "bootloader", "iso")
+        if load_state(view, s).status == "failed"
+    ]
     assert len(failed) == 1, result.output[-3000:]
     stage = failed[0]
     assert f"stage {stage} failed" in result.output
@@ -104,9 +111,13 @@ def test_signals_reach_a_foreground_build_too(tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "fg.toml", PROFILES / "demo.toml", "")
     work = tmp_path / "work"
     env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
-    proc = subprocess.Popen([sys.executable, "-m", "livecd_tui.cli", "build", str(profile),
-                             "--work-dir", str(work)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livecd_tui.cli", "build", str(profile), "--work-dir", str(work)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_until(lambda: workdir.running_stage(work) == "boottest", 180, "the boot test")
     time.sleep(2)
     qemu = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True)
@@ -116,8 +127,11 @@ def test_signals_reach_a_foreground_build_too(tmp_path: Path) -> None:
     assert load_state(view, "boottest").status == "interrupted"
     for pid in qemu.stdout.split():
         if int(pid) != proc.pid:
-            wait_until(lambda p=int(pid): not Path(f"/proc/{p}").exists(), 15,
-                       f"process {pid} of the stage to be killed")
+            wait_until(
+                lambda p=int(pid): not Path(f"/proc/{p}").exists(),
+                15,
+                f"process {pid} of the stage to be killed",
+            )
 
 
 CLI_ARGV = [sys.executable, "-m", "livecd_tui.cli"]
@@ -131,8 +145,10 @@ def slow_profile(tmp_path: Path, timeout: int = 900) -> Path:
     """The demo, with a boot test that waits for a marker that never comes: a long command
     (QEMU) to signal."""
     profile = tmp_path / "slow.toml"
-    profile.write_text(f'extends = "{PROFILES / "demo.toml"}"\n'
-                       f'[boottest]\nmarker = "this never appears"\ntimeout = {timeout}\n')
+    profile.write_text(
+        f'extends = "{PROFILES / "demo.toml"}"\n'
+        f'[boottest]\nmarker = "this never appears"\ntimeout = {timeout}\n'
+    )
     return profile
 
 
@@ -146,15 +162,22 @@ def test_signals_exit_128_plus_n_and_attach_exits_as_the_build_did(tmp_path: Pat
     def at_boottest(proc: subprocess.Popen[str] | None = None) -> None:
         def qemu_runs() -> bool:
             record = procs.read_command(work)
-            return (workdir.running_stage(work) == "boottest" and record is not None
-                    and bool(procs.carriers(record.token)))
+            return (
+                workdir.running_stage(work) == "boottest"
+                and record is not None
+                and bool(procs.carriers(record.token))
+            )
 
-        wait_until(lambda: qemu_runs() or (proc is not None and proc.poll() is not None),
-                   300, "the boot test")
+        wait_until(
+            lambda: qemu_runs() or (proc is not None and proc.poll() is not None),
+            300,
+            "the boot test",
+        )
 
     for sig, extra in ((signal.SIGINT, []), (signal.SIGTERM, ["--resume"])):
-        proc = subprocess.Popen([*build, *extra], cwd=ROOT, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*build, *extra], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         at_boottest(proc)
         record = procs.read_command(work)
         assert record is not None and "qemu" in record.command
@@ -164,20 +187,32 @@ def test_signals_exit_128_plus_n_and_attach_exits_as_the_build_did(tmp_path: Pat
         assert proc.returncode == 128 + sig, out[-2000:] + err
         assert f"build stopped by {signal.Signals(sig).name}" in err
         assert "build failed" not in err and "Traceback" not in err
-        assert load_state(Build(profile=new_profile(), work=work), "boottest").status == \
-            "interrupted"
+        assert (
+            load_state(Build(profile=new_profile(), work=work), "boottest").status == "interrupted"
+        )
         assert qemu and all(gone(pid) for pid in qemu)
 
     def detach_and_attach(then: str) -> int:
-        started = subprocess.run([*build, "--resume", "--detach"], cwd=ROOT,
-                                 capture_output=True, text=True, timeout=120)
+        started = subprocess.run(
+            [*build, "--resume", "--detach"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         assert started.returncode == 0, started.stderr
-        attach = subprocess.Popen([*CLI_ARGV, "attach", str(work)], cwd=ROOT, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        attach = subprocess.Popen(
+            [*CLI_ARGV, "attach", str(work)],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         if then == "stop":
             at_boottest()
-            stopped = subprocess.run([*CLI_ARGV, "stop", str(work)], cwd=ROOT, capture_output=True,
-                                     text=True, timeout=120)
+            stopped = subprocess.run(
+                [*CLI_ARGV, "stop", str(work)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert "stopped the build" in stopped.stdout, stopped.stdout + stopped.stderr
         _, err = attach.communicate(timeout=300)
         assert "Traceback" not in err
@@ -194,8 +229,12 @@ def test_a_build_killed_outright_leaves_nothing_running(tmp_path: Path) -> None:
     for ever, unseen by `stop` and `status`), and the next build starts cleanly."""
     work = tmp_path / "work"
     profile = slow_profile(tmp_path)
-    proc = subprocess.Popen([*CLI_ARGV, "build", str(profile), "--work-dir", str(work), "-q"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*CLI_ARGV, "build", str(profile), "--work-dir", str(work), "-q"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def qemu_runs() -> list[int]:
         record = procs.read_command(work)

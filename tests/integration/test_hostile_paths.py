@@ -19,23 +19,36 @@ HOSTILE = "a $(touch $CANARY) `touch $CANARY`; touch $CANARY ;b"
 
 def run(canary: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH, CANARY=str(canary))
-    return subprocess.run([sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=1200, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "livecd_tui.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_hostile_names_run_nothing_and_build(tmp_path: Path) -> None:
     canary = tmp_path / "CANARY"
     # The control: these names do run a command when a shell reads them.
-    subprocess.run(["sh", "-c", f"echo {HOSTILE}"], env=dict(os.environ, CANARY=str(canary)),
-                   capture_output=True, check=False)
+    subprocess.run(
+        ["sh", "-c", f"echo {HOSTILE}"],
+        env=dict(os.environ, CANARY=str(canary)),
+        capture_output=True,
+        check=False,
+    )
     assert canary.exists(), "the hostile name would not run anything: the test is moot"
     canary.unlink()
 
     place = tmp_path / HOSTILE
     place.mkdir()
     output = place / f"out {HOSTILE}.iso"
-    profile = write_profile(place / f"p {HOSTILE}\nline two.toml", PROFILES / "demo.toml",
-                            f'[iso]\noutput = "{output}"\n[boottest]\nenabled = false\n')
+    profile = write_profile(
+        place / f"p {HOSTILE}\nline two.toml",
+        PROFILES / "demo.toml",
+        f'[iso]\noutput = "{output}"\n[boottest]\nenabled = false\n',
+    )
     work = place / f"work {HOSTILE}"
     result = run(canary, "build", profile, "--work-dir", work)
     assert not canary.exists(), "a name was run as a command:\n" + result.stdout
@@ -51,8 +64,9 @@ def test_hostile_names_run_nothing_and_build(tmp_path: Path) -> None:
 
 def test_work_dir_with_a_line_break_is_refused(tmp_path: Path) -> None:
     canary = tmp_path / "CANARY"
-    profile = write_profile(tmp_path / "p.toml", PROFILES / "demo.toml",
-                            "[boottest]\nenabled = false\n")
+    profile = write_profile(
+        tmp_path / "p.toml", PROFILES / "demo.toml", "[boottest]\nenabled = false\n"
+    )
     work = tmp_path / f"w {HOSTILE}\netc/x f 644 0 0 touch $CANARY"
     result = run(canary, "build", profile, "--work-dir", work)
     assert result.returncode == 2, result.stdout + result.stderr

@@ -25,10 +25,13 @@ def built_tree(classic_tree: Path, classic_kernel: Path) -> Path:
 
 
 def test_unchanged_tree_is_up_to_date_and_a_forced_run_is_quick(
-        tmp_path: Path, built_tree: Path) -> None:
-    profile = write_profile(tmp_path / "k.toml", PROFILES / "classic.toml",
-                            f'[kernel]\ntree = "{built_tree}"\n'
-                            '[kernel.drivers]\npreset = "minimal"\n')
+    tmp_path: Path, built_tree: Path
+) -> None:
+    profile = write_profile(
+        tmp_path / "k.toml",
+        PROFILES / "classic.toml",
+        f'[kernel]\ntree = "{built_tree}"\n[kernel.drivers]\npreset = "minimal"\n',
+    )
     work = tmp_path / "work"
     first = livecd("build", profile, "--work-dir", work, "--only", "kernel", timeout=1200)
     assert first.code == 0, first.output[-3000:]
@@ -42,11 +45,12 @@ def test_unchanged_tree_is_up_to_date_and_a_forced_run_is_quick(
     assert skipped_in < SKIPPED_WITHIN
 
     started = time.monotonic()
-    forced = livecd("build", profile, "--work-dir", work, "--only", "kernel",
-                    "--force", "kernel")
+    forced = livecd("build", profile, "--work-dir", work, "--only", "kernel", "--force", "kernel")
     forced_in = time.monotonic() - started
     assert forced.code == 0, forced.output[-3000:]
     assert "from the last build of this tree" in forced.output
     assert forced_in < FORCED_WITHIN
-    print(f"kernel stage, unchanged tree: skipped in {skipped_in:.1f} s, "
-          f"forced (make has nothing to do) in {forced_in:.1f} s")
+    print(
+        f"kernel stage, unchanged tree: skipped in {skipped_in:.1f} s, "
+        f"forced (make has nothing to do) in {forced_in:.1f} s"
+    )

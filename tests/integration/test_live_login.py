@@ -9,9 +9,11 @@ from tests.integration.helpers import PROFILES, livecd, serial_log, write_profil
 
 
 def test_live_user_is_logged_in_on_the_serial_console(tmp_path: Path) -> None:
-    profile = write_profile(tmp_path / "live.toml", PROFILES / "demo.toml",
-                            '[system.login]\nuser = "live"\nautologin = "all"\n'
-                            '[boottest]\nmarker = "/home/live $"\n')
+    profile = write_profile(
+        tmp_path / "live.toml",
+        PROFILES / "demo.toml",
+        '[system.login]\nuser = "live"\nautologin = "all"\n[boottest]\nmarker = "/home/live $"\n',
+    )
     work = tmp_path / "work"
     result = livecd("build", profile, "--work-dir", work)
     assert result.code == 0, result.output[-4000:]

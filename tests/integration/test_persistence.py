@@ -21,8 +21,9 @@ NOTE = "/kept-across-boots"
 
 def build(tmp_path: Path, name: str, body: str) -> tuple[Path, Path]:
     """(profile, ISO) of the demo with ``body`` added, built through the tool."""
-    profile = write_profile(tmp_path / f"{name}.toml", PROFILES / "demo.toml",
-                            body + "\n[boottest]\nenabled = false\n")
+    profile = write_profile(
+        tmp_path / f"{name}.toml", PROFILES / "demo.toml", body + "\n[boottest]\nenabled = false\n"
+    )
     work = tmp_path / f"work-{name}"
     result = livecd("build", profile, "--work-dir", work, timeout=1200)
     assert result.code == 0, result.output[-4000:]
@@ -32,8 +33,9 @@ def build(tmp_path: Path, name: str, body: str) -> tuple[Path, Path]:
 def write_note(guest: Guest, text: str, note: str = NOTE) -> None:
     """Write ``TEXT-42`` (computed by the guest's shell, so the echoed command line does
     not match) into the note, sync, and see it read back."""
-    out = guest.run(f"echo {text}-$((40+2)) > {note}; sync; cat {note}; echo WROTE-$((6*7))",
-                    "WROTE-42")
+    out = guest.run(
+        f"echo {text}-$((40+2)) > {note}; sync; cat {note}; echo WROTE-$((6*7))", "WROTE-42"
+    )
     assert f"{text}-42" in out.splitlines(), out
 
 
@@ -57,14 +59,14 @@ def store_file(image: Path, path: str) -> str:
     fsck = subprocess.run(["e2fsck", "-fy", str(copy)], capture_output=True, text=True)
     assert fsck.returncode in (0, 1), fsck.stdout + fsck.stderr  # 1: fixed (the replay)
     try:
-        return subprocess.run(["debugfs", "-R", f"cat {path}", str(copy)],
-                              capture_output=True, text=True, check=True).stdout
+        return subprocess.run(
+            ["debugfs", "-R", f"cat {path}", str(copy)], capture_output=True, text=True, check=True
+        ).stdout
     finally:
         copy.unlink()
 
 
-def test_a_partition_store_keeps_changes_and_the_nopersist_entry_does_not(
-        tmp_path: Path) -> None:
+def test_a_partition_store_keeps_changes_and_the_nopersist_entry_does_not(tmp_path: Path) -> None:
     profile, iso = build(tmp_path, "part", '[writable]\npersistence = "partition"\n')
     store = tmp_path / "store.img"
     made = livecd("persistence-image", profile, store, "--size", "64M")
@@ -87,8 +89,11 @@ def test_a_partition_store_keeps_changes_and_the_nopersist_entry_does_not(
 
     # The entry without persistence (made the default here) boots from the tmpfs; the
     # store is there but untouched.
-    _, iso = build(tmp_path, "nopersist", '[writable]\npersistence = "partition"\n'
-                   '[bootloader]\nentries = ["nopersist", "normal"]\n')
+    _, iso = build(
+        tmp_path,
+        "nopersist",
+        '[writable]\npersistence = "partition"\n[bootloader]\nentries = ["nopersist", "normal"]\n',
+    )
     before = store.read_bytes()
     with booted(iso, disks=[store]) as guest:
         log_in(guest)
@@ -100,8 +105,11 @@ def test_a_partition_store_keeps_changes_and_the_nopersist_entry_does_not(
 
 
 def test_a_store_file_on_a_fat_disk_keeps_changes(tmp_path: Path) -> None:
-    profile, iso = build(tmp_path, "file", '[writable]\npersistence = "file"\n'
-                         'persistence_file = "live/changes.img"\n')
+    profile, iso = build(
+        tmp_path,
+        "file",
+        '[writable]\npersistence = "file"\npersistence_file = "live/changes.img"\n',
+    )
     store = tmp_path / "changes.img"
     made = livecd("persistence-image", profile, store, "--size", "32M")
     assert made.code == 0, made.output
@@ -127,15 +135,25 @@ def test_a_store_file_on_a_fat_disk_keeps_changes(tmp_path: Path) -> None:
 
 
 def test_an_encrypted_store_asks_for_its_passphrase_on_the_console(tmp_path: Path) -> None:
-    profile, iso = build(tmp_path, "luks", '[writable]\npersistence = "partition"\n'
-                         "persistence_encrypted = true\n")
+    profile, iso = build(
+        tmp_path, "luks", '[writable]\npersistence = "partition"\npersistence_encrypted = true\n'
+    )
     tree = tmp_path / "work-luks" / "stages" / "initrd" / "tree"
     assert list(tree.rglob("cryptsetup")), "cryptsetup is in the initrd"
     key = tmp_path / "passphrase"
     key.write_text("correct horse battery")
     store = tmp_path / "secret.img"
-    made = livecd("persistence-image", profile, store, "--size", "48M",
-                  "--passphrase-file", key, "--iter-time", "50")  # TCG is slow
+    made = livecd(
+        "persistence-image",
+        profile,
+        store,
+        "--size",
+        "48M",
+        "--passphrase-file",
+        key,
+        "--iter-time",
+        "50",
+    )  # TCG is slow
     assert made.code == 0, made.output
     assert b"first-boot" not in store.read_bytes()
 
@@ -153,19 +171,23 @@ def test_an_encrypted_store_asks_for_its_passphrase_on_the_console(tmp_path: Pat
             write_note(guest, text)
             power_off(guest)
     data = store.read_bytes()
-    assert b"first-boot-42" not in data and b"second-boot-42" not in data, \
+    assert b"first-boot-42" not in data and b"second-boot-42" not in data, (
         "the note is stored encrypted"
+    )
 
 
 def test_the_articles_method_keeps_its_writable_dirs_in_the_store(
-        tmp_path: Path, classic_tree: Path) -> None:
+    tmp_path: Path, classic_tree: Path
+) -> None:
     """Classic: /etc (from the archive on a new store only) and the empty dirs (/root,
     /home, /var) are the store's, bound over the tmpfs root's; / itself stays a tmpfs.
     The test kernel has ext2 and IDE built in, no modules: the store is ext2 on an IDE disk."""
     profile = write_profile(
-        tmp_path / "classic.toml", PROFILES / "classic.toml",
+        tmp_path / "classic.toml",
+        PROFILES / "classic.toml",
         f'[kernel]\ntree = "{classic_tree}"\n[system]\nsource = "busybox"\n'
-        '[writable]\npersistence = "partition"\n[boottest]\nenabled = false\n')
+        '[writable]\npersistence = "partition"\n[boottest]\nenabled = false\n',
+    )
     work = tmp_path / "work"
     result = livecd("build", profile, "--work-dir", work, timeout=3000)
     assert result.code == 0, result.output[-5000:]

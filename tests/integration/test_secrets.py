@@ -97,8 +97,11 @@ def plant(root: Path) -> tuple[dict[str, bytes], list[str]]:
 
 
 def squashfs_files(image: Path, into: Path) -> dict[str, bytes]:
-    subprocess.run(["unsquashfs", "-no-xattrs", "-q", "-n", "-d", str(into), str(image)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["unsquashfs", "-no-xattrs", "-q", "-n", "-d", str(into), str(image)],
+        check=True,
+        capture_output=True,
+    )
     out = {}
     for dirpath, _dirs, names in os.walk(into):  # links not followed
         for name in names:
@@ -134,13 +137,18 @@ def test_no_secret_reaches_the_iso(tmp_path: Path, strategy: str) -> None:
     (root / "etc" / "keys").symlink_to(host)
     before = tree_digest(root)
     host_before = tree_digest(host)
-    profile = write_profile(tmp_path / "secrets.toml", root,
-                            writable={"strategy": strategy},
-                            **{"system.scrub": {"home": False,
-                                                "allow": ["/" + a for a in ALLOWED]}})
-    profile.write_text(profile.read_text().replace(
-        'dirs = ["bin", "lib", "sbin", "usr", "home", "root", "var"]',
-        'dirs = ["bin", "lib", "sbin", "usr", "home", "root", "var", "srv", "opt"]'))
+    profile = write_profile(
+        tmp_path / "secrets.toml",
+        root,
+        writable={"strategy": strategy},
+        **{"system.scrub": {"home": False, "allow": ["/" + a for a in ALLOWED]}},
+    )
+    profile.write_text(
+        profile.read_text().replace(
+            'dirs = ["bin", "lib", "sbin", "usr", "home", "root", "var"]',
+            'dirs = ["bin", "lib", "sbin", "usr", "home", "root", "var", "srv", "opt"]',
+        )
+    )
     work = tmp_path / "work"
     result = build(profile, work, "preflight,kernel,system,initrd,writable,bootloader,iso")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -169,8 +177,9 @@ def test_no_secret_reaches_the_iso(tmp_path: Path, strategy: str) -> None:
     for rel in ALLOWED:
         assert packed[rel] == (root / rel).read_bytes(), rel
         assert f"kept      {rel}" in report, rel
-    assert sorted(p for p, data in packed.items() if any(v in data for v in unique.values())) \
-        == sorted(ALLOWED)
+    assert sorted(
+        p for p, data in packed.items() if any(v in data for v in unique.values())
+    ) == sorted(ALLOWED)
     # A setting in /etc is packed with its value replaced, the rest of the file kept.
     interfaces = packed["etc/network/interfaces"]
     assert b"wpa-psk REMOVED-BY-LIVECD-TUI" in interfaces and b"iface wlan0" in interfaces

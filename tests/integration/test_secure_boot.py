@@ -35,10 +35,22 @@ def secure_boot_guest(iso: Path, vars_template: Path, tmp: Path) -> Iterator[Gue
     """*iso* booted as a UEFI CD with Secure Boot, on a copy of *vars_template*."""
     copy = tmp / f"vars-{vars_template.name}"
     shutil.copyfile(vars_template, copy)
-    argv = qemu.qemu_argv(iso, firmware="uefi", medium="cdrom", memory_mib=1024, accel="tcg",
-                          timeout=600, secure_boot=(copy, secureboot.OVMF_SECBOOT_CODE))
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    argv = qemu.qemu_argv(
+        iso,
+        firmware="uefi",
+        medium="cdrom",
+        memory_mib=1024,
+        accel="tcg",
+        timeout=600,
+        secure_boot=(copy, secureboot.OVMF_SECBOOT_CODE),
+    )
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         yield Guest(proc)
     finally:
@@ -60,10 +72,13 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_shim_iso_boots_with_secure_boot_on_as_cd_and_usb(tmp_path: Path) -> None:
-    profile = write_profile(tmp_path / "shim.toml", PROFILES / "demo.toml",
-                            '[bootloader]\nsecure_boot = "shim"\n'
-                            '[boottest]\nfirmware = "uefi"\ntimeout = 600\n'
-                            '[iso]\noutput = "shim.iso"\n')
+    profile = write_profile(
+        tmp_path / "shim.toml",
+        PROFILES / "demo.toml",
+        '[bootloader]\nsecure_boot = "shim"\n'
+        '[boottest]\nfirmware = "uefi"\ntimeout = 600\n'
+        '[iso]\noutput = "shim.iso"\n',
+    )
     work = tmp_path / "work"
     result = livecd("build", profile, "--work-dir", work)
     assert result.code == 0, result.output
@@ -88,20 +103,28 @@ def test_shim_refuses_a_kernel_debian_did_not_sign(tmp_path: Path, keys: Path) -
     shutil.copyfile(found[0], unsigned)
     subprocess.run(["sbattach", "--remove", str(unsigned)], check=True, capture_output=True)
     kernel = tmp_path / "vmlinuz"
-    subprocess.run(secureboot.sbsign_argv(keys / "db.key", keys / "db.crt", unsigned, kernel),
-                   check=True, capture_output=True)
+    subprocess.run(
+        secureboot.sbsign_argv(keys / "db.key", keys / "db.crt", unsigned, kernel),
+        check=True,
+        capture_output=True,
+    )
     # An unsigned kernel is refused before anything is built.
-    refused = write_profile(tmp_path / "unsigned.toml", PROFILES / "demo.toml",
-                            f'[kernel]\nimage = "{unsigned}"\n'
-                            '[bootloader]\nsecure_boot = "shim"\n')
+    refused = write_profile(
+        tmp_path / "unsigned.toml",
+        PROFILES / "demo.toml",
+        f'[kernel]\nimage = "{unsigned}"\n[bootloader]\nsecure_boot = "shim"\n',
+    )
     check = livecd("check", refused)
     assert check.code != 0
     assert "carries no signature" in check.output and "bootloader.secure_boot" in check.output
     # A kernel signed with another key builds, and GRUB refuses it at boot.
-    profile = write_profile(tmp_path / "wrong.toml", PROFILES / "demo.toml",
-                            f'[kernel]\nimage = "{kernel}"\n'
-                            '[bootloader]\nsecure_boot = "shim"\n'
-                            '[boottest]\nenabled = false\n[iso]\noutput = "wrong.iso"\n')
+    profile = write_profile(
+        tmp_path / "wrong.toml",
+        PROFILES / "demo.toml",
+        f'[kernel]\nimage = "{kernel}"\n'
+        '[bootloader]\nsecure_boot = "shim"\n'
+        '[boottest]\nenabled = false\n[iso]\noutput = "wrong.iso"\n',
+    )
     result = livecd("build", profile, "--work-dir", tmp_path / "work")
     assert result.code == 0, result.output
     with secure_boot_guest(tmp_path / "wrong.iso", secureboot.OVMF_VARS_MS, tmp_path) as guest:
@@ -109,14 +132,16 @@ def test_shim_refuses_a_kernel_debian_did_not_sign(tmp_path: Path, keys: Path) -
         assert "Linux version" not in guest.output
 
 
-def test_own_keys_iso_boots_only_where_the_key_is_enrolled(tmp_path: Path,
-                                                          keys: Path) -> None:
-    profile = write_profile(tmp_path / "own.toml", PROFILES / "demo.toml",
-                            '[bootloader]\nsecure_boot = "own-keys"\n'
-                            f'secure_boot_key = "{keys / "db.key"}"\n'
-                            f'secure_boot_cert = "{keys / "db.crt"}"\n'
-                            '[boottest]\nfirmware = "uefi"\ntimeout = 600\n'
-                            '[iso]\noutput = "own.iso"\n')
+def test_own_keys_iso_boots_only_where_the_key_is_enrolled(tmp_path: Path, keys: Path) -> None:
+    profile = write_profile(
+        tmp_path / "own.toml",
+        PROFILES / "demo.toml",
+        '[bootloader]\nsecure_boot = "own-keys"\n'
+        f'secure_boot_key = "{keys / "db.key"}"\n'
+        f'secure_boot_cert = "{keys / "db.crt"}"\n'
+        '[boottest]\nfirmware = "uefi"\ntimeout = 600\n'
+        '[iso]\noutput = "own.iso"\n',
+    )
     work = tmp_path / "work"
     result = livecd("build", profile, "--work-dir", work)
     assert result.code == 0, result.output
@@ -134,9 +159,20 @@ def test_own_keys_iso_boots_only_where_the_key_is_enrolled(tmp_path: Path,
     # The same firmware with the certificate enrolled as a MOK (what mokutil --import and
     # MokManager do) boots it: shim trusts its MOK list for GRUB and the kernel.
     mok = tmp_path / "mok.fd"
-    subprocess.run([str(tools.VIRT_FW_VARS.find()), "--input", str(secureboot.OVMF_VARS_MS),
-                    "--add-mok", secureboot.OWNER_GUID, str(keys / "db.crt"),
-                    "--output", str(mok)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(tools.VIRT_FW_VARS.find()),
+            "--input",
+            str(secureboot.OVMF_VARS_MS),
+            "--add-mok",
+            secureboot.OWNER_GUID,
+            str(keys / "db.crt"),
+            "--output",
+            str(mok),
+        ],
+        check=True,
+        capture_output=True,
+    )
     with secure_boot_guest(iso, mok, tmp_path) as guest:
         guest.expect("login:", 500)
         assert SB_ON in guest.output and "MokListRT" in guest.output
