@@ -598,18 +598,13 @@ def _ssh_host_keys(plan: ScrubPlan, root: Path, system_root: Path, init: str) ->
             f"ExecStartPre=-{keygen} -A\n"
             + "".join(line + "\n" for line in pre if line != "ExecStartPre=")
         )
-        dest = f"etc/systemd/system/{unit}.d/{DROP_IN}"
-        plan.replacements.append(
-            Replacement(
-                dest,
-                body.encode(),
-                0o644,
-                0,
-                0,
-                "system.scrub.ssh_host_keys",
-                f"systemd drop-in: 'ssh-keygen -A' before {unit} starts",
-                os.path.lexists(root / dest),
-            )
+        _add_drop_in(
+            plan,
+            root,
+            unit,
+            body,
+            "system.scrub.ssh_host_keys",
+            f"'ssh-keygen -A' before {unit} starts",
         )
 
 
@@ -791,20 +786,31 @@ def _autologin(
             f"# Written by livecd-tui (system.login.autologin): {user} logs in without "
             f"a prompt.\n[Service]\nExecStart=\nExecStart=-{command}\n"
         )
-        dest = f"etc/systemd/system/{unit}.d/{DROP_IN}"
-        plan.replacements.append(
-            Replacement(
-                dest,
-                body.encode(),
-                0o644,
-                0,
-                0,
-                "system.login.autologin",
-                f"systemd drop-in: {user} logs in on {unit.replace('.service', '')} without a "
-                "prompt",
-                os.path.lexists(root / dest),
-            )
+        _add_drop_in(
+            plan,
+            root,
+            unit,
+            body,
+            "system.login.autologin",
+            f"{user} logs in on {unit.replace('.service', '')} without a prompt",
         )
+
+
+def _add_drop_in(plan: ScrubPlan, root: Path, unit: str, body: str, option: str, what: str) -> None:
+    """A systemd drop-in for ``unit`` the image gets (root's, 644), replacing the root's."""
+    dest = f"etc/systemd/system/{unit}.d/{DROP_IN}"
+    plan.replacements.append(
+        Replacement(
+            dest,
+            body.encode(),
+            0o644,
+            0,
+            0,
+            option,
+            f"systemd drop-in: {what}",
+            os.path.lexists(root / dest),
+        )
+    )
 
 
 def _live_home(
