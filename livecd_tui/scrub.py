@@ -1496,15 +1496,19 @@ def _literal_path(pattern: excludes.Pattern) -> str:
 
 
 # -- in the exported script ---------------------------------------------------------------
-def _at_run_time(build: Build, describe: str, command: str, *args: str) -> fileops.Deferred:
+#: The options every scrub reads (the stage's own others are added by each caller): only
+#: these reach the script's command line, so another option changes no stage's plan.
+SCRUB_READS = ("system.", "bootloader.serial", "bootloader.serial_speed")
+
+
+def _at_run_time(
+    build: Build, describe: str, command: str, *args: str, reads: tuple[str, ...] = ()
+) -> fileops.Deferred:
     """A scrub the exported script runs when what it reads is there: this same code (python
-    -m livecd_tui.scrub), given the values of the options it reads as the script was made."""
+    -m livecd_tui.scrub), given the values of the options it reads (:data:`SCRUB_READS` and
+    *reads*, key prefixes) as the script was made."""
     profile = build.profile
-    values = {
-        k: v
-        for k, v in profile.values.items()
-        if k.startswith(("system.", "writable.", "bootloader."))
-    }
+    values = {k: v for k, v in profile.values.items() if k.startswith(SCRUB_READS + reads)}
     for key in ("system.root", "writable.overrides"):  # relative to the profile's dir
         values[key] = str(profile.resolve_path(key) or "")
     argv = [
@@ -1540,13 +1544,19 @@ def squashfs_at_run_time(
         *(f"--source={s}" for s in sources),
         *(f"--exclude={p}" for p in other),
         *(["--all-root"] * all_root),
+        reads=("writable.strategy", "writable.overrides"),
     )
 
 
 def tree_at_run_time(build: Build, tree: Path, add_new: bool) -> fileops.Deferred:
     """scrub_tree in the exported script: the tree exists once the script has copied it."""
     return _at_run_time(
-        build, "the scrub and the live login", "tree", str(tree), *(["--add-new"] * add_new)
+        build,
+        "the scrub and the live login",
+        "tree",
+        str(tree),
+        *(["--add-new"] * add_new),
+        reads=("writable.",),
     )
 
 

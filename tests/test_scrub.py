@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from livecd_tui import accounts, fileops, scrub
-from livecd_tui.build import find_prebuilt_kernel
+from livecd_tui.build import Build, find_prebuilt_kernel
+from livecd_tui.profile import Profile, load_profile
 from livecd_tui.stages.writable import scrub_tree_step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -559,3 +560,34 @@ def test_the_scripts_etc_archive_is_the_tools(tmp_path: Path, password: str) -> 
             trees["tool"] / "etc" / name
         ).read_bytes(), name
     assert not (trees["script"] / "etc" / "ssh" / "ssh_host_ed25519_key").exists()
+
+
+@pytest.mark.parametrize("profile_name", ["demo", "modern", "classic"])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("bootloader.title", "Another title"),
+        ("writable.tmpfs_size", "512m"),
+        ("iso.volume_label", "OTHER"),
+        ("boottest.timeout", 999),
+    ],
+)
+def test_an_option_the_system_stage_does_not_read_leaves_its_plan_alone(
+    tmp_path: Path, profile_name: str, key: str, value: object
+) -> None:
+    """The scrub's run-time command line carries only the options it reads: a new menu
+    title once put every option into the system stage's plan, so it re-ran mksquashfs."""
+    from livecd_tui.engine import plan_stage
+    from livecd_tui.stages import STAGES
+
+    system = next(s for s in STAGES if s.name == "system")
+
+    def plan(profile: Profile) -> list[str]:
+        build = Build.for_profile(profile, tmp_path / "work", dry_run=True)
+        return [line for step in plan_stage(build, system) for line in step.script_lines()]
+
+    path = ROOT / "profiles" / f"{profile_name}.toml"
+    before = plan(load_profile(path))
+    changed = load_profile(path)
+    changed.set(key, value)
+    assert plan(changed) == before
