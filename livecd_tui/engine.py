@@ -725,20 +725,10 @@ class Engine:
             if isinstance(step, Action):
                 try:
                     step.run(StepContext(self.build, stage.name, partial, write))
-                except StepFailed as err:
-                    return Failure(
-                        stage.name,
-                        index,
-                        step.describe,
-                        step.describe,
-                        None,
-                        None,
-                        shown_tail([*tail, str(err)]),
-                        err.hint,
-                        "action",
-                        err.option,
+                except (StepFailed, OSError) as err:
+                    said = (
+                        str(err) if isinstance(err, StepFailed) else f"{type(err).__name__}: {err}"
                     )
-                except OSError as err:
                     return Failure(
                         stage.name,
                         index,
@@ -746,8 +736,10 @@ class Engine:
                         step.describe,
                         None,
                         None,
-                        shown_tail([*tail, f"{type(err).__name__}: {err}"]),
-                        kind="action",
+                        shown_tail([*tail, said]),
+                        getattr(err, "hint", ""),
+                        "action",
+                        getattr(err, "option", ""),
                     )
                 continue
             failure = self._run_command(stage.name, index, step, write, tail)
