@@ -14,6 +14,7 @@ asks ``same_content`` if given, else counts the entry changed (never wrong, only
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import stat
@@ -99,6 +100,15 @@ def take(
     return found
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's contents, read in blocks (the system image is big)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save(manifest: Manifest, path: Path) -> None:
     """Write ``manifest`` (gzip'd JSON, written aside and renamed: never half a manifest).
     Names that are not UTF-8 survive: they are kept as surrogate escapes."""
@@ -165,8 +175,16 @@ def diff(old: Manifest, new: Manifest, same_content: Callable[[str], bool] | Non
             result.metadata.append(name)  # the chmod/chown explains the new change time
         elif _undecided(before, rec) and not (same_content and same_content(name)):
             result.changed.append(name)
-    result.removed = _topmost(n for n in old if n not in new)
+    # Below an entry that is no directory now, nothing needs hiding: it hides the old tree.
+    result.removed = [
+        name
+        for name in _topmost(n for n in old if n not in new)
+        if new.get(name.rpartition("/")[0], _DIR).kind == "d"
+    ]
     return result
+
+
+_DIR = Record("d", 0, 0, 0, 0, 0, 0)
 
 
 def _content_differs(before: Record, now: Record) -> bool:

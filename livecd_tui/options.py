@@ -422,6 +422,36 @@ _OPTIONS: tuple[Option, ...] = (
         maximum=1024,
     ),
     Option(
+        "system.layers",
+        "Layers",
+        "bool",
+        True,
+        "Rebuild in proportion to the change: a rebuild packs only what changed in the root "
+        "since the last build (new, changed and removed files) into a small squashfs layer, "
+        "and the live system stacks the layers on the base image with overlayfs. Off: "
+        "every build packs the whole system.",
+    ),
+    Option(
+        "system.max_layers",
+        "Most layers",
+        "int",
+        4,
+        "With this many layers on the base, the next build packs one new base instead.",
+        minimum=1,
+        maximum=32,
+    ),
+    Option(
+        "system.repack_percent",
+        "Repack at",
+        "int",
+        25,
+        "When the layers together are larger than this share of the base image, the next "
+        "build packs one new base instead.",
+        minimum=1,
+        maximum=100,
+        unit="%",
+    ),
+    Option(
         "system.keep_owners",
         "Keep owners",
         "bool",

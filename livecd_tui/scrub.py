@@ -1256,10 +1256,18 @@ def image_file(image: Path, path: str) -> bytes | None:
     return result.out if result.returncode == 0 else None
 
 
-def verify_image(image: Path, findings: Sequence[Finding], plan: ScrubPlan) -> list[str]:
+def verify_image(
+    image: Path,
+    findings: Sequence[Finding],
+    plan: ScrubPlan,
+    whiteouts: Iterable[str] | None = None,
+) -> list[str]:
     """Problems with the image: a removed file that is in it, a replaced one whose content
-    differs from livecd-tui's. Empty when the scrub held."""
-    paths = image_paths(image)
+    differs from livecd-tui's. Empty when the scrub held. With ``whiteouts`` the image is a
+    layer: it holds what changed, so a replaced file need not be in it (when it is, it must
+    be livecd-tui's), and the names it hides are whiteouts, not files."""
+    layer = whiteouts is not None
+    paths = image_paths(image) - set(whiteouts or ())
     kept_dirs = {d.path for d in plan.new_dirs}
     kept = {r.path for r in plan.replacements if r.option == ALLOW_OPTION}
     problems = []
@@ -1275,6 +1283,8 @@ def verify_image(image: Path, findings: Sequence[Finding], plan: ScrubPlan) -> l
             elif rel in paths:
                 problems.append(f"{rel} is in the image")
         elif (f.action in ("replaced", "added") or rel in kept) and not f.path.endswith("/"):
+            if layer and rel not in paths:
+                continue
             wanted = next(r.content for r in plan.replacements if r.path == rel)
             if image_file(image, rel) != wanted:
                 problems.append(f"{rel} in the image is not livecd-tui's replacement")

@@ -598,32 +598,61 @@ def test_copy_to_ram_makes_the_toram_entry_the_default_and_only_it_copies(
     assert bootloader.menu_entries(build) == entries
 
 
-def test_livecd_conf_records_the_media_sums_the_same_way_as_its_bash(tmp_path: Path) -> None:
-    """livecd.conf's last line holds the sha256 of each image the check entry verifies; the
-    exported script's lines write the same bytes."""
-    from livecd_tui import media
+def test_livecd_conf_records_the_layers_and_media_sums_the_same_way_as_its_bash(
+    tmp_path: Path,
+) -> None:
+    """livecd.conf's last lines name the system image's layers and hold the sha256 of each
+    image the check entry verifies; the exported script's lines write the same bytes."""
+    from livecd_tui import layers, media
     from livecd_tui.build import Build
     from livecd_tui.profile import new_profile
 
     profile = new_profile()
     profile.set("writable.strategy", "classic")
     build = Build(profile=profile, work=tmp_path / "work")
+    assert [on_cd for on_cd, _ in media.media_files(build)] == [
+        "/live/system.squashfs",
+        "/live/etc.tar.bz2",
+    ], "no system stage yet: the base alone"
+    system = build.done_dir("system")
+    system.mkdir(parents=True)
+    state = layers.State("key")
+    for n, name in enumerate((layers.BASE, layers.layer_name(1), layers.layer_name(2))):
+        (system / name).write_bytes(f"image {n}\n".encode() * 1000)
+        digest = hashlib.sha256((system / name).read_bytes()).hexdigest()
+        state.images.append(layers.Image(name, 7000, digest, n))
+    state.save(system / layers.STATE)
+    (system / layers.SUMS).write_text("".join(f"{i.sha256}  {i.file}\n" for i in state.images))
     files = media.media_files(build)
-    assert [on_cd for on_cd, _ in files] == ["/live/system.squashfs", "/live/etc.tar.bz2"]
-    for n, (_, path) in enumerate(files):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(f"image {n}\n".encode() * 1000)
-    sums = media.media_sums(build)
-    assert sums.splitlines() == [
-        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {on_cd}" for on_cd, path in files
+    assert [on_cd for on_cd, _ in files] == [
+        "/live/system.squashfs",
+        "/live/layer-01.squashfs",
+        "/live/layer-02.squashfs",
+        "/live/etc.tar.bz2",
     ]
+    files[-1][1].parent.mkdir(parents=True)
+    files[-1][1].write_bytes(b"archive\n")
+    text = media.media_conf(build)
+    sums = "\n".join(
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {on_cd}" for on_cd, path in files
+    )
+    assert text == (
+        f"LIVECD_LAYERS='/live/layer-01.squashfs /live/layer-02.squashfs'\nLIVECD_SUMS='{sums}'\n"
+    )
     conf = tmp_path / "livecd.conf"
     conf.write_text("")
-    subprocess.run(["bash", "-euc", "\n".join(media.media_sums_lines(build, conf))], check=True)
-    assert conf.read_text() == f"LIVECD_SUMS={shlex.quote(sums)}\n"
-    # The overlay method without /etc overrides: the system image alone.
+    subprocess.run(["bash", "-euc", "\n".join(media.media_conf_lines(build, conf))], check=True)
+    assert conf.read_text() == text
+    # The overlay method without /etc overrides and one image: no layers, no archive.
     profile.set("writable.strategy", "overlay")
+    (system / layers.STATE).unlink()
+    (system / layers.SUMS).write_text(f"{state.images[0].sha256}  {layers.BASE}\n")
     assert [on_cd for on_cd, _ in media.media_files(build)] == ["/live/system.squashfs"]
+    text = media.media_conf(build)
+    assert text.startswith("LIVECD_LAYERS=''\nLIVECD_SUMS='")
+    conf.write_text("")
+    subprocess.run(["bash", "-euc", "\n".join(media.media_conf_lines(build, conf))], check=True)
+    assert conf.read_text() == text
 
 
 def test_check_entry_passes_livecd_check() -> None:

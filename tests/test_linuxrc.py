@@ -236,6 +236,7 @@ def test_helpers_share_inits_names_and_bodies() -> None:
         "store_on_partition",
         "store_in_file",
         "mount_persistence",
+        "mount_layers",
     ):
         body = re.search(rf"\n{name}\(\) {{\n.*?\n}}\n", script, re.S)
         assert body and body.group(0) in init, f"{name}() differs between the scripts"

@@ -229,9 +229,9 @@ def initrd_ops(build: Build, log: fileops.Log) -> Iterator[fileops.Op]:
         )
     yield fileops.Append(
         conf,
-        "the media check's sums (LIVECD_SUMS)",
-        lambda: f"LIVECD_SUMS={shlex.quote(media.media_sums(build))}\n",
-        tuple(media.media_sums_lines(build, conf)),
+        "the system image's layers and the media check's sums (LIVECD_LAYERS, LIVECD_SUMS)",
+        lambda: media.media_conf(build),
+        tuple(media.media_conf_lines(build, conf)),
     )
     yield fileops.WriteFile(tree / "etc" / "fstab", b"")
     # mke2fs -d copies each file's times: pin them so the image is reproducible.

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from livecd_tui import layout, secureboot
+from livecd_tui import layers, layout, media, secureboot
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
-from livecd_tui.media import file_sha256
 from livecd_tui.steps import Action, Step, command, shell_quote
 
 
@@ -26,7 +25,7 @@ def iso_argv(build: Build, tree: Path, output: Path) -> list[str]:
 def publish(ctx: StepContext, built: Path, target: Path, checksum: bool) -> None:
     """Move the finished ISO to its final name (atomically) and write its checksum."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    digest = file_sha256(built)
+    digest = media.file_sha256(built)
     temporary = target.with_name(f".{target.name}.partial")
     try:
         os.replace(built, temporary)
@@ -59,14 +58,12 @@ def plan_iso(build: Build) -> list[Step]:
     # With own-keys the boot loader stage signed the kernel: its boot/vmlinuz is copied in.
     own_keys = secureboot.mode_of(p) == "own-keys"
     links = [] if own_keys else [(build.done_dir("kernel") / "vmlinuz", layout.KERNEL)]
-    links += [
-        (build.done_dir("initrd") / "initrd.img", layout.INITRD),
-        (build.done_dir("system") / "system.squashfs", layout.SQUASHFS),
-    ]
+    links.append((build.done_dir("initrd") / "initrd.img", layout.INITRD))
     archive = build.method.writable.archive_name()
     if archive:
         links.append((build.done_dir("writable") / archive, layout.live_file(archive)))
     dirs = dict.fromkeys(layout.in_tree(tree, dest).parent for _source, dest in links)
+    dirs[layout.in_tree(tree, layout.LIVE_DIR)] = None
     steps: list[Step] = [
         command(["mkdir", "-p", *dirs], "make the CD tree"),
         # Copied, not linked: -boot-info-table patches the boot image in place.
@@ -82,6 +79,7 @@ def plan_iso(build: Build) -> list[Step]:
         )
         for source, dest in links
     ]
+    steps.append(link_system_images(build, tree))
     steps.append(
         Action(
             f"write the marker file {layout.MARKER} the init script looks for",
@@ -130,6 +128,28 @@ def plan_iso(build: Build) -> list[Step]:
     )
     steps.append(command(["rm", "-rf", tree], "remove the CD tree (only links)"))
     return steps
+
+
+def link_system_images(build: Build, tree: Path) -> Action:
+    """Link the system image and its layers (as the system stage recorded them) into the
+    CD's live dir."""
+    system = build.done_dir("system")
+    live = layout.in_tree(tree, layout.LIVE_DIR)
+
+    def link(ctx: StepContext) -> None:
+        for name in media.system_images(ctx.build):
+            os.link(system / name, live / name)
+        ctx.log(f"linked {', '.join(media.system_images(ctx.build))} into {layout.LIVE_DIR}")
+
+    return Action(
+        f"link the system image and its layers into {layout.relative(layout.LIVE_DIR)}",
+        link,
+        (
+            "while read -r _sum name; do "
+            f'ln {shell_quote(system)}/"$name" {shell_quote(live)}/"$name"; '
+            f"done < {shell_quote(system / layers.SUMS)}",
+        ),
+    )
 
 
 STAGE = Stage(

@@ -7,12 +7,14 @@ reproducible, and always without the work dir or the kernel's virtual filesystem
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from livecd_tui import elf, excludes, fileops, scrub, toolbox
+from livecd_tui import elf, excludes, fileops, layers, scrub, toolbox
 from livecd_tui.build import Build
 from livecd_tui.engine import Stage, StepContext, StepFailed
 from livecd_tui.stages import cdmodules
@@ -141,19 +143,123 @@ def plan_system(build: Build) -> list[Step]:
 
     scrub_step, verify_step = scrub_steps(build, root)
     steps.append(scrub_step)
+    steps.append(layers_prepare_step(build, root))
     mksquashfs_argv = mksquashfs_command(build, root)
     # mksquashfs 4.5 refuses SOURCE_DATE_EPOCH together with the explicit time flags.
     steps.append(
         command(
             mksquashfs_argv,
-            "pack the system into a squashfs image",
+            "pack the system (or what changed in it, as a layer) into a squashfs image",
             cwd=root,
             unset_env=("SOURCE_DATE_EPOCH",),
             hint="Debian: squashfs-tools; LFS: build squashfs-tools from source",
         )
     )
     steps.append(verify_step)
+    steps.append(layers_finish_step(build, root))
     return steps
+
+
+def packing_key(build: Build, root: Path) -> str:
+    """What a layer and the images under it must share: mksquashfs's command (how many CPUs
+    pack it aside) and the layers' format."""
+    argv = mksquashfs_command(build, root)
+    at = argv.index("-processors")
+    del argv[at : at + 2]
+    text = f"layers {layers.FORMAT}\n" + "\0".join(argv)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def layer_limits(build: Build) -> tuple[layers.Limits, str]:
+    """When this build may add a layer, and why not when it may not."""
+    p = build.profile
+    why = ""
+    if not p["system.layers"]:
+        why = "system.layers is off"
+    elif p["system.source"] == "busybox":
+        why = "the busybox system is made anew by every build"
+    elif build.method.writable.linked_root and not kernel_has_overlay(build):
+        why = (
+            "the classic method stacks layers with overlayfs, and the kernel's config "
+            "has no OVERLAY_FS"
+        )
+    limits = layers.Limits(not why, p["system.max_layers"], p["system.repack_percent"])
+    return limits, why
+
+
+def kernel_has_overlay(build: Build) -> bool:
+    """Whether the CD's kernel has overlayfs (built in or a module), by its config."""
+    from livecd_tui.kernel import kconfig
+
+    config = kernel_info(build).config
+    try:
+        values = kconfig.parse_config(config.read_text()) if config else {}
+    except OSError:
+        return False
+    return values.get("OVERLAY_FS") in ("y", "m")
+
+
+def layers_prepare_step(build: Build, root: Path) -> Action:
+    """Decide whether this build packs a new base or a layer, and write mksquashfs's lists."""
+    out = build.partial_dir("system")
+    previous = build.done_dir("system")
+    limits, why_not = layer_limits(build)
+    pseudo = [out / scrub.PSEUDO_FILE]
+    if modules_from_outside(build, root):
+        pseudo.append(out / MODULES_PSEUDO)
+    key = packing_key(build, root)
+
+    def prepare(ctx: StepContext) -> None:
+        sources = squashfs_sources(ctx.build, root)
+        if why_not:
+            ctx.log(f"no layers: {why_not}")
+        decision = layers.prepare(
+            root, ctx.out, previous, sources, exclude_patterns(ctx.build, root), pseudo, key, limits
+        )
+        ctx.log(layers.summary(decision))
+
+    argv = [
+        sys.executable,
+        "-m",
+        "livecd_tui.layers",
+        "prepare",
+        str(root),
+        str(out),
+        str(previous),
+        f"--key={key}",
+        *(f"--source={s}" for s in squashfs_sources(build, root)),
+        *(f"--exclude={p.text}" for p in exclude_patterns(build, root)),
+        *(f"--pseudo={p}" for p in pseudo),
+        *(["--off"] if not limits.enabled else []),
+        f"--max-layers={limits.max_layers}",
+        f"--repack-percent={limits.repack_percent}",
+    ]
+    what = "a layer of what changed since the last build, or the whole system when "
+    what += "there is none" if limits.enabled else f"the whole system ({why_not})"
+    return Action(
+        f"decide what to pack: {what}",
+        prepare,
+        (" ".join(shell_quote(a) for a in argv),),
+    )
+
+
+def layers_finish_step(build: Build, root: Path) -> Action:
+    """Name the packed image, link the earlier ones in, record the layers and their sums."""
+    out = build.partial_dir("system")
+    previous = build.done_dir("system")
+    key = packing_key(build, root)
+
+    def finish(ctx: StepContext) -> None:
+        state = layers.finish(ctx.out, previous, key)
+        for line in layers.describe(state):
+            ctx.log(line)
+
+    argv = [sys.executable, "-m", "livecd_tui.layers", "finish", str(out), str(previous)]
+    return Action(
+        "name the image (the base or the next layer) and record the layers and their sums",
+        finish,
+        (" ".join(shell_quote(a) for a in [*argv, f"--key={key}"]),),
+    )
 
 
 def check_modules_step(build: Build, modules_dir: Path, what: str) -> Action:
@@ -180,7 +286,7 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
     """Decide what the image leaves out and replaces (mksquashfs's -ef and -pf files), and,
     once mksquashfs ran, check the image: none of it is there."""
     out = build.partial_dir("system")
-    image = out / "system.squashfs"
+    image = out / layers.PACK_IMAGE
     scrubbed: list[tuple[scrub.ScrubPlan, list[scrub.Finding]]] = []
 
     def prepare(ctx: StepContext) -> None:
@@ -209,7 +315,10 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
             raise StepFailed("the scrub step did not run before this check")
         plan, findings = scrubbed.pop()
         try:
-            problems = scrub.verify_image(image, findings, plan)
+            hidden = None
+            if layers.packed_a_layer(ctx.out):
+                hidden = (ctx.out / layers.PACK_WHITEOUTS).read_text().splitlines()
+            problems = scrub.verify_image(image, findings, plan, hidden)
         except scrub.ScrubError as err:
             raise StepFailed(str(err), hint="Debian: squashfs-tools") from None
         if problems:
@@ -262,7 +371,8 @@ def scrub_steps(build: Build, root: Path) -> tuple[Action, Action]:
             # The exact paths left out, less those replaced by a pseudo file.
             (
                 f"grep -v -e '^\\.\\.\\. ' -e '[][*?]' {shell_quote(out / scrub.EXCLUDE_FILE)} | "
-                f"grep -v -x -F -f <(cut -d ' ' -f 1 {shell_quote(out / scrub.PSEUDO_FILE)}) "
+                f"grep -v -x -F -f <(cut -d ' ' -f 1 {shell_quote(out / scrub.PSEUDO_FILE)}) | "
+                f"grep -v -x -F -f {shell_quote(out / layers.PACK_WHITEOUTS)} "
                 f"> {shell_quote(out / 'scrub.check')} || true",
                 f"unsquashfs -l {shell_quote(image)} | sed 's|^squashfs-root/||' | "
                 f"grep -x -F -f {shell_quote(out / 'scrub.check')} "
@@ -404,7 +514,7 @@ def all_root(build: Build) -> bool:
 def mksquashfs_command(build: Build, root: Path) -> list[str]:
     """The mksquashfs argv: sources relative to the root, reproducible, all CPUs."""
     p = build.profile
-    out = build.partial_dir("system") / "system.squashfs"
+    out = build.partial_dir("system") / layers.PACK_IMAGE
     sources = squashfs_sources(build, root)
     cpus = build.squashfs_cpus
     argv = [
@@ -436,12 +546,10 @@ def mksquashfs_command(build: Build, root: Path) -> list[str]:
     argv += [
         "-wildcards",
         "-ef",
-        str(partial / scrub.EXCLUDE_FILE),
+        str(partial / layers.PACK_EXCLUDE),
         "-pf",
-        str(partial / scrub.PSEUDO_FILE),
+        str(partial / layers.PACK_PSEUDO),
     ]
-    if modules_from_outside(build, root):
-        argv += ["-pf", str(partial / MODULES_PSEUDO)]
     patterns = [pattern.text for pattern in exclude_patterns(build, root)]
     if patterns:
         argv += ["-e", *patterns]
