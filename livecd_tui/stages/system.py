@@ -161,12 +161,14 @@ def plan_system(build: Build) -> list[Step]:
 
 
 def packing_key(build: Build, root: Path) -> str:
-    """What a layer and the images under it must share: mksquashfs's command (how many CPUs
-    pack it aside) and the layers' format."""
+    """What a layer and the images under it must share: the root, mksquashfs's command (how
+    many CPUs pack it and where the work dir is aside) and the layers' format."""
     argv = mksquashfs_command(build, root)
     at = argv.index("-processors")
     del argv[at : at + 2]
-    text = f"layers {layers.FORMAT}\n" + "\0".join(argv)
+    work = str(build.work)
+    argv = ["$WORK" + a[len(work) :] if a.startswith(work + "/") else a for a in argv]
+    text = f"layers {layers.FORMAT}\n{root}\n" + "\0".join(argv)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
