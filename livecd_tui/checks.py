@@ -96,6 +96,7 @@ def run_checks(profile: Profile, with_kernel: bool = True) -> CheckReport:
     report.items += persistence_items(profile)
     if not problems:
         report.items += plan_items(profile)
+        report.items += layers_items(profile)
     if with_kernel:
         report.items += kernel_items(profile)
     return report
@@ -113,6 +114,25 @@ def plan_items(profile: Profile) -> list[CheckItem]:
         except PlanError as err:
             items.append(CheckItem("profile", False, str(err), err.option or None))
     return items
+
+
+def layers_items(profile: Profile) -> list[CheckItem]:
+    """Whether a rebuild packs the root's change as a layer, or always the whole system."""
+    from livecd_tui.stages.system import layer_limits
+
+    limits, why_not = layer_limits(Build.for_profile(profile, dry_run=True))
+    if limits.enabled:
+        how = "overlayfs stacks them at boot"
+        if Build.for_profile(profile, dry_run=True).method.writable.linked_root:
+            how = "the kernel has overlayfs: the classic method stacks them where the image is"
+        text = (
+            f"system image layers: on; a rebuild packs what changed in the root as a layer "
+            f"({how}); a full repack after {limits.max_layers} layers or "
+            f"{limits.repack_percent} % of the base"
+        )
+    else:
+        text = f"system image layers: off, every build packs the whole system ({why_not})"
+    return [CheckItem("tool", True, text, "system.layers", note=True)]
 
 
 def toolbox_items(profile: Profile) -> list[CheckItem]:

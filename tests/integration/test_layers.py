@@ -24,23 +24,25 @@ from tests.integration.serial import booted, log_in
 TOPS = ("bin", "sbin", "usr", "lib")
 ETC = ("etc/issue", "etc/shells", "etc/hostname", "etc/fstab", "etc/layer-note")
 
-#: The same listing in the live system (busybox): a line per entry, marked "L2" by the
-#: shell so that the echoed command line does not count.
-GUEST_LISTING = (
-    "cd / && m=L$((1+1)) && for t in " + " ".join((*TOPS, *ETC)) + "; do "
-    '[ -e "$t" ] || [ -L "$t" ] && find "$t"; done | LC_ALL=C sort | '
-    "while read -r p; do "
-    'if [ -L "$p" ]; then echo "$m $p l $(readlink "$p")"; '
-    'elif [ -d "$p" ]; then echo "$m $p d $(stat -c %a:%u:%g "$p")"; '
-    'else echo "$m $p f $(stat -c %a:%u:%g "$p") $(sha256sum < "$p" | cut -c 1-16)"; fi; '
-    "done; echo END-$((6*7))"
-)
+
+def guest_listing_command(where: str, names: tuple[str, ...]) -> str:
+    """The listing in the live system (busybox), of ``names`` under ``where``: a line per
+    entry, marked "L2" by the shell so that the echoed command line does not count."""
+    return (
+        f"cd {where} && m=L$((1+1)) && for t in " + " ".join(names) + "; do "
+        '[ -e "$t" ] || [ -L "$t" ] && find "$t"; done | LC_ALL=C sort | '
+        "while read -r p; do "
+        'if [ -L "$p" ]; then echo "$m $p l $(readlink "$p")"; '
+        'elif [ -d "$p" ]; then echo "$m $p d $(stat -c %a:%u:%g "$p")"; '
+        'else echo "$m $p f $(stat -c %a:%u:%g "$p") $(sha256sum < "$p" | cut -c 1-16)"; fi; '
+        "done; echo END-$((6*7))"
+    )
 
 
-def listing(root: Path) -> list[str]:
+def listing(root: Path, tops: tuple[str, ...] = (*TOPS, *ETC)) -> list[str]:
     """The guest's listing, of the root on the host."""
     names = []
-    for top in (*TOPS, *ETC):
+    for top in tops:
         path = root / top
         if not os.path.lexists(path):
             continue
@@ -64,11 +66,13 @@ def listing(root: Path) -> list[str]:
     return lines
 
 
-def guest_listing(iso: Path, memory_mib: int = 768) -> list[str]:
+def guest_listing(
+    iso: Path, memory_mib: int = 768, where: str = "/", names: tuple[str, ...] = (*TOPS, *ETC)
+) -> list[str]:
     """Boot ``iso``, log in on the serial console, list the tree there."""
     with booted(iso, memory_mib=memory_mib) as guest:
         log_in(guest)
-        out = guest.run(GUEST_LISTING, "END-42", timeout=600)
+        out = guest.run(guest_listing_command(where, names), "END-42", timeout=600)
         guest.send("sync; reboot -f")
         guest.proc.wait(timeout=120)
     return [line[3:] for line in out.splitlines() if line.startswith("L2 ")]
@@ -188,3 +192,35 @@ def test_rebuilds_pack_layers_and_the_live_system_is_the_roots_tree(
     assert "nothing changed in the root: the earlier images are kept" in same.output
     assert len(layers_of(work)) == 3
     assert iso.read_bytes() == before
+
+
+def test_the_classic_method_stacks_the_layers_where_the_image_is(
+    tmp_path: Path, busybox_root: Path, classic_tree: Path
+) -> None:
+    """The tmpfs root's bin, lib, sbin and usr link into /system: with layers that is a
+    read-only overlayfs of the base and the layers (the test kernel has OVERLAY_FS)."""
+    root = tmp_path / "root"
+    subprocess.run(["cp", "-a", str(busybox_root), str(root)], check=True)
+    profile = write_profile(
+        tmp_path / "classic-layers.toml",
+        PROFILES / "classic.toml",
+        f'[kernel]\ntree = "{classic_tree}"\n'
+        f'[system]\nroot = "{root}"\nmodules = "none"\n'
+        "[boottest]\nenabled = false\n",
+    )
+    check = livecd("check", profile)
+    assert "the classic method stacks them where the image is" in check.output, check.output
+    work = tmp_path / "work"
+    first = livecd("build", profile, "--work-dir", work, timeout=3000)
+    assert first.code == 0, first.output[-3000:]
+    change_one(root)
+    second = livecd("build", profile, "--work-dir", work)
+    assert second.code == 0, second.output[-3000:]
+    assert "packing layer 1:" in second.output
+    assert layers_of(work) == ["system.squashfs", "layer-01.squashfs"]
+    seen = guest_listing(
+        work / "out" / "classic-layers.iso", memory_mib=256, where="/system", names=TOPS
+    )
+    assert len(seen) > 300, seen
+    assert "usr/sbin f 644:0:0" in "\n".join(seen), "a directory replaced by a file"
+    assert seen == listing(root, TOPS)
