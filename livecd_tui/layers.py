@@ -228,10 +228,11 @@ def layer_definitions(
             needed.setdefault("/".join(parts[:cut]))
     for name in carried:
         needed.setdefault(name)
+    newline = [name for name in (*needed, *change.removed) if "\n" in name]
+    if newline:
+        return [], f"{newline[0]!r} has a newline, which a pseudo file cannot name"
     lines = []
     for name in sorted(needed, key=lambda n: n.split("/")):
-        if "\n" in name:
-            return [], f"{name!r} has a newline, which a pseudo file cannot name"
         if name in pseudo_lines:
             lines.append(pseudo_lines[name])
             continue
