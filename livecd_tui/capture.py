@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livecd_tui import excludes, procs, scrub
+from livecd_tui import excludes, layers, procs, scrub
 from livecd_tui.build import Build
 from livecd_tui.scrub import human
 
@@ -680,6 +680,7 @@ def render(
             else f"  for {label} [iso.medium]"
         )
         lines.append(f"  {'ISO':14} {human(est.iso):>11}{use}")
+    lines += ["", *layers_lines(build)]
     needed = space_needed(capture.size, est.squashfs if est else None)
     lines += [
         "",
@@ -694,6 +695,31 @@ def render(
         lines += ["", "WARNINGS"]
         for problem in problems:
             lines += _wrap(f"! {problem}", "  ", "    ")
+    return lines
+
+
+def layers_lines(build: Build) -> list[str]:
+    """The system image's layers in the work dir, and what the next build does with them."""
+    from livecd_tui.stages.system import layer_limits
+
+    limits, why_not = layer_limits(build)
+    state = layers.load_state(build.done_dir("system"))
+    if not limits.enabled:
+        return ["layers: off, every build packs the whole system", *_wrap(why_not, "  ")]
+    if state is None:
+        return [
+            "layers: the next build packs the base image; later builds pack what changed",
+            f"  (a full repack after {limits.max_layers} layers or {limits.repack_percent} % "
+            "of the base)",
+        ]
+    lines = [f"layers: {len(state.layers)} on the base, in {build.done_dir('system')}"]
+    lines += [f"  {line}" for line in layers.describe(state)]
+    total = sum(i.size for i in state.layers)
+    base = state.images[0].size or 1
+    lines.append(
+        f"  the layers are {total * 100 // base} % of the base; a full repack after "
+        f"{limits.max_layers} layers or {limits.repack_percent} %"
+    )
     return lines
 
 

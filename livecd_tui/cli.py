@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from livecd_tui import __version__
+from livecd_tui import __version__, layers
 from livecd_tui.build import Build
 from livecd_tui.engine import (
     BuildError,
@@ -762,6 +762,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         if status == "running" and state.started:
             duration = f"{time.time() - state.started:.0f} s…"
         print(f"{name:11} {status:12} {duration:>9}  {state.log or '-'}")
+        if name == "system" and status in ("done", "skipped"):
+            stack = layers.load_state(build.done_dir("system"))
+            for line in layers.describe(stack) if stack else []:
+                print(f"{'':11} {line}")
         if name == "iso" and status not in ("done", "skipped", "running"):
             for iso in sorted((build.work / "out").glob("*.iso")):
                 print(f"{'':11} {iso} is from an earlier build, not current")
