@@ -117,8 +117,11 @@ def save(manifest: Manifest, path: Path) -> None:
         for name, rec in manifest.items()
     ]
     tmp = path.with_name(path.name + ".tmp")
-    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as out:
-        json.dump({"format": FORMAT, "entries": rows}, out, separators=(",", ":"))
+    # No time in the gzip header: the same manifest is the same bytes.
+    with open(tmp, "wb") as raw, gzip.GzipFile("", "wb", 1, raw, mtime=0) as packed:
+        packed.write(
+            json.dumps({"format": FORMAT, "entries": rows}, separators=(",", ":")).encode()
+        )
     os.replace(tmp, path)
 
 
