@@ -18,6 +18,7 @@ from livecd_tui import accounts, fileops, scrub
 from livecd_tui.build import Build, find_prebuilt_kernel
 from livecd_tui.profile import Profile, load_profile
 from livecd_tui.stages.writable import scrub_tree_step
+from tests.secret_samples import _pem
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = find_prebuilt_kernel(Path("/"))
@@ -591,3 +592,40 @@ def test_an_option_the_system_stage_does_not_read_leaves_its_plan_alone(
     changed = load_profile(path)
     changed.set(key, value)
     assert plan(changed) == before
+
+
+@needs_tools
+def test_a_layer_is_scrubbed_as_the_base_is(tmp_path: Path) -> None:
+    """Secrets planted after the base build, and a changed /etc/shadow: the layer holds
+    none of them (the scrub and the content scan apply to every layer), the report names
+    them, and the shadow file in the layer is livecd-tui's."""
+    root = tmp_path / "root"
+    make_secret_root(root)
+    profile = write_profile(tmp_path / "secrets.toml", root, **{"system.scrub": {"home": False}})
+    work = tmp_path / "work"
+    assert build(profile, work, "preflight,kernel,system").returncode == 0
+    planted = {
+        "etc/ssh/ssh_host_rsa_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA==\n"
+        "-----END OPENSSH PRIVATE KEY-----\n",
+        "usr/share/app/deploy.pem": _pem("RSA PRIVATE KEY", "layer")[0].decode(),
+        "usr/bin/new-tool": "#!/bin/sh\necho new\n",
+    }
+    for rel, text in planted.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    with (root / "etc" / "shadow").open("a") as shadow:
+        shadow.write(f"bob:{HASH}:19000:0:99999:7:::\n")
+    result = build(profile, work, "preflight,kernel,system")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    layer = work / "stages" / "system" / "layer-01.squashfs"
+    paths = squashfs_paths(layer)
+    assert "usr/bin/new-tool" in paths
+    assert "etc/ssh/ssh_host_rsa_key" not in paths
+    assert "usr/share/app/deploy.pem" not in paths
+    shadow = squashfs_cat(layer, "etc/shadow")
+    assert "$6$" not in shadow and "bob:!:" in shadow
+    report = (work / "out" / "secrets.scrub.txt").read_text()
+    assert "etc/ssh/ssh_host_rsa_key" in report and "usr/share/app/deploy.pem" in report
+    log = (work / "logs" / "system.log").read_text()
+    assert "packing layer 1:" in log
+    assert "checked the image's files: no secret in them but those allowed" in log
