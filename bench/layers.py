@@ -11,8 +11,8 @@ each comparison inside this one run:
       as a package would bring), RUNS times;
   (d) nothing changed -> the build, RUNS times;
   (e) boot to `login:` (QEMU, TCG) of a 3-layer image against a 1-layer image of the same
-      tree, alternating, RUNS times each: on the cached systemd test root (a TCG boot of the
-      whole `/` is not what is compared; the stacking is the same).
+      tree (the full build's, and its tree again as three layers: a file added, changed,
+      removed), alternating, RUNS times each.
 
 The changes go into ROOT/usr/local/share/livecd-bench (removed at the end). The layers'
 limits are raised in the bench's profile so that every round adds a layer.
@@ -175,7 +175,7 @@ def layer_line(log: Path) -> str:
 def boot_seconds(iso: Path) -> float:
     """QEMU (TCG, BIOS CD) from start to the serial `login:` prompt."""
     argv = qemu.qemu_argv(
-        iso, firmware="bios", medium="cdrom", memory_mib=1024, accel="tcg", timeout=900
+        iso, firmware="bios", medium="cdrom", memory_mib=2048, accel="tcg", timeout=900
     )
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -191,36 +191,25 @@ def boot_seconds(iso: Path) -> float:
         qemu.stop_qemu(proc)
 
 
-def boots(runs: int) -> tuple[list[float], list[float]]:
-    """(e): the systemd test root with three layers against a one-layer image of it."""
-    cached = Path.home() / ".cache" / "livecd-tui-tests" / "roots" / "systemd"
-    if not cached.is_dir():
-        sys.exit(f"bench: {cached} is missing: the integration tests make it (real_roots)")
-    root = CACHE / "boot-root"
-    shutil.rmtree(root, ignore_errors=True)
-    subprocess.run(["cp", "-a", str(cached), str(root)], check=True)
-    layered = profile(CACHE / "boot-layers.toml", root, 'modules = "all"\ncompressor = "gzip"\n')
-    work = CACHE / "boot-layers"
-    shutil.rmtree(work, ignore_errors=True)
-    run(livecd("build", layered, "--work-dir", work), CACHE / "e.log")
-    for n in range(3):
-        extra = root / "usr" / "local" / "share" / f"layer{n}"
-        extra.mkdir(parents=True)
-        (extra / "data").write_bytes(os.urandom(1 << 20))
-        (root / "etc" / "motd").write_text(f"layer {n}\n")
-        run(livecd("build", layered, "--work-dir", work), CACHE / "e.log")
+def boots(prof: Path, change: Path, runs: int) -> tuple[list[float], list[float]]:
+    """(e): the full build's tree as three layers on its base (a file added, changed, then
+    removed with its dir) against the full build's own one-image ISO, booted alternately."""
+    work = CACHE / "layers-boot"
+    three_iso, one_iso = work / "out" / "layers.iso", CACHE / "layers-one-image.iso"
+    for n, text in enumerate(("added\n", "changed\n", None)):
+        if text is None:
+            shutil.rmtree(change)
+        else:
+            change.mkdir(parents=True, exist_ok=True)
+            (change / "x.conf").write_text(text)
+        run(livecd("build", prof, "--work-dir", work), CACHE / "e.log")
+        say(f"(e) layer {n + 1}: {layer_line(CACHE / 'e.log')}")
     state = json.loads((work / "stages" / "system" / "layers.json").read_text())
     assert len(state["images"]) == 4, state
-    flat = profile(
-        CACHE / "boot-flat.toml", root, 'modules = "all"\ncompressor = "gzip"\nlayers = false\n'
-    )
-    flat_work = CACHE / "boot-flat"
-    shutil.rmtree(flat_work, ignore_errors=True)
-    run(livecd("build", flat, "--work-dir", flat_work), CACHE / "e.log")
     three, one = [], []
     for i in range(runs):
-        three.append(boot_seconds(work / "out" / "boot-layers.iso"))
-        one.append(boot_seconds(flat_work / "out" / "boot-flat.iso"))
+        three.append(boot_seconds(three_iso))
+        one.append(boot_seconds(one_iso))
         say(f"(e) boot {i + 1}: 3 layers {three[-1]:.1f} s, 1 image {one[-1]:.1f} s")
     return three, one
 
@@ -244,7 +233,17 @@ def main() -> int:
             tools, scripts, stages = full_builds(prof, args.pairs)
         else:
             tools, scripts, stages = [], [], stage_times(CACHE / "layers-tool")
+        # (e) starts from this build: its ISO, and a copy of its work dir (hard links).
+        shutil.rmtree(CACHE / "layers-boot", ignore_errors=True)
+        subprocess.run(["cp", "-al", CACHE / "layers-tool", CACHE / "layers-boot"], check=True)
+        one_image = CACHE / "layers-one-image.iso"
+        one_image.unlink(missing_ok=True)
+        os.link(CACHE / "layers-tool" / "out" / "layers.iso", one_image)
         found = rebuilds(prof, CACHE / "layers-tool", change, args.runs)
+        shutil.rmtree(change, ignore_errors=True)
+        three: list[float] = []
+        if not args.no_boot:
+            three, one = boots(prof, change, args.runs)
     finally:
         shutil.rmtree(change, ignore_errors=True)
     say("")
@@ -257,8 +256,7 @@ def main() -> int:
         median = statistics.median(found[case])
         share = f", {median / full * 100:.1f} % of (a)" if full else ""
         say(f"({case}) {what}: median {median:.2f} s{share}")
-    if not args.no_boot:
-        three, one = boots(args.runs)
+    if three:
         a, b = statistics.median(three), statistics.median(one)
         say(f"(e) boot to login: 3 layers {a:.1f} s, 1 image {b:.1f} s, ratio {a / b:.3f}")
     say(f"load at end {load()}")
