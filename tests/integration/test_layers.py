@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -184,6 +185,26 @@ def test_rebuilds_pack_layers_and_the_live_system_is_the_roots_tree(
     assert repack.code == 0, repack.output[-3000:]
     assert "layers are off (system.layers)" in repack.output
     assert guest_listing(tmp_path / "full-work" / "out" / "full.iso") == layered
+
+    # Copied to RAM (the toram entry), the layers too: the same tree, the medium released.
+    toram = write_profile(
+        tmp_path / "toram.toml",
+        PROFILES / "demo.toml",
+        system + body + "[writable]\ncopy_to_ram = true\n",
+    )
+    in_ram = livecd("build", toram, "--work-dir", work)
+    assert in_ram.code == 0, in_ram.output[-3000:]
+    assert in_ram.status("system") == "up to date", in_ram.output[-3000:]
+    with booted(work / "out" / "toram.iso") as guest:
+        log_in(guest)
+        seen = guest.run(
+            "cat /sys/block/loop*/loop/backing_file; grep -c iso9660 /proc/mounts; "
+            "echo toram-$((6*7))",
+            "toram-42",
+        )
+    for image in ("system.squashfs", "layer-01.squashfs", "layer-02.squashfs"):
+        assert f"/run/livecd/toram/live/{image}" in seen, seen
+    assert re.search(r"^0$", seen, re.M), "no iso9660 filesystem (the CD) is mounted"
 
     # Nothing changed, the stage forced: no new layer, the ISO is the same.
     before = iso.read_bytes()

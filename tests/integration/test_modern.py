@@ -266,7 +266,7 @@ def test_toram_entry_runs_from_ram_without_the_medium(demo: tuple[Path, Path]) -
     assert booted_with(boot) == Booted("seabios", "grub2-pc", "cd")
     assert re.search(r"copying the system image to RAM \(\d+ MiB\)", boot)
     assert "livecd.toram" in seen, "the toram entry was the one booted"
-    assert "/run/livecd/toram/system.squashfs" in seen, "the squashfs is the copy in RAM"
+    assert "/run/livecd/toram/live/system.squashfs" in seen, "the squashfs is the copy in RAM"
     assert "/run/livecd/medium" not in seen
     assert re.search(r"^0$", seen, re.M), "no iso9660 filesystem (the CD) is mounted"
     assert re.search(r"^tmpfs /run/livecd/toram tmpfs", seen, re.M)
