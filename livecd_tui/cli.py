@@ -762,10 +762,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         if status == "running" and state.started:
             duration = f"{time.time() - state.started:.0f} s…"
         print(f"{name:11} {status:12} {duration:>9}  {state.log or '-'}")
-        if name == "system" and status in ("done", "skipped"):
-            stack = layers.load_state(build.done_dir("system"))
-            for line in layers.describe(stack) if stack else []:
-                print(f"{'':11} {line}")
         if name == "iso" and status not in ("done", "skipped", "running"):
             for iso in sorted((build.work / "out").glob("*.iso")):
                 print(f"{'':11} {iso} is from an earlier build, not current")
@@ -775,6 +771,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f"{'':11} failed: {failure.get('command', '')}")
             else:
                 print(f"{'':11} {(failure.get('tail') or [failure.get('describe', '')])[-1]}")
+    stack = layers.load_state(build.done_dir("system"))
+    if stack:
+        print(f"system image: the base and {len(stack.layers)} layers (system.layers)")
+        for line in layers.describe(stack):
+            print(f"  {line}")
     return EXIT_OK
 
 
