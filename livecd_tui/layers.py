@@ -27,7 +27,7 @@ from pathlib import Path
 
 from livecd_tui import excludes, manifest
 from livecd_tui.manifest import file_sha256
-from livecd_tui.scrub import EXCLUDE_FILE, pseudo_name
+from livecd_tui.scrub import EXCLUDE_FILE, human, pseudo_name
 
 #: The stage's files: the images, what they hold, and mksquashfs's inputs for this build.
 BASE = "system.squashfs"
@@ -361,7 +361,7 @@ def describe(state: State) -> list[str]:
         what = "base" if image.file == BASE else f"{image.entries} entries"
         if image.removed:
             what += f", {image.removed} removed"
-        lines.append(f"{image.file}: {image.size / 1048576:.1f} MiB ({what})")
+        lines.append(f"{image.file}: {human(image.size)} ({what})")
     return lines
 
 
@@ -411,7 +411,7 @@ def summary(decision: Decision) -> str:
         return "nothing changed in the root: the earlier images are kept as they are"
     return (
         f"packing layer {decision.number}: {decision.carried} entries "
-        f"({decision.carried_bytes / 1048576:.1f} MiB of files) and {decision.removed} "
+        f"({human(decision.carried_bytes)} of files) and {decision.removed} "
         f"removed ({decision.why})"
     )
 
