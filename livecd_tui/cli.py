@@ -772,9 +772,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             else:
                 print(f"{'':11} {(failure.get('tail') or [failure.get('describe', '')])[-1]}")
     stack = layers.load_state(build.done_dir("system"))
-    if stack:
+    if stack and stack.layers:
         count = len(stack.layers)
-        print(f"system image: the base and {count} layer{'s' * (count != 1)} (system.layers)")
+        print(f"\nsystem image: the base and {count} layer{'s' * (count != 1)} (system.layers)")
         for line in layers.describe(stack):
             print(f"  {line}")
     return EXIT_OK
