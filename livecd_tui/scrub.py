@@ -15,6 +15,8 @@ was removed, replaced or added.
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import hashlib
 import json
 import os
 import shlex
@@ -938,14 +940,67 @@ def packed_files(
     ]
 
 
-def scan_content(root: Path, files: Sequence[str], plan: ScrubPlan) -> list[Finding]:
+def scan_content(
+    root: Path,
+    files: Sequence[str],
+    plan: ScrubPlan,
+    remember: tuple[Path, Path] | None = None,
+) -> list[Finding]:
     """Scan ``files`` (in ``root``) for secrets and add to the plan what that asks for: a file
     holding one is left out (an exclude pattern), or, for a config file in /etc whose every
     secret is a setting's value, replaced by a copy with the values replaced. Returns the
-    findings of the files kept because system.scrub.allow lists them."""
+    findings of the files kept because system.scrub.allow lists them. With ``remember``
+    (the previous build's stage dir, this one's), the files the previous scan found clean
+    and that are unchanged since are not read again (:func:`scan_changed`)."""
     if not plan.scan:
         return []
-    return _add_results(root, secrets.scan_files(root, files), plan)
+    if remember is None:
+        return _add_results(root, secrets.scan_files(root, files), plan)
+    return _add_results(root, scan_changed(root, files, *remember), plan)
+
+
+#: The files the system image's last content scan found clean, with what their stat said:
+#: the next build reads only the others (the layers issue: a rebuild costs the change).
+CLEAN_FILE = "scan-clean.json.gz"
+
+
+def scan_changed(
+    root: Path, files: Sequence[str], previous: Path, out: Path
+) -> list[secrets.Result]:
+    """secrets.scan_files of the files not found clean by the scan recorded in ``previous``
+    with the same size, mtime, inode change time and inode (and the same rules); records
+    this scan's clean files in ``out``."""
+    rules = hashlib.sha256(Path(secrets.__file__).read_bytes()).hexdigest()
+    before: dict[str, list[int]] = {}
+    try:
+        with gzip.open(
+            previous / CLEAN_FILE, "rt", encoding="utf-8", errors="surrogateescape"
+        ) as f:
+            data = json.load(f)
+        if data.get("rules") == rules:
+            before = data["clean"]
+    except (OSError, ValueError, TypeError, KeyError, EOFError):
+        pass
+    stats: dict[str, list[int]] = {}
+    unread = []
+    for rel in files:
+        try:
+            st = os.lstat(root / rel)
+        except OSError:
+            unread.append(rel)
+            continue
+        stats[rel] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        if before.get(rel) != stats[rel]:
+            unread.append(rel)
+    results = secrets.scan_files(root, unread)
+    hit = {r.path for r in results}
+    clean = {rel: key for rel, key in stats.items() if rel not in hit}
+    tmp = out / (CLEAN_FILE + ".tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile("", "wb", 1, raw, mtime=0) as packed:
+        text = json.dumps({"rules": rules, "clean": clean}, separators=(",", ":"))
+        packed.write(text.encode("utf-8", "surrogateescape"))
+    os.replace(tmp, out / CLEAN_FILE)
+    return results
 
 
 def _add_results(root: Path, results: Sequence[secrets.Result], plan: ScrubPlan) -> list[Finding]:
@@ -1176,8 +1231,11 @@ def scrub_squashfs(
     if plan.scan:
         files = packed_files(root, sources, other, plan)
         started = time.monotonic()
-        kept = scan_content(root, files, plan)
-        log(f"scanned {len(files)} files for secrets in {time.monotonic() - started:.1f} s")
+        kept = scan_content(root, files, plan, (build.done_dir("system"), out))
+        log(
+            f"scanned {len(files)} files for secrets in {time.monotonic() - started:.1f} s "
+            "(those the last build found clean and unchanged since are not read again)"
+        )
     write_squashfs_lists(plan, root, sources, other, out)
     findings = find_removed(root, sources, other, plan)
     return plan, findings + changed_findings(plan, sources, homes=True) + kept

@@ -629,3 +629,32 @@ def test_a_layer_is_scrubbed_as_the_base_is(tmp_path: Path) -> None:
     log = (work / "logs" / "system.log").read_text()
     assert "packing layer 1:" in log
     assert "checked the image's files: no secret in them but those allowed" in log
+
+
+def test_the_content_scan_reads_only_what_changed_since_a_clean_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild's scan skips the files the last scan found clean and whose size, mtime,
+    inode change time and inode are the same; a secret written since is found."""
+    root, first, second, third = (tmp_path / n for n in ("root", "one", "two", "three"))
+    for d in (root / "etc", first, second, third):
+        d.mkdir(parents=True)
+    for n in range(5):
+        (root / "etc" / f"f{n}").write_text(f"plain {n}\n")
+    files = [f"etc/f{n}" for n in range(5)]
+    asked: list[list[str]] = []
+    real = scrub.secrets.scan_files
+
+    def counting(where: Path, rels: list[str]) -> list[scrub.secrets.Result]:
+        asked.append(sorted(rels))
+        return real(where, rels)
+
+    monkeypatch.setattr(scrub.secrets, "scan_files", counting)
+    assert scrub.scan_changed(root, files, tmp_path / "none", first) == []
+    (root / "etc" / "f2").write_bytes(_pem("OPENSSH PRIVATE KEY", "later")[0])
+    found = scrub.scan_changed(root, files, first, second)
+    assert asked == [files, ["etc/f2"]]
+    assert [r.path for r in found] == ["etc/f2"]
+    # The file with the secret is read again next time (only clean files are remembered).
+    scrub.scan_changed(root, files, second, third)
+    assert asked[-1] == ["etc/f2"]
