@@ -220,7 +220,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=1)
     parser.add_argument("--no-boot", action="store_true")
-    parser.add_argument("--no-full", action="store_true", help="reuse the tool's last full build")
+    parser.add_argument(
+        "--no-full",
+        action="store_true",
+        help="reuse the last run's full build (its work dir, its copy for (e), its ISO)",
+    )
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     say(f"bench/layers.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, root {args.root}")
@@ -233,12 +237,13 @@ def main() -> int:
             tools, scripts, stages = full_builds(prof, args.pairs)
         else:
             tools, scripts, stages = [], [], stage_times(CACHE / "layers-tool")
-        # (e) starts from this build: its ISO, and a copy of its work dir (hard links).
-        shutil.rmtree(CACHE / "layers-boot", ignore_errors=True)
-        subprocess.run(["cp", "-al", CACHE / "layers-tool", CACHE / "layers-boot"], check=True)
-        one_image = CACHE / "layers-one-image.iso"
-        one_image.unlink(missing_ok=True)
-        os.link(CACHE / "layers-tool" / "out" / "layers.iso", one_image)
+        if not args.no_full:
+            # (e) starts from this build: its ISO, and a copy of its work dir (hard links).
+            shutil.rmtree(CACHE / "layers-boot", ignore_errors=True)
+            subprocess.run(["cp", "-al", CACHE / "layers-tool", CACHE / "layers-boot"], check=True)
+            one_image = CACHE / "layers-one-image.iso"
+            one_image.unlink(missing_ok=True)
+            os.link(CACHE / "layers-tool" / "out" / "layers.iso", one_image)
         found = rebuilds(prof, CACHE / "layers-tool", change, args.runs)
         shutil.rmtree(change, ignore_errors=True)
         three: list[float] = []

@@ -195,3 +195,23 @@ def test_a_damaged_state_means_a_full_repack(tmp_path: Path) -> None:
     (work / "system" / layers.MANIFEST).write_bytes(b"garbage")
     assert manifest.load(work / "system" / layers.MANIFEST) is None
     assert "no earlier image" in build(root, work)
+
+
+def test_the_packing_key_does_not_follow_the_work_dir(tmp_path: Path) -> None:
+    """A work dir moved or copied (inside the root, where it is an exclude) keeps its
+    layers; another compressor does not."""
+    from livecd_tui.build import Build
+    from livecd_tui.profile import new_profile
+    from livecd_tui.stages.system import packing_key
+
+    root = tmp_path / "root"
+    make_root(root)
+    profile = new_profile()
+    profile.set("system.root", str(root))
+    keys = {
+        packing_key(Build(profile=profile, work=root / "var" / name), root)
+        for name in ("one", "two")
+    }
+    assert len(keys) == 1
+    profile.set("system.compressor", "xz")
+    assert packing_key(Build(profile=profile, work=root / "var" / "one"), root) not in keys

@@ -166,8 +166,13 @@ def packing_key(build: Build, root: Path) -> str:
     argv = mksquashfs_command(build, root)
     at = argv.index("-processors")
     del argv[at : at + 2]
+    # The work dir's own paths (its files, and its exclude when it lies in the root) are no
+    # content: a work dir moved or copied keeps its layers.
     work = str(build.work)
-    argv = ["$WORK" + a[len(work) :] if a.startswith(work + "/") else a for a in argv]
+    own = {excludes.escape(w) for w in _work_dir_excludes(build, root)}
+    argv = [
+        "$WORK" + a[len(work) :] if a.startswith(work + "/") else a for a in argv if a not in own
+    ]
     text = f"layers {layers.FORMAT}\n{root}\n" + "\0".join(argv)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
