@@ -27,8 +27,13 @@ SESSION = f"livecd-tui-test-{os.getpid()}"
 BUILD_TIMEOUT = 600
 
 
+#: The tests' own tmux server: a user's tmux is not touched, and no other client's server
+#: can be the one exiting when a test opens a session.
+TMUX = ("tmux", "-L", f"livecd-tui-test-{os.getpid()}")
+
+
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run([*TMUX, *args], check=True, capture_output=True, text=True).stdout
 
 
 def screen(session: str = SESSION) -> str:
@@ -59,17 +64,18 @@ def open_app(session: str, where: Path, terminal: str = "TERM=screen") -> None:
         f"XDG_STATE_HOME={where / 'state'} {terminal} "
         f"{sys.executable} -m livecd_tui.cli demo.toml"
     )
-    tmux(
-        "new-session",
-        "-d",
-        "-s",
-        session,
-        "-x",
-        "80",
-        "-y",
-        "24",
-        f"env PYTHONPATH={ROOT} sh -c '{command}'",
-    )
+    argv = ["new-session", "-d", "-s", session, "-x", "80", "-y", "24"]
+    argv.append(f"env PYTHONPATH={ROOT} sh -c '{command}'")
+    for attempt in range(5):
+        try:
+            tmux(*argv)
+            return
+        except subprocess.CalledProcessError as err:
+            # The server exits with its last session; a new session asked of it meanwhile
+            # gets "server exited unexpectedly": ask again, a new server then starts.
+            if "server exited unexpectedly" not in (err.stderr or "") or attempt == 4:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture
@@ -82,7 +88,7 @@ def session(tmp_path: Path):  # type: ignore[no-untyped-def]
     try:
         yield profile
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], check=False)
+        subprocess.run([*TMUX, "kill-session", "-t", SESSION], check=False)
 
 
 def test_change_save_build_in_tmux(session: Path) -> None:
@@ -215,8 +221,7 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
         keys("d", session=again)
         deadline = time.monotonic() + 15
         while (
-            subprocess.run(["tmux", "has-session", "-t", again], capture_output=True).returncode
-            == 0
+            subprocess.run([*TMUX, "has-session", "-t", again], capture_output=True).returncode == 0
         ):
             assert time.monotonic() < deadline, "q did not quit:\n" + screen(again)
             time.sleep(0.2)
@@ -224,7 +229,7 @@ def test_build_survives_a_lost_terminal_and_is_shown_again(session: Path) -> Non
             "a clean quit leaves no recovery file"
         )
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", again], check=False)
+        subprocess.run([*TMUX, "kill-session", "-t", again], check=False)
         runner.stop(work)
 
 
@@ -236,7 +241,7 @@ CONSOLE = "LANG=C LC_ALL=C TERM=linux"
 def raw_screen(session: str) -> bytes:
     """The pane as bytes, as tmux holds it (UTF-8 where the program wrote UTF-8)."""
     return subprocess.run(
-        ["tmux", "capture-pane", "-p", "-t", session], check=True, capture_output=True
+        [*TMUX, "capture-pane", "-p", "-t", session], check=True, capture_output=True
     ).stdout
 
 
@@ -264,7 +269,7 @@ def test_on_a_console_without_utf8_the_screen_holds_ascii_only(tmp_path: Path) -
             "the control shows no UTF-8: the check below could not fail"
         )
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", control], check=False)
+        subprocess.run([*TMUX, "kill-session", "-t", control], check=False)
 
     work = tmp_path / "cache" / "livecd-tui" / "demo"
     open_app(SESSION, tmp_path, CONSOLE)
@@ -295,7 +300,7 @@ def test_on_a_console_without_utf8_the_screen_holds_ascii_only(tmp_path: Path) -
         assert_ascii(SESSION, "zoomed log")
         keys("z", "Escape", "q")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], check=False)
+        subprocess.run([*TMUX, "kill-session", "-t", SESSION], check=False)
         from livecd_tui import runner
 
         runner.stop(work)
